@@ -1,0 +1,1 @@
+"""capacity: live booking of mental-health crisis places in England."""

@@ -1,0 +1,61 @@
+"""create_app(settings) -> Litestar: plugins, routes and lifespans; nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from capacity.auth.controllers import AuthController
+from capacity.auth.security import LoginThrottle, make_jwt_auth
+from capacity.booking.controllers import ReferenceController, UnitController
+from capacity.clock import Clock
+from capacity.db.engine import Database
+from capacity.deps import dependencies
+from capacity.errors import internal_error_handler, problem_details
+from capacity.settings import Settings
+
+
+@get("/health", summary="Liveness", tags=["Service"])
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    jwt_auth = make_jwt_auth(settings.signing_key(), settings.token_minutes)
+    db = Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = Litestar(
+        route_handlers=[health, AuthController, ReferenceController, UnitController],
+        dependencies=dependencies,
+        plugins=[problem_details],
+        on_app_init=[jwt_auth.on_app_init],
+        exception_handlers={Exception: internal_error_handler},
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="capacity",
+            version="0.1.0",
+            description="Live booking of mental-health crisis places in England.",
+            path="/schema",
+            components=Components(
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
+            ),
+        ),
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.clock = clock or Clock()
+    app.state.jwt_auth = jwt_auth
+    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds)
+    return app

@@ -1,0 +1,156 @@
+"""Availability is derived, never typed in (rule 2): open places less active placements less live holds.
+
+A live hold is one still `held` whose `expires_at` is in the future, so expiry is exact at read time
+whether or not the sweep has marked it yet.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from capacity.booking.models import Area, Hold, Placement, Unit, UnitAreaRule
+from capacity.errors import Invalid, NotFound
+from capacity.settings import Settings
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Haversine distance between two points, in kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+def live_holds(unit_id, now: datetime):
+    """Count of a unit's live holds, as a correlated scalar subquery."""
+    return (
+        select(func.count(Hold.id))
+        .where(Hold.unit_id == unit_id, Hold.status == "held", Hold.expires_at > now)
+        .scalar_subquery()
+    )
+
+
+def active_placements(unit_id):
+    return (
+        select(func.count(Placement.id))
+        .where(Placement.unit_id == unit_id, Placement.ended_at.is_(None))
+        .scalar_subquery()
+    )
+
+
+@dataclass
+class UnitFigures:
+    """A unit with its derived figures at one instant."""
+
+    unit: Unit
+    held: int
+    occupied: int
+    stale: bool
+    distance_km: float | None = None
+    out_of_area: bool | None = None
+
+    @property
+    def available(self) -> int:
+        if self.unit.status != "open":
+            return 0
+        return max(0, self.unit.open_places - self.occupied - self.held)
+
+
+def is_stale(unit: Unit, now: datetime, settings: Settings) -> bool:
+    return now - unit.last_confirmed_at > timedelta(minutes=settings.stale_minutes[unit.kind])
+
+
+def _with_counts(now: datetime) -> Select:
+    return select(
+        Unit,
+        live_holds(Unit.id, now).label("held"),
+        active_placements(Unit.id).label("occupied"),
+    )
+
+
+async def unit_figures(
+    session: AsyncSession, unit_id: str, now: datetime, settings: Settings, *, detail: bool = False
+) -> UnitFigures:
+    stmt = _with_counts(now).where(Unit.id == unit_id)
+    if detail:
+        stmt = stmt.options(selectinload(Unit.area_rules))
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        raise NotFound(f"no unit with id {unit_id}")
+    unit, held, occupied = row
+    return UnitFigures(unit, held, occupied, is_stale(unit, now, settings))
+
+
+@dataclass(frozen=True)
+class UnitSearch:
+    kinds: tuple[str, ...] = ()
+    sex: str | None = None
+    age: int | None = None
+    home_area: str | None = None
+    near: tuple[float, float] | None = None
+    available_only: bool = False
+    limit: int | None = None
+
+
+def _eligibility_filters(search: UnitSearch) -> list:
+    filters = []
+    if search.kinds:
+        filters.append(Unit.kind.in_(search.kinds))
+    if search.sex in ("female", "male"):
+        filters.append(Unit.sex.in_(("any", search.sex)))
+    if search.age is not None:
+        filters.append(Unit.min_age <= search.age)
+        filters.append(or_(Unit.max_age.is_(None), Unit.max_age >= search.age))
+    if search.home_area:
+        rule = UnitAreaRule
+        filters.append(
+            ~exists().where(rule.unit_id == Unit.id, rule.rule == "refuses", rule.area_code == search.home_area)
+        )
+        # A unit that lists the areas it accepts takes no one from elsewhere.
+        filters.append(
+            or_(
+                ~exists().where(rule.unit_id == Unit.id, rule.rule == "accepts"),
+                exists().where(
+                    and_(rule.unit_id == Unit.id, rule.rule == "accepts", rule.area_code == search.home_area)
+                ),
+            )
+        )
+    return filters
+
+
+async def search_units(
+    session: AsyncSession, search: UnitSearch, now: datetime, settings: Settings
+) -> list[UnitFigures]:
+    """Units matching the search, fresh before stale, nearest first when `near` is given."""
+    local_providers: set[str] | None = None
+    if search.home_area:
+        area = await session.get(Area, search.home_area)
+        if area is None:
+            raise Invalid(f"no area with code {search.home_area}", field="home_area")
+        local_providers = set(area.local_provider_ids)
+
+    stmt = _with_counts(now).where(*_eligibility_filters(search))
+    results: list[UnitFigures] = []
+    for unit, held, occupied in (await session.execute(stmt)).all():
+        figures = UnitFigures(unit, held, occupied, is_stale(unit, now, settings))
+        if search.available_only and figures.available == 0:
+            continue
+        if search.near:
+            figures.distance_km = round(great_circle_km(*search.near, unit.lat, unit.lon), 1)
+        if local_providers is not None:
+            figures.out_of_area = unit.provider_id not in local_providers
+        results.append(figures)
+
+    if search.near:
+        results.sort(key=lambda f: (f.stale, f.distance_km, f.unit.name))
+    else:
+        results.sort(key=lambda f: (f.stale, f.unit.name))
+    return results[: search.limit] if search.limit else results

@@ -1,0 +1,104 @@
+"""Reference data and units: thin handlers that call one service each."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar import Controller, get, put
+from litestar.params import Parameter
+from sqlalchemy import select
+
+from capacity.auth.security import Actor, require_roles
+from capacity.booking import units as unit_service
+from capacity.booking.availability import UnitSearch, search_units, unit_figures
+from capacity.booking.models import Area, Provider
+from capacity.booking.schemas import (
+    AreaOut,
+    AvailabilityIn,
+    ProviderOut,
+    UnitDetail,
+    UnitOut,
+    unit_detail,
+    unit_out,
+)
+from capacity.clock import Clock
+from capacity.db.engine import Database
+from capacity.errors import Invalid
+from capacity.kinds import Kind
+from capacity.settings import Settings
+
+
+class ReferenceController(Controller):
+    path = "/api"
+    tags = ["Reference data"]
+
+    @get("/areas", summary="Areas with their centres and local provider networks")
+    async def list_areas(self, db: Database) -> list[AreaOut]:
+        async with db.read_sessions() as session:
+            areas = (await session.scalars(select(Area).order_by(Area.code))).all()
+            return [AreaOut(a.code, a.name, a.lat, a.lon, a.local_provider_ids, a.region) for a in areas]
+
+    @get("/providers", summary="Providers of crisis places")
+    async def list_providers(self, db: Database) -> list[ProviderOut]:
+        async with db.read_sessions() as session:
+            providers = (await session.scalars(select(Provider).order_by(Provider.name))).all()
+            return [ProviderOut(p.id, p.name, p.sector) for p in providers]  # type: ignore[arg-type]
+
+
+def parse_near(near: str | None) -> tuple[float, float] | None:
+    if near is None:
+        return None
+    try:
+        lat, lon = (float(part) for part in near.split(","))
+    except ValueError:
+        raise Invalid("near must be 'lat,lon', e.g. 51.45,-2.59", field="near") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise Invalid("near is not a point on Earth", field="near")
+    return lat, lon
+
+
+class UnitController(Controller):
+    path = "/api/units"
+    tags = ["Units and availability"]
+
+    @get("/", summary="Search units by eligibility and distance, with live availability")
+    async def search(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        kind: list[Kind] | None = None,
+        sex: Literal["female", "male"] | None = None,
+        age: Annotated[int | None, Parameter(ge=0, le=120)] = None,
+        home_area: Annotated[str | None, Parameter(max_length=9)] = None,
+        near: Annotated[str | None, Parameter(description="lat,lon", max_length=60)] = None,
+        available_only: bool = False,
+        limit: Annotated[int | None, Parameter(ge=1, le=5000)] = None,
+    ) -> list[UnitOut]:
+        search = UnitSearch(
+            kinds=tuple(kind or ()),
+            sex=sex,
+            age=age,
+            home_area=home_area,
+            near=parse_near(near),
+            available_only=available_only,
+            limit=limit,
+        )
+        async with db.read_sessions() as session:
+            found = await search_units(session, search, clock.now(), settings)
+            return [unit_out(f) for f in found]
+
+    @get("/{unit_id:str}", summary="One unit with its eligibility attributes")
+    async def get_unit(self, db: Database, clock: Clock, settings: Settings, unit_id: str) -> UnitDetail:
+        async with db.read_sessions() as session:
+            return unit_detail(await unit_figures(session, unit_id, clock.now(), settings, detail=True))
+
+    @put(
+        "/{unit_id:str}/availability",
+        guards=[require_roles("bed_manager", "admin")],
+        summary="Declare or confirm a unit's open places and status",
+    )
+    async def declare(
+        self, db: Database, clock: Clock, actor: Actor, unit_id: str, data: AvailabilityIn
+    ) -> UnitDetail:
+        return unit_detail(await unit_service.declare_availability(db, clock, actor, unit_id, data))

@@ -1,0 +1,220 @@
+"""Areas, providers, units, their declaration history, holds, placements and conveyance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from capacity.db.base import Base, IdMixin
+
+
+class AreaLocalProvider(Base):
+    """A provider that forms part of an area's usual local network (DHSC OAP definition)."""
+
+    __tablename__ = "area_local_providers"
+    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code", ondelete="CASCADE"), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Area(Base):
+    __tablename__ = "areas"
+    code: Mapped[str] = mapped_column(String(9), primary_key=True)  # ONS code, e.g. E06000022
+    name: Mapped[str] = mapped_column(String(120))
+    region: Mapped[str] = mapped_column(String(80), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    local_providers: Mapped[list[AreaLocalProvider]] = relationship(lazy="selectin", cascade="all")
+
+    @property
+    def local_provider_ids(self) -> list[str]:
+        return sorted(link.provider_id for link in self.local_providers)
+
+
+class Provider(IdMixin, Base):
+    __tablename__ = "providers"
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    sector: Mapped[str] = mapped_column(String(16))
+    __table_args__ = (CheckConstraint("sector in ('nhs', 'private', 'voluntary')", name="sector"),)
+
+
+class UnitAreaRule(Base):
+    """A home area a unit accepts exclusively (`accepts`) or refuses (`refuses`)."""
+
+    __tablename__ = "unit_area_rules"
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(8))
+    __table_args__ = (CheckConstraint("rule in ('accepts', 'refuses')", name="rule"),)
+
+
+class Unit(IdMixin, Base):
+    __tablename__ = "units"
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"), index=True)
+    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(24))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    postcode: Mapped[str | None] = mapped_column(String(10))
+    sex: Mapped[str] = mapped_column(String(8), default="any")
+    min_age: Mapped[int] = mapped_column(Integer, default=18)
+    max_age: Mapped[int | None] = mapped_column(Integer)
+    mother_and_baby: Mapped[bool] = mapped_column(Boolean, default=False)
+    accepts_intoxicated: Mapped[bool] = mapped_column(Boolean, default=False)
+    accepts_detained: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_stay_days: Mapped[int | None] = mapped_column(Integer)
+    daily_cost: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False), default=0)
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    open_places: Mapped[int] = mapped_column(Integer, default=0)
+    closed_reason: Mapped[str | None] = mapped_column(String(32))
+    last_confirmed_at: Mapped[datetime]
+    last_confirmed_by: Mapped[str] = mapped_column(String(80))
+    area_rules: Mapped[list[UnitAreaRule]] = relationship(lazy="raise", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        CheckConstraint("open_places >= 0", name="open_places_not_negative"),
+        CheckConstraint("status in ('open', 'closed')", name="status"),
+        CheckConstraint("sex in ('any', 'female', 'male')", name="sex"),
+        CheckConstraint(
+            "kind in ('s136_suite', 'crisis_house', 'community_bed', 'respite', "
+            "'acute_adult', 'acute_older_adult', 'picu')",
+            name="kind",
+        ),
+        Index("ix_units_kind_sex_ages", "kind", "sex", "min_age", "max_age"),
+    )
+
+    @property
+    def accepts_from_areas(self) -> list[str]:
+        return sorted(r.area_code for r in self.area_rules if r.rule == "accepts")
+
+    @property
+    def refuses_areas(self) -> list[str]:
+        return sorted(r.area_code for r in self.area_rules if r.rule == "refuses")
+
+
+class AvailabilityDeclaration(IdMixin, Base):
+    """Every declaration or confirmation of a unit's figures: who, when, before and after."""
+
+    __tablename__ = "availability_declarations"
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    declared_at: Mapped[datetime]
+    declared_by: Mapped[str] = mapped_column(String(80))
+    before_open_places: Mapped[int | None] = mapped_column(Integer)
+    after_open_places: Mapped[int] = mapped_column(Integer)
+    before_status: Mapped[str | None] = mapped_column(String(8))
+    after_status: Mapped[str] = mapped_column(String(8))
+    closed_reason: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    confirmation: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (Index("ix_availability_declarations_unit_at", "unit_id", "declared_at"),)
+
+
+class PersonMixin:
+    """The minimum person data (DOMAIN.md): a pseudonymous reference, never a name or NHS number."""
+
+    person_ref: Mapped[str] = mapped_column(String(40))
+    person_age: Mapped[int] = mapped_column(Integer)
+    person_sex: Mapped[str] = mapped_column(String(8))
+    person_ethnicity: Mapped[str | None] = mapped_column(String(2))
+    home_area: Mapped[str] = mapped_column(ForeignKey("areas.code"))
+
+
+class Hold(IdMixin, PersonMixin, Base):
+    __tablename__ = "holds"
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    status: Mapped[str] = mapped_column(String(10), default="held")
+    purpose: Mapped[str] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(80))
+    risk_flags: Mapped[list] = mapped_column(default=list)
+    note: Mapped[str | None] = mapped_column(String(280))
+    extensions: Mapped[int] = mapped_column(Integer, default=0)
+    extended_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    decline_reason: Mapped[str | None] = mapped_column(String(32))
+    decline_note: Mapped[str | None] = mapped_column(String(280))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status in ('held', 'arrived', 'released', 'declined', 'expired')", name="status"
+        ),
+        # Live holds of a unit are counted on every availability read.
+        Index("ix_holds_unit_status_expires", "unit_id", "status", "expires_at"),
+        Index("ix_holds_status_expires", "status", "expires_at"),
+        UniqueConstraint("created_by", "idempotency_key"),
+    )
+
+
+class Placement(IdMixin, PersonMixin, Base):
+    __tablename__ = "placements"
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    hold_id: Mapped[str | None] = mapped_column(ForeignKey("holds.id"), unique=True)
+    legal_basis: Mapped[str] = mapped_column(String(10))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    out_of_area: Mapped[bool] = mapped_column(Boolean, default=False)
+    oap_reason: Mapped[str | None] = mapped_column(String(2))
+    distance_km: Mapped[float | None] = mapped_column(Float)
+    daily_cost: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False), default=0)
+    created_by: Mapped[str] = mapped_column(String(80))
+    s136_clock_started_at: Mapped[datetime | None]
+    s136_deadline: Mapped[datetime | None]
+    s136_extension_hours: Mapped[int | None] = mapped_column(Integer)
+    s136_extension_authorised_by: Mapped[str | None] = mapped_column(String(120))
+    s136_extension_reason: Mapped[str | None] = mapped_column(String(280))
+    s136_extension_recorded_at: Mapped[datetime | None]
+    s136_breached_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # Occupancy of a unit is counted on every availability read.
+        Index("ix_placements_unit_ended", "unit_id", "ended_at"),
+        Index("ix_placements_home_started", "home_area", "started_at"),
+        Index("ix_placements_s136_deadline", "s136_deadline"),
+    )
+
+
+class Conveyance(Base):
+    """How a person on a hold is taken to the unit: mode, the five times and the changing ETA."""
+
+    __tablename__ = "conveyances"
+    hold_id: Mapped[str] = mapped_column(ForeignKey("holds.id"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(20))
+    police_vehicle_reason: Mapped[str | None] = mapped_column(String(280))
+    requested_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
+    at_scene_at: Mapped[datetime | None]
+    departed_at: Mapped[datetime | None]
+    arrived_at: Mapped[datetime | None]
+    eta: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class UnmetDemand(IdMixin, Base):
+    """A hold refused for lack of a place, or a search that found nothing: no person data."""
+
+    __tablename__ = "unmet_demand"
+    at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(12))  # 'search' | 'hold'
+    kind: Mapped[str | None] = mapped_column(String(24))
+    home_area: Mapped[str | None] = mapped_column(String(9))
+    unit_id: Mapped[str | None] = mapped_column(String(36))
+    __table_args__ = (Index("ix_unmet_demand_area_at", "home_area", "at"),)

@@ -1,0 +1,108 @@
+"""The bed manager's declarations: open places, open/closed with a reason, and confirmations."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capacity import audit
+from capacity.auth.security import Actor
+from capacity.booking.availability import UnitFigures, unit_figures
+from capacity.booking.models import AvailabilityDeclaration, Unit
+from capacity.booking.schemas import AvailabilityIn
+from capacity.clock import Clock
+from capacity.db.engine import Database
+from capacity.errors import Forbidden, Invalid, NotFound
+from capacity.notify.events import Event, record_event
+
+
+async def lock_unit(session: AsyncSession, db: Database, unit_id: str) -> Unit:
+    """Lock the unit's row for the rest of the transaction (rule 1).
+
+    PostgreSQL takes a row lock; SQLite ignores FOR UPDATE, but the transaction began IMMEDIATE and so
+    already holds the database's write lock.
+    """
+    stmt = select(Unit).where(Unit.id == unit_id)
+    if db.locking:
+        stmt = stmt.with_for_update()
+    unit = await session.scalar(stmt)
+    if unit is None:
+        raise NotFound(f"no unit with id {unit_id}")
+    return unit
+
+
+def ensure_manages(actor: Actor, unit: Unit) -> None:
+    """A bed manager changes only their own provider's units; admins any."""
+    if actor.role == "admin":
+        return
+    if actor.role != "bed_manager" or actor.provider_id != unit.provider_id:
+        raise Forbidden("only the unit's own bed managers may change it")
+
+
+def availability_event(figures: UnitFigures, at) -> Event:
+    u = figures.unit
+    return Event(
+        type="unit.availability",
+        at=at,
+        unit_id=u.id,
+        provider_id=u.provider_id,
+        area_codes=(u.area_code,),
+        data={
+            "unit_id": u.id,
+            "status": u.status,
+            "open_places": u.open_places,
+            "held": figures.held,
+            "occupied": figures.occupied,
+            "available": figures.available,
+            "last_confirmed_at": u.last_confirmed_at.isoformat(),
+            "stale": figures.stale,
+        },
+    )
+
+
+async def declare_availability(
+    db: Database, clock: Clock, actor: Actor, unit_id: str, body: AvailabilityIn
+) -> UnitFigures:
+    """Record a declaration; the same figures again are a confirmation that moves `last_confirmed_at`."""
+    if body.status == "closed" and body.closed_reason is None:
+        raise Invalid("a closed unit needs a closed_reason", field="closed_reason")
+
+    async def work(session: AsyncSession) -> UnitFigures:
+        now = clock.now()
+        unit = await lock_unit(session, db, unit_id)
+        ensure_manages(actor, unit)
+        closed_reason = body.closed_reason if body.status == "closed" else None
+        before = {"open_places": unit.open_places, "status": unit.status, "closed_reason": unit.closed_reason}
+        after = {"open_places": body.open_places, "status": body.status, "closed_reason": closed_reason}
+        session.add(
+            AvailabilityDeclaration(
+                unit_id=unit.id,
+                declared_at=now,
+                declared_by=actor.username,
+                before_open_places=unit.open_places,
+                after_open_places=body.open_places,
+                before_status=unit.status,
+                after_status=body.status,
+                closed_reason=closed_reason,
+                note=body.note,
+                confirmation=before == after,
+            )
+        )
+        unit.open_places, unit.status, unit.closed_reason = body.open_places, body.status, closed_reason
+        unit.last_confirmed_at, unit.last_confirmed_by = now, actor.username
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="unit.confirm" if before == after else "unit.declare",
+            object_type="unit",
+            object_id=unit.id,
+            before=before,
+            after=after,
+        )
+        await session.flush()
+        figures = await unit_figures(session, unit.id, now, db.settings, detail=True)
+        record_event(session, availability_event(figures, now))
+        return figures
+
+    return await db.write(work)

@@ -1,0 +1,96 @@
+"""The `capacity` command: serve, migrate, demo (and, as they arrive, import and watch)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from capacity.demo import BANNER
+from capacity.settings import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str):
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def migrate_to_head(database_url: str) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def _load_demo(settings: Settings) -> bool:
+    from capacity.clock import Clock
+    from capacity.db.engine import Database
+    from capacity.demo import load_demo
+
+    async def run() -> bool:
+        db = Database(settings)
+        try:
+            return await load_demo(db, Clock().now())
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+@click.group()
+def main() -> None:
+    """capacity: live booking of mental-health crisis places."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Load fictional demo data and users into an empty database.")
+def serve(host: str, port: int, demo: bool) -> None:
+    """Migrate the database to head, then serve the API."""
+    import uvicorn
+
+    from capacity.app import create_app
+
+    settings = Settings.from_env(demo=demo)
+    try:
+        settings.signing_key()
+    except SettingsError as exc:
+        raise click.ClickException(f"{exc}. Set it, or run with --demo for fictional data.") from None
+    migrate_to_head(settings.database_url)
+    if demo:
+        click.secho(BANNER, fg="red", bold=True, err=True)
+        if _load_demo(settings):
+            click.echo("Loaded the demo data set. Log in as admin, amhp, bedmanager, commissioner or "
+                       "conveyance, password 'demo'.", err=True)
+        else:
+            click.echo("The database already has data: demo data not loaded.", err=True)
+    click.echo(f"capacity on http://{host}:{port}/  (API schema: http://{host}:{port}/schema)", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@main.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision (Alembic)."""
+    settings = Settings.from_env()
+    migrate_to_head(settings.database_url)
+    click.echo("database at head")
+
+
+@main.command()
+def demo() -> None:
+    """Load the demo data set and users into an empty database."""
+    settings = Settings.from_env(demo=True)
+    migrate_to_head(settings.database_url)
+    click.secho(BANNER, fg="red", bold=True, err=True)
+    if not _load_demo(settings):
+        click.echo("The database already has data: demo data not loaded.", err=True)
+        sys.exit(1)
+    click.echo("Loaded the demo data set.")

@@ -1,0 +1,167 @@
+"""The demo data set: fictional providers and invented capacities around real ONS areas (DOMAIN.md).
+
+Loaded only into an empty database. Every name is marked "(demo)"; none of it is real.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capacity.auth.models import User, UserArea
+from capacity.auth.passwords import hash_password
+from capacity.booking.models import (
+    Area,
+    AreaLocalProvider,
+    AvailabilityDeclaration,
+    Placement,
+    Provider,
+    Unit,
+    UnitAreaRule,
+)
+from capacity.booking.placements import placement_geography
+from capacity.db.engine import Database
+
+BANNER = """
+==============================================================================
+  DEMO MODE: fictional data, well-known passwords (demo), a public signing key.
+  NOT FOR REAL DATA. Never enter details of a real person here.
+==============================================================================
+"""
+
+SOUTH_WEST = "South West"
+WEST_MIDLANDS = "West Midlands"
+BANES, BRISTOL, WILTSHIRE, SOMERSET = "E06000022", "E06000023", "E06000054", "E06000066"
+SANDWELL, BIRMINGHAM = "E08000028", "E08000025"
+
+AREAS = [
+    (BANES, "Bath and North East Somerset", SOUTH_WEST, 51.3811, -2.3590),
+    (BRISTOL, "Bristol", SOUTH_WEST, 51.4545, -2.5879),
+    (WILTSHIRE, "Wiltshire", SOUTH_WEST, 51.3492, -1.9927),
+    (SOMERSET, "Somerset", SOUTH_WEST, 51.1051, -2.9262),
+    (SANDWELL, "Sandwell", WEST_MIDLANDS, 52.5362, -2.0108),
+    (BIRMINGHAM, "Birmingham", WEST_MIDLANDS, 52.4862, -1.8904),
+]
+
+# key: (name, sector, the home areas whose usual local network it forms part of)
+PROVIDERS = {
+    "awp": ("Avon and Wessex Mental Health Partnership NHS Trust (demo)", "nhs", [BANES, BRISTOL, WILTSHIRE]),
+    "som": ("Somerset Levels NHS Foundation Trust (demo)", "nhs", [SOMERSET]),
+    "sanctuary": ("Severn Sanctuary Crisis Houses (demo)", "voluntary", [BANES, BRISTOL, SOMERSET]),
+    "wilts": ("Wiltshire Downs Respite Care (demo)", "voluntary", [WILTSHIRE, BANES]),
+    "bc": ("Black Country Minds NHS Foundation Trust (demo)", "nhs", [SANDWELL]),
+    "bsol": ("Brum and Solihull Mental Health NHS Trust (demo)", "nhs", [BIRMINGHAM]),
+    "private": ("Northfield Park Private Hospital (demo)", "private", []),
+}
+
+# (provider, name, kind, area, lat, lon, postcode, places, extra attributes)
+UNITS = [
+    ("awp", "Bristol Place of Safety (136 suite, demo)", "s136_suite", BRISTOL, 51.4726, -2.5544, "BS16 1EG",
+     4, dict(min_age=16, accepts_intoxicated=True, daily_cost=450)),
+    ("som", "Taunton 136 Suite (demo)", "s136_suite", SOMERSET, 51.0177, -3.0911, "TA1 5DA",
+     2, dict(min_age=18, daily_cost=450, refuses=[BRISTOL])),
+    ("bc", "Sandwell 136 Suite (demo)", "s136_suite", SANDWELL, 52.5085, -1.9870, "B71 4HJ",
+     2, dict(min_age=18, daily_cost=450)),
+    ("sanctuary", "Bath Crisis House (demo)", "crisis_house", BANES, 51.3890, -2.3700, "BA2 3AB",
+     6, dict(min_age=18, max_stay_days=14, daily_cost=180)),
+    ("sanctuary", "Bristol Women's Crisis Beds (demo)", "community_bed", BRISTOL, 51.4610, -2.5960, "BS2 8QT",
+     4, dict(sex="female", min_age=18, max_stay_days=14, daily_cost=190)),
+    ("sanctuary", "Frome Community Crisis Beds (demo)", "community_bed", SOMERSET, 51.2280, -2.3210, "BA11 1EY",
+     3, dict(min_age=18, max_stay_days=10, daily_cost=185)),
+    ("wilts", "Devizes Respite House (demo)", "respite", WILTSHIRE, 51.3510, -1.9940, "SN10 1AA",
+     3, dict(min_age=18, max_stay_days=7, daily_cost=160)),
+    ("awp", "Callington Road Acute Ward (demo)", "acute_adult", BRISTOL, 51.4290, -2.5570, "BS4 5BJ",
+     20, dict(min_age=18, accepts_intoxicated=False, daily_cost=420)),
+    ("awp", "Hillview Lodge Acute Ward, Bath (demo)", "acute_adult", BANES, 51.3720, -2.3930, "BA2 5RP",
+     16, dict(min_age=18, daily_cost=420)),
+    ("awp", "Bristol PICU (demo)", "picu", BRISTOL, 51.4300, -2.5600, "BS4 5BJ",
+     8, dict(min_age=18, daily_cost=780)),
+    ("awp", "Bath Older Adult Ward (demo)", "acute_older_adult", BANES, 51.3730, -2.3940, "BA2 5RP",
+     14, dict(min_age=65, daily_cost=430)),
+    ("bc", "Hallam Street Acute Ward (demo)", "acute_adult", SANDWELL, 52.5090, -1.9880, "B71 4NY",
+     18, dict(min_age=18, daily_cost=410)),
+    ("bsol", "Birmingham Crisis House (demo)", "crisis_house", BIRMINGHAM, 52.4700, -1.9000, "B12 9DA",
+     5, dict(min_age=18, max_stay_days=14, daily_cost=175)),
+    ("bsol", "Birmingham Respite Flat (demo)", "respite", BIRMINGHAM, 52.4550, -1.9300, "B29 6JD",
+     2, dict(min_age=18, max_stay_days=5, daily_cost=150)),
+    ("private", "Northfield Park Hospital Acute (demo)", "acute_adult", BIRMINGHAM, 52.4150, -1.9700, "B31 2AA",
+     12, dict(min_age=18, daily_cost=750)),
+    ("private", "Northfield Park Hospital PICU (demo)", "picu", BIRMINGHAM, 52.4150, -1.9700, "B31 2AA",
+     6, dict(min_age=18, daily_cost=1050)),
+]
+
+# username, role, provider key, areas
+USERS = [
+    ("admin", "admin", None, []),
+    ("amhp", "amhp", None, [BANES, BRISTOL]),
+    ("bedmanager", "bed_manager", "awp", []),
+    ("commissioner", "commissioner", None, [BANES]),
+    ("conveyance", "conveyance", None, [BANES, BRISTOL, WILTSHIRE, SOMERSET]),
+]
+
+# Some people already placed, so occupancy shows: (unit index, ref, age, sex, ethnicity, home area, days ago)
+PLACEMENTS = [
+    (7, "DEMO-0001", 34, "male", "A", BRISTOL, 6),
+    (7, "DEMO-0002", 41, "female", "M", BRISTOL, 3),
+    (8, "DEMO-0003", 29, "male", "N", BANES, 9),
+    (14, "DEMO-0004", 38, "male", "A", BANES, 12),
+    (3, "DEMO-0005", 25, "female", "J", BANES, 2),
+]
+
+
+async def is_empty(session: AsyncSession) -> bool:
+    counts = [await session.scalar(select(func.count()).select_from(t)) for t in (User, Unit, Area)]
+    return not any(counts)
+
+
+async def load_demo(db: Database, now: datetime) -> bool:
+    """Load the demo set into an empty database; return False, changing nothing, if it has data."""
+
+    async def work(session: AsyncSession) -> bool:
+        if not await is_empty(session):
+            return False
+        areas = {code: Area(code=code, name=name, region=region, lat=lat, lon=lon)
+                 for code, name, region, lat, lon in AREAS}
+        session.add_all(areas.values())
+        providers = {key: Provider(name=name, sector=sector) for key, (name, sector, _) in PROVIDERS.items()}
+        session.add_all(providers.values())
+        await session.flush()
+        for key, (_, _, local_to) in PROVIDERS.items():
+            session.add_all(AreaLocalProvider(area_code=a, provider_id=providers[key].id) for a in local_to)
+
+        units = []
+        for provider, name, kind, area, lat, lon, postcode, places, extra in UNITS:
+            extra = dict(extra)
+            refuses = extra.pop("refuses", [])
+            unit = Unit(provider_id=providers[provider].id, area_code=area, name=name, kind=kind, lat=lat,
+                        lon=lon, postcode=postcode, open_places=places, status="open",
+                        last_confirmed_at=now, last_confirmed_by="demo", **extra)
+            unit.area_rules = [UnitAreaRule(area_code=a, rule="refuses") for a in refuses]
+            units.append(unit)
+        session.add_all(units)
+        await session.flush()
+        session.add_all(
+            AvailabilityDeclaration(unit_id=u.id, declared_at=now, declared_by="demo", after_open_places=u.open_places,
+                                    after_status="open", note="demo data")
+            for u in units
+        )
+
+        for username, role, provider, user_areas in USERS:
+            session.add(User(username=username, password_hash=hash_password("demo"), role=role,
+                             provider_id=providers[provider].id if provider else None, created_at=now,
+                             area_links=[UserArea(area_code=a) for a in user_areas]))
+
+        for index, ref, age, sex, ethnicity, home, days_ago in PLACEMENTS:
+            unit = units[index]
+            local = {providers[k].id for k, (_, _, local_to) in PROVIDERS.items() if home in local_to}
+            out_of_area, distance = placement_geography(areas[home], unit, local)
+            session.add(Placement(unit_id=unit.id, person_ref=ref, person_age=age, person_sex=sex,
+                                  person_ethnicity=ethnicity, home_area=home, legal_basis="s2",
+                                  started_at=now - timedelta(days=days_ago), out_of_area=out_of_area,
+                                  oap_reason="10" if out_of_area else None, distance_km=distance,
+                                  daily_cost=unit.daily_cost, created_by="demo"))
+        return True
+
+    return await db.write(work)

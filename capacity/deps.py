@@ -1,0 +1,38 @@
+"""Dependencies every controller may ask for by name: `db`, `clock`, `settings`, `actor`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from capacity.auth.security import Actor
+from capacity.clock import Clock
+from capacity.db.engine import Database
+from capacity.settings import Settings
+
+
+def _db(state: State) -> Database:
+    return state.db
+
+
+def _clock(state: State) -> Clock:
+    return state.clock
+
+
+def _settings(state: State) -> Settings:
+    return state.settings
+
+
+def _actor(request: Request[Any, Any, Any]) -> Actor:
+    return request.user
+
+
+dependencies = {
+    "db": Provide(_db, sync_to_thread=False),
+    "clock": Provide(_clock, sync_to_thread=False),
+    "settings": Provide(_settings, sync_to_thread=False),
+    "actor": Provide(_actor, sync_to_thread=False),
+}

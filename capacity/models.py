@@ -1,0 +1,34 @@
+"""Every mapped table, imported in one place so Alembic and the app see the whole schema."""
+
+from capacity.audit import AuditEntry
+from capacity.auth.models import User, UserArea
+from capacity.booking.models import (
+    Area,
+    AreaLocalProvider,
+    AvailabilityDeclaration,
+    Conveyance,
+    Hold,
+    Placement,
+    Provider,
+    Unit,
+    UnitAreaRule,
+    UnmetDemand,
+)
+from capacity.db.base import Base
+
+__all__ = [
+    "Area",
+    "AreaLocalProvider",
+    "AuditEntry",
+    "AvailabilityDeclaration",
+    "Base",
+    "Conveyance",
+    "Hold",
+    "Placement",
+    "Provider",
+    "Unit",
+    "UnitAreaRule",
+    "UnmetDemand",
+    "User",
+    "UserArea",
+]

@@ -1,0 +1,102 @@
+"""One typed settings object, read from CAPACITY_* environment variables (see API.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from capacity.kinds import KINDS
+
+DEFAULT_HOLD_SECONDS = {
+    "s136_suite": 60 * 60,
+    "crisis_house": 4 * 3600,
+    "community_bed": 4 * 3600,
+    "respite": 24 * 3600,
+    "acute_adult": 4 * 3600,
+    "acute_older_adult": 4 * 3600,
+    "picu": 4 * 3600,
+}
+# 136 suites must be confirmed far more often than beds: they are needed 24/7.
+DEFAULT_STALE_MINUTES = {kind: (4 * 60 if kind == "s136_suite" else 8 * 60) for kind in KINDS}
+
+
+class SettingsError(ValueError):
+    """A CAPACITY_* variable holds a value the service cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///capacity.db"
+    redis_url: str | None = None
+    secret_key: str | None = None
+    demo: bool = False
+    hold_seconds: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HOLD_SECONDS))
+    stale_minutes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_STALE_MINUTES))
+    ambulance_standard_minutes: int = 30
+    sweep_seconds: int = 5
+    token_minutes: int = 12 * 60
+    # Hold extensions: how many, and how much time in all, beyond the first hold.
+    max_hold_extensions: int = 3
+    max_hold_extension_minutes: int = 240
+    # A reported ETA extends a hold to ETA plus this grace.
+    eta_grace_minutes: int = 15
+    # Failed logins per username and client before further attempts are refused for a while.
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 300
+    # Attempts at a write transaction that meets a lock timeout or SQLITE_BUSY before answering 503.
+    write_attempts: int = 5
+    lock_timeout_ms: int = 2000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        hold = dict(DEFAULT_HOLD_SECONDS)
+        stale = dict(DEFAULT_STALE_MINUTES)
+        for kind in KINDS:
+            hold[kind] = _int(env, f"CAPACITY_HOLD_SECONDS_{kind.upper()}", hold[kind], minimum=1)
+            stale[kind] = _int(env, f"CAPACITY_STALE_MINUTES_{kind.upper()}", stale[kind], minimum=1)
+        values: dict[str, object] = dict(
+            database_url=env.get("CAPACITY_DATABASE_URL") or cls.database_url,
+            redis_url=env.get("CAPACITY_REDIS_URL") or None,
+            secret_key=env.get("CAPACITY_SECRET_KEY") or None,
+            hold_seconds=hold,
+            stale_minutes=stale,
+            ambulance_standard_minutes=_int(env, "CAPACITY_AMBULANCE_STANDARD_MINUTES", 30, minimum=1),
+            sweep_seconds=_int(env, "CAPACITY_SWEEP_SECONDS", 5, minimum=1),
+            token_minutes=_int(env, "CAPACITY_TOKEN_MINUTES", cls.token_minutes, minimum=1),
+            max_hold_extensions=_int(env, "CAPACITY_MAX_HOLD_EXTENSIONS", cls.max_hold_extensions),
+            max_hold_extension_minutes=_int(
+                env, "CAPACITY_MAX_HOLD_EXTENSION_MINUTES", cls.max_hold_extension_minutes
+            ),
+            eta_grace_minutes=_int(env, "CAPACITY_ETA_GRACE_MINUTES", cls.eta_grace_minutes),
+            login_max_failures=_int(env, "CAPACITY_LOGIN_MAX_FAILURES", cls.login_max_failures, minimum=1),
+            login_lockout_seconds=_int(env, "CAPACITY_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def signing_key(self) -> str:
+        """The token signing key; demo mode may fall back to a fixed, public one."""
+        if self.secret_key:
+            return self.secret_key
+        if self.demo:
+            return "capacity-demo-key-not-for-real-data-000000000000"
+        raise SettingsError("CAPACITY_SECRET_KEY must be set outside demo mode")
