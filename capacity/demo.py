@@ -5,6 +5,8 @@ Loaded only into an empty database. Every name is marked "(demo)"; none of it is
 
 from __future__ import annotations
 
+import functools
+
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -111,6 +113,11 @@ PLACEMENTS = [
 ]
 
 
+@functools.cache
+def _demo_password_hash() -> str:
+    return hash_password("demo")
+
+
 async def is_empty(session: AsyncSession) -> bool:
     counts = [await session.scalar(select(func.count()).select_from(t)) for t in (User, Unit, Area)]
     return not any(counts)
@@ -149,7 +156,7 @@ async def load_demo(db: Database, now: datetime) -> bool:
         )
 
         for username, role, provider, user_areas in USERS:
-            session.add(User(username=username, password_hash=hash_password("demo"), role=role,
+            session.add(User(username=username, password_hash=_demo_password_hash(), role=role,
                              provider_id=providers[provider].id if provider else None, created_at=now,
                              area_links=[UserArea(area_code=a) for a in user_areas]))
 

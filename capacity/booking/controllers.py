@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, get, put
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import select
 
 from capacity.auth.security import Actor, require_roles
@@ -67,13 +67,13 @@ class UnitController(Controller):
         db: Database,
         clock: Clock,
         settings: Settings,
-        kind: list[Kind] | None = None,
-        sex: Literal["female", "male"] | None = None,
-        age: Annotated[int | None, Parameter(ge=0, le=120)] = None,
-        home_area: Annotated[str | None, Parameter(max_length=9)] = None,
-        near: Annotated[str | None, Parameter(description="lat,lon", max_length=60)] = None,
-        available_only: bool = False,
-        limit: Annotated[int | None, Parameter(ge=1, le=5000)] = None,
+        kind: FromQuery[list[Kind] | None] = None,
+        sex: Annotated[Literal["female", "male"] | None, QueryParameter(description="the person's sex")] = None,
+        age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,
+        home_area: Annotated[str | None, QueryParameter(max_length=9, description="ONS code")] = None,
+        near: Annotated[str | None, QueryParameter(description="lat,lon", max_length=60)] = None,
+        available_only: FromQuery[bool] = False,
+        limit: Annotated[int | None, QueryParameter(ge=1, le=5000)] = None,
     ) -> list[UnitOut]:
         search = UnitSearch(
             kinds=tuple(kind or ()),

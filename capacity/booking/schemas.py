@@ -51,15 +51,15 @@ class UnitOut(msgspec.Struct, omit_defaults=True):
     out_of_area: bool | UnsetType = UNSET
 
 
-class UnitDetail(UnitOut, omit_defaults=True):
-    postcode: str | None = None
-    mother_and_baby: bool = False
-    accepts_intoxicated: bool = False
-    accepts_detained: bool = True
-    max_stay_days: int | None = None
-    daily_cost: float = 0.0
-    accepts_from_areas: list[str] = []
-    refuses_areas: list[str] = []
+class UnitDetail(UnitOut, kw_only=True, omit_defaults=True):
+    postcode: str | None
+    mother_and_baby: bool
+    accepts_intoxicated: bool
+    accepts_detained: bool
+    max_stay_days: int | None
+    daily_cost: float
+    accepts_from_areas: list[str]
+    refuses_areas: list[str]
 
 
 class AvailabilityIn(msgspec.Struct, forbid_unknown_fields=True):
