@@ -19,6 +19,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
+from sqlalchemy.exc import DBAPIError
 
 from capacity.db.engine import ServiceBusy
 
@@ -74,14 +75,23 @@ def _domain(exc: DomainError) -> ProblemDetailsException:
 
 
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
+# msgspec names the field itself, not its path, when one is missing or unexpected.
+_NAMED = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
 
 
 def _field_of(error: dict[str, Any]) -> str:
     """The dotted field a Litestar/msgspec validation error is about, e.g. `person.age`."""
     key = error.get("key")
+    message = str(error.get("message", ""))
+    # Litestar reports an error about the body as a whole under its parameter name, `data`.
+    if key == "data" and error.get("source") == "body":
+        key = None
+    named = _NAMED.search(message)
     if key and key not in ("body",):
-        return str(key)
-    match = _PATH.search(str(error.get("message", "")))
+        return f"{key}.{named.group(1)}" if named else str(key)
+    if named:
+        return named.group(1)
+    match = _PATH.search(message)
     if match and match.group(1):
         return match.group(1).replace("[", ".").replace("]", "")
     return "body"
@@ -114,6 +124,20 @@ def _busy(exc: ServiceBusy) -> ProblemDetailsException:
     )
 
 
+# SQLSTATEs that mean the client's text cannot be stored or compared at all (PostgreSQL refuses a NUL
+# character in text): bad input, not a fault of the service.
+_UNSTORABLE_TEXT = {"22021", "22P05"}
+
+
+def _database(exc: DBAPIError) -> ProblemDetailsException:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in _UNSTORABLE_TEXT:
+        log.warning("refused input the database cannot store: %s", code)
+        return _problem(422, "The input holds characters that cannot be stored (e.g. NUL).", slug="invalid-input")
+    log.error("database error", exc_info=exc)
+    return _problem(500, "An internal error occurred; it has been logged.")
+
+
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _problem(500, "An internal error occurred; it has been logged.").to_response(request)
@@ -125,6 +149,7 @@ problem_details = ProblemDetailsPlugin(
             HTTPException: _http,
             DomainError: _domain,
             ServiceBusy: _busy,
+            DBAPIError: _database,
         }
     )
 )
