@@ -9,13 +9,16 @@ from litestar import Litestar, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from capacity.audit import AuditController
 from capacity.auth.controllers import AuthController
 from capacity.auth.security import LoginThrottle, make_jwt_auth
 from capacity.booking.controllers import ReferenceController, UnitController
+from capacity.booking.hold_controllers import HoldController, PlacementController
 from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.deps import dependencies
 from capacity.errors import internal_error_handler, problem_details
+from capacity.notify.scheduler import make_scheduler
 from capacity.settings import Settings
 
 
@@ -29,15 +32,28 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     jwt_auth = make_jwt_auth(settings.signing_key(), settings.token_minutes)
     db = Database(settings)
 
+    clock = clock or Clock()
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        scheduler = make_scheduler(db, clock)
+        scheduler.start()
         try:
             yield
         finally:
+            scheduler.shutdown(wait=False)
             await db.dispose()
 
     app = Litestar(
-        route_handlers=[health, AuthController, ReferenceController, UnitController],
+        route_handlers=[
+            health,
+            AuthController,
+            ReferenceController,
+            UnitController,
+            HoldController,
+            PlacementController,
+            AuditController,
+        ],
         dependencies=dependencies,
         plugins=[problem_details],
         on_app_init=[jwt_auth.on_app_init],
@@ -55,7 +71,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.clock = clock or Clock()
+    app.state.clock = clock
     app.state.jwt_auth = jwt_auth
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds)
     return app

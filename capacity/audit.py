@@ -6,13 +6,18 @@ Nothing in the code updates or deletes a row here; on PostgreSQL a trigger refus
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String
+import msgspec
+from litestar import Controller, get
+from litestar.params import FromQuery, QueryParameter
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from capacity.auth.security import require_roles
 from capacity.db.base import Base
+from capacity.db.engine import Database
 
 
 class AuditEntry(Base):
@@ -56,3 +61,47 @@ def record(
             after=after,
         )
     )
+
+
+class AuditEntryOut(msgspec.Struct):
+    id: int
+    at: datetime
+    username: str
+    role: str
+    action: str
+    object_type: str
+    object_id: str | None
+    before: dict | None
+    after: dict | None
+
+
+class AuditController(Controller):
+    path = "/api/audit"
+    tags = ["Audit"]
+    guards = [require_roles("admin")]
+
+    @get("/", summary="Query the append-only audit log (admin), newest first")
+    async def query(
+        self,
+        db: Database,
+        object_type: FromQuery[str | None] = None,
+        object_id: FromQuery[str | None] = None,
+        username: FromQuery[str | None] = None,
+        action: FromQuery[str | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> list[AuditEntryOut]:
+        stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        for column, value in ((AuditEntry.object_type, object_type), (AuditEntry.object_id, object_id),
+                              (AuditEntry.username, username), (AuditEntry.action, action)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if since is not None:
+            stmt = stmt.where(AuditEntry.at >= since)
+        if until is not None:
+            stmt = stmt.where(AuditEntry.at <= until)
+        async with db.read_sessions() as session:
+            rows = (await session.scalars(stmt)).all()
+        return [AuditEntryOut(e.id, e.at, e.username, e.role, e.action, e.object_type, e.object_id, e.before, e.after)
+                for e in rows]

@@ -6,7 +6,6 @@ Loaded only into an empty database. Every name is marked "(demo)"; none of it is
 from __future__ import annotations
 
 import functools
-
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from capacity.auth.security import Actor, require_roles
 from capacity.booking import units as unit_service
-from capacity.booking.availability import UnitSearch, search_units, unit_figures
+from capacity.booking.availability import UnitSearch, unit_figures
 from capacity.booking.models import Area, Provider
 from capacity.booking.schemas import (
     AreaOut,
@@ -66,7 +66,7 @@ class UnitController(Controller):
         self,
         db: Database,
         clock: Clock,
-        settings: Settings,
+        actor: Actor,
         kind: FromQuery[list[Kind] | None] = None,
         sex: Annotated[Literal["female", "male"] | None, QueryParameter(description="the person's sex")] = None,
         age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,
@@ -84,9 +84,7 @@ class UnitController(Controller):
             available_only=available_only,
             limit=limit,
         )
-        async with db.read_sessions() as session:
-            found = await search_units(session, search, clock.now(), settings)
-            return [unit_out(f) for f in found]
+        return [unit_out(f) for f in await unit_service.find_units(db, clock, actor, search)]
 
     @get("/{unit_id:str}", summary="One unit with its eligibility attributes")
     async def get_unit(self, db: Database, clock: Clock, settings: Settings, unit_id: str) -> UnitDetail:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from capacity.booking.availability import UnitFigures
+from capacity.booking.persons import PersonIn, PersonOut, RiskFlag
 from capacity.kinds import ClosedReason, Kind, Sector, UnitSex, UnitStatus
 
 
@@ -109,3 +110,128 @@ def unit_detail(f: UnitFigures) -> UnitDetail:
         accepts_from_areas=u.accepts_from_areas,
         refuses_areas=u.refuses_areas,
     )
+
+
+# --- Holds, placements and conveyance ---------------------------------------------------------------
+
+Purpose = Literal["s136", "crisis", "respite", "admission"]
+LegalBasis = Literal["informal", "s135", "s136", "s2", "s3", "s4", "other"]
+Outcome = Literal["admitted_informal", "detained_s2", "detained_s3", "discharged", "referred_community", "other"]
+OapReason = Literal["10", "11", "12", "13", "14", "99"]
+DeclineReason = Literal["unit_closed", "clinically_unsuitable", "staffing", "other"]
+ConveyanceMode = Literal["ambulance", "police_vehicle", "secure_transport", "other"]
+HoldStatus = Literal["held", "arrived", "released", "declined", "expired"]
+Note = Annotated[str, Meta(max_length=280)]
+
+
+class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
+    unit_id: Annotated[str, Meta(min_length=1, max_length=36)]
+    purpose: Purpose
+    person: PersonIn
+    risk_flags: list[RiskFlag] = []
+    note: Note | None = None
+
+
+class ExtendIn(msgspec.Struct, forbid_unknown_fields=True):
+    minutes: Annotated[int, Meta(ge=1, le=24 * 60)]
+    reason: Annotated[str, Meta(min_length=3, max_length=280)]
+
+
+class DeclineIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: DeclineReason
+    note: Note | None = None
+
+
+class ArriveIn(msgspec.Struct, forbid_unknown_fields=True):
+    arrived_at: datetime | None = None
+    s136_clock_started_at: datetime | None = None
+    legal_basis: LegalBasis | None = None
+    oap_reason: OapReason | None = None
+
+
+class ConveyanceIn(msgspec.Struct, forbid_unknown_fields=True):
+    mode: ConveyanceMode
+    police_vehicle_reason: Annotated[str, Meta(min_length=3, max_length=280)] | None = None
+    requested_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    at_scene_at: datetime | None = None
+    departed_at: datetime | None = None
+    eta: datetime | None = None
+    arrived_at: datetime | None = None
+
+
+class ConveyanceOut(msgspec.Struct):
+    hold_id: str
+    mode: ConveyanceMode
+    police_vehicle_reason: str | None
+    requested_at: datetime | None
+    dispatched_at: datetime | None
+    at_scene_at: datetime | None
+    departed_at: datetime | None
+    eta: datetime | None
+    arrived_at: datetime | None
+    updated_at: datetime
+    updated_by: str
+    # Request to at scene, while the ambulance is on its way or once it has arrived.
+    ambulance_response_minutes: float | None
+    ambulance_standard_minutes: int
+    within_standard: bool | None
+
+
+class HoldOut(msgspec.Struct):
+    id: str
+    unit_id: str
+    status: HoldStatus
+    purpose: Purpose
+    person: PersonOut
+    risk_flags: list[str]
+    note: str | None
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    ended_at: datetime | None
+    extensions: int
+    extended_minutes: int
+    decline_reason: str | None
+    placement_id: str | None = None
+    conveyance: ConveyanceOut | None = None
+
+
+class PlacementIn(msgspec.Struct, forbid_unknown_fields=True):
+    unit_id: Annotated[str, Meta(min_length=1, max_length=36)]
+    person: PersonIn
+    legal_basis: LegalBasis
+    started_at: datetime | None = None
+    s136_clock_started_at: datetime | None = None
+    oap_reason: OapReason | None = None
+
+
+class DischargeIn(msgspec.Struct, forbid_unknown_fields=True):
+    outcome: Outcome
+    ended_at: datetime | None = None
+
+
+class S136ExtensionIn(msgspec.Struct, forbid_unknown_fields=True):
+    hours: Annotated[int, Meta(ge=1, le=12)]
+    authorised_by: Annotated[str, Meta(min_length=2, max_length=120)]
+    reason: Annotated[str, Meta(min_length=3, max_length=280)]
+
+
+class PlacementOut(msgspec.Struct):
+    id: str
+    unit_id: str
+    hold_id: str | None
+    person: PersonOut
+    legal_basis: LegalBasis
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    out_of_area: bool
+    oap_reason: str | None
+    distance_km: float | None
+    s136_clock_started_at: datetime | None = None
+    s136_deadline: datetime | None = None
+    s136_extension_hours: int | None = None
+    s136_extension_authorised_by: str | None = None
+    s136_extension_reason: str | None = None
+    s136_breached_at: datetime | None = None

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity import audit
 from capacity.auth.security import Actor
-from capacity.booking.availability import UnitFigures, unit_figures
-from capacity.booking.models import AvailabilityDeclaration, Unit
+from capacity.booking.availability import UnitFigures, UnitSearch, search_units, unit_figures
+from capacity.booking.models import AvailabilityDeclaration, Unit, UnmetDemand
 from capacity.booking.schemas import AvailabilityIn
 from capacity.clock import Clock
 from capacity.db.engine import Database
@@ -106,3 +106,18 @@ async def declare_availability(
         return figures
 
     return await db.write(work)
+
+
+async def find_units(db: Database, clock: Clock, actor: Actor, search: UnitSearch) -> list[UnitFigures]:
+    """An eligibility search; an AMHP's search that finds nowhere free is recorded as unmet demand."""
+    now = clock.now()
+    async with db.read_sessions() as session:
+        found = await search_units(session, search, now, db.settings)
+    if actor.role == "amhp" and not any(f.available > 0 for f in found):
+
+        async def record(session: AsyncSession) -> None:
+            for kind in search.kinds or (None,):
+                session.add(UnmetDemand(at=now, source="search", kind=kind, home_area=search.home_area))
+
+        await db.write(record)
+    return found

@@ -1,0 +1,126 @@
+"""Conveyance of a held person to the unit: mode, the five times, the changing ETA.
+
+A reported ETA keeps the place: a live hold that would expire before the ETA plus a grace period is
+extended to it (DOMAIN.md), under the unit's lock like any other change to a hold.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capacity import audit
+from capacity.auth.security import Actor
+from capacity.booking.holds import effective_status, hold_event, lock_hold
+from capacity.booking.models import Conveyance, Hold
+from capacity.booking.schemas import ConveyanceIn, ConveyanceOut
+from capacity.booking.scope import ensure_role
+from capacity.clock import Clock
+from capacity.db.engine import Database
+from capacity.errors import Conflict, Invalid
+from capacity.notify.events import Event, record_event
+
+# The order the times must come in, when given.
+SEQUENCE = ("requested_at", "dispatched_at", "at_scene_at", "departed_at", "arrived_at")
+
+
+def response_minutes(conveyance: Conveyance, now: datetime) -> float | None:
+    """Ambulance response so far: request to at scene, or to now while still on the way."""
+    if conveyance.mode != "ambulance" or conveyance.requested_at is None:
+        return None
+    end = conveyance.at_scene_at or now
+    return round((end - conveyance.requested_at).total_seconds() / 60, 1)
+
+
+def conveyance_out(conveyance: Conveyance, now: datetime, standard_minutes: int) -> ConveyanceOut:
+    minutes = response_minutes(conveyance, now)
+    within = None
+    if minutes is not None and (conveyance.at_scene_at is not None or minutes > standard_minutes):
+        within = minutes <= standard_minutes
+    return ConveyanceOut(
+        hold_id=conveyance.hold_id, mode=conveyance.mode,  # type: ignore[arg-type]
+        police_vehicle_reason=conveyance.police_vehicle_reason, requested_at=conveyance.requested_at,
+        dispatched_at=conveyance.dispatched_at, at_scene_at=conveyance.at_scene_at,
+        departed_at=conveyance.departed_at, eta=conveyance.eta, arrived_at=conveyance.arrived_at,
+        updated_at=conveyance.updated_at, updated_by=conveyance.updated_by, ambulance_response_minutes=minutes,
+        ambulance_standard_minutes=standard_minutes, within_standard=within,
+    )
+
+
+def _check(body: ConveyanceIn, now: datetime) -> None:
+    if body.mode == "police_vehicle" and not body.police_vehicle_reason:
+        raise Invalid("a police vehicle should not be used; say why one is", field="police_vehicle_reason")
+    previous: tuple[str, datetime] | None = None
+    for name in SEQUENCE:
+        value = getattr(body, name)
+        if value is None:
+            continue
+        if value - now > timedelta(minutes=5):
+            raise Invalid(f"{name} is in the future", field=name)
+        if previous and value < previous[1]:
+            raise Invalid(f"{name} is before {previous[0]}", field=name)
+        previous = (name, value)
+
+
+async def update_conveyance(
+    db: Database, clock: Clock, actor: Actor, hold_id: str, body: ConveyanceIn
+) -> tuple[Conveyance, Hold]:
+    async def work(session: AsyncSession) -> tuple[Conveyance, Hold]:
+        hold, unit = await lock_hold(session, db, actor, hold_id)
+        now = clock.now()
+        ensure_role(actor, "amhp", "conveyance", action="update conveyance")
+        _check(body, now)
+        if effective_status(hold, now) not in ("held", "arrived"):
+            raise Conflict(f"the hold is {effective_status(hold, now)}; there is nothing to convey")
+        conveyance = await session.get(Conveyance, hold.id)
+        before = None
+        if conveyance is None:
+            conveyance = Conveyance(hold_id=hold.id, updated_at=now, updated_by=actor.username, mode=body.mode)
+            session.add(conveyance)
+        else:
+            before = _snapshot(conveyance)
+        for name in ("mode", "police_vehicle_reason", "eta", *SEQUENCE):
+            value = getattr(body, name)
+            if value is not None or name == "police_vehicle_reason":
+                setattr(conveyance, name, value)
+        conveyance.updated_at, conveyance.updated_by = now, actor.username
+        await session.flush()
+
+        extended_to = None
+        if body.eta is not None and effective_status(hold, now) == "held":
+            wanted = body.eta + timedelta(minutes=db.settings.eta_grace_minutes)
+            if wanted > hold.expires_at:
+                await session.execute(
+                    update(Hold).where(Hold.id == hold.id, Hold.status == "held", Hold.expires_at > now)
+                    .values(expires_at=wanted)
+                )
+                await session.refresh(hold)
+                extended_to = wanted
+                record_event(session, hold_event("hold.extended", hold, unit, now, reason="conveyance eta"))
+        audit.record(session, at=now, actor=actor, action="conveyance.update", object_type="conveyance",
+                     object_id=hold.id, before=before,
+                     after={**_snapshot(conveyance), "hold_extended_to": _iso(extended_to)})
+        out = conveyance_out(conveyance, now, db.settings.ambulance_standard_minutes)
+        record_event(session, Event(
+            type="conveyance.updated", at=now, unit_id=unit.id, provider_id=unit.provider_id,
+            area_codes=(hold.home_area, unit.area_code), personal=False,
+            data={"hold_id": hold.id, "unit_id": unit.id, "mode": conveyance.mode, "eta": _iso(conveyance.eta),
+                  "requested_at": _iso(conveyance.requested_at), "at_scene_at": _iso(conveyance.at_scene_at),
+                  "arrived_at": _iso(conveyance.arrived_at),
+                  "ambulance_response_minutes": out.ambulance_response_minutes,
+                  "ambulance_standard_minutes": out.ambulance_standard_minutes,
+                  "hold_expires_at": hold.expires_at.isoformat()},
+        ))
+        return conveyance, hold
+
+    return await db.write(work)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _snapshot(conveyance: Conveyance) -> dict:
+    return {"mode": conveyance.mode, **{k: _iso(getattr(conveyance, k)) for k in ("eta", *SEQUENCE)}}

@@ -1,0 +1,47 @@
+"""Whether a person may be held or placed at a unit; each refusal names the field it is about."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capacity.booking.models import Area, Unit, UnitAreaRule
+from capacity.booking.persons import looks_like_nhs_number
+from capacity.errors import Forbidden, Invalid
+
+
+async def check_person(session: AsyncSession, ref: str, home_area: str) -> Area:
+    """The reference must not be an NHS number, and the home area must exist."""
+    if looks_like_nhs_number(ref):
+        raise Invalid("person.ref looks like an NHS number; use a local pseudonymous reference",
+                      field="person.ref")
+    area = await session.get(Area, home_area)
+    if area is None:
+        raise Invalid(f"no area with code {home_area}", field="person.home_area")
+    return area
+
+
+def ensure_amhp_area(actor, home_area: str) -> None:
+    """An AMHP acts for people from their own areas only."""
+    if actor.role == "amhp" and home_area not in actor.areas:
+        raise Forbidden("the person's home area is not one of your areas")
+
+
+async def check_unit_takes(session: AsyncSession, unit: Unit, age: int, sex: str, home_area: str) -> None:
+    """Refuse a closed unit, and a person outside its age range, sex or accepted areas (422)."""
+    if unit.status != "open":
+        raise Invalid(f"the unit is closed ({unit.closed_reason})", field="unit_id", reason="unit_closed")
+    if age < unit.min_age or (unit.max_age is not None and age > unit.max_age):
+        upper = f"-{unit.max_age}" if unit.max_age is not None else "+"
+        raise Invalid(f"the unit takes ages {unit.min_age}{upper}; the person is {age}",
+                      field="person.age", reason="age")
+    if unit.sex != "any" and sex != unit.sex:
+        raise Invalid(f"the unit takes {unit.sex} people only", field="person.sex", reason="sex")
+    rules = (await session.execute(
+        select(UnitAreaRule.rule, UnitAreaRule.area_code).where(UnitAreaRule.unit_id == unit.id)
+    )).all()
+    refused = {code for rule, code in rules if rule == "refuses"}
+    accepted = {code for rule, code in rules if rule == "accepts"}
+    if home_area in refused or (accepted and home_area not in accepted):
+        raise Invalid("the unit does not take people from this home area", field="person.home_area",
+                      reason="area_refused")

@@ -1,0 +1,311 @@
+"""Holds: a place reserved for one person for a limited time, that can never double-book.
+
+Every change locks the unit's row first, then reads the clock, then checks, then writes (rule 1), and
+every transition is a conditional UPDATE on `status = 'held' AND expires_at > now` (rule 3), so it
+happens exactly once however many instances, retries or jobs race for it. A hold past its expiry is
+expired at read time, whether or not the sweep has marked it yet (rule 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capacity import audit
+from capacity.auth.security import Actor
+from capacity.booking.availability import UnitFigures, unit_figures
+from capacity.booking.eligibility import check_person, check_unit_takes, ensure_amhp_area
+from capacity.booking.models import Conveyance, Hold, Placement, Unit, UnmetDemand
+from capacity.booking.persons import person_columns
+from capacity.booking.placements import not_in_future, placement_event, start_placement
+from capacity.booking.schemas import ArriveIn, DeclineIn, ExtendIn, HoldIn
+from capacity.booking.scope import ensure_role, ensure_sees
+from capacity.booking.units import availability_event, lock_unit
+from capacity.clock import Clock
+from capacity.db.engine import Database
+from capacity.errors import Conflict, Invalid, NotFound
+from capacity.notify.events import Event, record_event
+
+# The legal basis a placement takes from the purpose of its hold, unless the arrival says otherwise.
+LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "informal", "admission": "informal"}
+
+
+def effective_status(hold: Hold, now: datetime) -> str:
+    """A hold past its expiry is expired, whether or not the sweep has recorded it yet."""
+    return "expired" if hold.status == "held" and hold.expires_at <= now else hold.status
+
+
+def hold_snapshot(hold: Hold) -> dict:
+    return {"status": hold.status, "expires_at": hold.expires_at.isoformat(), "extensions": hold.extensions,
+            "extended_minutes": hold.extended_minutes, "unit_id": hold.unit_id, "person_ref": hold.person_ref,
+            "home_area": hold.home_area}
+
+
+def hold_event(kind: str, hold: Hold, unit: Unit, at: datetime, **extra) -> Event:
+    return Event(
+        type=kind,
+        at=at,
+        unit_id=unit.id,
+        provider_id=unit.provider_id,
+        area_codes=(hold.home_area,),
+        personal=True,
+        data={
+            "hold_id": hold.id,
+            "unit_id": unit.id,
+            "status": hold.status,
+            "purpose": hold.purpose,
+            "expires_at": hold.expires_at.isoformat(),
+            "person": {"ref": hold.person_ref, "age": hold.person_age, "sex": hold.person_sex,
+                       "home_area": hold.home_area},
+            **extra,
+        },
+    )
+
+
+def request_hash(body: HoldIn) -> str:
+    return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
+
+
+@dataclass
+class HoldResult:
+    hold: Hold
+    created: bool
+
+
+async def _by_idempotency_key(session: AsyncSession, actor: Actor, key: str, digest: str) -> Hold | None:
+    hold = await session.scalar(select(Hold).where(Hold.created_by == actor.username, Hold.idempotency_key == key))
+    if hold is not None and hold.request_hash != digest:
+        raise Invalid("this Idempotency-Key was used with a different request", field="Idempotency-Key")
+    return hold
+
+
+async def create_hold(
+    db: Database, clock: Clock, actor: Actor, body: HoldIn, idempotency_key: str | None = None
+) -> HoldResult:
+    """Hold one place for one person; 409 (recorded as unmet demand) when none is free."""
+    ensure_role(actor, "amhp", action="place a hold")
+    ensure_amhp_area(actor, body.person.home_area)
+    digest = request_hash(body)
+    # Control for the concurrency tests only: with locking off, availability is read before, and
+    # outside, the write transaction: the read-check-write race the lock exists to prevent.
+    unlocked_figures: UnitFigures | None = None
+    if not db.locking:
+        async with db.read_sessions() as session:
+            unlocked_figures = await unit_figures(session, body.unit_id, clock.now(), db.settings)
+
+    async def work(session: AsyncSession) -> HoldResult | None:
+        unit = await lock_unit(session, db, body.unit_id)
+        now = clock.now()
+        if idempotency_key and (earlier := await _by_idempotency_key(session, actor, idempotency_key, digest)):
+            return HoldResult(earlier, created=False)
+        await check_person(session, body.person.ref, body.person.home_area)
+        await check_unit_takes(session, unit, body.person.age, body.person.sex, body.person.home_area)
+        figures = unlocked_figures or await unit_figures(session, unit.id, now, db.settings)
+        if figures.available < 1:
+            session.add(UnmetDemand(at=now, source="hold", kind=unit.kind, home_area=body.person.home_area,
+                                    unit_id=unit.id))
+            return None  # committed, so the unmet demand is kept; the caller answers 409
+        hold = Hold(
+            unit_id=unit.id, purpose=body.purpose, created_by=actor.username, created_at=now,
+            expires_at=now + timedelta(seconds=db.settings.hold_seconds[unit.kind]),
+            risk_flags=list(body.risk_flags), note=body.note, idempotency_key=idempotency_key,
+            request_hash=digest, **person_columns(body.person),
+        )
+        session.add(hold)
+        await session.flush()
+        audit.record(session, at=now, actor=actor, action="hold.create", object_type="hold", object_id=hold.id,
+                     after=hold_snapshot(hold))
+        record_event(session, hold_event("hold.created", hold, unit, now))
+        record_event(session, availability_event(await unit_figures(session, unit.id, now, db.settings), now))
+        return HoldResult(hold, created=True)
+
+    try:
+        result = await db.write(work)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # The same key raced in on another unit's lock: answer as the winner was answered.
+        async with db.read_sessions() as session:
+            earlier = await _by_idempotency_key(session, actor, idempotency_key, digest)
+        if earlier is None:
+            raise
+        return HoldResult(earlier, created=False)
+    if result is None:
+        raise Conflict("no place is free at this unit", field="unit_id")
+    return result
+
+
+async def lock_hold(session: AsyncSession, db: Database, actor: Actor, hold_id: str) -> tuple[Hold, Unit]:
+    """Lock the hold's unit, then read the hold afresh under that lock, within the caller's scope."""
+    unit_id = await session.scalar(select(Hold.unit_id).where(Hold.id == hold_id))
+    if unit_id is None:
+        raise NotFound(f"no hold with id {hold_id}")
+    unit = await lock_unit(session, db, unit_id)
+    hold = await session.get(Hold, hold_id, populate_existing=True)
+    ensure_sees(actor, hold.home_area, unit, "hold", hold_id)
+    return hold, unit
+
+
+async def _transition(session: AsyncSession, hold: Hold, now: datetime, **values) -> None:
+    """Apply a change to a live hold exactly once; 409 if it is no longer `held`."""
+    done = await session.execute(
+        update(Hold).where(Hold.id == hold.id, Hold.status == "held", Hold.expires_at > now)
+        .values(**values).returning(Hold.id)
+    )
+    if done.first() is None:
+        raise Conflict(f"the hold is {effective_status(hold, now)}, no longer held")
+    await session.refresh(hold)
+
+
+async def _change(db: Database, clock: Clock, actor: Actor, hold_id: str, action: str, apply) -> Hold:
+    """The shape every hold action shares: lock, check scope and rules, change, audit, announce."""
+
+    async def work(session: AsyncSession) -> Hold:
+        hold, unit = await lock_hold(session, db, actor, hold_id)
+        now = clock.now()
+        before = hold_snapshot(hold)
+        event_type = await apply(session, hold, unit, now)
+        audit.record(session, at=now, actor=actor, action=action, object_type="hold", object_id=hold.id,
+                     before=before, after=hold_snapshot(hold))
+        record_event(session, hold_event(event_type, hold, unit, now))
+        record_event(session, availability_event(await unit_figures(session, unit.id, now, db.settings), now))
+        return hold
+
+    return await db.write(work)
+
+
+async def extend_hold(db: Database, clock: Clock, actor: Actor, hold_id: str, body: ExtendIn) -> Hold:
+    settings = db.settings
+
+    async def apply(session, hold: Hold, unit: Unit, now: datetime) -> str:
+        ensure_role(actor, "amhp", action="extend a hold")
+        if effective_status(hold, now) == "held":
+            if hold.extensions >= settings.max_hold_extensions:
+                raise Invalid(f"a hold may be extended at most {settings.max_hold_extensions} times", field="minutes")
+            if hold.extended_minutes + body.minutes > settings.max_hold_extension_minutes:
+                left = settings.max_hold_extension_minutes - hold.extended_minutes
+                raise Invalid(f"extensions may add at most {settings.max_hold_extension_minutes} minutes in all; "
+                              f"{left} remain", field="minutes")
+        await _transition(session, hold, now, expires_at=hold.expires_at + timedelta(minutes=body.minutes),
+                          extensions=hold.extensions + 1, extended_minutes=hold.extended_minutes + body.minutes)
+        return "hold.extended"
+
+    return await _change(db, clock, actor, hold_id, "hold.extend", apply)
+
+
+async def release_hold(db: Database, clock: Clock, actor: Actor, hold_id: str) -> Hold:
+    async def apply(session, hold: Hold, unit: Unit, now: datetime) -> str:
+        ensure_role(actor, "amhp", action="release a hold")
+        await _transition(session, hold, now, status="released", ended_at=now, ended_by=actor.username)
+        return "hold.released"
+
+    return await _change(db, clock, actor, hold_id, "hold.release", apply)
+
+
+async def decline_hold(db: Database, clock: Clock, actor: Actor, hold_id: str, body: DeclineIn) -> Hold:
+    async def apply(session, hold: Hold, unit: Unit, now: datetime) -> str:
+        ensure_role(actor, "bed_manager", action="decline a hold")
+        await _transition(session, hold, now, status="declined", ended_at=now, ended_by=actor.username,
+                          decline_reason=body.reason, decline_note=body.note)
+        return "hold.declined"
+
+    return await _change(db, clock, actor, hold_id, "hold.decline", apply)
+
+
+async def arrive(db: Database, clock: Clock, actor: Actor, hold_id: str, body: ArriveIn) -> Placement:
+    """The person has arrived: the hold ends and a placement starts, in one transaction."""
+
+    async def work(session: AsyncSession) -> Placement:
+        hold, unit = await lock_hold(session, db, actor, hold_id)
+        now = clock.now()
+        ensure_role(actor, "amhp", "bed_manager", action="record an arrival")
+        before = hold_snapshot(hold)
+        arrived_at = not_in_future(body.arrived_at or now, now, "arrived_at")
+        if arrived_at < hold.created_at:
+            raise Invalid("arrived_at is before the hold was placed", field="arrived_at")
+        # Eligibility again: the unit may have changed since the hold, and no under-18 is ever placed
+        # where the age range excludes them. A unit closed since the hold still takes its held person.
+        if unit.status == "open":
+            await check_unit_takes(session, unit, hold.person_age, hold.person_sex, hold.home_area)
+        home = await check_person(session, hold.person_ref, hold.home_area)
+        await _transition(session, hold, now, status="arrived", ended_at=arrived_at, ended_by=actor.username)
+        person = {k: getattr(hold, k) for k in ("person_ref", "person_age", "person_sex", "person_ethnicity",
+                                                 "home_area")}
+        placement = await start_placement(
+            session, actor=actor, unit=unit, home=home, person=person,
+            legal_basis=body.legal_basis or LEGAL_BASIS_OF_PURPOSE[hold.purpose], started_at=arrived_at,
+            s136_clock_started_at=body.s136_clock_started_at, oap_reason=body.oap_reason, hold_id=hold.id, now=now,
+        )
+        audit.record(session, at=now, actor=actor, action="hold.arrive", object_type="hold", object_id=hold.id,
+                     before=before, after=hold_snapshot(hold))
+        record_event(session, hold_event("hold.arrived", hold, unit, now, placement_id=placement.id))
+        record_event(session, placement_event("placement.started", placement, unit, now))
+        record_event(session, availability_event(await unit_figures(session, unit.id, now, db.settings), now))
+        return placement
+
+    return await db.write(work)
+
+
+@dataclass
+class HoldView:
+    hold: Hold
+    status: str
+    placement_id: str | None
+    conveyance: Conveyance | None
+
+
+async def _views(session: AsyncSession, holds: list[Hold], now: datetime) -> list[HoldView]:
+    ids = [h.id for h in holds]
+    placements = dict((await session.execute(
+        select(Placement.hold_id, Placement.id).where(Placement.hold_id.in_(ids)))).all()) if ids else {}
+    conveyances = {c.hold_id: c for c in (await session.scalars(
+        select(Conveyance).where(Conveyance.hold_id.in_(ids)))).all()} if ids else {}
+    return [HoldView(h, effective_status(h, now), placements.get(h.id), conveyances.get(h.id)) for h in holds]
+
+
+async def read_hold(db: Database, clock: Clock, actor: Actor, hold_id: str) -> HoldView:
+    """One hold in the caller's scope; the read of person data is audited."""
+
+    async def work(session: AsyncSession) -> HoldView:
+        hold = await session.get(Hold, hold_id)
+        if hold is None:
+            raise NotFound(f"no hold with id {hold_id}")
+        unit = await session.get(Unit, hold.unit_id)
+        ensure_sees(actor, hold.home_area, unit, "hold", hold_id)
+        now = clock.now()
+        audit.record(session, at=now, actor=actor, action="hold.read", object_type="hold", object_id=hold.id)
+        return (await _views(session, [hold], now))[0]
+
+    return await db.write(work)
+
+
+async def list_holds(db: Database, clock: Clock, actor: Actor, status: str | None) -> list[HoldView]:
+    """The caller's holds, newest first; `status` is the effective status (expiry exact at read time)."""
+
+    async def work(session: AsyncSession) -> list[HoldView]:
+        now = clock.now()
+        stmt = select(Hold).join(Unit, Unit.id == Hold.unit_id).order_by(Hold.created_at.desc()).limit(500)
+        if actor.role == "bed_manager":
+            stmt = stmt.where(Unit.provider_id == actor.provider_id)
+        elif actor.role == "amhp":
+            stmt = stmt.where(Hold.home_area.in_(actor.areas))
+        elif actor.role == "conveyance":
+            stmt = stmt.where((Hold.home_area.in_(actor.areas)) | (Unit.area_code.in_(actor.areas)))
+        if status == "held":
+            stmt = stmt.where(Hold.status == "held", Hold.expires_at > now)
+        elif status == "expired":
+            stmt = stmt.where((Hold.status == "expired") | ((Hold.status == "held") & (Hold.expires_at <= now)))
+        elif status is not None:
+            stmt = stmt.where(Hold.status == status)
+        holds = list((await session.scalars(stmt)).all())
+        audit.record(session, at=now, actor=actor, action="hold.list", object_type="hold", object_id=None,
+                     after={"ids": [h.id for h in holds]})
+        return await _views(session, holds, now)
+
+    return await db.write(work)

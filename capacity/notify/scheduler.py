@@ -1,0 +1,33 @@
+"""Scheduled jobs (APScheduler 3.11 AsyncIOScheduler), started in the app's lifespan.
+
+Every instance runs every job; the jobs are idempotent set-based statements, so that is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from capacity.booking.sweep import sweep
+from capacity.clock import Clock
+from capacity.db.engine import Database, ServiceBusy
+
+log = logging.getLogger("capacity.jobs")
+
+
+async def run_sweep(db: Database, clock: Clock) -> None:
+    try:
+        result = await sweep(db, clock)
+    except ServiceBusy:
+        log.warning("sweep skipped: database busy; the next run will catch up")
+        return
+    if result.expired or result.breached:
+        log.info("sweep: %d holds expired, %d s136 breaches recorded", len(result.expired), len(result.breached))
+
+
+def make_scheduler(db: Database, clock: Clock) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(run_sweep, "interval", seconds=db.settings.sweep_seconds, args=[db, clock], id="sweep",
+                      max_instances=1, coalesce=True)
+    return scheduler
