@@ -32,6 +32,8 @@ from capacity.settings import Settings
 # A fixed Monday morning in GMT: the demo data is confirmed at this instant.
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PG_URL = os.environ.get("CAPACITY_TEST_DATABASE_URL")
+if os.environ.get("CI") == "true" and not PG_URL:
+    raise RuntimeError("CI must run the suite on PostgreSQL too: set CAPACITY_TEST_DATABASE_URL")
 ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
 DEMO_USERS = ("admin", "amhp", "bedmanager", "commissioner", "conveyance")
 
