@@ -18,7 +18,9 @@ from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.deps import dependencies
 from capacity.errors import internal_error_handler, problem_details
+from capacity.notify.channels import make_channels, make_publisher
 from capacity.notify.scheduler import make_scheduler
+from capacity.notify.ws import events_socket
 from capacity.settings import Settings
 
 
@@ -31,6 +33,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings = settings or Settings.from_env()
     jwt_auth = make_jwt_auth(settings.signing_key(), settings.token_minutes)
     db = Database(settings)
+    channels = make_channels(settings)
+    db.publish = make_publisher(channels)
 
     clock = clock or Clock()
 
@@ -53,9 +57,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             HoldController,
             PlacementController,
             AuditController,
+            events_socket,
         ],
         dependencies=dependencies,
-        plugins=[problem_details],
+        plugins=[problem_details, channels],
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers={Exception: internal_error_handler},
         lifespan=[lifespan],
@@ -73,5 +78,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.db = db
     app.state.clock = clock
     app.state.jwt_auth = jwt_auth
+    app.state.channels = channels
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds)
     return app

@@ -15,8 +15,10 @@ from capacity.booking.models import (
     UnmetDemand,
 )
 from capacity.db.base import Base
+from capacity.notify.alerts import AlertSent
 
 __all__ = [
+    "AlertSent",
     "Area",
     "AreaLocalProvider",
     "AuditEntry",

@@ -60,6 +60,11 @@ class Settings:
     # Attempts at a write transaction that meets a lock timeout or SQLITE_BUSY before answering 503.
     write_attempts: int = 5
     lock_timeout_ms: int = 2000
+    # Live stream: events queued for one WebSocket before a client that lags is closed to resync.
+    ws_max_backlog: int = 1000
+    # Alerts: a hold expiring within this many minutes; s136 warnings this many minutes before the deadline.
+    hold_expiring_minutes: int = 10
+    s136_warning_minutes: tuple[int, ...] = (120, 30)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -85,6 +90,8 @@ class Settings:
             eta_grace_minutes=_int(env, "CAPACITY_ETA_GRACE_MINUTES", cls.eta_grace_minutes),
             login_max_failures=_int(env, "CAPACITY_LOGIN_MAX_FAILURES", cls.login_max_failures, minimum=1),
             login_lockout_seconds=_int(env, "CAPACITY_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),
+            ws_max_backlog=_int(env, "CAPACITY_WS_MAX_BACKLOG", cls.ws_max_backlog, minimum=1),
+            hold_expiring_minutes=_int(env, "CAPACITY_HOLD_EXPIRING_MINUTES", cls.hold_expiring_minutes, minimum=1),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -176,7 +176,7 @@ async def api(database_url: str, clock: FixedClock, settings_overrides: dict[str
     # The app runs in the test's own event loop, so tests and app share one connection pool. Its
     # lifespan (the scheduler) is not started: tests run the jobs themselves, by the clock.
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
+    async with app.state.channels, httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
         yield Api(client, app, clock)
     await app.state.db.dispose()
 

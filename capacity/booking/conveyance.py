@@ -105,7 +105,7 @@ async def update_conveyance(
         out = conveyance_out(conveyance, now, db.settings.ambulance_standard_minutes)
         record_event(session, Event(
             type="conveyance.updated", at=now, unit_id=unit.id, provider_id=unit.provider_id,
-            area_codes=(hold.home_area, unit.area_code), personal=False,
+            unit_area=unit.area_code, home_area=hold.home_area,
             data={"hold_id": hold.id, "unit_id": unit.id, "mode": conveyance.mode, "eta": _iso(conveyance.eta),
                   "requested_at": _iso(conveyance.requested_at), "at_scene_at": _iso(conveyance.at_scene_at),
                   "arrived_at": _iso(conveyance.arrived_at),

@@ -53,8 +53,8 @@ def hold_event(kind: str, hold: Hold, unit: Unit, at: datetime, **extra) -> Even
         at=at,
         unit_id=unit.id,
         provider_id=unit.provider_id,
-        area_codes=(hold.home_area,),
-        personal=True,
+        unit_area=unit.area_code,
+        home_area=hold.home_area,
         data={
             "hold_id": hold.id,
             "unit_id": unit.id,

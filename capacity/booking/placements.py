@@ -45,8 +45,8 @@ def placement_event(kind: str, placement: Placement, unit: Unit, at: datetime) -
         at=at,
         unit_id=unit.id,
         provider_id=unit.provider_id,
-        area_codes=(placement.home_area,),
-        personal=True,
+        unit_area=unit.area_code,
+        home_area=placement.home_area,
         data={
             "placement_id": placement.id,
             "hold_id": placement.hold_id,

@@ -46,7 +46,7 @@ def availability_event(figures: UnitFigures, at) -> Event:
         at=at,
         unit_id=u.id,
         provider_id=u.provider_id,
-        area_codes=(u.area_code,),
+        unit_area=u.area_code,
         data={
             "unit_id": u.id,
             "status": u.status,

@@ -1,12 +1,20 @@
-"""Domain events: recorded inside the write transaction, published only after it commits (rule 5)."""
+"""Domain events: recorded inside the write transaction, published only after it commits (rule 5).
+
+An event carries a small payload and the facts that decide who may hear it: the unit and provider it
+concerns, the area the unit stands in and, for anything about a person, the person's home area.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
+
+# Events about a unit's figures, which every role may see (they are what GET /api/units shows).
+PUBLIC_TYPES = frozenset({"unit.availability"})
 
 
 @dataclass(frozen=True)
@@ -14,14 +22,36 @@ class Event:
     type: str
     at: datetime
     data: dict[str, Any]
-    # Who may hear it: the unit and provider it concerns, and the home area of any person in it.
     unit_id: str | None = None
     provider_id: str | None = None
-    area_codes: tuple[str, ...] = ()
-    # True when `data` carries person-level fields, which commissioners never receive.
-    personal: bool = False
-    extra_scope: dict[str, Any] = field(default_factory=dict)
+    unit_area: str | None = None
+    # The home area of the person the event is about; None when it is about no one.
+    home_area: str | None = None
 
 
 def record_event(session: AsyncSession, event: Event) -> None:
     session.info.setdefault("events", []).append(event)
+
+
+class WireEvent(msgspec.Struct):
+    """An event as it travels between instances on the channel."""
+
+    type: str
+    at: datetime
+    data: dict[str, Any]
+    unit_id: str | None = None
+    provider_id: str | None = None
+    unit_area: str | None = None
+    home_area: str | None = None
+
+
+def encode(event: Event) -> bytes:
+    return msgspec.json.encode(WireEvent(event.type, event.at, event.data, event.unit_id, event.provider_id,
+                                         event.unit_area, event.home_area))
+
+
+_decoder = msgspec.json.Decoder(WireEvent)
+
+
+def decode(raw: bytes) -> WireEvent:
+    return _decoder.decode(raw)

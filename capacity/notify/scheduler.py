@@ -12,6 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from capacity.booking.sweep import sweep
 from capacity.clock import Clock
 from capacity.db.engine import Database, ServiceBusy
+from capacity.notify.alerts import send_alerts
 
 log = logging.getLogger("capacity.jobs")
 
@@ -19,11 +20,13 @@ log = logging.getLogger("capacity.jobs")
 async def run_sweep(db: Database, clock: Clock) -> None:
     try:
         result = await sweep(db, clock)
+        alerts = await send_alerts(db, clock)
     except ServiceBusy:
         log.warning("sweep skipped: database busy; the next run will catch up")
         return
-    if result.expired or result.breached:
-        log.info("sweep: %d holds expired, %d s136 breaches recorded", len(result.expired), len(result.breached))
+    if result.expired or result.breached or alerts:
+        log.info("sweep: %d holds expired, %d s136 breaches, %d alerts", len(result.expired),
+                 len(result.breached), alerts)
 
 
 def make_scheduler(db: Database, clock: Clock) -> AsyncIOScheduler:

@@ -1,0 +1,107 @@
+"""Scheduled alerts: holds about to expire, the s136 clock's warnings, stale figures.
+
+Every instance runs these jobs. An alert is sent exactly once because it is first recorded in
+`alerts_sent`, whose uniqueness constraint lets only one instance's INSERT succeed (ON CONFLICT DO
+NOTHING ... RETURNING); only that instance publishes it, after its commit. Expired holds and s136
+breaches are announced by the sweep, whose conditional UPDATEs are exactly-once in the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, UniqueConstraint, and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from capacity.booking.holds import hold_event
+from capacity.booking.models import Hold, Placement, Unit
+from capacity.booking.placements import placement_event
+from capacity.clock import Clock
+from capacity.db.base import Base, IdMixin
+from capacity.db.engine import Database
+from capacity.notify.events import Event, record_event
+
+
+class AlertSent(IdMixin, Base):
+    __tablename__ = "alerts_sent"
+    kind: Mapped[str] = mapped_column(String(24))
+    object_id: Mapped[str] = mapped_column(String(36))
+    # What makes this alert distinct for the object, e.g. the threshold and the deadline it was for.
+    key: Mapped[str] = mapped_column(String(80))
+    sent_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("kind", "object_id", "key"),)
+
+
+async def claim(session: AsyncSession, kind: str, object_id: str, key: str, now: datetime) -> bool:
+    """Record the alert; True only for the one transaction that recorded it first."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stmt = (insert(AlertSent).values(kind=kind, object_id=object_id, key=key, sent_at=now)
+            .on_conflict_do_nothing().returning(AlertSent.id))
+    return (await session.execute(stmt)).first() is not None
+
+
+async def alert_expiring_holds(session: AsyncSession, db: Database, now: datetime) -> int:
+    soon = now + timedelta(minutes=db.settings.hold_expiring_minutes)
+    rows = (await session.execute(
+        select(Hold, Unit).join(Unit, Unit.id == Hold.unit_id)
+        .where(Hold.status == "held", Hold.expires_at > now, Hold.expires_at <= soon)
+    )).all()
+    sent = 0
+    for hold, unit in rows:
+        # Keyed by the expiry, so a hold extended and then nearing its new expiry is warned again.
+        if await claim(session, "hold.expiring", hold.id, hold.expires_at.isoformat(), now):
+            minutes = round((hold.expires_at - now).total_seconds() / 60, 1)
+            record_event(session, hold_event("hold.expiring", hold, unit, now, minutes_left=minutes))
+            sent += 1
+    return sent
+
+
+async def alert_s136_deadlines(session: AsyncSession, db: Database, now: datetime) -> int:
+    thresholds = sorted(db.settings.s136_warning_minutes, reverse=True)
+    rows = (await session.execute(
+        select(Placement, Unit).join(Unit, Unit.id == Placement.unit_id)
+        .where(Placement.legal_basis == "s136", Placement.ended_at.is_(None), Placement.s136_breached_at.is_(None),
+               Placement.s136_deadline > now,
+               Placement.s136_deadline <= now + timedelta(minutes=thresholds[0]))
+    )).all()
+    sent = 0
+    for placement, unit in rows:
+        left = (placement.s136_deadline - now).total_seconds() / 60
+        # Only the nearest threshold crossed: a 30-minute warning does not also send the 2-hour one late.
+        threshold = min(t for t in thresholds if left <= t)
+        key = f"{threshold}@{placement.s136_deadline.isoformat()}"
+        if await claim(session, "s136.warning", placement.id, key, now):
+            event = placement_event("s136.warning", placement, unit, now)
+            event.data.update(minutes_left=round(left, 1), threshold_minutes=threshold)
+            record_event(session, event)
+            sent += 1
+    return sent
+
+
+async def alert_stale_units(session: AsyncSession, db: Database, now: datetime) -> int:
+    windows = db.settings.stale_minutes
+    stale = or_(*(and_(Unit.kind == kind, Unit.last_confirmed_at < now - timedelta(minutes=minutes))
+                  for kind, minutes in windows.items()))
+    sent = 0
+    for unit in (await session.scalars(select(Unit).where(stale))).all():
+        # One reminder per stale episode: a confirmation moves last_confirmed_at and re-arms it.
+        if await claim(session, "unit.stale", unit.id, unit.last_confirmed_at.isoformat(), now):
+            record_event(session, Event(
+                type="unit.stale", at=now, unit_id=unit.id, provider_id=unit.provider_id, unit_area=unit.area_code,
+                data={"unit_id": unit.id, "name": unit.name, "last_confirmed_at": unit.last_confirmed_at.isoformat(),
+                      "last_confirmed_by": unit.last_confirmed_by,
+                      "stale_after_minutes": windows[unit.kind]},
+            ))
+            sent += 1
+    return sent
+
+
+async def send_alerts(db: Database, clock: Clock) -> int:
+    async def work(session: AsyncSession) -> int:
+        now = clock.now()
+        return (await alert_expiring_holds(session, db, now) + await alert_s136_deadlines(session, db, now)
+                + await alert_stale_units(session, db, now))
+
+    return await db.write(work)

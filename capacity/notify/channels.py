@@ -1,0 +1,92 @@
+"""Fan-out of committed events to every WebSocket on every instance (Litestar Channels).
+
+In-memory by default; Redis pub/sub when CAPACITY_REDIS_URL is set, so an event made on one instance
+reaches the clients of all. If Redis goes away the instance keeps serving: publishing logs and drops
+(clients resync from the REST snapshot), and the subscription is taken up again when Redis returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Iterable
+from typing import Any
+
+from litestar.channels import ChannelsPlugin, Subscriber
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from capacity.notify.events import Event, encode
+from capacity.settings import Settings
+
+log = logging.getLogger("capacity.notify")
+CHANNEL = "events"
+
+
+class ResilientRedisBackend(RedisChannelsPubSubBackend):
+    """Redis pub/sub that survives Redis restarts instead of ending the plugin's workers."""
+
+    retry_seconds = 0.5
+
+    async def publish(self, data: bytes, channels: Iterable[str]) -> None:
+        try:
+            await super().publish(data, channels)
+        except (RedisError, OSError) as exc:
+            log.warning("event not published, Redis unavailable: %s", exc)
+
+    async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
+        while True:
+            try:
+                async for item in super().stream_events():
+                    yield item
+            except (RedisError, OSError) as exc:
+                # redis-py reconnects and re-subscribes on the next read; wait, then read again.
+                log.warning("Redis subscription lost (%s); retrying", exc)
+                await asyncio.sleep(self.retry_seconds)
+
+
+class BoundedSubscriber(Subscriber):
+    """A subscriber with a bounded backlog that remembers when it overflowed.
+
+    A WebSocket client that falls this far behind is closed, and resyncs from the REST snapshot,
+    rather than letting one slow client hold memory without bound.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.overflowed = asyncio.Event()
+
+    def put_nowait(self, item: bytes | None) -> bool:
+        if not super().put_nowait(item):
+            self.overflowed.set()
+            return False
+        return True
+
+
+def make_channels(settings: Settings) -> ChannelsPlugin:
+    if settings.redis_url:
+        backend = ResilientRedisBackend(redis=Redis.from_url(settings.redis_url), key_prefix="CAPACITY")
+    else:
+        backend = MemoryChannelsBackend()
+    return ChannelsPlugin(
+        backend=backend,
+        channels=[CHANNEL],
+        subscriber_class=BoundedSubscriber,
+        subscriber_max_backlog=settings.ws_max_backlog,
+        subscriber_backlog_strategy="backoff",
+    )
+
+
+def make_publisher(channels: ChannelsPlugin):
+    """The function `Database.write` calls with the events of each committed transaction."""
+
+    async def publish(events: list[Event]) -> None:
+        for event in events:
+            try:
+                channels.publish(encode(event), CHANNEL)
+            except Exception:  # the change is committed; a lost event is healed by the client's resync
+                log.exception("could not publish %s", event.type)
+
+    return publish

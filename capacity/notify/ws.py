@@ -1,0 +1,159 @@
+"""`/ws/events`: the live stream, scoped by role exactly as the REST API is.
+
+Authentication is by token, in `?token=` or as the first message `{"token": "..."}`. A client may
+narrow its stream with `{"action": "subscribe", "areas": [...], "providers": [...], "units": [...]}`
+and ask `{"action": "ping"}` to get a `pong`. Every frame is `{"seq", "type", "at", "data"}` with `seq`
+counting 1, 2, 3... per connection without gaps. No database session lives as long as the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.channels import ChannelsPlugin
+from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
+from litestar.security.jwt import Token
+from sqlalchemy import select
+
+from capacity.auth.models import User
+from capacity.auth.security import Actor
+from capacity.notify.channels import CHANNEL, BoundedSubscriber
+from capacity.notify.events import PUBLIC_TYPES, WireEvent, decode
+
+# Close codes a client can act on.
+CLOSE_UNAUTHORISED = 4401
+CLOSE_TOO_SLOW = 4008  # fell too far behind: reconnect and resync from GET /api/units
+FIRST_MESSAGE_SECONDS = 10
+PERSON_ROLES = {"admin", "bed_manager", "amhp", "conveyance"}
+
+
+def visible(actor: Actor, event: WireEvent) -> bool:
+    """Whether this caller may hear this event: the REST API's scoping, applied to the stream."""
+    if actor.role == "admin" or event.type in PUBLIC_TYPES:
+        return True
+    if actor.role == "bed_manager":
+        return event.provider_id is not None and event.provider_id == actor.provider_id
+    if event.type == "unit.stale" or event.home_area is None:
+        return False
+    if actor.role == "amhp":
+        return event.home_area in actor.areas
+    if actor.role == "conveyance":
+        return event.home_area in actor.areas or event.unit_area in actor.areas
+    return False  # commissioners hear figures only, never a person
+
+
+@dataclass
+class Filter:
+    """What the client asked for; empty means everything in its scope."""
+
+    areas: set[str] = field(default_factory=set)
+    providers: set[str] = field(default_factory=set)
+    units: set[str] = field(default_factory=set)
+
+    def matches(self, event: WireEvent) -> bool:
+        if not (self.areas or self.providers or self.units):
+            return True
+        return (
+            bool(self.areas & {event.unit_area, event.home_area})
+            or event.provider_id in self.providers
+            or event.unit_id in self.units
+        )
+
+
+class SubscribeMessage(msgspec.Struct):
+    action: str
+    areas: list[str] = []
+    providers: list[str] = []
+    units: list[str] = []
+    token: str | None = None
+
+
+async def _actor_for(socket: WebSocket, encoded: str | None) -> Actor:
+    if not encoded:
+        raise NotAuthorizedException("no token")
+    jwt_auth = socket.app.state.jwt_auth
+    token = Token.decode(encoded, secret=jwt_auth.token_secret, algorithms=[jwt_auth.algorithm])
+    async with socket.app.state.db.read_sessions() as session:
+        user = await session.scalar(select(User).where(User.id == token.sub, User.active.is_(True)))
+    if user is None:
+        raise NotAuthorizedException("unknown user")
+    return Actor.of(user)
+
+
+class Stream:
+    """One connection: numbers the frames it sends and applies the caller's scope and filter."""
+
+    def __init__(self, socket: WebSocket, actor: Actor) -> None:
+        self.socket = socket
+        self.actor = actor
+        self.filter = Filter()
+        self.seq = 0
+        self.lock = asyncio.Lock()
+
+    async def send(self, type_: str, data: dict, at: datetime | None = None) -> None:
+        async with self.lock:  # seq order is send order
+            self.seq += 1
+            frame = {"seq": self.seq, "type": type_, "at": (at or datetime.now(UTC)).isoformat(), "data": data}
+            await self.socket.send_text(msgspec.json.encode(frame).decode())
+
+    async def forward(self, subscriber: BoundedSubscriber) -> None:
+        async for raw in subscriber.iter_events():
+            event = decode(raw)
+            if visible(self.actor, event) and self.filter.matches(event):
+                await self.send(event.type, event.data, event.at)
+
+    async def listen(self) -> None:
+        while True:
+            raw = await self.socket.receive_text()
+            try:
+                message = msgspec.json.decode(raw, type=SubscribeMessage)
+            except msgspec.DecodeError as exc:
+                await self.send("error", {"detail": f"not understood: {exc}"})
+                continue
+            if message.action == "subscribe":
+                self.filter = Filter(set(message.areas), set(message.providers), set(message.units))
+                await self.send("subscribed", {"areas": message.areas, "providers": message.providers,
+                                               "units": message.units})
+            elif message.action == "ping":
+                await self.send("pong", {})
+            else:
+                await self.send("error", {"detail": f"unknown action {message.action!r}"})
+
+
+@websocket("/ws/events", opt={"exclude_from_auth": True})
+async def events_socket(socket: WebSocket, channels: ChannelsPlugin) -> None:
+    await socket.accept()
+    encoded = socket.query_params.get("token")
+    try:
+        if not encoded:
+            first = await asyncio.wait_for(socket.receive_text(), FIRST_MESSAGE_SECONDS)
+            encoded = msgspec.json.decode(first, type=SubscribeMessage).token
+        actor = await _actor_for(socket, encoded)
+    except (NotAuthorizedException, msgspec.DecodeError, TimeoutError):
+        await socket.close(code=CLOSE_UNAUTHORISED, reason="a valid token is required")
+        return
+
+    stream = Stream(socket, actor)
+    subscriber: BoundedSubscriber = await channels.subscribe([CHANNEL])  # type: ignore[assignment]
+    await stream.send("hello", {"username": actor.username, "role": actor.role,
+                                "resync": "GET /api/units is the snapshot after a reconnect"})
+    tasks = [asyncio.create_task(stream.forward(subscriber)), asyncio.create_task(stream.listen()),
+             asyncio.create_task(subscriber.overflowed.wait())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[2] in done:
+            await socket.close(code=CLOSE_TOO_SLOW, reason="too far behind; reconnect and resync")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await task
+        await channels.unsubscribe(subscriber)
