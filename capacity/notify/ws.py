@@ -77,7 +77,7 @@ async def _actor_for(socket: WebSocket, encoded: str | None) -> Actor:
     if not encoded:
         raise NotAuthorizedException("no token")
     jwt_auth = socket.app.state.jwt_auth
-    token = Token.decode(encoded, secret=jwt_auth.token_secret, algorithms=[jwt_auth.algorithm])
+    token = Token.decode(encoded, secret=jwt_auth.token_secret, algorithm=jwt_auth.algorithm)
     async with socket.app.state.db.read_sessions() as session:
         user = await session.scalar(select(User).where(User.id == token.sub, User.active.is_(True)))
     if user is None:
