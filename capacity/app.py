@@ -13,7 +13,7 @@ from capacity.audit import AuditController
 from capacity.auth.controllers import AuthController
 from capacity.auth.security import LoginThrottle, make_jwt_auth
 from capacity.booking.controllers import ReferenceController, UnitController
-from capacity.booking.hold_controllers import HoldController, PlacementController
+from capacity.booking.hold_controllers import DetentionController, HoldController, PlacementController
 from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.deps import dependencies
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             UnitController,
             HoldController,
             PlacementController,
+            DetentionController,
             AuditController,
             events_socket,
         ],

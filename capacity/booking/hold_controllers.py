@@ -10,17 +10,21 @@ from litestar.params import FromQuery, HeaderParameter
 
 from capacity.auth.security import Actor, require_roles
 from capacity.booking import conveyance as conveyance_service
+from capacity.booking import detentions as detention_service
 from capacity.booking import holds as hold_service
 from capacity.booking import placements as placement_service
 from capacity.booking.conveyance import conveyance_out
 from capacity.booking.holds import HoldView
-from capacity.booking.models import Placement
+from capacity.booking.models import Placement, S136Detention
 from capacity.booking.persons import person_out
 from capacity.booking.schemas import (
     ArriveIn,
     ConveyanceIn,
     ConveyanceOut,
     DeclineIn,
+    DetentionEndIn,
+    DetentionIn,
+    DetentionOut,
     DischargeIn,
     ExtendIn,
     HoldIn,
@@ -152,3 +156,41 @@ class PlacementController(Controller):
         self, db: Database, clock: Clock, actor: Actor, placement_id: str, data: S136ExtensionIn
     ) -> PlacementOut:
         return placement_out(await placement_service.extend_s136(db, clock, actor, placement_id, data))
+
+
+def detention_out(d: S136Detention) -> DetentionOut:
+    return DetentionOut(
+        id=d.id, place_type=d.place_type, place_name=d.place_name, person=person_out(d),  # type: ignore[arg-type]
+        detained_at=d.detained_at, deadline=d.deadline, ended_at=d.ended_at, outcome=d.outcome,
+        breached_at=d.breached_at, police_station_criteria=list(d.police_station_criteria or []),
+        authorising_inspector=d.authorising_inspector, conveyance_mode=d.conveyance_mode,
+        police_vehicle_reason=d.police_vehicle_reason, ambulance_requested_at=d.ambulance_requested_at,
+        ambulance_at_scene_at=d.ambulance_at_scene_at,
+    )
+
+
+class DetentionController(Controller):
+    """s136 detentions at places of safety that are not bookable units (emergency department, police station)."""
+
+    path = "/api/s136-detentions"
+    tags = ["Section 136"]
+    guards = [require_roles("amhp", "admin")]
+
+    @post("/", summary="Record an s136 detention at an emergency department, police station or elsewhere",
+          status_code=201)
+    async def record(self, db: Database, clock: Clock, actor: Actor, data: DetentionIn) -> DetentionOut:
+        return detention_out(await detention_service.record_detention(db, clock, actor, data))
+
+    @get("/", summary="s136 detentions at other places, in the caller's areas")
+    async def list_detentions(self, db: Database, clock: Clock, actor: Actor) -> list[DetentionOut]:
+        return [detention_out(d) for d in await detention_service.list_detentions(db, clock, actor)]
+
+    @get("/{detention_id:str}", summary="One s136 detention")
+    async def get_detention(self, db: Database, clock: Clock, actor: Actor, detention_id: str) -> DetentionOut:
+        return detention_out(await detention_service.read_detention(db, clock, actor, detention_id))
+
+    @post("/{detention_id:str}/end", summary="End a detention with its outcome", status_code=200)
+    async def end(
+        self, db: Database, clock: Clock, actor: Actor, detention_id: str, data: DetentionEndIn
+    ) -> DetentionOut:
+        return detention_out(await detention_service.end_detention(db, clock, actor, detention_id, data))

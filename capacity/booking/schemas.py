@@ -235,3 +235,49 @@ class PlacementOut(msgspec.Struct):
     s136_extension_authorised_by: str | None = None
     s136_extension_reason: str | None = None
     s136_breached_at: datetime | None = None
+
+
+PlaceType = Literal["emergency_department", "police_station", "other"]
+# The Places of Safety Regulations 2017 (SI 2017/1036) reg. 2: all must hold for an adult in a police station.
+PoliceStationCriterion = Literal[
+    "imminent_risk_of_serious_injury_or_death", "no_other_place_reasonably_available", "health_professional_present"
+]
+POLICE_STATION_CRITERIA: tuple[str, ...] = PoliceStationCriterion.__args__  # type: ignore[attr-defined]
+
+
+class DetentionIn(msgspec.Struct, forbid_unknown_fields=True):
+    place_type: PlaceType
+    person: PersonIn
+    detained_at: datetime
+    place_name: Annotated[str, Meta(max_length=200)] | None = None
+    police_station_criteria: list[PoliceStationCriterion] = []
+    authorising_inspector: Annotated[str, Meta(min_length=2, max_length=120)] | None = None
+    conveyance_mode: ConveyanceMode | None = None
+    police_vehicle_reason: Annotated[str, Meta(min_length=3, max_length=280)] | None = None
+    ambulance_requested_at: datetime | None = None
+    ambulance_at_scene_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: Outcome | None = None
+
+
+class DetentionEndIn(msgspec.Struct, forbid_unknown_fields=True):
+    outcome: Outcome
+    ended_at: datetime | None = None
+
+
+class DetentionOut(msgspec.Struct):
+    id: str
+    place_type: PlaceType
+    place_name: str | None
+    person: PersonOut
+    detained_at: datetime
+    deadline: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    breached_at: datetime | None
+    police_station_criteria: list[str]
+    authorising_inspector: str | None
+    conveyance_mode: str | None
+    police_vehicle_reason: str | None
+    ambulance_requested_at: datetime | None
+    ambulance_at_scene_at: datetime | None

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capacity import audit
 from capacity.booking.availability import unit_figures
 from capacity.booking.holds import hold_event
-from capacity.booking.models import Hold, Placement, Unit
+from capacity.booking.models import Hold, Placement, S136Detention, Unit
 from capacity.booking.placements import placement_event
 from capacity.booking.scope import SYSTEM
 from capacity.booking.units import availability_event
@@ -70,7 +70,17 @@ async def record_s136_breaches(db: Database, clock: Clock) -> list[str]:
             audit.record(session, at=now, actor=SYSTEM, action="placement.s136_breach", object_type="placement",
                          object_id=placement.id, after={"s136_deadline": placement.s136_deadline.isoformat()})
             record_event(session, placement_event("s136.breach", placement, unit, now))
-        return [p.id for p in breached]
+        # Detentions at places that are not units: recorded for the reports; no unit hears of them.
+        elsewhere = (await session.scalars(
+            update(S136Detention)
+            .where(S136Detention.ended_at.is_(None), S136Detention.breached_at.is_(None), S136Detention.deadline <= now)
+            .values(breached_at=S136Detention.deadline)
+            .returning(S136Detention.id)
+        )).all()
+        for detention_id in elsewhere:
+            audit.record(session, at=now, actor=SYSTEM, action="s136_detention.breach", object_type="s136_detention",
+                         object_id=detention_id)
+        return [p.id for p in breached] + list(elsewhere)
 
     return await db.write(work)
 
