@@ -1,0 +1,141 @@
+"""The production-like deployment (compose.yaml), checked without Docker: what an operator relies on."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from sqlalchemy import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # the "KEY=value" list form
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} substitution, enough for these files."""
+
+    def one(match: re.Match) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise ValueError(f"{name}: {arg}")
+        return arg if op == ":-" else ""
+
+    return re.sub(r"\$\{(\w+)(?:(:[?-])([^}]*))?\}", one, value)
+
+
+def startup_command(service: dict) -> str:
+    """What the container runs: the service's command, or else the Dockerfile's CMD."""
+    command = service.get("command")
+    if command is None:
+        dockerfile = (ROOT / service["build"] if isinstance(service["build"], str) else ROOT) / "Dockerfile"
+        cmd = [line for line in dockerfile.read_text().splitlines() if line.startswith("CMD ")][-1]
+        command = yaml.safe_load(cmd[len("CMD "):])  # the exec form is a JSON (so YAML) list
+    if isinstance(command, list):
+        if command[:2] == ["sh", "-c"]:
+            return command[2]
+        return shlex.join(command)
+    return command
+
+
+def test_the_app_waits_for_healthy_postgres_and_redis(services: dict) -> None:
+    depends = services["app"]["depends_on"]
+    for name in ("postgres", "redis"):
+        assert depends[name]["condition"] == "service_healthy", name
+        assert services[name]["healthcheck"]["test"], f"{name} needs a healthcheck to be waited for"
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert "ping" in services["redis"]["healthcheck"]["test"]
+    assert services["redis"]["image"].startswith("redis:7")
+
+
+def test_each_replica_migrates_before_it_serves(services: dict) -> None:
+    command = startup_command(services["app"])
+    steps = [step.strip() for step in command.split("&&")]
+    migrate = next(i for i, step in enumerate(steps) if step.startswith("capacity migrate"))
+    serve = next(i for i, step in enumerate(steps) if step.startswith("capacity serve"))
+    # `&&`: a replica whose migration failed does not start serving an old schema.
+    assert migrate < serve
+    serve_args = shlex.split(steps[serve])
+    assert serve_args[serve_args.index("--host") + 1] == "0.0.0.0"
+    assert "--demo" not in command
+
+
+def test_two_replicas_of_the_app_behind_the_proxy(services: dict) -> None:
+    app = services["app"]
+    assert app["deploy"]["replicas"] == 2
+    # Replicas cannot share a fixed name or host port; only the proxy is published.
+    assert "container_name" not in app and "ports" not in app
+    proxy = services["proxy"]
+    assert proxy["ports"], "the proxy is the way in"
+    assert "app" in proxy["depends_on"]
+
+
+def test_the_app_points_at_the_postgres_and_redis_services(services: dict) -> None:
+    env = environment(services["app"])
+    pg = environment(services["postgres"])
+    secrets = {"POSTGRES_PASSWORD": "pw", "CAPACITY_SECRET_KEY": "k" * 40}
+    db = make_url(interpolate(env["CAPACITY_DATABASE_URL"], secrets))
+    assert db.drivername == "postgresql+asyncpg"
+    assert db.host == "postgres" and db.host in services
+    assert (db.port or 5432) == 5432
+    assert db.database == pg["POSTGRES_DB"] and db.username == pg["POSTGRES_USER"]
+    assert db.password == interpolate(pg["POSTGRES_PASSWORD"], secrets), "app and database share one password"
+    redis = urlsplit(interpolate(env["CAPACITY_REDIS_URL"], secrets))
+    assert redis.scheme == "redis" and redis.hostname == "redis" and redis.hostname in services
+    assert (redis.port or 6379) == 6379
+
+
+def test_it_will_not_start_without_a_secret_key(services: dict) -> None:
+    env = environment(services["app"])
+    assert interpolate(env["CAPACITY_SECRET_KEY"], {"CAPACITY_SECRET_KEY": "abc"}) == "abc"
+    with pytest.raises(ValueError, match="CAPACITY_SECRET_KEY"):
+        interpolate(env["CAPACITY_SECRET_KEY"], {})
+    with pytest.raises(ValueError, match="POSTGRES_PASSWORD"):
+        interpolate(env["CAPACITY_DATABASE_URL"], {"CAPACITY_SECRET_KEY": "abc"})
+
+
+def test_the_proxy_forwards_to_the_app_with_websockets_and_the_real_client(services: dict) -> None:
+    proxy = services["proxy"]
+    mounts = [v.split(":") for v in proxy["volumes"]]
+    configs = [ROOT / src for src, *_ in mounts if src.startswith("./deploy/")]
+    assert configs and all(path.is_file() for path in configs)
+    conf = "\n".join(path.read_text() for path in configs)
+    assert re.search(r"server\s+app:8000\b", conf), "the upstream is the app service on the port it serves"
+    assert "proxy_pass http://" in conf
+    assert re.search(r"proxy_set_header\s+Upgrade\s+\$http_upgrade", conf), "WebSockets (/ws/events) need it"
+    # The login throttle counts failures per client: the app must see the real client, and nobody else can
+    # tell it a made-up one (the header is replaced, not appended to, and the replicas are not published).
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", conf)
+    assert environment(services["app"]).get("FORWARDED_ALLOW_IPS")
+
+
+def test_the_image_is_built_from_the_package_with_its_migrations() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.M)
+    assert re.search(r"^RUN pip install (-\S+ )*\.$", dockerfile, re.M)
+    # `capacity migrate` needs these at run time next to the package it imports.
+    copied = " ".join(line for line in dockerfile.splitlines() if line.startswith("COPY "))
+    for needed in ("alembic.ini", "migrations", "capacity", "pyproject.toml"):
+        assert needed in copied, needed
