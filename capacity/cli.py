@@ -94,3 +94,30 @@ def demo() -> None:
         click.echo("The database already has data: demo data not loaded.", err=True)
         sys.exit(1)
     click.echo("Loaded the demo data set.")
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The service's base URL.")
+@click.option("--username", prompt=True, help="Your username.")
+@click.option("--password", prompt=True, hide_input=True, envvar="CAPACITY_WATCH_PASSWORD",
+              help="Your password (prompted for if not given; or set CAPACITY_WATCH_PASSWORD).")
+@click.option("--area", "areas", multiple=True, help="Only events in this area (ONS code); repeatable.")
+@click.option("--unit", "units", multiple=True, help="Only events about this unit (id); repeatable.")
+@click.option("--provider", "providers", multiple=True, help="Only events of this provider (id); repeatable.")
+@click.option("--retries", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Reconnection attempts in a row before giving up.")
+def watch(url: str, username: str, password: str, areas: tuple[str, ...], units: tuple[str, ...],
+          providers: tuple[str, ...], retries: int) -> None:
+    """Log in and print the live event stream, one readable line per event (Ctrl-C to stop)."""
+    from capacity.notify.watch import WatchError, options_from
+    from capacity.notify.watch import watch as run_watch
+
+    options = options_from(url, username, password, areas, units, providers, retries)
+    try:
+        code = asyncio.run(run_watch(options))
+    except WatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        code = 0
+    sys.exit(code)
