@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from litestar import Litestar, get
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 
 from capacity.audit import AuditController
 from capacity.auth.controllers import AuthController
@@ -22,6 +27,10 @@ from capacity.notify.channels import make_channels, make_publisher
 from capacity.notify.scheduler import make_scheduler
 from capacity.notify.ws import events_socket
 from capacity.settings import Settings
+from capacity.web.controllers import WebController
+from capacity.web.csrf import BrowserCSRFMiddleware, csrf_config
+
+WEB = Path(__file__).parent / "web"
 
 
 @get("/health", summary="Liveness", tags=["Service"])
@@ -31,7 +40,7 @@ async def health() -> dict[str, str]:
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    jwt_auth = make_jwt_auth(settings.signing_key(), settings.token_minutes)
+    jwt_auth = make_jwt_auth(settings.signing_key(), settings.token_minutes, secure_cookie=settings.secure_cookies)
     db = Database(settings)
     channels = make_channels(settings)
     db.publish = make_publisher(channels)
@@ -59,7 +68,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             DetentionController,
             AuditController,
             events_socket,
+            WebController,
+            create_static_files_router(path="/static", directories=[WEB / "static"], include_in_schema=False),
         ],
+        middleware=[DefineMiddleware(BrowserCSRFMiddleware, config=csrf_config(settings.signing_key(),
+                                                                                settings.secure_cookies))],
+        template_config=TemplateConfig(directory=WEB / "templates", engine=JinjaTemplateEngine),
         dependencies=dependencies,
         plugins=[problem_details, channels],
         on_app_init=[jwt_auth.on_app_init],

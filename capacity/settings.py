@@ -64,6 +64,8 @@ class Settings:
     ws_max_backlog: int = 1000
     # Alerts: a hold expiring within this many minutes; s136 warnings this many minutes before the deadline.
     hold_expiring_minutes: int = 10
+    # Browser session and CSRF cookies: Secure unless demo mode or CAPACITY_SECURE_COOKIES=false (plain http).
+    secure_cookies: bool = True
     s136_warning_minutes: tuple[int, ...] = (120, 30)
 
     @classmethod
@@ -93,7 +95,10 @@ class Settings:
             ws_max_backlog=_int(env, "CAPACITY_WS_MAX_BACKLOG", cls.ws_max_backlog, minimum=1),
             hold_expiring_minutes=_int(env, "CAPACITY_HOLD_EXPIRING_MINUTES", cls.hold_expiring_minutes, minimum=1),
         )
+        values["secure_cookies"] = env.get("CAPACITY_SECURE_COOKIES", "").lower() not in ("0", "false", "no")
         values.update(overrides)
+        if values.get("demo") and "CAPACITY_SECURE_COOKIES" not in env and "secure_cookies" not in overrides:
+            values["secure_cookies"] = False  # the demo is served over plain http
         return cls(**values)  # type: ignore[arg-type]
 
     @property

@@ -7,13 +7,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from msgspec import Meta
-from sqlalchemy import select
 
-from capacity.auth.models import User
-from capacity.auth.passwords import verify_password
 from capacity.auth.security import Actor
+from capacity.auth.service import authenticate
 from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.settings import Settings
@@ -46,21 +43,8 @@ class AuthController(Controller):
     async def token(
         self, request: Request[Any, Any, Any], db: Database, clock: Clock, settings: Settings, data: TokenRequest
     ) -> TokenResponse:
-        throttle = request.app.state.login_throttle
         client = request.client.host if request.client else "unknown"
-        now = clock.now()
-        if (wait := throttle.retry_after(data.username, client, now)) is not None:
-            raise TooManyRequestsException(
-                "too many failed logins; try again later", headers={"Retry-After": str(wait)}
-            )
-        async with db.read_sessions() as session:
-            user = await session.scalar(select(User).where(User.username == data.username))
-        ok = verify_password(user.password_hash if user else None, data.password)
-        if not ok or user is None or not user.active:
-            throttle.failed(data.username, client, now)
-            # The same answer whether or not the user exists.
-            raise NotAuthorizedException("wrong username or password")
-        throttle.succeeded(data.username, client)
+        user = await authenticate(db, clock, request.app.state.login_throttle, data.username, data.password, client)
         lifetime = timedelta(minutes=settings.token_minutes)
         token = request.app.state.jwt_auth.create_token(
             identifier=user.id, token_expiration=lifetime, token_extras={"role": user.role}

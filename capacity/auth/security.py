@@ -11,7 +11,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.security.jwt import JWTAuth, Token
+from litestar.security.jwt import JWTCookieAuth, Token
 from sqlalchemy import select
 
 from capacity.auth.models import User
@@ -40,15 +40,22 @@ async def retrieve_actor(token: Token, connection: ASGIConnection[Any, Any, Any,
         return Actor.of(user) if user else None
 
 
-PUBLIC_PATHS = ["/api/auth/token", "/schema", "/health", "/static", "^/$", "^/favicon.ico$"]
+PUBLIC_PATHS = ["/api/auth/token", "/schema", "/health", "/static", "/login", "^/$", "^/favicon.ico$"]
 
 
-def make_jwt_auth(signing_key: str, token_minutes: int) -> JWTAuth[Actor, Token]:
-    return JWTAuth[Actor, Token](
+SESSION_COOKIE = "capacity_session"
+
+
+def make_jwt_auth(signing_key: str, token_minutes: int, secure_cookie: bool) -> JWTCookieAuth[Actor, Token]:
+    """Bearer tokens for API clients; the same token in an HttpOnly, SameSite=Strict cookie for browsers."""
+    return JWTCookieAuth[Actor, Token](
         retrieve_user_handler=retrieve_actor,
         token_secret=signing_key,
         default_token_expiration=timedelta(minutes=token_minutes),
         exclude=PUBLIC_PATHS,
+        key=SESSION_COOKIE,
+        samesite="strict",
+        secure=secure_cookie,
     )
 
 

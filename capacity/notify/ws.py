@@ -21,7 +21,7 @@ from litestar.security.jwt import Token
 from sqlalchemy import select
 
 from capacity.auth.models import User
-from capacity.auth.security import Actor
+from capacity.auth.security import SESSION_COOKIE, Actor
 from capacity.notify.channels import CHANNEL, BoundedSubscriber
 from capacity.notify.events import PUBLIC_TYPES, WireEvent, decode
 
@@ -128,7 +128,8 @@ class Stream:
 @websocket("/ws/events", opt={"exclude_from_auth": True})
 async def events_socket(socket: WebSocket, channels: ChannelsPlugin) -> None:
     await socket.accept()
-    encoded = socket.query_params.get("token")
+    # A browser's session cookie, or a token in the query or the first message.
+    encoded = socket.query_params.get("token") or socket.cookies.get(SESSION_COOKIE, "").split(" ")[-1]
     try:
         if not encoded:
             first = await asyncio.wait_for(socket.receive_text(), FIRST_MESSAGE_SECONDS)

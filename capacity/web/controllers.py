@@ -1,0 +1,65 @@
+"""Pages (HTML shells; data comes from the API) and the browser's login and logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.response import Template
+
+from capacity.auth.controllers import TokenRequest
+from capacity.auth.security import SESSION_COOKIE
+from capacity.auth.service import authenticate
+from capacity.clock import Clock
+from capacity.db.engine import Database
+from capacity.settings import Settings
+
+PAGES = {
+    "bed_manager": ("/bed-manager", "Bed manager"),
+    "amhp": ("/amhp", "AMHP"),
+    "commissioner": ("/commissioner", "Commissioner"),
+    "admin": ("/bed-manager", "Admin"),
+    "conveyance": ("/amhp", "Conveyance"),
+}
+
+
+class WebController(Controller):
+    include_in_schema = False
+    opt = {"exclude_from_auth": True}
+
+    @get("/")
+    async def login_page(self, settings: Settings) -> Template:
+        return Template("login.html", context={"demo": settings.demo})
+
+    @post("/login", status_code=200)
+    async def login(
+        self, request: Request[Any, Any, Any], db: Database, clock: Clock, settings: Settings, data: TokenRequest
+    ) -> Response:
+        client = request.client.host if request.client else "unknown"
+        user = await authenticate(db, clock, request.app.state.login_throttle, data.username, data.password, client)
+        page, _ = PAGES[user.role]
+        jwt_auth = request.app.state.jwt_auth
+        token = jwt_auth.create_token(identifier=user.id, token_extras={"role": user.role})
+        # The token lives only in an HttpOnly cookie: page scripts never see it.
+        cookie = Cookie(key=SESSION_COOKIE, value=f"Bearer {token}", httponly=True, samesite="strict",
+                        secure=jwt_auth.secure, max_age=settings.token_minutes * 60, path="/")
+        return Response({"role": user.role, "page": page}, cookies=[cookie])
+
+    @post("/logout", status_code=200)
+    async def logout(self) -> Response:
+        response = Response({"page": "/"})
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @get("/bed-manager")
+    async def bed_manager(self) -> Template:
+        return Template("bed_manager.html", context={"title": "Bed manager"})
+
+    @get("/amhp")
+    async def amhp(self) -> Template:
+        return Template("amhp.html", context={"title": "Find a place"})
+
+    @get("/commissioner")
+    async def commissioner(self) -> Template:
+        return Template("commissioner.html", context={"title": "Commissioner"})

@@ -1,0 +1,108 @@
+// Shared by every page: the API over the session cookie (with the CSRF header), the live stream with
+// reconnect and resync, and times shown in Europe/London.
+
+const CSRF_COOKIE = "capacity_csrf";
+
+function csrfToken() {
+  const match = document.cookie.split("; ").find((c) => c.startsWith(CSRF_COOKIE + "="));
+  return match ? decodeURIComponent(match.split("=")[1]) : "";
+}
+
+export class ApiError extends Error {
+  constructor(problem) {
+    super(problem.detail || problem.title || "Request failed");
+    this.problem = problem;
+    this.status = problem.status;
+    this.field = problem.field;
+  }
+}
+
+// Call the API; throws ApiError with the problem details on any 4xx/5xx. A 401 returns to the login page.
+export async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["x-csrftoken"] = csrfToken();
+  const response = await fetch(path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin",
+  });
+  if (response.status === 401 && !path.startsWith("/login")) {
+    window.location.assign("/");
+    throw new ApiError({ status: 401, detail: "Please log in" });
+  }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new ApiError(data || { status: response.status });
+  return data;
+}
+
+const LONDON = new Intl.DateTimeFormat("en-GB", {
+  timeZone: "Europe/London", day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit",
+});
+export const londonTime = (iso) => (iso ? LONDON.format(new Date(iso)) : "—");
+
+// "12:05" or "1 h 02 min" left until `iso`; negative spans read "expired".
+export function countdown(iso, now = Date.now()) {
+  const ms = new Date(iso).getTime() - now;
+  if (ms <= 0) return "expired";
+  const total = Math.floor(ms / 1000);
+  const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+  return h ? `${h} h ${String(m).padStart(2, "0")} min` : `${m}:${String(s).padStart(2, "0")}`;
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+export function showBanner(message) {
+  const banner = document.getElementById("banner");
+  banner.textContent = message;
+  banner.hidden = !message;
+}
+
+// The live stream: calls onEvent(frame) for each event and resync() after every (re)connection, so a
+// page is never left showing figures it missed while disconnected.
+export function connectEvents({ onEvent, resync, subscribe }) {
+  const status = document.getElementById("live");
+  let delay = 500;
+  const open = () => {
+    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/events`);
+    socket.addEventListener("open", () => {
+      delay = 500;
+      status.textContent = "live";
+      status.className = "live on";
+      if (subscribe) socket.send(JSON.stringify({ action: "subscribe", ...subscribe }));
+      resync();
+    });
+    socket.addEventListener("message", (message) => {
+      const frame = JSON.parse(message.data);
+      if (frame.type !== "hello" && frame.type !== "pong" && frame.type !== "subscribed") onEvent(frame);
+    });
+    socket.addEventListener("close", () => {
+      status.textContent = "reconnecting…";
+      status.className = "live off";
+      setTimeout(open, delay);
+      delay = Math.min(delay * 2, 10000);
+    });
+  };
+  open();
+}
+
+export async function whoAmI() {
+  const me = await api("/api/me");
+  document.getElementById("who").textContent = `${me.username} (${me.role.replace("_", " ")})`;
+  document.getElementById("logout")?.addEventListener("click", async () => {
+    await api("/logout", { method: "POST" });
+    window.location.assign("/");
+  });
+  return me;
+}
