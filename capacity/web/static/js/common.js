@@ -18,8 +18,8 @@ export class ApiError extends Error {
 }
 
 // Call the API; throws ApiError with the problem details on any 4xx/5xx. A 401 returns to the login page.
-export async function api(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json" };
+export async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
+  const headers = { Accept: "application/json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["x-csrftoken"] = csrfToken();
   const response = await fetch(path, {

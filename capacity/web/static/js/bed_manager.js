@@ -1,0 +1,167 @@
+// The bed manager's live board: their units' figures, holds on them with countdowns, arrivals and
+// discharges. Everything re-reads from the API after a reconnect; events patch the board in between.
+import { api, ApiError, connectEvents, countdown, el, londonTime, showBanner, whoAmI } from "./common.js";
+
+const CLOSED_REASONS = ["staffing", "maintenance", "infection_control", "other"];
+const DECLINE_REASONS = ["clinically_unsuitable", "staffing", "unit_closed", "other"];
+const OUTCOMES = ["admitted_informal", "detained_s2", "detained_s3", "discharged", "referred_community", "other"];
+const OAP_REASONS = { "10": "10 unavailable bed", "11": "11 safeguarding", "12": "12 offending restrictions",
+  "13": "13 staff member or family/friend", "14": "14 patient choice", "99": "99 not known" };
+
+const app = document.getElementById("app");
+const state = { me: null, units: new Map(), holds: [], placements: [] };
+
+const options = (values, labels = {}) => values.map((v) => el("option", { value: v }, labels[v] || v.replaceAll("_", " ")));
+
+function mine(unit) {
+  return state.me.role === "admin" || unit.provider_id === state.me.provider_id;
+}
+
+async function loadAll() {
+  const units = await api("/api/units");
+  state.units = new Map(units.filter(mine).map((u) => [u.id, u]));
+  state.holds = (await api("/api/holds?status=held")).filter((h) => state.units.has(h.unit_id));
+  state.placements = (await api("/api/placements?active=true")).filter((p) => state.units.has(p.unit_id));
+  render();
+}
+
+async function declare(unit, changes, message) {
+  try {
+    const body = { open_places: unit.open_places, status: unit.status, closed_reason: unit.closed_reason, ...changes };
+    if (body.status === "open") delete body.closed_reason;
+    const updated = await api(`/api/units/${unit.id}/availability`, { method: "PUT", body });
+    state.units.set(unit.id, { ...unit, ...updated });
+    showBanner("");
+    render();
+    announce(message || `${unit.name}: saved`);
+  } catch (e) {
+    showBanner(e instanceof ApiError ? `${unit.name}: ${e.message}` : String(e));
+  }
+}
+
+function announce(text) {
+  document.getElementById("announce").textContent = text;
+}
+
+function unitRow(unit) {
+  const places = el("input", { type: "number", min: "0", value: unit.open_places, "aria-label": `Open places at ${unit.name}`,
+    class: "places", style: "width:5rem" });
+  const step = (delta) => () => { places.value = Math.max(0, Number(places.value) + delta); };
+  const reason = el("select", { "aria-label": `Reason ${unit.name} is closed` }, options(CLOSED_REASONS));
+  if (unit.closed_reason) reason.value = unit.closed_reason;
+  const closed = unit.status === "closed";
+  return el("tr", { "data-unit": unit.id },
+    el("td", {}, el("strong", {}, unit.name), el("div", { class: "muted" }, unit.kind.replaceAll("_", " "))),
+    el("td", {},
+      el("div", { class: "row-actions" },
+        el("button", { type: "button", class: "secondary", "aria-label": `One fewer place at ${unit.name}`, onclick: step(-1) }, "−"),
+        places,
+        el("button", { type: "button", class: "secondary", "aria-label": `One more place at ${unit.name}`, onclick: step(1) }, "+"),
+        el("button", { type: "button", onclick: () => declare(unit, { open_places: Number(places.value) }) }, "Save"))),
+    el("td", {}, el("span", { class: `badge ${unit.available > 0 ? "ok" : "bad"}`, "data-field": "available" },
+      `${unit.available} free`), el("div", { class: "muted" }, `${unit.held} held · ${unit.occupied} occupied`)),
+    el("td", {}, closed
+      ? el("div", {}, el("span", { class: "badge bad" }, `closed: ${(unit.closed_reason || "").replaceAll("_", " ")}`),
+        el("button", { type: "button", class: "secondary", onclick: () => declare(unit, { status: "open" }) }, "Reopen"))
+      : el("div", { class: "row-actions" }, reason,
+        el("button", { type: "button", class: "danger", onclick: () => declare(unit, { status: "closed", closed_reason: reason.value }) }, "Close"))),
+    el("td", {}, el("div", { class: unit.stale ? "stale" : "" }, unit.stale ? "⚠ stale: " : "", londonTime(unit.last_confirmed_at)),
+      el("div", { class: "muted" }, `by ${unit.last_confirmed_by}`),
+      el("button", { type: "button", class: "secondary", onclick: () => declare(unit, {}, `${unit.name}: figures confirmed`) },
+        "Figures are current")),
+  );
+}
+
+function holdRow(hold) {
+  const unit = state.units.get(hold.unit_id);
+  const reason = el("select", { "aria-label": "Decline reason" }, options(DECLINE_REASONS));
+  const oap = el("select", { "aria-label": "Out-of-area reason (if asked)" }, el("option", { value: "" }, "no OAP reason"),
+    Object.entries(OAP_REASONS).map(([v, label]) => el("option", { value: v }, label)));
+  const act = async (path, body, done) => {
+    try {
+      await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
+      announce(done);
+      await loadAll();
+    } catch (e) { showBanner(e.message); }
+  };
+  return el("tr", { "data-hold": hold.id },
+    el("td", {}, unit ? unit.name : hold.unit_id),
+    el("td", {}, `${hold.person.ref}, ${hold.person.age}, ${hold.person.sex}`, el("div", { class: "muted" }, hold.purpose,
+      hold.risk_flags.length ? ` · risks: ${hold.risk_flags.join(", ").replaceAll("_", " ")}` : "")),
+    el("td", {}, el("span", { class: "countdown", "data-expires": hold.expires_at }, countdown(hold.expires_at)),
+      el("div", { class: "muted" }, `until ${londonTime(hold.expires_at)}`),
+      hold.conveyance?.eta ? el("div", {}, `ETA ${londonTime(hold.conveyance.eta)}`) : null),
+    el("td", {}, el("div", { class: "row-actions" },
+      oap, el("button", { type: "button", onclick: () => act("arrive", oap.value ? { oap_reason: oap.value } : {}, "Arrival recorded") }, "Arrived"),
+      reason, el("button", { type: "button", class: "danger", onclick: () => act("decline", { reason: reason.value }, "Hold declined") }, "Decline"))),
+  );
+}
+
+function placementRow(p) {
+  const unit = state.units.get(p.unit_id);
+  const outcome = el("select", { "aria-label": "Discharge outcome" }, options(OUTCOMES));
+  const discharge = async () => {
+    try {
+      await api(`/api/placements/${p.id}/discharge`, { method: "POST", body: { outcome: outcome.value } });
+      announce("Discharge recorded");
+      await loadAll();
+    } catch (e) { showBanner(e.message); }
+  };
+  return el("tr", { "data-placement": p.id },
+    el("td", {}, unit ? unit.name : p.unit_id),
+    el("td", {}, `${p.person.ref}, ${p.person.age}, ${p.person.sex}`),
+    el("td", {}, p.legal_basis, el("div", { class: "muted" }, `since ${londonTime(p.started_at)}`)),
+    el("td", {}, p.s136_deadline ? el("span", { class: "countdown", "data-expires": p.s136_deadline }, countdown(p.s136_deadline)) : "—"),
+    el("td", {}, el("div", { class: "row-actions" }, outcome, el("button", { type: "button", onclick: discharge }, "Discharge"))),
+  );
+}
+
+function table(caption, headers, rows, empty) {
+  return el("section", { class: "card" }, el("h2", {}, caption),
+    rows.length ? el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows))
+      : el("p", { class: "empty" }, empty));
+}
+
+function render() {
+  // Never redraw under someone typing a figure: draw when they leave the field.
+  const active = document.activeElement;
+  if (active && app.contains(active) && ["INPUT", "SELECT"].includes(active.tagName)) {
+    state.pending = true;
+    return;
+  }
+  state.pending = false;
+  const units = [...state.units.values()].sort((a, b) => a.name.localeCompare(b.name));
+  app.replaceChildren(
+    el("p", { id: "announce", class: "muted", role: "status", "aria-live": "polite" }),
+    table("Your units", ["Unit", "Open places", "Availability", "Status", "Last confirmed"], units.map(unitRow),
+      "You have no units. Ask an admin to link your account to your provider's units."),
+    table("Holds on your units", ["Unit", "Person", "Expires in", "Actions"], state.holds.map(holdRow),
+      "No live holds on your units."),
+    table("People placed", ["Unit", "Person", "Legal basis", "s136 deadline", "Discharge"], state.placements.map(placementRow),
+      "Nobody is placed on your units."),
+  );
+}
+
+function onEvent(frame) {
+  if (frame.type === "unit.availability" && state.units.has(frame.data.unit_id)) {
+    const unit = state.units.get(frame.data.unit_id);
+    state.units.set(unit.id, { ...unit, ...frame.data });
+    render();
+  } else if (frame.type.startsWith("hold.") || frame.type.startsWith("placement.")) {
+    loadAll();
+  } else if (frame.type === "unit.stale") {
+    showBanner(`${frame.data.name}: figures are stale — please confirm them`);
+    loadAll();
+  } else if (frame.type === "s136.warning" || frame.type === "s136.breach") {
+    showBanner(frame.type === "s136.breach" ? "An s136 detention has passed its deadline" : `s136 deadline in ${frame.data.minutes_left} minutes`);
+  }
+}
+
+app.addEventListener("focusout", () => setTimeout(() => { if (state.pending) render(); }, 0));
+
+setInterval(() => {
+  for (const node of document.querySelectorAll(".countdown")) node.textContent = countdown(node.dataset.expires);
+}, 1000);
+
+state.me = await whoAmI();
+connectEvents({ onEvent, resync: loadAll });
