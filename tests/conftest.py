@@ -42,10 +42,10 @@ def test_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(database_url=database_url, secret_key="test-signing-key-" + "x" * 32, **overrides)
 
 
-async def _load_demo(url: str) -> None:
+async def _load_demo(url: str, at: datetime = START) -> None:
     db = Database(test_settings(url))
     try:
-        assert await load_demo(db, START)
+        assert await load_demo(db, at)
     finally:
         await db.dispose()
 
@@ -59,7 +59,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _reset_postgres(url: str) -> None:
+async def _reset_postgres(url: str, demo_at: datetime = START) -> None:
     db = Database(test_settings(url))
     try:
         async with db.engine.begin() as conn:
@@ -67,7 +67,7 @@ async def _reset_postgres(url: str) -> None:
             await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     finally:
         await db.dispose()
-    await _load_demo(url)
+    await _load_demo(url, demo_at)
 
 
 @pytest.fixture(scope="session")

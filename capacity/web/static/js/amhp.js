@@ -126,7 +126,7 @@ function holdForm(unit) {
         body: { unit_id: unit.id, purpose: purpose.value, person } });
       form.remove();
       showBanner("");
-      document.getElementById("announce").textContent = `Held a place at ${unit.name} until ${londonTime(response.expires_at)}`;
+      state.announcement = `Held a place at ${unit.name} until ${londonTime(response.expires_at)}`;
       await loadHolds();
     } catch (e) {
       error.textContent = e.status === 409 ? "No place is free there any more. Search again." : e.message;
@@ -234,7 +234,7 @@ function render() {
   if (active && app.contains(active) && ["INPUT", "SELECT"].includes(active.tagName)) { state.pending = true; return; }
   state.pending = false;
   app.replaceChildren(
-    el("p", { id: "announce", class: "muted", role: "status", "aria-live": "polite" }),
+    el("p", { id: "announce", class: "muted", role: "status", "aria-live": "polite" }, state.announcement || ""),
     searchForm(),
     el("section", { class: "card", "aria-labelledby": "results-h" }, el("h2", { id: "results-h" }, "Places, nearest first"),
       state.results.length ? table(["Unit", "Distance", "Availability", "Last confirmed", ""], state.results.map(resultRow))

@@ -39,7 +39,9 @@ async function declare(unit, changes, message) {
   }
 }
 
+// Kept in state, so a redraw for a live event does not wipe what the user was just told.
 function announce(text) {
+  state.announcement = text;
   document.getElementById("announce").textContent = text;
 }
 
@@ -132,7 +134,7 @@ function render() {
   state.pending = false;
   const units = [...state.units.values()].sort((a, b) => a.name.localeCompare(b.name));
   app.replaceChildren(
-    el("p", { id: "announce", class: "muted", role: "status", "aria-live": "polite" }),
+    el("p", { id: "announce", class: "muted", role: "status", "aria-live": "polite" }, state.announcement || ""),
     table("Your units", ["Unit", "Open places", "Availability", "Status", "Last confirmed"], units.map(unitRow),
       "You have no units. Ask an admin to link your account to your provider's units."),
     table("Holds on your units", ["Unit", "Person", "Expires in", "Actions"], state.holds.map(holdRow),

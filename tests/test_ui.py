@@ -1,0 +1,204 @@
+"""The browser UI in a real Chromium (Playwright driving the system's /usr/bin/chromium), against a real
+server on each engine: the journeys of the bed manager, the AMHP and the commissioner, live updates
+without reloads, and no JavaScript errors. Screenshots of each page go to artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import PG_URL, _load_demo, _reset_postgres
+from capacity.cli import migrate_to_head
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI must run the browser tests: install Debian's chromium")
+    pytest.skip("the system Chromium is not installed", allow_module_level=True)
+
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+WAIT_MS = 10_000
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(params=["sqlite"] + (["postgres"] if PG_URL else []))
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A real server on a fresh demo database whose figures were confirmed just now (real clock)."""
+    now = datetime.now(UTC)
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
+        migrate_to_head(url)
+        asyncio.run(_load_demo(url, now))
+    else:
+        url = request.getfixturevalue("postgres_url")
+        asyncio.run(_reset_postgres(url, demo_at=now))
+    port = _free_port()
+    env = {**os.environ, "CAPACITY_DATABASE_URL": url, "CAPACITY_SECRET_KEY": "ui-test-key-" + "x" * 40,
+           "CAPACITY_SECURE_COOKIES": "false"}
+    env.pop("CAPACITY_REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "capacity.app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A logged-in page that records every JavaScript error it sees."""
+
+    def __init__(self, browser, base: str, username: str, width: int = 1280) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": 900}, locale="en-GB")
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(WAIT_MS)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.goto(f"{base}/")
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[type=password]", "demo")
+        self.page.click("button[type=submit]")
+        self.page.wait_for_selector("#live.on")
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def token(base: str, username: str) -> dict[str, str]:
+    response = httpx.post(f"{base}/api/auth/token", json={"username": username, "password": "demo"})
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def unit_id(base: str, name_start: str) -> str:
+    units = httpx.get(f"{base}/api/units", headers=token(base, "admin")).json()
+    return next(u["id"] for u in units if u["name"].startswith(name_start))
+
+
+def test_the_login_form_refuses_a_wrong_password(server: str, browser) -> None:
+    page = browser.new_page()
+    page.goto(f"{server}/")
+    assert page.get_attribute("input[name=username]", "name") == "username"
+    page.fill("input[name=username]", "amhp")
+    page.fill("input[type=password]", "wrong")
+    page.click("button[type=submit]")
+    playwright.expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert "capacity_session" not in cookies
+
+
+def test_bed_manager_changes_figures_and_the_amhp_sees_them_live(server: str, browser) -> None:
+    amhp = Page(browser, server, "amhp")
+    suite = unit_id(server, "Bristol Place of Safety")
+    availability = amhp.page.locator(f"tr[data-unit='{suite}'] [data-field=available]")
+    playwright.expect(availability).to_have_text("4 of 4 free")
+
+    manager = Page(browser, server, "bedmanager")
+    session = next(c for c in manager.context.cookies() if c["name"] == "capacity_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    row = manager.page.locator(f"tr[data-unit='{suite}']")
+    row.get_by_role("button", name="One fewer place at Bristol Place of Safety (136 suite, demo)").click()
+    row.get_by_role("button", name="Save").click()
+    manager.page.wait_for_selector("#announce:has-text('saved')")
+    # No reload: the AMHP's row changes by itself.
+    playwright.expect(availability).to_have_text("3 of 3 free")
+    row.get_by_role("button", name="Figures are current").click()
+    manager.page.wait_for_selector("#announce:has-text('confirmed')")
+    manager.shot("bed-manager")
+    assert manager.errors == [] and amhp.errors == []
+
+
+def test_amhp_searches_holds_conveys_and_records_arrival(server: str, browser) -> None:
+    amhp = Page(browser, server, "amhp")
+    page = amhp.page
+    page.select_option("#s-kind", "s136_suite")
+    page.fill("#s-age", "17")
+    page.select_option("#s-home", "E06000023")
+    page.select_option("#s-near", "E06000023")
+    page.click("#search-form button[type=submit]")
+    results = page.locator("section[aria-labelledby=results-h] tbody tr")
+    playwright.expect(results).to_have_count(1)
+    playwright.expect(results.first).to_contain_text("Bristol Place of Safety")
+    page.get_by_text("not eligible for this person").click()
+    assert page.get_by_text("Taunton 136 Suite (demo): takes ages 18+").is_visible()
+
+    results.first.get_by_role("button", name="Hold").click()
+    page.fill("#h-ref", "UI-TEST-0001")
+    page.select_option("#h-sex", "male")
+    page.get_by_role("button", name="Place hold").click()
+    card = page.locator("article[data-hold]")
+    card.wait_for()
+    assert re.fullmatch(r"(59|60):\d\d|1 h 00 min", card.locator(".countdown").inner_text())
+    first = card.locator(".countdown").inner_text()
+    page.wait_for_timeout(1500)
+    assert card.locator(".countdown").inner_text() != first  # it counts down live
+
+    card.locator("select[id^=c-mode]").select_option("ambulance")
+    card.locator("input[id^=c-requested_at]").fill(datetime.now().strftime("%Y-%m-%dT%H:%M"))
+    card.get_by_role("button", name="Save conveyance").click()
+    card.get_by_text("Ambulance response").wait_for()
+    amhp.shot("amhp")
+
+    card.get_by_role("button", name="Arrived").click()
+    page.locator("section[aria-labelledby=clocks-h] tbody tr").first.wait_for()
+    assert "UI-TEST-0001" in page.locator("section[aria-labelledby=clocks-h]").inner_text()
+    assert page.locator("article[data-hold]").count() == 0
+    assert amhp.errors == []
+
+
+def test_a_hold_placed_elsewhere_appears_on_the_board_without_reload(server: str, browser) -> None:
+    manager = Page(browser, server, "bedmanager", width=820)  # tablet width
+    suite = unit_id(server, "Bristol Place of Safety")
+    hold = httpx.post(f"{server}/api/holds", headers=token(server, "amhp"), json={
+        "unit_id": suite, "purpose": "s136",
+        "person": {"ref": "ELSEWHERE-1", "age": 30, "sex": "female", "home_area": "E06000023"}})
+    assert hold.status_code == 201, hold.text
+    row = manager.page.locator(f"tr[data-hold='{hold.json()['id']}']")
+    row.wait_for()
+    assert "ELSEWHERE-1" in row.inner_text()
+    manager.page.wait_for_selector(f"tr[data-unit='{suite}'] [data-field=available]:has-text('3 free')")
+    row.get_by_role("button", name="Decline").click()
+    row.wait_for(state="detached")
+    manager.shot("bed-manager-tablet")
+    assert manager.errors == []
