@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PG_URL, _load_demo, _reset_postgres
 from capacity.cli import migrate_to_head
+from conftest import PG_URL, _load_demo, _reset_postgres
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
