@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from capacity.reports.sql import SQLITE_FUNCTIONS
 from capacity.settings import Settings
 
 T = TypeVar("T")
@@ -63,6 +64,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # Europe/London dates and hours for the reports (capacity.reports.sql); PostgreSQL has its own.
+        for name, arity, function in SQLITE_FUNCTIONS:
+            dbapi_connection.create_function(name, arity, function, deterministic=True)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn) -> None:
