@@ -26,6 +26,7 @@ from capacity.errors import internal_error_handler, problem_details
 from capacity.notify.channels import make_channels, make_publisher
 from capacity.notify.scheduler import make_scheduler
 from capacity.notify.ws import events_socket
+from capacity.reports.controllers import ReportController
 from capacity.settings import Settings
 from capacity.web.controllers import WebController
 from capacity.web.csrf import BrowserCSRFMiddleware, csrf_config
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             PlacementController,
             DetentionController,
             AuditController,
+            ReportController,
             events_socket,
             WebController,
             create_static_files_router(path="/static", directories=[WEB / "static"], include_in_schema=False),

@@ -1,0 +1,116 @@
+"""The reports (commissioner, admin): JSON by default, CSV with `format=csv` or `Accept: text/csv`, XLSX with
+`format=xlsx` (or its media type in Accept). Thin handlers: one service call, then rendering."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get
+from litestar.enums import MediaType
+from litestar.params import QueryParameter
+
+from capacity.auth.security import Actor, require_roles
+from capacity.clock import Clock
+from capacity.db.engine import Database
+from capacity.errors import Invalid
+from capacity.reports.render import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
+from capacity.reports.service import run_report
+
+FORMATS = ("json", "csv", "xlsx")
+# Dates and the format are checked here, not by Litestar, so that a 422 names the query parameter itself.
+FromDate = Annotated[str, QueryParameter(
+    name="from", description="first day of the period, a Europe/London calendar date (YYYY-MM-DD), inclusive",
+    schema_extra={"format": "date"})]
+ToDate = Annotated[str, QueryParameter(
+    description="last day of the period, a Europe/London calendar date (YYYY-MM-DD), inclusive",
+    schema_extra={"format": "date"})]
+AreaCode = Annotated[
+    str | None,
+    QueryParameter(description="ONS code of the home area reported on (for the capacity report's occupancy, the "
+                               "area the units stand in); default: all of a commissioner's areas, or all areas "
+                               "for an admin"),
+]
+Format = Annotated[
+    str | None,
+    QueryParameter(name="format", description="json (default), csv or xlsx; `Accept: text/csv` also gives CSV",
+                   schema_extra={"enum": list(FORMATS)}),
+]
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date(value: str, field: str) -> date:
+    if not _ISO_DATE.match(value):
+        raise Invalid(f"{field} must be a calendar date, YYYY-MM-DD", field=field)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{field} is not a calendar date: {value}", field=field) from None
+
+
+def _format(requested: str | None, accept: str) -> str:
+    if requested is not None:
+        if requested not in FORMATS:
+            raise Invalid(f"format must be one of {', '.join(FORMATS)}", field="format")
+        return requested
+    accept = accept.lower()
+    if "text/csv" in accept:
+        return "csv"
+    if XLSX_MEDIA_TYPE in accept:
+        return "xlsx"
+    return "json"
+
+
+async def _respond(
+    request: Request, db: Database, clock: Clock, actor: Actor, name: str, from_: str, to: str,
+    area: str | None, requested: str | None,
+) -> Response[Any]:
+    first, last = _date(from_, "from"), _date(to, "to")
+    fmt = _format(requested, request.headers.get("accept", ""))
+    report = await run_report(db, clock, actor, name, first, last, area, fmt)
+    if fmt == "json":
+        return Response(report, media_type=MediaType.JSON)
+    areas = report["parameters"]["areas"].replace(" ", "+")
+    filename = f"{name.replace('_', '-')}_{areas}_{first.isoformat()}_{last.isoformat()}.{fmt}"
+    content, media_type = (to_csv(report), CSV_MEDIA_TYPE) if fmt == "csv" else (to_xlsx(report), XLSX_MEDIA_TYPE)
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+class ReportController(Controller):
+    path = "/api/reports"
+    tags = ["Reports"]
+    guards = [require_roles("commissioner", "admin")]
+
+    @get("/out-of-area", summary="Out-of-area placements: started, ended, active, bed days, cost, by reason, "
+                                 "area, provider, bed type, length and distance bands")
+    async def out_of_area(
+        self, request: Request, db: Database, clock: Clock, actor: Actor, from_: FromDate, to: ToDate,
+        area: AreaCode = None, format_: Format = None,
+    ) -> Response[dict[str, Any]]:
+        return await _respond(request, db, clock, actor, "out_of_area", from_, to, area, format_)
+
+    @get("/s136", summary="Section 136 detentions: places of safety, under-18s, durations, breaches, "
+                          "conveyance, ambulance response, outcomes, repeats, out of hours")
+    async def s136(
+        self, request: Request, db: Database, clock: Clock, actor: Actor, from_: FromDate, to: ToDate,
+        area: AreaCode = None, format_: Format = None,
+    ) -> Response[dict[str, Any]]:
+        return await _respond(request, db, clock, actor, "s136", from_, to, area, format_)
+
+    @get("/capacity", summary="Capacity use: occupancy by unit and kind, hold outcomes, time to arrival, "
+                              "unmet demand")
+    async def capacity(
+        self, request: Request, db: Database, clock: Clock, actor: Actor, from_: FromDate, to: ToDate,
+        area: AreaCode = None, format_: Format = None,
+    ) -> Response[dict[str, Any]]:
+        return await _respond(request, db, clock, actor, "capacity", from_, to, area, format_)
+
+    @get("/equality", summary="Equality monitoring: detentions and placements by ethnicity, sex and age band, "
+                              "small counts suppressed")
+    async def equality(
+        self, request: Request, db: Database, clock: Clock, actor: Actor, from_: FromDate, to: ToDate,
+        area: AreaCode = None, format_: Format = None,
+    ) -> Response[dict[str, Any]]:
+        return await _respond(request, db, clock, actor, "equality", from_, to, area, format_)

@@ -1,0 +1,180 @@
+"""Out-of-area placements (OAPs), measured as NHS statistics publish them (DOMAIN.md).
+
+An OAP is a placement recorded `out_of_area` (its unit's provider is not in the home area's local
+network) in an inpatient bed (`acute_adult`, `acute_older_adult`, `picu`), of a person whose home area is
+reported on. It is *inappropriate* when its reason is `10` (unavailable bed at the referring
+organisation). For the period (local dates `from`..`to`):
+
+- started / ended: the start / end instant falls on a local date of the period;
+- active_at_end: started by the end of `to` and not ended by then (ended_at null or after local midnight
+  ending `to`);
+- bed_days: nights in the period that have passed (see `reports.sql`); cost: each night at the placement's
+  daily cost;
+- private_share: the share of bed days in providers of the private sector;
+- length_bands: OAPs that ended in the period, by their whole length in nights (a stay that ended on the
+  day it started, 0 nights, counts as 1-7);
+- distance_bands: OAPs that started in the period, by distance from the home area's centre in km, each
+  band including its lower bound (`25-50` is 25 <= d < 50).
+
+Every figure is aggregated in one CTE of the OAPs that overlap the period, then grouped per breakdown.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capacity.booking.models import Area, Placement, Provider, Unit
+from capacity.kinds import ACUTE_KINDS
+from capacity.reports.common import ReportQuery, integer, money, ratio
+from capacity.reports.sql import nights_in, stay_nights, total
+
+# NHS Data Dictionary, "referred out of area reason".
+OAP_REASONS = {
+    "10": "unavailable bed at referring organisation (inappropriate)",
+    "11": "safeguarding",
+    "12": "offending restrictions",
+    "13": "staff member or family/friend within the referring organisation",
+    "14": "patient choice",
+    "99": "not known",
+}
+LENGTH_BANDS = ("1-7", "8-14", "15-30", "31-90", "91+")
+DISTANCE_BANDS = ("<25", "25-50", "50-100", "100-200", "200-300", "300+")
+INAPPROPRIATE = "10"
+
+
+def _oaps(q: ReportQuery):
+    """One row per OAP that overlaps the period, with its measures for the period."""
+    nights = nights_in(Placement.started_at, Placement.ended_at, q.first, q.nights_after)
+    length = stay_nights(Placement.started_at, Placement.ended_at)
+    distance = Placement.distance_km
+    return (
+        select(
+            func.coalesce(Placement.oap_reason, "not_recorded").label("reason"),
+            Placement.home_area.label("area_code"),
+            Area.name.label("area_name"),
+            Provider.id.label("provider_id"),
+            Provider.name.label("provider_name"),
+            Provider.sector.label("sector"),
+            Unit.kind.label("kind"),
+            case((q.in_period(Placement.started_at), 1), else_=0).label("started"),
+            case((q.in_period(Placement.ended_at), 1), else_=0).label("ended"),
+            case((or_(Placement.ended_at.is_(None), Placement.ended_at > q.end), 1), else_=0).label("active"),
+            nights.label("nights"),
+            (nights * Placement.daily_cost).label("cost"),
+            case((Provider.sector == "private", nights), else_=0).label("private_nights"),
+            case((Placement.oap_reason == INAPPROPRIATE, 1), else_=0).label("inappropriate"),
+            case(
+                (Placement.ended_at.is_(None), None),
+                (length <= 7, "1-7"), (length <= 14, "8-14"), (length <= 30, "15-30"), (length <= 90, "31-90"),
+                else_="91+",
+            ).label("length_band"),
+            case(
+                (distance.is_(None), "not_known"),
+                (distance < 25, "<25"), (distance < 50, "25-50"), (distance < 100, "50-100"),
+                (distance < 200, "100-200"), (distance < 300, "200-300"), else_="300+",
+            ).label("distance_band"),
+        )
+        .select_from(Placement)
+        .join(Unit, Unit.id == Placement.unit_id)
+        .join(Provider, Provider.id == Unit.provider_id)
+        .join(Area, Area.code == Placement.home_area)
+        .where(
+            Placement.out_of_area.is_(True),
+            Unit.kind.in_(sorted(ACUTE_KINDS)),
+            q.in_areas(Placement.home_area),
+            Placement.started_at < q.end,
+            or_(Placement.ended_at.is_(None), Placement.ended_at >= q.start),
+        )
+        .cte("oap")
+    )
+
+
+def _measures(oap, only=None, prefix: str = "") -> list:
+    def summed(column):
+        return total(column if only is None else case((only, column), else_=0))
+
+    return [
+        summed(oap.c.started).label(f"{prefix}started"),
+        summed(oap.c.ended).label(f"{prefix}ended"),
+        summed(oap.c.active).label(f"{prefix}active_at_end"),
+        summed(oap.c.nights).label(f"{prefix}bed_days"),
+        summed(oap.c.cost).label(f"{prefix}cost"),
+    ]
+
+
+def _figures(row) -> dict:
+    return {
+        "started": integer(row.started),
+        "ended": integer(row.ended),
+        "active_at_end": integer(row.active_at_end),
+        "bed_days": integer(row.bed_days),
+        "cost": money(row.cost),
+    }
+
+
+async def _breakdown(session: AsyncSession, oap, *keys) -> list:
+    stmt = select(*keys, *_measures(oap)).group_by(*keys).order_by(*keys)
+    return list((await session.execute(stmt)).all())
+
+
+async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
+    oap = _oaps(q)
+    inappropriate = oap.c.inappropriate == 1
+    totals = (await session.execute(select(
+        *_measures(oap),
+        total(oap.c.private_nights).label("private_nights"),
+        *_measures(oap, inappropriate, prefix="inappropriate_"),
+    ))).one()
+    bed_days = integer(totals.bed_days)
+    cost = money(totals.cost)
+    inappropriate_figures = {
+        name: (money if name == "cost" else integer)(getattr(totals, f"inappropriate_{name}"))
+        for name in ("started", "ended", "active_at_end", "bed_days", "cost")
+    }
+    all_figures = _figures(totals)
+    appropriate_figures = {
+        name: (money(value - inappropriate_figures[name]) if name == "cost" else value - inappropriate_figures[name])
+        for name, value in all_figures.items()
+    }
+
+    by_reason = [
+        {"reason": row.reason, "description": OAP_REASONS.get(row.reason, "not recorded"), **_figures(row)}
+        for row in await _breakdown(session, oap, oap.c.reason)
+    ]
+    by_area = [
+        {"area_code": row.area_code, "name": row.area_name, **_figures(row)}
+        for row in await _breakdown(session, oap, oap.c.area_code, oap.c.area_name)
+    ]
+    by_provider = [
+        {"provider_id": row.provider_id, "name": row.provider_name, "sector": row.sector, **_figures(row)}
+        for row in await _breakdown(session, oap, oap.c.provider_name, oap.c.provider_id, oap.c.sector)
+    ]
+    by_kind = [{"kind": row.kind, **_figures(row)} for row in await _breakdown(session, oap, oap.c.kind)]
+
+    lengths = dict((await session.execute(
+        select(oap.c.length_band, func.count()).where(oap.c.ended == 1).group_by(oap.c.length_band)
+    )).all())
+    distances = dict((await session.execute(
+        select(oap.c.distance_band, func.count()).where(oap.c.started == 1).group_by(oap.c.distance_band)
+    )).all())
+
+    return {
+        "totals": {
+            **all_figures,
+            "average_cost_per_bed_day": None if bed_days == 0 else round(cost / bed_days, 2),
+            "private_bed_days": integer(totals.private_nights),
+            "private_share": ratio(totals.private_nights, bed_days),
+        },
+        "inappropriate": inappropriate_figures,
+        "appropriate": appropriate_figures,
+        "by_reason": by_reason,
+        "by_sending_area": by_area,
+        "by_receiving_provider": by_provider,
+        "by_bed_type": by_kind,
+        "length_bands": {band: integer(lengths.get(band)) for band in LENGTH_BANDS},
+        "distance_bands": {
+            **{band: integer(distances.get(band)) for band in DISTANCE_BANDS},
+            "not_known": integer(distances.get("not_known")),
+        },
+    }
