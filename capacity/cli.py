@@ -96,6 +96,58 @@ def demo() -> None:
     click.echo("Loaded the demo data set.")
 
 
+@main.group(name="import")
+def import_() -> None:
+    """Load history from files."""
+
+
+@import_.command(name="placements")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+def import_placements(file: Path) -> None:
+    """Import historical placements from FILE.csv, all or nothing (see README, "Importing history")."""
+    from sqlalchemy.exc import DBAPIError
+
+    from capacity.booking.history import ImportRefused
+    from capacity.db.engine import ServiceBusy
+
+    settings = Settings.from_env()
+    try:
+        summary = asyncio.run(_run_import(settings, file))
+    except ImportRefused as exc:
+        raise click.ClickException(exc.report()) from None
+    except ServiceBusy:
+        raise click.ClickException("the database stayed busy; nothing was imported. Try again.") from None
+    except DBAPIError as exc:
+        raise click.ClickException(f"the database refused the import, so nothing was imported ({exc.orig}). "
+                                   "Is it migrated (capacity migrate)?") from None
+    click.echo(str(summary))
+
+
+async def _run_import(settings: Settings, file: Path):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from capacity.booking.history import import_placements
+    from capacity.clock import Clock
+    from capacity.db.engine import Database
+
+    db = Database(settings)
+    columns = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    label = "checking" if phase == "check" else "writing"
+                    tasks[phase] = bar.add_task(label, total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            return await import_placements(db, file, now=Clock().now(), progress=progress)
+    finally:
+        await db.dispose()
+
+
 @main.command()
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The service's base URL.")
 @click.option("--username", prompt=True, help="Your username.")

@@ -1,0 +1,294 @@
+"""`capacity import placements FILE.csv`: history in, all or nothing, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from capacity.audit import AuditEntry
+from capacity.booking.history import COLUMNS, ImportRefused, import_placements, oap_reason_problem
+from capacity.booking.models import Area, Placement, Unit
+from capacity.booking.placements import placement_geography, start_placement
+from capacity.booking.scope import SYSTEM
+from capacity.cli import main
+from capacity.db.engine import Database
+from capacity.errors import Invalid
+from conftest import START, Api, test_settings
+
+BANES, BRISTOL, SOMERSET, BIRMINGHAM = "E06000022", "E06000023", "E06000066", "E08000025"
+
+
+def row(unit: Unit | str, **overrides) -> dict:
+    values = {"person_ref": "HIST-0001", "age": "34", "sex": "female", "ethnicity": "A", "home_area": BRISTOL,
+              "unit_id": unit if isinstance(unit, str) else unit.id, "legal_basis": "informal",
+              "started_at": "2025-06-01T10:00:00Z", "ended_at": "2025-06-08T10:00:00Z", "oap_reason": "",
+              "outcome": "discharged"}
+    values.update(overrides)
+    return values
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+async def placements_and_audit(api: Api) -> tuple[int, int]:
+    async with api.db.read_sessions() as session:
+        return (await session.scalar(select(func.count()).select_from(Placement)),
+                await session.scalar(select(func.count()).select_from(AuditEntry)))
+
+
+async def run_import(api: Api, path: Path):
+    return await import_placements(api.db, path, now=api.clock.now())
+
+
+async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: Api, tmp_path: Path) -> None:
+    private = await api.unit("Northfield Park Hospital Acute")
+    suite = await api.unit("Bristol Place of Safety")
+    ward = await api.unit("Callington Road")
+    before = await placements_and_audit(api)
+    path = write_csv(tmp_path / "history.csv", [
+        # Out of area (a private hospital in Birmingham) for want of a bed at home.
+        row(private, person_ref="HIST-0001", legal_basis="s3", oap_reason="10", outcome="detained_s3"),
+        # s136 at the Bristol suite, ended 26 hours after arrival: past the 24-hour deadline.
+        row(suite, person_ref="HIST-0002", age="17", sex="male", legal_basis="s136",
+            started_at="2026-01-10T22:00:00Z", ended_at="2026-01-12T00:00:00Z", outcome="admitted_informal"),
+        # Local, in British Summer Time, still open.
+        row(ward, person_ref="HIST-0003", ethnicity="", started_at="2025-07-01T09:30:00+01:00", ended_at="",
+            outcome="", legal_basis="s2"),
+        # An s136 that ended in time.
+        row(suite, person_ref="HIST-0004", legal_basis="s136", started_at="2026-02-01T08:00:00Z",
+            ended_at="2026-02-01T20:00:00Z", outcome="referred_community"),
+    ])
+    summary = await run_import(api, path)
+    assert (summary.rows, summary.ended, summary.out_of_area, summary.inappropriate) == (4, 3, 1, 1)
+    assert (summary.s136, summary.s136_breached) == (2, 1)
+
+    async with api.db.read_sessions() as session:
+        got = {p.person_ref: p for p in (await session.scalars(
+            select(Placement).where(Placement.person_ref.like("HIST-%")))).all()}
+        bristol = await session.get(Area, BRISTOL)
+        expected_out, expected_km = placement_geography(bristol, private, set(bristol.local_provider_ids))
+    assert expected_out is True and expected_km > 100
+    oap = got["HIST-0001"]
+    assert (oap.out_of_area, oap.distance_km, oap.oap_reason) == (True, expected_km, "10")
+    assert oap.daily_cost == private.daily_cost and oap.created_by == "cli-import"
+    assert oap.s136_deadline is None and oap.s136_clock_started_at is None
+    s136 = got["HIST-0002"]
+    assert s136.out_of_area is False and s136.oap_reason is None
+    assert s136.s136_clock_started_at == datetime(2026, 1, 10, 22, tzinfo=UTC)
+    assert s136.s136_deadline == datetime(2026, 1, 11, 22, tzinfo=UTC)
+    assert s136.s136_breached_at == s136.s136_deadline
+    assert got["HIST-0003"].started_at == datetime(2025, 7, 1, 8, 30, tzinfo=UTC)
+    assert got["HIST-0003"].ended_at is None and got["HIST-0003"].person_ethnicity is None
+    assert got["HIST-0004"].s136_deadline == datetime(2026, 2, 2, 8, tzinfo=UTC)
+    assert got["HIST-0004"].s136_breached_at is None
+
+    # One audit entry for the import: counts and the file, no person data.
+    after = await placements_and_audit(api)
+    assert after == (before[0] + 4, before[1] + 1)
+    async with api.db.read_sessions() as session:
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "placement.import"))
+    assert (entry.username, entry.role, entry.object_id) == ("cli-import", "system", summary.import_id)
+    assert entry.after["file"] == "history.csv" and entry.after["rows"] == 4 and len(entry.after["sha256"]) == 64
+    assert "HIST-" not in json.dumps(entry.after)
+
+
+async def test_an_import_computes_what_a_direct_admission_computes(api: Api, tmp_path: Path) -> None:
+    ward = await api.unit("Callington Road")  # AWP: not in Somerset's local network
+    live = await api.post("/api/placements", "bedmanager", json={
+        "unit_id": ward.id, "legal_basis": "s3", "oap_reason": "11",
+        "person": {"ref": "LIVE-1", "age": 40, "sex": "male", "home_area": SOMERSET}})
+    assert live.status_code == 201, live.text
+    suite = await api.unit("Bristol Place of Safety")
+    live_136 = await api.post("/api/placements", "bedmanager", json={
+        "unit_id": suite.id, "legal_basis": "s136",
+        "person": {"ref": "LIVE-2", "age": 30, "sex": "male", "home_area": BANES}})
+    assert live_136.status_code == 201, live_136.text
+    at = START.isoformat()
+    await run_import(api, write_csv(tmp_path / "same.csv", [
+        row(ward, person_ref="HIST-1", age="40", sex="male", home_area=SOMERSET, legal_basis="s3",
+            oap_reason="11", started_at=at, ended_at="", outcome=""),
+        row(suite, person_ref="HIST-2", age="30", sex="male", home_area=BANES, legal_basis="s136",
+            started_at=at, ended_at="", outcome=""),
+    ]))
+    async with api.db.read_sessions() as session:
+        by_ref = {p.person_ref: p for p in (await session.scalars(select(Placement))).all()}
+    for live_ref, imported_ref in (("LIVE-1", "HIST-1"), ("LIVE-2", "HIST-2")):
+        a, b = by_ref[live_ref], by_ref[imported_ref]
+        for column in ("out_of_area", "distance_km", "daily_cost", "oap_reason", "started_at",
+                       "s136_clock_started_at", "s136_deadline", "s136_breached_at"):
+            assert getattr(a, column) == getattr(b, column), column
+    assert by_ref["HIST-1"].out_of_area is True
+    assert by_ref["HIST-2"].s136_deadline == START + timedelta(hours=24)
+
+
+async def test_the_oap_reason_rule_is_start_placements(api: Api) -> None:
+    """The import's oap_reason rule refuses exactly what start_placement refuses, for every unit and area."""
+    checked = 0
+    async with api.db.write_sessions() as session:
+        units = (await session.scalars(select(Unit))).all()
+        areas = (await session.scalars(select(Area))).all()
+        for unit in units:
+            for area in areas:
+                out_of_area, _ = placement_geography(area, unit, set(area.local_provider_ids))
+                for reason in (None, "10"):
+                    try:
+                        await start_placement(
+                            session, actor=SYSTEM, unit=unit, home=area,
+                            person={"person_ref": "RULE-1", "person_age": 40, "person_sex": "male",
+                                    "person_ethnicity": None, "home_area": area.code},
+                            legal_basis="informal", started_at=START, s136_clock_started_at=None,
+                            oap_reason=reason, hold_id=None, now=START)
+                        refused = False
+                    except Invalid as exc:
+                        assert exc.field == "oap_reason"
+                        refused = True
+                    assert refused == (oap_reason_problem(out_of_area, unit.kind, reason) is not None), (
+                        unit.name, area.code, reason)
+                    checked += 1
+        await session.rollback()
+    assert checked == 2 * len(units) * len(areas) > 100
+
+
+async def test_a_file_with_bad_rows_changes_nothing_and_names_each_line_and_field(api: Api, tmp_path: Path) -> None:
+    ward = await api.unit("Callington Road")
+    rows = [row(ward, person_ref=f"HIST-{i}") for i in range(6)]
+    rows[1]["sex"] = "f"  # file line 3
+    rows[5]["ended_at"] = "2025-05-01T10:00:00Z"  # file line 7: before started_at ...
+    rows[5]["outcome"] = ""  # ... and no outcome
+    before = await placements_and_audit(api)
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, write_csv(tmp_path / "bad.csv", rows))
+    assert refused.value.bad_lines == [3, 7]
+    assert {(p.line, p.field) for p in refused.value.problems} == {(3, "sex"), (7, "ended_at"), (7, "outcome")}
+    report = refused.value.report()
+    assert "line 3, sex" in report and "line 7, ended_at" in report and "line 7, outcome" in report
+    assert "nothing was imported" in report
+    assert await placements_and_audit(api) == before
+
+
+@pytest.mark.parametrize("ref", ["9434765919", "943 476 5919"])
+async def test_an_nhs_number_is_refused_as_a_reference(api: Api, tmp_path: Path, ref: str) -> None:
+    ward = await api.unit("Callington Road")
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, write_csv(tmp_path / "nhs.csv", [row(ward, person_ref=ref)]))
+    [problem] = refused.value.problems
+    assert (problem.line, problem.field) == (2, "person_ref") and "NHS number" in problem.message
+
+
+async def test_an_under_18_is_refused_at_a_unit_whose_ages_exclude_them(api: Api, tmp_path: Path) -> None:
+    ward = await api.unit("Callington Road")  # 18+
+    suite = await api.unit("Bristol Place of Safety")  # 16+
+    before = await placements_and_audit(api)
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, write_csv(tmp_path / "young.csv", [
+            row(suite, person_ref="HIST-1", age="16", legal_basis="s136", ended_at="2025-06-01T20:00:00Z"),
+            row(ward, person_ref="HIST-2", age="16"),
+        ]))
+    assert [(p.line, p.field) for p in refused.value.problems] == [(3, "age")]
+    assert "16" in refused.value.problems[0].message
+    assert await placements_and_audit(api) == before
+
+
+async def test_every_rule_names_its_field(api: Api, tmp_path: Path) -> None:
+    ward = await api.unit("Callington Road")  # AWP: local to Bristol, acute
+    private = await api.unit("Northfield Park Hospital Acute")
+    cases = [
+        ({"person_ref": ""}, "person_ref"),
+        ({"person_ref": "X" * 41}, "person_ref"),
+        ({"person_ref": "Jane Smith"}, "person_ref"),
+        ({"age": "121"}, "age"),
+        ({"age": "thirty"}, "age"),
+        ({"ethnicity": "Q"}, "ethnicity"),
+        ({"home_area": "E99999999"}, "home_area"),
+        ({"unit_id": "no-such-unit"}, "unit_id"),
+        ({"legal_basis": "s5"}, "legal_basis"),
+        ({"started_at": "2025-06-01 10:00"}, "started_at"),  # no offset
+        ({"started_at": "yesterday"}, "started_at"),
+        ({"started_at": "2027-01-01T00:00:00Z", "ended_at": "", "outcome": ""}, "started_at"),  # in the future
+        ({"ended_at": "", "outcome": "discharged"}, "outcome"),
+        ({"outcome": "cured"}, "outcome"),
+        ({"oap_reason": "10"}, "oap_reason"),  # not out of area
+        ({"oap_reason": "15"}, "oap_reason"),
+        ({"unit_id": private.id, "oap_reason": ""}, "oap_reason"),  # out of area at an acute unit, no reason
+    ]
+    rows = [row(ward, person_ref=f"HIST-{i}", **change) if "person_ref" not in change else row(ward, **change)
+            for i, (change, _) in enumerate(cases)]
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, write_csv(tmp_path / "rules.csv", rows))
+    found = sorted((p.line, p.field) for p in refused.value.problems)
+    assert found == [(i + 2, field) for i, (_, field) in enumerate(cases)], refused.value.report()
+
+
+async def test_duplicates_in_the_file_and_a_second_import_are_refused(api: Api, tmp_path: Path) -> None:
+    ward = await api.unit("Callington Road")
+    path = write_csv(tmp_path / "twice.csv", [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2"),
+                                              row(ward, person_ref="HIST-1")])
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, path)
+    [problem] = refused.value.problems
+    assert (problem.line, problem.field) == (4, "row") and "line 2" in problem.message
+
+    path = write_csv(tmp_path / "once.csv", [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2")])
+    assert (await run_import(api, path)).rows == 2
+    before = await placements_and_audit(api)
+    with pytest.raises(ImportRefused) as again:
+        await run_import(api, path)
+    assert again.value.bad_lines == [2, 3] and "already in the database" in again.value.problems[0].message
+    assert await placements_and_audit(api) == before
+
+
+async def test_a_bad_header_and_a_long_list_of_problems(api: Api, tmp_path: Path) -> None:
+    bad_header = tmp_path / "header.csv"
+    bad_header.write_text("ref,age\nA,1\n")
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, bad_header)
+    assert [(p.line, p.field) for p in refused.value.problems] == [(1, "header")]
+
+    ward = await api.unit("Callington Road")
+    many = write_csv(tmp_path / "many.csv", [row(ward, person_ref=f"HIST-{i}", sex="?") for i in range(70)])
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, many)
+    report = refused.value.report()
+    assert refused.value.total == 70 and report.count("\n  line ") == 50 and report.endswith("and 20 more")
+
+    empty_lines = tmp_path / "blank.csv"
+    empty_lines.write_text(",".join(COLUMNS) + "\n\n,,,,,,,,,,\n")
+    assert (await run_import(api, empty_lines)).rows == 0
+
+
+def test_the_command_line_exits_non_zero_on_a_bad_file(database_url: str, tmp_path: Path) -> None:
+    async def ward_id() -> str:
+        db = Database(test_settings(database_url))
+        try:
+            async with db.read_sessions() as session:
+                return await session.scalar(select(Unit.id).where(Unit.name.startswith("Callington Road")))
+        finally:
+            await db.dispose()
+
+    ward = asyncio.run(ward_id())
+    runner = CliRunner()
+    env = {"CAPACITY_DATABASE_URL": database_url}
+    bad = write_csv(tmp_path / "bad.csv", [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2", age="")])
+    result = runner.invoke(main, ["import", "placements", str(bad)], env=env)
+    assert result.exit_code != 0
+    assert "line 3, age" in result.output and "nothing was imported" in result.output
+
+    good = write_csv(tmp_path / "good.csv", [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2")])
+    result = runner.invoke(main, ["import", "placements", str(good)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 placements from good.csv" in result.output
+
+    missing = runner.invoke(main, ["import", "placements", str(tmp_path / "missing.csv")], env=env)
+    assert missing.exit_code != 0
