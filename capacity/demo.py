@@ -148,11 +148,16 @@ async def load_demo(db: Database, now: datetime) -> bool:
             units.append(unit)
         session.add_all(units)
         await session.flush()
-        session.add_all(
-            AvailabilityDeclaration(unit_id=u.id, declared_at=now, declared_by="demo", after_open_places=u.open_places,
-                                    after_status="open", note="demo data")
-            for u in units
-        )
+        # A month of history: the figures as first declared, then confirmed now, so reports have occupancy.
+        for u in units:
+            session.add_all([
+                AvailabilityDeclaration(unit_id=u.id, declared_at=now - timedelta(days=30), declared_by="demo",
+                                        after_open_places=u.open_places, after_status="open", note="demo data"),
+                AvailabilityDeclaration(unit_id=u.id, declared_at=now, declared_by="demo",
+                                        before_open_places=u.open_places, after_open_places=u.open_places,
+                                        before_status="open", after_status="open", confirmation=True,
+                                        note="demo data"),
+            ])
 
         for username, role, provider, user_areas in USERS:
             session.add(User(username=username, password_hash=_demo_password_hash(), role=role,

@@ -1,0 +1,148 @@
+// The commissioner's dashboard: a period and area picker, out-of-area totals with a 12-month trend,
+// the s136, capacity and equality tables, and CSV and Excel downloads of each report.
+import { api, ApiError, connectEvents, el, showBanner, whoAmI } from "./common.js";
+
+const app = document.getElementById("app");
+const REPORTS = [["out-of-area", "Out-of-area placements"], ["s136", "Section 136"], ["capacity", "Capacity use"],
+  ["equality", "Equality monitoring"]];
+const state = { me: null, areas: new Map(), from: null, to: null, area: null, reports: {}, trend: [] };
+const label = (key) => String(key).replaceAll("_", " ");
+const iso = (d) => d.toISOString().slice(0, 10);
+
+// The month so far: what a commissioner checking on the current position asks first.
+function monthToDate() {
+  const now = new Date();
+  return [iso(new Date(Date.UTC(now.getFullYear(), now.getMonth(), 1))), iso(new Date(Date.UTC(now.getFullYear(), now.getMonth(), now.getDate())))];
+}
+
+const query = (from, to, extra = "") => `from=${from}&to=${to}&area=${state.area}${extra}`;
+
+async function load() {
+  try {
+    const entries = await Promise.all(REPORTS.map(async ([path]) => [path, await api(`/api/reports/${path}?${query(state.from, state.to)}`)]));
+    state.reports = Object.fromEntries(entries);
+    showBanner("");
+  } catch (e) {
+    state.reports = {};
+    showBanner(e instanceof ApiError ? `Reports: ${e.message}` : String(e));
+  }
+  render();
+  loadTrend();
+}
+
+// Bed days and cost of out-of-area placements for each of the 12 months ending with the period's end.
+async function loadTrend() {
+  const end = new Date(`${state.to}T00:00:00Z`);
+  const months = [];
+  for (let i = 11; i >= 0; i--) {
+    const first = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() - i, 1));
+    const last = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() - i + 1, 0));
+    months.push([first, last]);
+  }
+  const results = await Promise.all(months.map(([first, last]) => api(`/api/reports/out-of-area?${query(iso(first), iso(last))}`)));
+  state.trend = months.map(([first], i) => ({ at: first.getTime() / 1000, bed_days: results[i].totals.bed_days,
+    inappropriate: results[i].inappropriate.bed_days }));
+  drawTrend();
+}
+
+function drawTrend() {
+  const holder = document.getElementById("trend");
+  if (!holder || !state.trend.length) return;
+  holder.replaceChildren();
+  const width = Math.max(300, holder.clientWidth - 8);
+  const data = [state.trend.map((t) => t.at), state.trend.map((t) => t.bed_days), state.trend.map((t) => t.inappropriate)];
+  // uPlot is served by this app (static/vendor), never from a CDN.
+  new window.uPlot({
+    width, height: 220, title: "Out-of-area bed days by month",
+    scales: { x: { time: true } },
+    series: [{}, { label: "all OAP bed days", stroke: "#005eb8", width: 2 },
+      { label: "inappropriate (reason 10)", stroke: "#a30d1b", width: 2, dash: [6, 4] }],
+    axes: [{ values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleDateString("en-GB", { month: "short", year: "2-digit", timeZone: "Europe/London" })) }, {}],
+  }, data, holder);
+  holder.append(el("table", { class: "sr-only", "aria-label": "Out-of-area bed days by month" },
+    el("tbody", {}, state.trend.map((t) => el("tr", {}, el("th", {}, new Date(t.at * 1000).toLocaleDateString("en-GB", { month: "long", year: "numeric" })),
+      el("td", {}, t.bed_days))))));
+}
+
+function keyValues(caption, object) {
+  const rows = Object.entries(object || {}).filter(([, v]) => typeof v !== "object" || v === null);
+  return el("table", {}, el("caption", {}, caption),
+    el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, label(k)), el("td", { "data-metric": k }, format(v, k))))));
+}
+
+function listTable(caption, rows, columns) {
+  if (!rows || !rows.length) return el("p", { class: "empty" }, `${caption}: none in this period.`);
+  return el("table", {}, el("caption", {}, caption),
+    el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, label(c))))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, columns.map((c) => el("td", {}, format(r[c], c)))))));
+}
+
+function format(value, key = "") {
+  if (value === null || value === undefined) return "—";
+  if (typeof value !== "number") return String(value);
+  if (key.endsWith("share") || key === "occupancy") return `${(value * 100).toFixed(1)}%`;
+  if (key.includes("cost")) return value.toLocaleString("en-GB", { style: "currency", currency: "GBP" });
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+}
+
+function downloads(path) {
+  return el("p", { class: "row-actions" },
+    el("a", { href: `/api/reports/${path}?${query(state.from, state.to, "&format=csv")}`, download: "", class: "badge" }, "Download CSV"),
+    el("a", { href: `/api/reports/${path}?${query(state.from, state.to, "&format=xlsx")}`, download: "", class: "badge" }, "Download Excel"));
+}
+
+function section(path, title, ...content) {
+  return el("section", { class: "card", "aria-labelledby": `${path}-h`, "data-report": path },
+    el("h2", { id: `${path}-h` }, title), downloads(path), el("div", { class: "kv-grid" }, ...content));
+}
+
+function picker() {
+  const from = el("input", { type: "date", id: "p-from", value: state.from, required: true });
+  const to = el("input", { type: "date", id: "p-to", value: state.to, required: true });
+  const area = el("select", { id: "p-area" }, state.me.areas.map((c) => el("option", { value: c }, state.areas.get(c)?.name || c)));
+  area.value = state.area;
+  const form = el("form", { class: "card grid", id: "period-form", "aria-label": "Period and area" },
+    el("div", {}, el("label", { for: "p-from" }, "From"), from), el("div", {}, el("label", { for: "p-to" }, "To"), to),
+    el("div", {}, el("label", { for: "p-area" }, "Home area"), area), el("div", {}, el("button", { type: "submit" }, "Show")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    Object.assign(state, { from: from.value, to: to.value, area: area.value });
+    load();
+  });
+  return form;
+}
+
+function render() {
+  const r = state.reports;
+  const oap = r["out-of-area"], s136 = r.s136, capacity = r.capacity, equality = r.equality;
+  app.replaceChildren(picker(), ...(oap ? [
+    section("out-of-area", "Out-of-area placements", keyValues("All out-of-area placements", oap.totals),
+      keyValues("Inappropriate (reason 10)", oap.inappropriate), el("div", { id: "trend", class: "chart wide" }),
+      listTable("By reason", oap.by_reason, ["reason", "description", "started", "bed_days", "cost"]),
+      listTable("By receiving provider", oap.by_receiving_provider, ["name", "sector", "started", "bed_days", "cost"]),
+      keyValues("Length of stay (nights)", oap.length_bands), keyValues("Distance from home (km)", oap.distance_bands)),
+    section("s136", "Section 136 detentions", keyValues("Totals", s136.totals), keyValues("By place of safety", s136.by_place_of_safety),
+      keyValues("Duration (hours)", s136.duration_hours), keyValues("Conveyance", s136.conveyance),
+      keyValues("Ambulance response", s136.ambulance_response), keyValues("Outcomes", s136.outcomes),
+      listTable("Police vehicle reasons", s136.police_vehicle_reasons, Object.keys(s136.police_vehicle_reasons[0] || {}))),
+    section("capacity", "Capacity use", keyValues("Occupancy", capacity.occupancy),
+      listTable("By unit", capacity.by_unit, ["name", "kind", "occupied_nights", "open_place_nights", "occupancy"]),
+      keyValues("Hold outcomes", capacity.hold_outcomes), keyValues("Hold to arrival (minutes)", capacity.hold_to_arrival_minutes),
+      keyValues("Unmet demand", capacity.unmet_demand), keyValues("Unmet demand by kind", capacity.unmet_demand_by_kind)),
+    section("equality", "Equality monitoring", el("p", { class: "muted wide" }, "Counts of 1 to 4 are shown as * (and one more where needed) so that no one can be identified."),
+      ["detentions", "placements"].flatMap((group) => [
+        keyValues(`${label(group)} (${equality[group].total}) by ethnic category`, equality[group].by_ethnicity),
+        el("div", {}, keyValues(`${label(group)} by sex`, equality[group].by_sex),
+          keyValues(`${label(group)} by age band`, equality[group].by_age_band))])),
+  ] : [el("p", { class: "empty" }, "No report to show for this choice.")]));
+  drawTrend();
+}
+
+state.me = await whoAmI();
+for (const area of await api("/api/areas")) state.areas.set(area.code, area);
+if (!state.me.areas.length) state.me.areas = [...state.areas.keys()];
+[state.from, state.to] = monthToDate();
+state.area = state.me.areas[0];
+await load();
+// Reports are history, not live figures; the stream only shows the connection is up.
+connectEvents({ onEvent: () => {}, resync: () => {} });
