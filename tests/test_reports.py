@@ -332,8 +332,8 @@ async def test_capacity_figures(reports: Api) -> None:
     def unmet(at: str, source: str, kind: str | None, home: str = BANES) -> UnmetDemand:
         return UnmetDemand(at=t(at), source=source, kind=kind, home_area=home)
 
-    # The demo data declared every unit open at 2026-03-02T09:00Z with its places (crisis house 6, Hillview
-    # 16, older adult ward 14).
+    # The demo data declared every unit open with its places (crisis house 6, Hillview 16, older adult ward
+    # 14) at 2026-01-31T09:00Z, thirty days before it confirmed them at 2026-03-02T09:00Z.
     await add(
         api,
         declared(crisis, "2026-02-01T10:00", 4),
@@ -377,20 +377,20 @@ async def test_capacity_figures(reports: Api) -> None:
 
     # Open-place nights. Crisis house: Mar 1 x 4 (Feb 1 declaration) + Mar 2-9 8 x 6 + closed 0 +
     # Mar 10-27 18 x 5 + Mar 28-29 2 x 3 + Mar 30-31 2 x 2 = 4 + 48 + 90 + 6 + 4 = 152.
-    # Hillview: Mar 2-19 18 x 16 + closed Mar 20-24 + Mar 25-31 7 x 16 = 288 + 112 = 400.
-    # Older adult ward: Mar 2-31 30 x 14 = 420. Nothing was declared before Mar 2 but at the crisis house.
+    # Hillview: Mar 1-19 19 x 16 + closed Mar 20-24 + Mar 25-31 7 x 16 = 304 + 112 = 416.
+    # Older adult ward: Mar 1-31 31 x 14 = 434.
     by_unit = {row["name"].split(" (")[0]: row for row in body["by_unit"]}
     assert {name: (r["occupied_nights"], r["open_place_nights"], r["occupancy"]) for name, r in by_unit.items()} == {
         "Bath Crisis House": (11, 152, round(11 / 152, 4)),
-        "Hillview Lodge Acute Ward, Bath": (32, 400, 0.08),
-        "Bath Older Adult Ward": (0, 420, 0.0),
+        "Hillview Lodge Acute Ward, Bath": (32, 416, round(32 / 416, 4)),
+        "Bath Older Adult Ward": (0, 434, 0.0),
     }
     assert body["by_kind"] == [
-        {"kind": "acute_adult", "occupied_nights": 32, "open_place_nights": 400, "occupancy": 0.08},
-        {"kind": "acute_older_adult", "occupied_nights": 0, "open_place_nights": 420, "occupancy": 0.0},
+        {"kind": "acute_adult", "occupied_nights": 32, "open_place_nights": 416, "occupancy": round(32 / 416, 4)},
+        {"kind": "acute_older_adult", "occupied_nights": 0, "open_place_nights": 434, "occupancy": 0.0},
         {"kind": "crisis_house", "occupied_nights": 11, "open_place_nights": 152, "occupancy": round(11 / 152, 4)},
     ]
-    assert body["occupancy"] == {"occupied_nights": 43, "open_place_nights": 972, "occupancy": round(43 / 972, 4)}
+    assert body["occupancy"] == {"occupied_nights": 43, "open_place_nights": 1002, "occupancy": round(43 / 1002, 4)}
     assert body["hold_outcomes"] == {"created": 8, "held": 1, "arrived": 3, "released": 1, "declined": 1,
                                      "expired": 2}
     # 45, 60, 120 minutes: median rank ceil(1.5) = 2, p90 rank ceil(2.7) = 3.

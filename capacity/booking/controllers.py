@@ -70,7 +70,7 @@ class UnitController(Controller):
         kind: FromQuery[list[Kind] | None] = None,
         sex: Annotated[Literal["female", "male"] | None, QueryParameter(description="the person's sex")] = None,
         age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,
-        home_area: Annotated[str | None, QueryParameter(max_length=9, description="ONS code")] = None,
+        home_area: Annotated[str | None, QueryParameter(pattern=r"^[EWSN]\d{8}$", description="ONS code")] = None,
         near: Annotated[str | None, QueryParameter(description="lat,lon", max_length=60)] = None,
         available_only: FromQuery[bool] = False,
         limit: Annotated[int | None, QueryParameter(ge=1, le=5000)] = None,
