@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from capacity.db.engine import make_engine
@@ -37,9 +38,15 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Several app instances may start together and each migrate: on PostgreSQL they take turns.
+MIGRATION_LOCK = 7_136_136
+
+
 def _run_sync(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         context.run_migrations()
 
 
