@@ -93,6 +93,8 @@ class Settings:
             login_max_failures=_int(env, "CAPACITY_LOGIN_MAX_FAILURES", cls.login_max_failures, minimum=1),
             login_lockout_seconds=_int(env, "CAPACITY_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),
             ws_max_backlog=_int(env, "CAPACITY_WS_MAX_BACKLOG", cls.ws_max_backlog, minimum=1),
+            write_attempts=_int(env, "CAPACITY_WRITE_ATTEMPTS", cls.write_attempts, minimum=1),
+            lock_timeout_ms=_int(env, "CAPACITY_LOCK_TIMEOUT_MS", cls.lock_timeout_ms, minimum=1),
             hold_expiring_minutes=_int(env, "CAPACITY_HOLD_EXPIRING_MINUTES", cls.hold_expiring_minutes, minimum=1),
         )
         values["secure_cookies"] = env.get("CAPACITY_SECURE_COOKIES", "").lower() not in ("0", "false", "no")

@@ -9,13 +9,13 @@ import httpx
 import jwt
 import pytest
 from click.testing import CliRunner
-from conftest import DEMO_USERS, Api, assert_problem
 from sqlalchemy import update
 
 from capacity.app import create_app
 from capacity.auth.models import User
 from capacity.cli import main
 from capacity.settings import Settings, SettingsError
+from conftest import DEMO_USERS, Api, assert_problem
 
 BANES, BRISTOL, WILTSHIRE, SOMERSET = "E06000022", "E06000023", "E06000054", "E06000066"
 ROLE_OF = {

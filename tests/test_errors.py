@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, assert_problem
 from litestar import get
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from capacity.audit import AuditEntry
 from capacity.booking.models import AvailabilityDeclaration
+from conftest import Api, assert_problem
 
 OWN_UNIT = "Bristol Place of Safety"  # the demo bed manager's
 

@@ -11,8 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from conftest import START
-from conftest import test_settings as settings_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar import Litestar, get
@@ -28,6 +26,8 @@ from capacity.auth.models import User
 from capacity.booking.models import Placement, Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
+from conftest import START
+from conftest import test_settings as settings_for
 
 # The endpoints of the foundation (API.md); later issues add theirs, and the test below covers them all.
 FOUNDATION = [

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DEMO_USERS, Api, assert_problem
 from sqlalchemy import func, select
 
 from capacity.audit import AuditEntry
 from capacity.booking.models import AvailabilityDeclaration
 from capacity.demo import AREAS, PROVIDERS
+from conftest import DEMO_USERS, Api, assert_problem
 
 NO_TOKEN, BAD_TOKEN = "<no token>", "<bad token>"
 CALLERS = (NO_TOKEN, BAD_TOKEN, *DEMO_USERS)
