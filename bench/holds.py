@@ -173,17 +173,27 @@ def _proc_cpu(pid: int | str) -> tuple[str, float]:
     return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _postgres_cpu() -> dict[str, float]:
-    """CPU seconds of each PostgreSQL process (backends come and go: compared pid by pid)."""
-    found = {}
+def _postgres_cpu(database: str | None) -> dict[str, float]:
+    """CPU seconds of each backend serving `database` (backends come and go: compared pid by pid).
+
+    A backend's title, in its cmdline, reads `postgres: 15/main: USER DATABASE HOST(PORT) STATE`: other
+    databases' backends on the same cluster, and the shared background processes, are not counted."""
+    found: dict[str, float] = {}
+    if not database:
+        return found
     for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                name, seconds = _proc_cpu(pid)
-            except (OSError, IndexError, ValueError):
-                continue  # gone meanwhile
-            if name == "postgres":
-                found[pid] = seconds
+        if not pid.isdigit():
+            continue
+        try:
+            name, seconds = _proc_cpu(pid)
+            if name != "postgres":
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read().replace(b"\0", b" ").decode(errors="replace").split()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if len(title) >= 4 and title[3] == database:
+            found[pid] = seconds
     return found
 
 
@@ -195,13 +205,16 @@ def _machine_cpu() -> tuple[float, float]:
 
 
 class CpuMeter:
+    database: str | None = None  # the PostgreSQL database whose backends count as `postgres`
+
     def __init__(self, server_pid: int | None = None) -> None:
         self.server_pid = server_pid
 
     def _sample(self) -> dict:
         busy, steal = _machine_cpu()
         return {"busy": busy, "steal": steal, "server": cpu_seconds(self.server_pid) if self.server_pid else 0.0,
-                "client": _proc_cpu(os.getpid())[1], "postgres": _postgres_cpu(), "wall": time.perf_counter()}
+                "client": _proc_cpu(os.getpid())[1], "postgres": _postgres_cpu(self.database),
+                "wall": time.perf_counter()}
 
     def __enter__(self) -> CpuMeter:
         self.start = self._sample()
@@ -221,6 +234,8 @@ class CpuMeter:
                        "steal": share["steal"]}
         if not self.server_pid:
             del self.shares["server"]
+        if not self.database:
+            del self.shares["postgres"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -785,7 +800,7 @@ def report(args, results: Results) -> bool:
     print("spread: 100 units, places to spare; ten: 10 units (the reference figure); one: 1 unit with 50 places "
           "(the rest are 409s)")
     print("API/raw: holds/s against the raw holds/s at the same clients and placement (one unit: answers/s, "
-          "mostly 409s); CPU: shares of one core during the run (srv the server, pg all PostgreSQL processes, "
+          "mostly 409s); CPU: shares of one core during the run (srv the server, pg the backends of this database, "
           "bench this process, other everything else on the machine, steal taken by the hypervisor); srv ms, pg ms: "
           "CPU milliseconds per answer of the server and of PostgreSQL")
     print()
@@ -847,6 +862,8 @@ def report(args, results: Results) -> bool:
 async def main(args) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="capacity-bench-holds-"))
     url = args.database_url if args.db == "postgres" else f"sqlite+aiosqlite:///{workdir / 'holds.db'}"
+    if args.db == "postgres":
+        CpuMeter.database = make_url(url).database
     try:
         started = time.perf_counter()
         results = await run_all(args, url, workdir)
