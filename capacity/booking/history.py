@@ -28,7 +28,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -464,44 +464,60 @@ def _summarise(summary: ImportSummary, rows: Sequence[Row]) -> None:
     summary.last_started_at = max(r[7] for r in rows).astimezone(UTC)
 
 
-# The columns an imported placement fills, in the order `_row_values` gives them.
+# The columns an imported placement fills, in the order `write_rows` gives them.
 INSERT_COLUMNS = ("id", "person_ref", "person_age", "person_sex", "person_ethnicity", "home_area", "unit_id",
                   "legal_basis", "started_at", "ended_at", "oap_reason", "outcome", "out_of_area", "distance_km",
                   "daily_cost", "created_by", "s136_clock_started_at", "s136_deadline", "s136_breached_at")
 
 
 def _utc_text(value: datetime) -> str:
-    """A UTC time as SQLAlchemy's SQLite DATETIME stores it; used only where `_bulk_insert` has checked that
+    """A UTC time as SQLAlchemy's SQLite DATETIME stores it; used only where `BulkInsert` has checked that
     it matches the column type's own bind processor exactly."""
     if value.utcoffset():
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]
 
 
-def _bulk_insert(dialect) -> tuple[str, Callable[[tuple], tuple], list[tuple[int, Callable]]]:
-    """`insert(Placement.__table__)` compiled once for the dialect, how to put `INSERT_COLUMNS` values in its
-    parameter order, and the column types' bind processors to apply (what `execute` would apply per row).
+_SAMPLE_TIMES = (datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC), datetime(2019, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                 datetime(2020, 3, 29, 1, 30, 0, 5, tzinfo=UTC))
 
-    On SQLite the UTC time processor (a TypeDecorator over DATETIME's string formatting) is the import's
-    largest cost; it is replaced by `_utc_text` only if both give the same text for sample times."""
-    table = Placement.__table__
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(INSERT_COLUMNS))
-    order = list(compiled.positiontup or ())
-    assert sorted(order) == sorted(INSERT_COLUMNS), order
-    reorder = operator.itemgetter(*(INSERT_COLUMNS.index(name) for name in order))
-    processors: list[tuple[int, Callable]] = []
-    samples = [datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC), datetime(2019, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-               datetime(2020, 3, 29, 1, 30, 0, 5, tzinfo=UTC)]
-    for position, name in enumerate(order):
-        column_type = table.c[name].type
-        processor = column_type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is None:
-            continue
-        if (dialect.name == "sqlite" and isinstance(column_type, UTCDateTime)
-                and all(processor(v) == _utc_text(v) for v in samples)):
-            processor = _utc_text
-        processors.append((position, processor))
-    return str(compiled), reorder, processors
+
+class BulkInsert:
+    """`insert(table)` compiled once for a dialect, for rows given as tuples in `columns` order: the SQL, and
+    the parameters for an executemany, with the column types' bind processors applied here (what `execute`
+    would apply per row, through generic machinery that costs more than SQLite's own work at a million rows).
+
+    On SQLite the UTC time processor (a TypeDecorator over DATETIME's string formatting) is the largest cost;
+    it is replaced by `_utc_text` only if both give the same text for sample times."""
+
+    def __init__(self, dialect, table, columns: Sequence[str]) -> None:
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+        order = list(compiled.positiontup or ())
+        if sorted(order) != sorted(columns):
+            raise ValueError(f"the compiled insert takes {order}, not {list(columns)}")
+        self.sql = str(compiled)
+        self.reorder = operator.itemgetter(*(list(columns).index(name) for name in order))
+        self.processors: list[tuple[int, Callable]] = []
+        for position, name in enumerate(order):
+            column_type = table.c[name].type
+            processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is None:
+                continue
+            if (dialect.name == "sqlite" and isinstance(column_type, UTCDateTime)
+                    and all(processor(v) == _utc_text(v) for v in _SAMPLE_TIMES)):
+                processor = _utc_text
+            self.processors.append((position, processor))
+
+    def params(self, rows: Iterable[tuple]) -> list[tuple]:
+        reorder, processors = self.reorder, self.processors
+        out = []
+        for row in rows:
+            values = list(reorder(row))
+            for position, processor in processors:
+                if values[position] is not None:
+                    values[position] = processor(values[position])
+            out.append(tuple(values))
+        return out
 
 
 async def write_rows(
@@ -513,7 +529,7 @@ async def write_rows(
     The rows go in chunks of CHUNK_ROWS through one executemany each of the Core `insert(Placement.__table__)`,
     compiled once, with the bind processors of its column types applied here rather than per row by
     SQLAlchemy's generic parameter handling (which costs more than SQLite's own work at a million rows)."""
-    sql, reorder, processors = _bulk_insert(db.engine.dialect)
+    bulk = BulkInsert(db.engine.dialect, Placement.__table__, INSERT_COLUMNS)
     total = len(rows)
     import_id = str(uuid.uuid4())
 
@@ -528,17 +544,11 @@ async def write_rows(
         created_by = actor.username
 
         def chunk_params(start: int) -> list[tuple]:
-            params = []
-            for r in rows[start:start + CHUNK_ROWS]:
-                values = list(reorder((
-                    next(ids), r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-                    r[13], created_by, r[7] if r[14] is not None else None, r[14], r[15],
-                )))
-                for position, processor in processors:
-                    if values[position] is not None:
-                        values[position] = processor(values[position])
-                params.append(tuple(values))
-            return params
+            return bulk.params(
+                (next(ids), r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+                 created_by, r[7] if r[14] is not None else None, r[14], r[15])
+                for r in rows[start:start + CHUNK_ROWS]
+            )
 
         # While the driver inserts one chunk (SQLite in its thread, or the server), a worker thread prepares the
         # next: the driver lets go of the GIL while it steps, so the two overlap.
@@ -549,7 +559,7 @@ async def write_rows(
                 following = start + CHUNK_ROWS
                 upcoming = asyncio.ensure_future(asyncio.to_thread(chunk_params, following)) if following < total \
                     else None
-                await connection.exec_driver_sql(sql, params)
+                await connection.exec_driver_sql(bulk.sql, params)
                 if progress is not None:
                     progress("write", min(following, total), total)
                 params = await upcoming if upcoming is not None else []
