@@ -26,21 +26,39 @@ CHANNEL = "events"
 
 
 class ResilientRedisBackend(RedisChannelsPubSubBackend):
-    """Redis pub/sub that survives Redis restarts instead of ending the plugin's workers."""
+    """Redis pub/sub that survives Redis restarts instead of ending the plugin's workers.
+
+    Pub/sub channels ignore Redis database numbers (a PUBLISH on db 5 reaches subscribers on db 0),
+    so each channel is named after the database of CAPACITY_REDIS_URL: deployments that share one
+    Redis server on different databases (staging and production, say) never hear each other's events.
+    """
 
     retry_seconds = 0.5
 
+    def __init__(self, *, redis: Redis) -> None:
+        db = redis.connection_pool.connection_kwargs.get("db", 0)
+        super().__init__(redis=redis, key_prefix=f"capacity:{db}:")
+
+    def _wire(self, channels: Iterable[str]) -> list[str]:
+        return [self._key_prefix + channel for channel in channels]
+
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        await super().subscribe(self._wire(channels))
+
+    async def unsubscribe(self, channels: Iterable[str]) -> None:
+        await super().unsubscribe(self._wire(channels))
+
     async def publish(self, data: bytes, channels: Iterable[str]) -> None:
         try:
-            await super().publish(data, channels)
+            await super().publish(data, self._wire(channels))
         except (RedisError, OSError) as exc:
             log.warning("event not published, Redis unavailable: %s", exc)
 
     async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
         while True:
             try:
-                async for item in super().stream_events():
-                    yield item
+                async for channel, data in super().stream_events():
+                    yield channel.removeprefix(self._key_prefix), data
             except (RedisError, OSError) as exc:
                 # redis-py reconnects and re-subscribes on the next read; wait, then read again.
                 log.warning("Redis subscription lost (%s); retrying", exc)
@@ -67,7 +85,7 @@ class BoundedSubscriber(Subscriber):
 
 def make_channels(settings: Settings) -> ChannelsPlugin:
     if settings.redis_url:
-        backend = ResilientRedisBackend(redis=Redis.from_url(settings.redis_url), key_prefix="CAPACITY")
+        backend = ResilientRedisBackend(redis=Redis.from_url(settings.redis_url))
     else:
         backend = MemoryChannelsBackend()
     return ChannelsPlugin(

@@ -66,7 +66,8 @@ class Filter:
 
 
 class SubscribeMessage(msgspec.Struct):
-    action: str
+    # Optional, so that the first message may be just {"token": "..."}, as documented.
+    action: str = ""
     areas: list[str] = []
     providers: list[str] = []
     units: list[str] = []
