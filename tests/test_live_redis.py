@@ -1,0 +1,282 @@
+"""Several instances through Redis, and an instance that outlives a Redis outage (issue 4).
+
+Needs CAPACITY_TEST_DATABASE_URL (PostgreSQL: separate processes share it) and CAPACITY_TEST_REDIS_URL;
+skipped without them, except in CI, where their absence is an error. The outage tests start their own
+redis-server on a free port and stop only that one, never the shared Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+import pytest
+from litestar.security.jwt import Token
+from live_server import WAIT, Client, LiveServer, free_port, http_client, serve
+from sqlalchemy import select
+from websockets.asyncio.client import connect
+
+from capacity.app import create_app
+from capacity.auth.models import User
+from capacity.booking.models import Unit
+from capacity.clock import FixedClock
+from capacity.db.engine import Database
+from conftest import START
+from conftest import test_settings as settings_for
+
+PG_URL = os.environ.get("CAPACITY_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("CAPACITY_TEST_REDIS_URL")
+if not (PG_URL and REDIS_URL):
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI must run the cross-instance tests: set CAPACITY_TEST_DATABASE_URL and "
+                           "CAPACITY_TEST_REDIS_URL")
+    pytest.skip("needs CAPACITY_TEST_DATABASE_URL and CAPACITY_TEST_REDIS_URL", allow_module_level=True)
+
+SECRET = settings_for("sqlite+aiosqlite://").secret_key
+SUITE = "Bristol Place of Safety"
+BRISTOL = "E06000023"
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def person(ref: str) -> dict:
+    return {"ref": ref, "age": 34, "sex": "female", "ethnicity": "A", "home_area": BRISTOL}
+
+
+def _log_file(path: Path) -> BinaryIO:
+    return open(path, "wb")  # a local file, opened once before the child starts
+
+
+class Process:
+    """A child process with its output in a file, stopped by its own pid only."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+        self.process, self.log = process, log
+
+    @classmethod
+    async def start(cls, args: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
+        with _log_file(log) as out:
+            process = await asyncio.create_subprocess_exec(*args, env={**os.environ, **(env or {})}, stdout=out,
+                                                           stderr=asyncio.subprocess.STDOUT)
+        return cls(process, log)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+            try:
+                async with asyncio.timeout(10):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+async def until_listening(port: int, process: Process, seconds: float) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            assert process.process.returncode is None, f"exited early:\n{process.output()}"
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+
+
+async def until_healthy(base_url: str, process: Process) -> None:
+    async with http_client(base_url) as client, asyncio.timeout(60):  # it migrates and imports argon2 first
+        while True:
+            assert process.process.returncode is None, f"server exited early:\n{process.output()}"
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+def token_for(user_id: str) -> str:
+    """A token as the servers issue them, signed with the deployment's shared key."""
+    return Token(exp=datetime.now(UTC) + timedelta(hours=1), sub=user_id).encode(SECRET, "HS256")
+
+
+async def user_ids(database_url: str) -> dict[str, str]:
+    db = Database(settings_for(database_url))
+    try:
+        async with db.read_sessions() as session:
+            return dict((await session.execute(select(User.username, User.id))).all())
+    finally:
+        await db.dispose()
+
+
+async def unit_id(database_url: str, name_start: str) -> str:
+    db = Database(settings_for(database_url))
+    try:
+        async with db.read_sessions() as session:
+            return await session.scalar(select(Unit.id).where(Unit.name.startswith(name_start)))
+    finally:
+        await db.dispose()
+
+
+async def ws_client(base_url: str, token: str) -> Client:
+    client = Client(await connect(base_url.replace("http", "ws", 1) + "/ws/events", open_timeout=WAIT,
+                                  close_timeout=1, compression=None))
+    await client.send({"token": token})
+    assert (await client.next())["type"] == "hello"
+    return client
+
+
+@asynccontextmanager
+async def instances(database_url: str, redis_url: str, tmp_path: Path, count: int) -> AsyncIterator[list[str]]:
+    """`capacity serve`, `count` times: instances of one deployment sharing a database, Redis and a key."""
+    env = {"CAPACITY_DATABASE_URL": database_url, "CAPACITY_REDIS_URL": redis_url, "CAPACITY_SECRET_KEY": SECRET,
+           # Each instance runs the jobs every second; a 136 suite's hold is "expiring" all its 30 seconds.
+           "CAPACITY_SWEEP_SECONDS": "1", "CAPACITY_HOLD_SECONDS_S136_SUITE": "30",
+           "CAPACITY_HOLD_EXPIRING_MINUTES": "1", "PYTHONUNBUFFERED": "1"}
+    servers: list[tuple[Process, str]] = []
+    try:
+        for i in range(count):
+            port = free_port()
+            command = [sys.executable, "-c", "from capacity.cli import main; main()", "serve", "--host",
+                       "127.0.0.1", "--port", str(port)]
+            servers.append((await Process.start(command, tmp_path / f"instance{i}.log", env),
+                            f"http://127.0.0.1:{port}"))
+        for process, url in servers:
+            await until_healthy(url, process)
+        yield [url for _, url in servers]
+    finally:
+        for process, _ in servers:
+            await process.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_an_event_made_on_one_instance_reaches_clients_of_every_instance(
+    database_url: str, tmp_path: Path
+) -> None:
+    users = await user_ids(database_url)
+    suite = await unit_id(database_url, SUITE)
+    async with instances(database_url, REDIS_URL, tmp_path, 2) as (a, b):
+        # The bed manager watches on B and on A; the AMHP acts on A, then on B.
+        on_b = await ws_client(b, token_for(users["bedmanager"]))
+        on_a = await ws_client(a, token_for(users["bedmanager"]))
+        amhp = {"Authorization": f"Bearer {token_for(users['amhp'])}"}
+        holds = []
+        async with http_client(a) as http_a, http_client(b) as http_b:
+            for http, ref in ((http_a, "LIVE-A"), (http_b, "LIVE-B")):
+                response = await http.post("/api/holds", headers=amhp,
+                                           json={"unit_id": suite, "purpose": "s136", "person": person(ref)})
+                assert response.status_code == 201, response.text
+                holds.append(response.json()["id"])
+            for client in (on_a, on_b):
+                for hold_id in holds:
+                    await client.until(lambda f, h=hold_id: f["type"] == "hold.created" and f["data"]["hold_id"] == h)
+
+            # Both instances run the alert job every second: the hold nearing its expiry is announced
+            # once. Two more runs of each instance's job pass before the count is taken.
+            await on_b.until(lambda f: f["type"] == "hold.expiring" and f["data"]["hold_id"] == holds[0],
+                             within=WAIT * 2)
+            await asyncio.sleep(2.5)
+            for client in (on_a, on_b):
+                await client.quiet(0.2)
+                expiring = [f["data"]["hold_id"] for f in client.frames if f["type"] == "hold.expiring"]
+                assert sorted(expiring) == sorted(holds), expiring
+                seqs = [f["seq"] for f in client.frames]
+                assert seqs == list(range(1, len(seqs) + 1))
+        for client in (on_a, on_b):
+            await client.ws.close()
+
+
+@asynccontextmanager
+async def own_redis(tmp_path: Path) -> AsyncIterator[tuple[int, Any]]:
+    """A redis-server of this test's own on a free port; returns the port and a restart function."""
+    assert REDIS_SERVER, "redis-server is not installed"
+    port = free_port()
+    state: dict[str, Process] = {}
+
+    async def start() -> None:
+        state["p"] = await Process.start([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                          "--appendonly", "no", "--daemonize", "no"], tmp_path / f"redis-{port}.log")
+        await until_listening(port, state["p"], 10)
+
+    async def stop() -> None:
+        await state["p"].stop()
+
+    await start()
+    try:
+        yield port, (start, stop)
+    finally:
+        await stop()
+
+
+async def hold(live: LiveServer, ref: str) -> dict:
+    unit = await live.unit(SUITE)
+    response = await live.post("/api/holds", "amhp", json={"unit_id": unit.id, "purpose": "s136",
+                                                           "person": person(ref)})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_an_instance_keeps_serving_without_redis_and_resubscribes_when_it_returns(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with own_redis(tmp_path) as (port, (start_redis, stop_redis)):
+        settings = settings_for(database_url, redis_url=f"redis://127.0.0.1:{port}/0")
+        async with serve(create_app(settings, clock=FixedClock(START))) as live:
+            client = await live.connect("amhp")
+            first = await hold(live, "LIVE-0001")
+            await client.until(lambda f: f["type"] == "hold.created" and f["data"]["hold_id"] == first["id"])
+
+            await stop_redis()
+            # Without Redis: bookings go on and the snapshot is right; the events are lost (clients resync).
+            second = await hold(live, "LIVE-0002")
+            suite = (await live.get(f"/api/units/{second['unit_id']}", "amhp")).json()
+            assert (suite["held"], suite["available"]) == (2, 2)
+
+            await start_redis()
+            # Once the subscription is back, a new event reaches the same, still open, connection.
+            devizes = await live.unit("Devizes")
+            async with asyncio.timeout(15):
+                for marker in range(1, 1000):
+                    await live.put(f"/api/units/{devizes.id}/availability", "admin",
+                                   json={"open_places": marker, "status": "open"})
+                    arrived = [f for f in await client.quiet(0.3) if f["type"] == "unit.availability"
+                               and f["data"]["unit_id"] == devizes.id]
+                    if arrived:
+                        break
+            assert arrived
+            seqs = [f["seq"] for f in client.frames]
+            assert seqs == list(range(1, len(seqs) + 1))
+            # And a hold made now is heard in full, as before the outage.
+            third = await hold(live, "LIVE-0003")
+            frames = await client.until(lambda f: f["type"] == "unit.availability" and f["data"]["held"] == 3)
+            assert [(f["type"], f["data"].get("hold_id")) for f in frames][-2:] == [("hold.created", third["id"]),
+                                                                                    ("unit.availability", None)]
+
+
+async def test_deployments_on_other_redis_databases_hear_nothing_of_each_other(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Redis pub/sub ignores database numbers; two deployments sharing one server must not cross."""
+    async with own_redis(tmp_path) as (port, _):
+        apps = [create_app(settings_for(database_url, redis_url=f"redis://127.0.0.1:{port}/{db}"),
+                           clock=FixedClock(START)) for db in (1, 2)]
+        async with serve(apps[0]) as one, serve(apps[1]) as other:
+            here, there = await one.connect("admin"), await other.connect("admin")
+            made = await hold(one, "LIVE-0001")
+            await here.until(lambda f: f["type"] == "hold.created" and f["data"]["hold_id"] == made["id"])
+            # `there` reads up to an event of its own deployment, published after `made` had gone round.
+            heard = (await other.barrier(there))[0]
+            assert heard == [], json.dumps(heard)[:500]
