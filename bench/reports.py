@@ -24,7 +24,8 @@ For each engine (--db sqlite, postgres or both) the script
          asyncpg) in one read transaction: the like-for-like floor of the report;
        - `bare`: a hand-written indexed aggregate of the out-of-area totals (started, ended, active at
          end, bed days, cost) in one statement on the bare driver; its figures are checked against the
-         API's.
+         API's;
+       - the API's floor: GET /api/me (HTTP, token, one user read), to tell fixed costs from the report's;
 then prints a table per engine: p50 and p99 via the API, the direct and bare-SQL p50s, the ratio API / SQL
 and whether the aims are met (every report within 50 ms p50; the out-of-area report at most 2 times its
 bare SQL).
@@ -796,6 +797,7 @@ class EngineResult:
     sql: dict[str, Series] = field(default_factory=dict)
     statements: dict[str, int] = field(default_factory=dict)
     bare: Series = field(default_factory=Series)
+    floor: Series = field(default_factory=Series)
     bare_plan: str = ""
     bare_matches: bool | None = None
     bare_figures: tuple = ()
@@ -863,6 +865,12 @@ async def measure(url: str, args, result: EngineResult) -> None:
                     t = time.perf_counter()
                     await bare.out_of_area_totals(area, first, last, after)
                     result.bare.add(time.perf_counter() - t)
+                if client is not None:
+                    await client.request("GET", "/health")  # untimed: the connection may have idled out
+                    for _ in range(per_round):
+                        t = time.perf_counter()
+                        status, _ = await client.request("GET", "/api/me")
+                        result.floor.add(time.perf_counter() - t)
                 for name, path in REPORTS.items():
                     if name not in statements:
                         continue
@@ -947,6 +955,9 @@ def print_results(args, results: list[EngineResult]) -> bool:
             continue
         print(f"bare aggregate figures {tuple(r.bare_figures)} vs API totals {r.api_figures}: "
               f"{'same' if r.bare_matches else 'DIFFERENT'}")
+        if r.floor.values:
+            print(f"API floor, GET /api/me (HTTP, token, one user read; no report, no audit write): "
+                  f"p50 {r.floor.p50:.1f} ms, p99 {r.floor.p99:.1f} ms")
         header = (f"{'report':<12} {'api p50':>8} {'api p99':>8} {'direct p50':>10} {'sql p50':>8} {'sql p99':>8} "
                   f"{'stmts':>5} {'api/sql':>7} {'api/bare':>8}  aims")
         print(header)
