@@ -77,6 +77,8 @@ def _domain(exc: DomainError) -> ProblemDetailsException:
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
 # msgspec names the field itself, not its path, when one is missing or unexpected.
 _NAMED = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
+# Litestar names a missing query, header or cookie parameter only in its message.
+_MISSING_PARAMETER = re.compile(r"Missing required (?:query|header|cookie|path) parameter '([^']+)'")
 
 
 def _field_of(error: dict[str, Any]) -> str:
@@ -86,6 +88,8 @@ def _field_of(error: dict[str, Any]) -> str:
     # Litestar reports an error about the body as a whole under its parameter name, `data`.
     if key == "data" and error.get("source") == "body":
         key = None
+    if missing := _MISSING_PARAMETER.search(message):
+        return missing.group(1)
     named = _NAMED.search(message)
     if key and key not in ("body",):
         return f"{key}.{named.group(1)}" if named else str(key)
@@ -103,7 +107,7 @@ def _validation(exc: ValidationException) -> ProblemDetailsException:
         {"field": _field_of(e), "source": e.get("source"), "message": str(e.get("message", ""))}
         for e in raw
         if isinstance(e, dict)
-    ] or [{"field": "body", "message": str(exc.detail)}]
+    ] or [{"field": _field_of({"message": str(exc.detail)}), "message": str(exc.detail)}]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return _problem(422, detail, slug="validation-error", field=errors[0]["field"], errors=errors)
 

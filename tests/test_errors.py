@@ -186,3 +186,8 @@ async def test_a_crash_in_the_middle_of_a_write_is_a_500_and_rolls_back(api: Api
     assert_problem(response, 500)
     assert "password_hash" not in response.text and "crash" not in response.text
     assert await snapshot(api, unit.id) == before
+
+
+async def test_a_missing_query_parameter_is_named(api: Api) -> None:
+    response = await api.get("/api/reports/s136?to=2026-01-31", "admin")
+    assert_problem(response, 422, "from")
