@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -87,6 +87,44 @@ async def unit_figures(
         raise NotFound(f"no unit with id {unit_id}")
     unit, held, occupied = row
     return UnitFigures(unit, held, occupied, is_stale(unit, now, settings))
+
+
+def _hold_checks() -> Select:
+    rule, unit_id, home = UnitAreaRule, bindparam("unit_id"), bindparam("home_area")
+    return select(
+        live_holds(unit_id, bindparam("now", type_=Hold.expires_at.type)).label("held"),
+        active_placements(unit_id).label("occupied"),
+        exists().where(Area.code == home).label("home_known"),
+        exists().where(rule.unit_id == unit_id, rule.rule == "refuses", rule.area_code == home).label("refused"),
+        exists().where(rule.unit_id == unit_id, rule.rule == "accepts").label("accepts_listed"),
+        exists().where(rule.unit_id == unit_id, rule.rule == "accepts", rule.area_code == home).label("accepted"),
+    )
+
+
+# Built once: only the bound values change, so SQLAlchemy neither rebuilds nor recompiles it per hold.
+_HOLD_CHECKS = _hold_checks()
+
+
+@dataclass
+class HoldChecks:
+    figures: UnitFigures
+    home_known: bool
+    area_refused: bool
+
+
+async def hold_checks(session: AsyncSession, unit: Unit, home_area: str, now: datetime,
+                      settings: Settings) -> HoldChecks:
+    """In one statement: the unit's live holds and active placements, whether the person's home area
+    exists, and whether the unit's area rules refuse it.
+
+    Run it after the unit is locked, as its own statement: on PostgreSQL a statement's snapshot is taken
+    when it starts, so only a statement that starts after the lock was granted sees the holds committed
+    by the transactions it waited for. (Counting inside the locking SELECT would read the snapshot from
+    before the lock wait, and overbook.)"""
+    held, occupied, home_known, refused, accepts_listed, accepted = (await session.execute(
+        _HOLD_CHECKS, {"unit_id": unit.id, "home_area": home_area, "now": now})).one()
+    figures = UnitFigures(unit, held, occupied, is_stale(unit, now, settings))
+    return HoldChecks(figures, bool(home_known), bool(refused) or (bool(accepts_listed) and not accepted))
 
 
 @dataclass(frozen=True)

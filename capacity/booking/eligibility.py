@@ -10,14 +10,19 @@ from capacity.booking.persons import looks_like_nhs_number
 from capacity.errors import Forbidden, Invalid
 
 
-async def check_person(session: AsyncSession, ref: str, home_area: str) -> Area:
+def check_person_known(ref: str, home_area: str, home_known: bool) -> None:
     """The reference must not be an NHS number, and the home area must exist."""
     if looks_like_nhs_number(ref):
         raise Invalid("person.ref looks like an NHS number; use a local pseudonymous reference",
                       field="person.ref")
-    area = await session.get(Area, home_area)
-    if area is None:
+    if not home_known:
         raise Invalid(f"no area with code {home_area}", field="person.home_area")
+
+
+async def check_person(session: AsyncSession, ref: str, home_area: str) -> Area:
+    """check_person_known, reading the home area (which the caller gets back)."""
+    area = await session.get(Area, home_area)
+    check_person_known(ref, home_area, area is not None)
     return area
 
 
@@ -27,7 +32,7 @@ def ensure_amhp_area(actor, home_area: str) -> None:
         raise Forbidden("the person's home area is not one of your areas")
 
 
-async def check_unit_takes(session: AsyncSession, unit: Unit, age: int, sex: str, home_area: str) -> None:
+def check_unit_takes_known(unit: Unit, age: int, sex: str, area_refused: bool) -> None:
     """Refuse a closed unit, and a person outside its age range, sex or accepted areas (422)."""
     if unit.status != "open":
         raise Invalid(f"the unit is closed ({unit.closed_reason})", field="unit_id", reason="unit_closed")
@@ -37,11 +42,16 @@ async def check_unit_takes(session: AsyncSession, unit: Unit, age: int, sex: str
                       field="person.age", reason="age")
     if unit.sex != "any" and sex != unit.sex:
         raise Invalid(f"the unit takes {unit.sex} people only", field="person.sex", reason="sex")
+    if area_refused:
+        raise Invalid("the unit does not take people from this home area", field="person.home_area",
+                      reason="area_refused")
+
+
+async def check_unit_takes(session: AsyncSession, unit: Unit, age: int, sex: str, home_area: str) -> None:
+    """check_unit_takes_known, reading the unit's area rules."""
     rules = (await session.execute(
         select(UnitAreaRule.rule, UnitAreaRule.area_code).where(UnitAreaRule.unit_id == unit.id)
     )).all()
     refused = {code for rule, code in rules if rule == "refuses"}
     accepted = {code for rule, code in rules if rule == "accepts"}
-    if home_area in refused or (accepted and home_area not in accepted):
-        raise Invalid("the unit does not take people from this home area", field="person.home_area",
-                      reason="area_refused")
+    check_unit_takes_known(unit, age, sex, home_area in refused or bool(accepted and home_area not in accepted))

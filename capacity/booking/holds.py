@@ -13,14 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity import audit
 from capacity.auth.security import Actor
-from capacity.booking.availability import UnitFigures, unit_figures
-from capacity.booking.eligibility import check_person, check_unit_takes, ensure_amhp_area
+from capacity.booking.availability import UnitFigures, hold_checks, unit_figures
+from capacity.booking.eligibility import (
+    check_person,
+    check_person_known,
+    check_unit_takes,
+    check_unit_takes_known,
+    ensure_amhp_area,
+)
 from capacity.booking.models import Conveyance, Hold, Placement, Unit, UnmetDemand
 from capacity.booking.persons import person_columns
 from capacity.booking.placements import not_in_future, placement_event, start_placement
@@ -28,12 +34,18 @@ from capacity.booking.schemas import ArriveIn, DeclineIn, ExtendIn, HoldIn
 from capacity.booking.scope import ensure_role, ensure_sees
 from capacity.booking.units import availability_event, lock_unit
 from capacity.clock import Clock
+from capacity.db.base import new_id
 from capacity.db.engine import Database
 from capacity.errors import Conflict, Invalid, NotFound
 from capacity.notify.events import Event, record_event
 
 # The legal basis a placement takes from the purpose of its hold, unless the arrival says otherwise.
 LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "informal", "admission": "informal"}
+
+
+_INSERT_HOLD = insert(Hold.__table__)
+_HOLD_KEYS = [c.key for c in Hold.__table__.columns]
+_INSERT_AUDIT = insert(audit.AuditEntry.__table__)
 
 
 def effective_status(hold: Hold, now: datetime) -> str:
@@ -104,25 +116,30 @@ async def create_hold(
         now = clock.now()
         if idempotency_key and (earlier := await _by_idempotency_key(session, actor, idempotency_key, digest)):
             return HoldResult(earlier, created=False)
-        await check_person(session, body.person.ref, body.person.home_area)
-        await check_unit_takes(session, unit, body.person.age, body.person.sex, body.person.home_area)
-        figures = unlocked_figures or await unit_figures(session, unit.id, now, db.settings)
+        checks = await hold_checks(session, unit, body.person.home_area, now, db.settings)
+        check_person_known(body.person.ref, body.person.home_area, checks.home_known)
+        check_unit_takes_known(unit, body.person.age, body.person.sex, checks.area_refused)
+        figures = unlocked_figures or checks.figures
         if figures.available < 1:
             session.add(UnmetDemand(at=now, source="hold", kind=unit.kind, home_area=body.person.home_area,
                                     unit_id=unit.id))
             return None  # committed, so the unmet demand is kept; the caller answers 409
         hold = Hold(
-            unit_id=unit.id, purpose=body.purpose, created_by=actor.username, created_at=now,
+            id=new_id(), unit_id=unit.id, purpose=body.purpose, created_by=actor.username, created_at=now,
             expires_at=now + timedelta(seconds=db.settings.hold_seconds[unit.kind]),
             risk_flags=list(body.risk_flags), note=body.note, idempotency_key=idempotency_key,
-            request_hash=digest, **person_columns(body.person),
+            request_hash=digest, status="held", extensions=0, extended_minutes=0, ended_at=None, ended_by=None,
+            decline_reason=None, decline_note=None, **person_columns(body.person),
         )
-        session.add(hold)
-        await session.flush()
-        audit.record(session, at=now, actor=actor, action="hold.create", object_type="hold", object_id=hold.id,
-                     after=hold_snapshot(hold))
+        # Core inserts: the Hold object is only the value answered and announced; no unit of work.
+        await session.execute(_INSERT_HOLD, {c: getattr(hold, c) for c in _HOLD_KEYS})
+        await session.execute(_INSERT_AUDIT, dict(
+            at=now, username=actor.username, role=actor.role, action="hold.create", object_type="hold",
+            object_id=hold.id, before=None, after=hold_snapshot(hold)))
         record_event(session, hold_event("hold.created", hold, unit, now))
-        record_event(session, availability_event(await unit_figures(session, unit.id, now, db.settings), now))
+        # Under the lock nothing else changed the unit: its figures are the ones read, plus this hold.
+        after = UnitFigures(unit, checks.figures.held + 1, checks.figures.occupied, checks.figures.stale)
+        record_event(session, availability_event(after, now))
         return HoldResult(hold, created=True)
 
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity import audit
@@ -15,6 +15,10 @@ from capacity.db.engine import Database
 from capacity.errors import Forbidden, Invalid, NotFound
 from capacity.notify.events import Event, record_event
 
+# Built once; only the bound id changes, so SQLAlchemy neither rebuilds nor recompiles it per call.
+_LOCK_UNIT = {True: select(Unit).where(Unit.id == bindparam("unit_id")).with_for_update(),
+              False: select(Unit).where(Unit.id == bindparam("unit_id"))}
+
 
 async def lock_unit(session: AsyncSession, db: Database, unit_id: str) -> Unit:
     """Lock the unit's row for the rest of the transaction (rule 1).
@@ -22,10 +26,7 @@ async def lock_unit(session: AsyncSession, db: Database, unit_id: str) -> Unit:
     PostgreSQL takes a row lock; SQLite ignores FOR UPDATE, but the transaction began IMMEDIATE and so
     already holds the database's write lock.
     """
-    stmt = select(Unit).where(Unit.id == unit_id)
-    if db.locking:
-        stmt = stmt.with_for_update()
-    unit = await session.scalar(stmt)
+    unit = await session.scalar(_LOCK_UNIT[db.locking], {"unit_id": unit_id})
     if unit is None:
         raise NotFound(f"no unit with id {unit_id}")
     return unit

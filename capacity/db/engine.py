@@ -10,11 +10,12 @@ jitter, then reported as `ServiceBusy` (503 with Retry-After) (rule 6).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -42,12 +43,15 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return "database is locked" in text or "database is busy" in text or "lock timeout" in text
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, lock_timeout_ms: int | None = None) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 10})
         _configure_sqlite(engine)
     else:
-        engine = create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        # lock_timeout as a session default set at connect: no SET LOCAL round trip per write.
+        connect_args = {"server_settings": {"lock_timeout": str(int(lock_timeout_ms))}} if lock_timeout_ms else {}
+        engine = create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
+                                     connect_args=connect_args)
     return engine
 
 
@@ -77,11 +81,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.database_url)
+        self.engine = make_engine(settings.database_url, settings.lock_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Single-statement reads that need no transaction around them (the caller's identity).
+        self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         write_bind = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         self.write_sessions = async_sessionmaker(write_bind, expire_on_commit=False)
+        # SQLite has one writer at a time: queue this process's writers here, in FIFO order, instead of
+        # letting them spin in SQLite's busy handler (which sleeps 1..100 ms between tries, holding a
+        # pooled connection and its thread). busy_timeout still arbitrates between processes.
+        self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
         # A test may switch locking off to show that the concurrency tests catch overbooking.
         self.locking = True
         # Set by the notify layer: receives the events of each committed write.
@@ -96,12 +106,8 @@ class Database:
         attempts = self.settings.write_attempts
         for attempt in range(1, attempts + 1):
             try:
-                async with self.write_sessions() as session:
+                async with self._sqlite_writer or contextlib.nullcontext(), self.write_sessions() as session:
                     async with session.begin():
-                        if not self.is_sqlite:
-                            # A row lock waited on longer than this fails, and is retried below.
-                            ms = int(self.settings.lock_timeout_ms)
-                            await session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
                         result = await work(session)
                     events = session.info.pop("events", [])
                 if events and self.publish is not None:
