@@ -1,11 +1,17 @@
 """Password hashing with argon2 (argon2-cffi)."""
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so a failed login takes as long either way.
-_DUMMY_HASH = _hasher.hash("capacity-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so a failed login takes as long either way."""
+    return _hasher.hash("capacity-no-such-user")
 
 
 def hash_password(password: str) -> str:
@@ -14,6 +20,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
