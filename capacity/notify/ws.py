@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import msgspec
 from litestar import WebSocket, websocket
@@ -86,6 +87,22 @@ async def _actor_for(socket: WebSocket, encoded: str | None) -> Actor:
     return Actor.of(user)
 
 
+def _body(type_: str, at: str, data: dict) -> str:
+    """A frame's JSON without its opening brace and `seq`, which differ per connection."""
+    return msgspec.json.encode({"type": type_, "at": at, "data": data}).decode()[1:]
+
+
+@lru_cache(maxsize=256)
+def _prepared(raw: bytes) -> tuple[WireEvent, str]:
+    """Decode an event and encode its frame once per instance, not once per connection.
+
+    The channels plugin hands the same `bytes` object to every subscriber, and bytes cache their hash,
+    so after the first connection every lookup is a dict hit on an identical key.
+    """
+    event = decode(raw)
+    return event, _body(event.type, event.at.isoformat(), event.data)
+
+
 class Stream:
     """One connection: numbers the frames it sends and applies the caller's scope and filter."""
 
@@ -97,16 +114,18 @@ class Stream:
         self.lock = asyncio.Lock()
 
     async def send(self, type_: str, data: dict, at: datetime | None = None) -> None:
+        await self.send_body(_body(type_, (at or datetime.now(UTC)).isoformat(), data))
+
+    async def send_body(self, body: str) -> None:
         async with self.lock:  # seq order is send order
             self.seq += 1
-            frame = {"seq": self.seq, "type": type_, "at": (at or datetime.now(UTC)).isoformat(), "data": data}
-            await self.socket.send_text(msgspec.json.encode(frame).decode())
+            await self.socket.send_text(f'{{"seq":{self.seq},{body}')
 
     async def forward(self, subscriber: BoundedSubscriber) -> None:
         async for raw in subscriber.iter_events():
-            event = decode(raw)
+            event, body = _prepared(raw)
             if visible(self.actor, event) and self.filter.matches(event):
-                await self.send(event.type, event.data, event.at)
+                await self.send_body(body)
 
     async def listen(self) -> None:
         while True:
