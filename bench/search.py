@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -664,25 +665,37 @@ async def wait_for_quiet(target: Target, limit: float, threshold: float = 0.3) -
 
 
 class HttpPool:
+    # uvicorn closes a keep-alive connection after 5 s idle; one idle longer is not reused, since a
+    # request written as the server closes it would fail through no fault of the server's.
+    MAX_IDLE = 4.0
+
     def __init__(self, port: int, headers: dict[str, str], max_connections: int = 512) -> None:
         self.port = port
         self.header_bytes = "".join(f"{k}: {v}\r\n" for k, v in {"Host": "127.0.0.1", **headers}.items()).encode()
         self.slots = asyncio.Semaphore(max_connections)
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < self.MAX_IDLE:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection("127.0.0.1", self.port)
 
     async def get(self, path: str) -> tuple[int, bytes]:
         async with self.slots:
-            conn = self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
+            reader, writer = await self.connection()
             try:
-                conn[1].write(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self.header_bytes + b"\r\n")
-                status, body, keep = await read_response(conn[0])
+                writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self.header_bytes + b"\r\n")
+                status, body, keep = await read_response(reader)
             except BaseException:
-                conn[1].close()
+                writer.close()
                 raise
             if keep:
-                self.idle.append(conn)
+                self.idle.append((reader, writer, time.monotonic()))
             else:
-                conn[1].close()
+                writer.close()
             return status, body
 
     async def post_json(self, path: str, payload: dict) -> tuple[int, bytes]:
@@ -698,7 +711,7 @@ class HttpPool:
             writer.close()
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 
@@ -749,10 +762,15 @@ class Run:
     rate: float
     latencies: list[float]  # seconds, successful requests only
     sent: int
-    errors: int  # non-200 answers, failures and requests unanswered at the end
+    answered: int  # requests that got a response, whatever its status
+    failures: Counter[str]  # non-200 statuses, client-side exceptions, and "unanswered" at the end
     late_ms: float  # how far behind schedule the client fired its worst request
     wall: float
     cpu: Cpu
+
+    @property
+    def errors(self) -> int:
+        return sum(self.failures.values())
 
     def pct(self, p: float) -> float:
         """Nearest-rank percentile in ms; a failed request counts as slower than any answer."""
@@ -770,8 +788,8 @@ class Run:
 
     @property
     def service_cpu_ms(self) -> float:
-        """Server plus database CPU per request: unlike latency, barely moved by other people's load."""
-        return (self.cpu.server + self.cpu.database) * self.wall / self.sent * 1000
+        """Server plus database CPU per answered request: unlike latency, little moved by other load."""
+        return (self.cpu.server + self.cpu.database) * self.wall / max(1, self.answered) * 1000
 
     def passes(self) -> bool:
         return self.errors == 0 and self.p99 < SLO_MS
@@ -782,20 +800,22 @@ async def open_loop(pool: HttpPool, target: Target, paths: list[str], rate: floa
     """Fire request i at start + i/rate, each in its own task, and time it from that instant."""
     n = max(1, int(rate * duration))
     latencies: list[float] = []
-    errors = 0
+    failures: Counter[str] = Counter()
+    answered = 0
     late = 0.0
 
     async def one(path: str, due: float) -> None:
-        nonlocal errors
+        nonlocal answered
         try:
             status, _ = await pool.get(path)
-        except Exception:
-            errors += 1
+        except Exception as exc:
+            failures[type(exc).__name__] += 1
             return
+        answered += 1
         if status == 200:
             latencies.append(time.perf_counter() - due)
         else:
-            errors += 1
+            failures[str(status)] += 1
 
     meter = CpuMeter(target, await target.database_pids())
     start = time.perf_counter() + 0.02
@@ -810,8 +830,10 @@ async def open_loop(pool: HttpPool, target: Target, paths: list[str], rate: floa
     _, pending = await asyncio.wait(tasks, timeout=drain)  # bounded: a stuck server cannot hang the bench
     for task in pending:
         task.cancel()
+    if pending:
+        failures["unanswered"] += len(pending)
     wall = time.perf_counter() - meter.wall
-    run = Run(rate, latencies, n, errors + len(pending), late * 1000, wall,
+    run = Run(rate, latencies, n, answered, failures, late * 1000, wall,
               meter.read(await target.database_pids()))
     if pending:
         await asyncio.wait(pending)
@@ -830,8 +852,9 @@ async def measure(target: Target, paths: list[str], rate: float, duration: float
     finally:
         pool.close()
     db = f", database {run.cpu.database:.2f}" if not target.url.startswith("sqlite") else ""
+    errors = f"{run.errors} {dict(run.failures)}" if run.failures else "0"
     log(f"  {paths[0].split('?')[0]} at {rate:g}/s for {duration:g} s: p50 {run.p50:.2f} ms, p99 {run.p99:.2f} ms, "
-        f"errors {run.errors}; cores used: server {run.cpu.server:.2f}{db}, client {run.cpu.client:.2f}, "
+        f"errors {errors}; cores used: server {run.cpu.server:.2f}{db}, client {run.cpu.client:.2f}, "
         f"others {run.cpu.others:.2f}; service CPU {run.service_cpu_ms:.2f} ms/request; "
         f"worst send lag {run.late_ms:.1f} ms")
     return run
@@ -925,6 +948,11 @@ def fmt(value: float) -> str:
     return "timeout" if math.isinf(value) else f"{value:.2f} ms"
 
 
+def times(numerator: float, denominator: float) -> str:
+    """A ratio, or why there is none (a percentile that timed out)."""
+    return "n/a (timeouts)" if math.isinf(numerator) or math.isinf(denominator) else f"{numerator / denominator:.2f}x"
+
+
 def max_rate_text(r: SizeResult) -> str:
     if r.max_rate == 0:
         return f"< {RATES_DOWN[-1]}/s"
@@ -932,7 +960,7 @@ def max_rate_text(r: SizeResult) -> str:
 
 
 def report(args, small: SizeResult, large: SizeResult) -> None:
-    ratio = large.search.p50 / small.search.p50
+    ratio = large.search.p50 / small.search.p50  # inf when the large p50 timed out
     aim_p99 = large.search.p99 <= AIM_P99_MS and large.search.errors == 0
     aim_ratio = ratio <= AIM_P50_RATIO
     pg = not large.engine.startswith("SQLite")
@@ -957,9 +985,9 @@ def report(args, small: SizeResult, large: SizeResult) -> None:
         ("baseline: its bare SQL p50 (Core rows)", lambda r: fmt(median_ms(r.direct.sql))),
         ("baseline: GET /health p50 at 200/s", lambda r: fmt(r.health.p50)),
         ("baseline: GET /api/me p50 at 200/s (auth)", lambda r: fmt(r.me.p50)),
-        ("ratio HTTP p50 / search_units p50", lambda r: f"{r.search.p50 / median_ms(r.direct.service):.2f}x"),
-        ("ratio HTTP p50 / bare SQL p50", lambda r: f"{r.search.p50 / median_ms(r.direct.sql):.2f}x"),
-        ("ratio HTTP p50 / GET /health p50", lambda r: f"{r.search.p50 / r.health.p50:.2f}x"),
+        ("ratio HTTP p50 / search_units p50", lambda r: times(r.search.p50, median_ms(r.direct.service))),
+        ("ratio HTTP p50 / bare SQL p50", lambda r: times(r.search.p50, median_ms(r.direct.sql))),
+        ("ratio HTTP p50 / GET /health p50", lambda r: times(r.search.p50, r.health.p50)),
         ("searches finding no free place", lambda r: f"{r.direct.empty / len(r.direct.service):.0%}"),
     ]
     width = max(len(label) for label, _ in rows) + 2
@@ -967,11 +995,11 @@ def report(args, small: SizeResult, large: SizeResult) -> None:
     for label, get in rows:
         print(f"{label:<{width}}{get(small):>20}{get(large):>20}")
     print()
-    print(f"p50 ratio, {large.units} units / {small.units} units: {ratio:.2f}x")
+    print(f"p50 ratio, {large.units} units / {small.units} units: {times(large.search.p50, small.search.p50)}")
     print(f"aim: p99 <= {AIM_P99_MS:g} ms at 200/s with {large.units} units: "
           f"{'MET' if aim_p99 else 'NOT MET'} ({fmt(large.search.p99)})")
     print(f"aim: {large.units}-unit p50 <= {AIM_P50_RATIO:g}x the {small.units}-unit p50: "
-          f"{'MET' if aim_ratio else 'NOT MET'} ({ratio:.2f}x)")
+          f"{'MET' if aim_ratio else 'NOT MET'} ({times(large.search.p50, small.search.p50)})")
     busy = max(small.search.cpu.others, large.search.cpu.others)
     if busy > 0.3:
         print(f"note: other processes used up to {busy:.2f} cores during the 200/s runs; latencies are "
