@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from capacity.booking.models import Area, Hold, Placement, Unit, UnitAreaRule
+from capacity.booking.models import Area, AreaLocalProvider, Hold, Placement, Unit, UnitAreaRule
 from capacity.errors import Invalid, NotFound
 from capacity.settings import Settings
 
@@ -170,25 +170,48 @@ async def search_units(
     """Units matching the search, fresh before stale, nearest first when `near` is given."""
     local_providers: set[str] | None = None
     if search.home_area:
-        area = await session.get(Area, search.home_area)
-        if area is None:
+        if await session.scalar(select(Area.code).where(Area.code == search.home_area)) is None:
             raise Invalid(f"no area with code {search.home_area}", field="home_area")
-        local_providers = set(area.local_provider_ids)
+        local_providers = set((await session.scalars(
+            select(AreaLocalProvider.provider_id).where(AreaLocalProvider.area_code == search.home_area))).all())
 
-    stmt = _with_counts(now).where(*_eligibility_filters(search))
-    results: list[UnitFigures] = []
-    for unit, held, occupied in (await session.execute(stmt)).all():
-        figures = UnitFigures(unit, held, occupied, is_stale(unit, now, settings))
-        if search.available_only and figures.available == 0:
-            continue
+    # Order first, from the units' own columns (plain rows, not ORM objects); then count holds and
+    # placements only for as many units as the answer needs: a national search matches hundreds of
+    # units and answers with a page of them.
+    candidates: list[UnitFigures] = []
+    for unit in (await session.execute(select(*Unit.__table__.columns).where(*_eligibility_filters(search)))).all():
+        figures = UnitFigures(unit, 0, 0, is_stale(unit, now, settings))
         if search.near:
             figures.distance_km = round(great_circle_km(*search.near, unit.lat, unit.lon), 1)
         if local_providers is not None:
             figures.out_of_area = unit.provider_id not in local_providers
-        results.append(figures)
-
+        candidates.append(figures)
     if search.near:
-        results.sort(key=lambda f: (f.stale, f.distance_km, f.unit.name))
+        candidates.sort(key=lambda f: (f.stale, f.distance_km, f.unit.name))
     else:
-        results.sort(key=lambda f: (f.stale, f.unit.name))
-    return results[: search.limit] if search.limit else results
+        candidates.sort(key=lambda f: (f.stale, f.unit.name))
+
+    results: list[UnitFigures] = []
+    batch = max(2 * search.limit, 50) if search.limit else 500
+    for start in range(0, len(candidates), batch):
+        page = candidates[start:start + batch]
+        held, occupied = await _counts(session, [f.unit.id for f in page], now)
+        for figures in page:
+            figures.held, figures.occupied = held.get(figures.unit.id, 0), occupied.get(figures.unit.id, 0)
+            if search.available_only and figures.available == 0:
+                continue
+            results.append(figures)
+            if search.limit and len(results) == search.limit:
+                return results
+    return results
+
+
+async def _counts(session: AsyncSession, unit_ids: list[str], now: datetime) -> tuple[dict, dict]:
+    """Live holds and active placements of these units, by unit id (absent means none)."""
+    held = (await session.execute(
+        select(Hold.unit_id, func.count()).where(Hold.unit_id.in_(unit_ids), Hold.status == "held",
+                                                 Hold.expires_at > now).group_by(Hold.unit_id))).all()
+    occupied = (await session.execute(
+        select(Placement.unit_id, func.count()).where(Placement.unit_id.in_(unit_ids), Placement.ended_at.is_(None))
+        .group_by(Placement.unit_id))).all()
+    return dict(held), dict(occupied)
