@@ -259,6 +259,7 @@ class S136Detention(IdMixin, PersonMixin, Base):
         # s136A: never a police station for a person under 18, whatever the code above does.
         CheckConstraint("place_type != 'police_station' or person_age >= 18", name="no_under_18_in_police_station"),
         Index("ix_s136_detentions_home_detained", "home_area", "detained_at"),
-        Index("ix_s136_detentions_open_deadline", "deadline", postgresql_where=text("ended_at IS NULL AND breached_at IS NULL"),
+        Index("ix_s136_detentions_open_deadline", "deadline",
+              postgresql_where=text("ended_at IS NULL AND breached_at IS NULL"),
               sqlite_where=text("ended_at IS NULL AND breached_at IS NULL")),
     )
