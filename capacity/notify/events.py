@@ -6,7 +6,6 @@ concerns, the area the unit stands in and, for anything about a person, the pers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 PUBLIC_TYPES = frozenset({"unit.availability"})
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
+    """An event, as recorded in the transaction and as it travels between instances on the channel."""
+
     type: str
     at: datetime
     data: dict[str, Any]
@@ -33,25 +33,12 @@ def record_event(session: AsyncSession, event: Event) -> None:
     session.info.setdefault("events", []).append(event)
 
 
-class WireEvent(msgspec.Struct):
-    """An event as it travels between instances on the channel."""
-
-    type: str
-    at: datetime
-    data: dict[str, Any]
-    unit_id: str | None = None
-    provider_id: str | None = None
-    unit_area: str | None = None
-    home_area: str | None = None
-
-
 def encode(event: Event) -> bytes:
-    return msgspec.json.encode(WireEvent(event.type, event.at, event.data, event.unit_id, event.provider_id,
-                                         event.unit_area, event.home_area))
+    return msgspec.json.encode(event)
 
 
-_decoder = msgspec.json.Decoder(WireEvent)
+_decoder = msgspec.json.Decoder(Event)
 
 
-def decode(raw: bytes) -> WireEvent:
+def decode(raw: bytes) -> Event:
     return _decoder.decode(raw)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from capacity.auth.models import User
 from capacity.auth.security import SESSION_COOKIE, Actor
 from capacity.notify.channels import CHANNEL, BoundedSubscriber
-from capacity.notify.events import PUBLIC_TYPES, WireEvent, decode
+from capacity.notify.events import PUBLIC_TYPES, Event, decode
 
 # Close codes a client can act on.
 CLOSE_UNAUTHORISED = 4401
@@ -33,7 +33,7 @@ FIRST_MESSAGE_SECONDS = 10
 PERSON_ROLES = {"admin", "bed_manager", "amhp", "conveyance"}
 
 
-def visible(actor: Actor, event: WireEvent) -> bool:
+def visible(actor: Actor, event: Event) -> bool:
     """Whether this caller may hear this event: the REST API's scoping, applied to the stream."""
     if actor.role == "admin" or event.type in PUBLIC_TYPES:
         return True
@@ -56,7 +56,7 @@ class Filter:
     providers: set[str] = field(default_factory=set)
     units: set[str] = field(default_factory=set)
 
-    def matches(self, event: WireEvent) -> bool:
+    def matches(self, event: Event) -> bool:
         if not (self.areas or self.providers or self.units):
             return True
         return (
@@ -93,7 +93,7 @@ def _body(type_: str, at: str, data: dict) -> str:
 
 
 @lru_cache(maxsize=256)
-def _prepared(raw: bytes) -> tuple[WireEvent, str]:
+def _prepared(raw: bytes) -> tuple[Event, str]:
     """Decode an event and encode its frame once per instance, not once per connection.
 
     The channels plugin hands the same `bytes` object to every subscriber, and bytes cache their hash,
