@@ -30,6 +30,8 @@ async def run_sweep(db: Database, clock: Clock) -> None:
 
 
 def make_scheduler(db: Database, clock: Clock) -> AsyncIOScheduler:
+    # APScheduler logs every run at INFO; the sweep logs what it did itself.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(run_sweep, "interval", seconds=db.settings.sweep_seconds, args=[db, clock], id="sweep",
                       max_instances=1, coalesce=True)
