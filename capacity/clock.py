@@ -10,6 +10,18 @@ class Clock:
         return datetime.now(UTC)
 
 
+class ShiftedClock(Clock):
+    """Real time, shifted so that it read `start` when made: it runs at the real rate from a chosen instant.
+
+    For a real server under a browser test, whose page clock starts at the same instant."""
+
+    def __init__(self, start: datetime) -> None:
+        self._shift = start - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._shift
+
+
 class FixedClock(Clock):
     """A clock that only moves when told to; for tests and benchmarks."""
 

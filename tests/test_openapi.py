@@ -151,6 +151,11 @@ def run_schemathesis(operation, mode: GenerationMode, headers: dict[str, str], r
     @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def no_server_error(case) -> None:
         case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        # OPTIONS on the same path (Litestar answers it, outside the document), with and without a token.
+        case.method = "OPTIONS"
+        for with_headers in (headers, {}):
+            response = case.call(headers=with_headers)
+            assert response.status_code < 500, f"OPTIONS {case.formatted_path}: {response.status_code}"
 
     no_server_error()
 

@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -31,6 +32,11 @@ SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 WAIT_MS = 10_000
+LONDON = ZoneInfo("Europe/London")
+# The instant the server's clock and every page's clock start at: pages show dates, periods and
+# countdowns, so the tests must not depend on the day they run. Any instant can be tried, e.g.
+# CAPACITY_TEST_NOW=2026-03-29T00:30:00+00:00 (a clock-change Sunday) or the 12th of a month.
+NOW = datetime.fromisoformat(os.environ.get("CAPACITY_TEST_NOW", "2026-12-01T09:30:00+00:00")).astimezone(UTC)
 
 
 def _free_port() -> int:
@@ -43,22 +49,22 @@ def _free_port() -> int:
 
 @pytest.fixture(params=["sqlite"] + (["postgres"] if PG_URL else []))
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A real server on a fresh demo database whose figures were confirmed just now (real clock)."""
-    now = datetime.now(UTC)
+    """A real server on a fresh demo database confirmed at NOW, its clock started at NOW."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
         migrate_to_head(url)
-        asyncio.run(_load_demo(url, now))
+        asyncio.run(_load_demo(url, NOW))
     else:
         url = request.getfixturevalue("postgres_url")
-        asyncio.run(_reset_postgres(url, demo_at=now))
+        asyncio.run(_reset_postgres(url, demo_at=NOW))
     port = _free_port()
     env = {**os.environ, "CAPACITY_DATABASE_URL": url, "CAPACITY_SECRET_KEY": "ui-test-key-" + "x" * 40,
-           "CAPACITY_SECURE_COOKIES": "false"}
+           "CAPACITY_SECURE_COOKIES": "false", "CAPACITY_TEST_NOW": NOW.isoformat()}
     env.pop("CAPACITY_REDIS_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "capacity.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"], env=env)
+        [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(Path(__file__).parent),
+         "support.page_server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -89,8 +95,10 @@ class Page:
     """A logged-in page that records every JavaScript error it sees."""
 
     def __init__(self, browser, base: str, username: str, width: int = 1280) -> None:
-        self.context = browser.new_context(viewport={"width": width, "height": 900}, locale="en-GB")
+        self.context = browser.new_context(viewport={"width": width, "height": 900}, locale="en-GB",
+                                           timezone_id="Europe/London")
         self.page = self.context.new_page()
+        self.page.clock.install(time=NOW)  # then it runs at the real rate, as the server's does
         self.page.set_default_timeout(WAIT_MS)
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
@@ -174,7 +182,7 @@ def test_amhp_searches_holds_conveys_and_records_arrival(server: str, browser) -
     playwright.expect(card.locator(".countdown")).not_to_have_text(first, timeout=5000)  # it counts down live
 
     card.locator("select[id^=c-mode]").select_option("ambulance")
-    card.locator("input[id^=c-requested_at]").fill(datetime.now().strftime("%Y-%m-%dT%H:%M"))
+    card.locator("input[id^=c-requested_at]").fill(NOW.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M"))
     card.get_by_role("button", name="Save conveyance").click()
     card.get_by_text("Ambulance response").wait_for()
     amhp.shot("amhp")
@@ -203,26 +211,39 @@ def test_a_hold_placed_elsewhere_appears_on_the_board_without_reload(server: str
     assert manager.errors == []
 
 
+def last_complete_month(now: datetime) -> tuple[str, str]:
+    first_of_this = now.astimezone(LONDON).date().replace(day=1)
+    last = first_of_this - timedelta(days=1)
+    return last.replace(day=1).isoformat(), last.isoformat()
+
+
 def test_commissioner_changes_the_period_and_downloads_csv(server: str, browser) -> None:
     commissioner = Page(browser, server, "commissioner")
     page = commissioner.page
     oap = page.locator("section[data-report=out-of-area]")
-    # The demo places one person from Bath and North East Somerset at the distant private hospital.
-    playwright.expect(oap.locator("[data-metric=started]").first).to_have_text("1")
+    # The page opens on the last complete calendar month, what commissioners report on.
+    first, last = last_complete_month(NOW)
+    playwright.expect(page.locator("#p-from")).to_have_value(first)
+    playwright.expect(page.locator("#p-to")).to_have_value(last)
     page.locator("#trend .u-wrap").wait_for()
     page.fill("#p-from", "2025-01-01")
     page.fill("#p-to", "2025-01-31")
     page.get_by_role("button", name="Show").click()
+    csv_link = oap.get_by_role("link", name="Download CSV")
+    playwright.expect(csv_link).to_have_attribute("href", re.compile("from=2025-01-01&to=2025-01-31"))
     playwright.expect(oap.locator("[data-metric=started]").first).to_have_text("0")
     with page.expect_download() as download:
-        oap.get_by_role("link", name="Download CSV").click()
+        csv_link.click()
     path = download.value.path()
     text = Path(path).read_text()
     assert text.splitlines()[0].startswith("section,")
     assert "2025-01-01" in text and "2025-01-31" in text
     assert download.value.suggested_filename.endswith(".csv")
-    page.fill("#p-from", "2026-01-01")
-    page.fill("#p-to", date.today().isoformat())
+    # The demo places one person from Bath and North East Somerset at the distant private hospital,
+    # 12 days before the demo's instant.
+    today = NOW.astimezone(LONDON).date()
+    page.fill("#p-from", (today - timedelta(days=20)).isoformat())
+    page.fill("#p-to", today.isoformat())
     page.get_by_role("button", name="Show").click()
     playwright.expect(oap.locator("[data-metric=started]").first).to_have_text("1")
     commissioner.shot("commissioner")

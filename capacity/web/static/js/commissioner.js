@@ -9,10 +9,12 @@ const state = { me: null, areas: new Map(), from: null, to: null, area: null, re
 const label = (key) => String(key).replaceAll("_", " ");
 const iso = (d) => d.toISOString().slice(0, 10);
 
-// The month so far: what a commissioner checking on the current position asks first.
-function monthToDate() {
+// The last complete calendar month: the period commissioners report on.
+function lastCompleteMonth() {
   const now = new Date();
-  return [iso(new Date(Date.UTC(now.getFullYear(), now.getMonth(), 1))), iso(new Date(Date.UTC(now.getFullYear(), now.getMonth(), now.getDate())))];
+  const first = new Date(Date.UTC(now.getFullYear(), now.getMonth() - 1, 1));
+  const last = new Date(Date.UTC(now.getFullYear(), now.getMonth(), 0));
+  return [iso(first), iso(last)];
 }
 
 const query = (from, to, extra = "") => `from=${from}&to=${to}&area=${state.area}${extra}`;
@@ -141,7 +143,7 @@ function render() {
 state.me = await whoAmI();
 for (const area of await api("/api/areas")) state.areas.set(area.code, area);
 if (!state.me.areas.length) state.me.areas = [...state.areas.keys()];
-[state.from, state.to] = monthToDate();
+[state.from, state.to] = lastCompleteMonth();
 state.area = state.me.areas[0];
 await load();
 // Reports are history, not live figures; the stream only shows the connection is up.
