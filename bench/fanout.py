@@ -66,19 +66,31 @@ import resource
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 import zlib
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-SECRET_KEY = "bench-fanout-signing-key-" + "f" * 40
+from _harness import (
+    BENCH,
+    HOST,
+    ROOT,
+    capacity_env,
+    check_postgres_url,
+    database,
+    empty_postgres,
+    log,
+    login,
+    machine_cpu,
+    process_cpu,
+    rss_mb,
+    server,
+)
+
 SUBSCRIBER_USER = "commissioner"  # hears unit.availability and nothing about people
 CHANGER_USER = "bedmanager"  # manages the demo's awp units
 DEMO_PASSWORD = "demo"
@@ -88,11 +100,6 @@ AIM_RSS_MB, AIM_RSS_AT = 150.0, 2000
 BASELINE_CHANNEL = "fanout-bench-baseline"  # the baseline's own Redis channel, not the service's
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
 TS_SPACE = socket.CMSG_SPACE(16)
-
-
-def log(message: str) -> None:
-    """Progress goes to stderr so that stdout holds only the report."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def raise_fd_limit() -> int:
@@ -111,8 +118,24 @@ def raise_fd_limit() -> int:
 
 
 class Conn:
-    __slots__ = ("sock", "fd", "port_index", "buf", "frames", "inflater", "wbits", "no_takeover", "hello",
-                 "armed_at", "closed", "parsed", "messages", "last_seq", "gaps", "worker")
+    __slots__ = (
+        "sock",
+        "fd",
+        "port_index",
+        "buf",
+        "frames",
+        "inflater",
+        "wbits",
+        "no_takeover",
+        "hello",
+        "armed_at",
+        "closed",
+        "parsed",
+        "messages",
+        "last_seq",
+        "gaps",
+        "worker",
+    )
 
     def __init__(self, worker: Worker, sock: socket.socket, port_index: int) -> None:
         self.worker = worker
@@ -161,16 +184,16 @@ class Conn:
             if length == 126:
                 if len(buf) - pos < 4:
                     break
-                length = int.from_bytes(buf[pos + 2:pos + 4], "big")
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
                 head = 4
             elif length == 127:
                 if len(buf) - pos < 10:
                     break
-                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 head = 10
             if len(buf) - pos < head + length:
                 break
-            payload = bytes(buf[pos + head:pos + head + length])
+            payload = bytes(buf[pos + head : pos + head + length])
             pos += head + length
             opcode = b0 & 0x0F
             if opcode == 0x1:  # text (the server never fragments its frames)
@@ -208,7 +231,7 @@ class Conn:
 
     def decode_pending(self) -> None:
         """Inflate (in order: the deflate context is carried across messages) and decode new frames."""
-        for kernel_at, read_at, compressed, payload in self.frames[self.parsed:]:
+        for kernel_at, read_at, compressed, payload in self.frames[self.parsed :]:
             if compressed:
                 if self.inflater is None or self.no_takeover:
                     self.inflater = zlib.decompressobj(wbits=-self.wbits)
@@ -246,8 +269,10 @@ class Worker:
         try:
             await loop.sock_connect(sock, (HOST, port))
             key = base64.b64encode(os.urandom(16)).decode()
-            request = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
-                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            )
             if deflate:  # what browsers offer
                 request += "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
             await loop.sock_sendall(sock, (request + "\r\n").encode())
@@ -283,8 +308,9 @@ class Worker:
             conn.parse(now, now)
         return conn
 
-    async def connect(self, ports: list[int], first: int, count: int, path: str, deflate: bool,
-                      concurrency: int, wait: float) -> dict:
+    async def connect(
+        self, ports: list[int], first: int, count: int, path: str, deflate: bool, concurrency: int, wait: float
+    ) -> dict:
         """Open `count` more subscribers, spread over `ports`, and wait for each one's hello."""
         started = time.perf_counter()
         gate = asyncio.Semaphore(concurrency)
@@ -301,8 +327,7 @@ class Worker:
                     errors[name[:120]] = errors.get(name[:120], 0) + 1
 
         await asyncio.gather(*(one(i) for i in range(count)))
-        return dict(open=sum(not c.closed for c in self.conns), errors=errors,
-                    seconds=time.perf_counter() - started)
+        return dict(open=sum(not c.closed for c in self.conns), errors=errors, seconds=time.perf_counter() - started)
 
     def arm(self) -> None:
         """Mark where the next change's frames begin on every open socket."""
@@ -333,10 +358,13 @@ class Worker:
                     continue
                 conn = self.conns[i]
                 conn.decode_pending()
-                for kernel_at, read_at, message in conn.messages[conn.armed_at:]:
+                for kernel_at, read_at, message in conn.messages[conn.armed_at :]:
                     data = message.get("data") or {}
-                    if (message.get("type") == "unit.availability" and data.get("unit_id") == unit_id
-                            and data.get("open_places") == value):
+                    if (
+                        message.get("type") == "unit.availability"
+                        and data.get("unit_id") == unit_id
+                        and data.get("open_places") == value
+                    ):
                         at = datetime.fromisoformat(message["at"]).timestamp()
                         found[i] = (conn.port_index, kernel_at, read_at, at)
                         break
@@ -350,8 +378,9 @@ class Worker:
                 conn.armed_at = len(conn.frames)
             self.pending = len(waiting)
             self.all_arrived = asyncio.Event()
-        return dict(found=list(found.values()), missing=len(self.armed) - len(found),
-                    closed=sum(c.closed for c in self.conns))
+        return dict(
+            found=list(found.values()), missing=len(self.armed) - len(found), closed=sum(c.closed for c in self.conns)
+        )
 
     def close_all(self) -> None:
         for conn in self.conns:
@@ -373,7 +402,7 @@ class Worker:
                 reply = await self.collect(**kwargs)
                 reply["gaps"] = sum(c.gaps for c in self.conns)
             elif command == "usage":
-                reply = dict(cpu=cpu_seconds(os.getpid()), rss_mb=rss_mb(os.getpid()))
+                reply = dict(cpu=process_cpu(os.getpid()), rss_mb=rss_mb(os.getpid()))
             elif command == "close":
                 self.close_all()
                 reply = "closed"
@@ -422,8 +451,14 @@ class Clients:
         shares = [more // len(self.pipes) + (1 if i < more % len(self.pipes) else 0) for i in range(len(self.pipes))]
         first = self.connected
         for pipe, share in zip(self.pipes, shares, strict=True):
-            pipe.send(("connect", dict(ports=ports, first=first, count=share, path=path, deflate=deflate,
-                                       concurrency=48, wait=timeout)))
+            pipe.send(
+                (
+                    "connect",
+                    dict(
+                        ports=ports, first=first, count=share, path=path, deflate=deflate, concurrency=48, wait=timeout
+                    ),
+                )
+            )
             first += share
         replies = [pipe.recv() for pipe in self.pipes]
         self.connected = total
@@ -456,78 +491,24 @@ class Clients:
                 proc.join(timeout=5)
 
 
-# --------------------------------------------------------------------------------------------------
-# Processes, memory, CPU
-# --------------------------------------------------------------------------------------------------
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc (Linux)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            with socket.create_connection((HOST, port), timeout=1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not answer /health in time")
-
-
-@contextmanager
-def server(factory: str, app_root: Path, env_extra: dict[str, str], log_path: Path, extra_args: list[str]):
-    """One uvicorn process (no workers, no reload: its pid is the server's), access log off."""
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(app_root), str(ROOT / "bench")]), **env_extra)
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", HOST, "--port", str(port),
-           "--log-level", "warning", "--no-access-log", *extra_args]
-    with open(log_path, "wb") as server_log:
-        proc = subprocess.Popen(cmd, cwd=app_root, env=env, stdout=server_log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(port, proc)
-        yield port, proc.pid
-    except BaseException:
-        log(f"server output ({log_path}), last lines:\n" + "\n".join(log_path.read_text().splitlines()[-30:]))
-        raise
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+def start_instances(
+    stack: ExitStack, args, name: str, factory: str, env: dict[str, str], workdir: Path
+) -> list[tuple[int, int]]:
+    """--instances servers of one target, each one uvicorn process (its pid is the server's), stopped
+    when `stack` closes; (port, pid) of each."""
+    return [
+        stack.enter_context(
+            server(
+                workdir / f"{name}-{i}.log",
+                env,
+                factory=factory,
+                app_root=args.app_root,
+                pythonpath=(args.app_root, BENCH),
+                extra_args=args.uvicorn_args.split(),
+            )
+        )
+        for i in range(args.instances)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -584,8 +565,16 @@ def baseline_app():
     @websocket("/ws/events")
     async def events(socket: WebSocket) -> None:
         await socket.accept()
-        await socket.send_text(json.dumps({"seq": 1, "type": "hello", "at": datetime.now().astimezone().isoformat(),
-                                           "data": {"username": "baseline", "role": "baseline"}}))
+        await socket.send_text(
+            json.dumps(
+                {
+                    "seq": 1,
+                    "type": "hello",
+                    "at": datetime.now().astimezone().isoformat(),
+                    "data": {"username": "baseline", "role": "baseline"},
+                }
+            )
+        )
         sockets.add(socket)
         try:
             while True:
@@ -597,8 +586,14 @@ def baseline_app():
 
     @post("/broadcast", status_code=202)
     async def broadcast(data: dict) -> None:
-        frame = json.dumps({"seq": data["seq"], "type": "unit.availability",
-                            "at": datetime.now().astimezone().isoformat(), "data": data["data"]})
+        frame = json.dumps(
+            {
+                "seq": data["seq"],
+                "type": "unit.availability",
+                "at": datetime.now().astimezone().isoformat(),
+                "data": data["data"],
+            }
+        )
         if redis_url:
             await state["redis"].publish(BASELINE_CHANNEL, frame)
         else:
@@ -612,72 +607,35 @@ def baseline_app():
 # --------------------------------------------------------------------------------------------------
 
 
-def check_postgres_url(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.host not in ("127.0.0.1", "localhost"):
-        raise SystemExit("the bench only runs against a local database (127.0.0.1)")
-    if parsed.database in (None, "", "test", "postgres", "template0", "template1"):
-        raise SystemExit(f"refusing the shared database {parsed.database!r}: give the bench one of its own")
-
-
 async def database_state(url: str) -> str:
     """'empty', 'demo' (the demo set, reusable) or 'other' (someone else's data: hands off)."""
     from sqlalchemy import text
 
-    from capacity.db.engine import Database
-    from capacity.settings import Settings
-
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
-    try:
-        async with db.engine.connect() as conn:
-            if db.is_sqlite:
-                tables = (await conn.execute(text("SELECT count(*) FROM sqlite_master WHERE type='table'"))).scalar()
-            else:
-                tables = (await conn.execute(text(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"))).scalar()
-            if not tables:
-                return "empty"
-            try:
-                users = set((await conn.execute(text("SELECT username FROM users"))).scalars())
-                units = (await conn.execute(text("SELECT count(*) FROM units WHERE name = :n"),
-                                            {"n": UNIT_NAME})).scalar()
-            except Exception:
-                return "other"
-            demo_users = {"admin", "amhp", "bedmanager", "commissioner", "conveyance"}
-            return "demo" if users == demo_users and units == 1 else "other"
-    finally:
-        await db.dispose()
+    async with database(url) as db, db.engine.connect() as conn:
+        if db.is_sqlite:
+            tables = (await conn.execute(text("SELECT count(*) FROM sqlite_master WHERE type='table'"))).scalar()
+        else:
+            tables = (
+                await conn.execute(text("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"))
+            ).scalar()
+        if not tables:
+            return "empty"
+        try:
+            users = set((await conn.execute(text("SELECT username FROM users"))).scalars())
+            units = (await conn.execute(text("SELECT count(*) FROM units WHERE name = :n"), {"n": UNIT_NAME})).scalar()
+        except Exception:
+            return "other"
+        demo_users = {"admin", "amhp", "bedmanager", "commissioner", "conveyance"}
+        return "demo" if users == demo_users and units == 1 else "other"
 
 
 async def load_demo_set(url: str) -> None:
     from capacity.clock import Clock
-    from capacity.db.engine import Database
     from capacity.demo import load_demo
-    from capacity.settings import Settings
 
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY, demo=True))
-    try:
+    async with database(url, demo=True) as db:
         if not await load_demo(db, Clock().now()):
             raise SystemExit("the database filled up under us: another bench is using it")
-    finally:
-        await db.dispose()
-
-
-async def empty_postgres(url: str) -> None:
-    from sqlalchemy import text
-
-    from capacity.db.engine import Database
-    from capacity.settings import Settings
-
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
-    try:
-        async with db.engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await db.dispose()
 
 
 def prepare_database(url: str, reuse_demo: bool) -> bool:
@@ -693,10 +651,12 @@ def prepare_database(url: str, reuse_demo: bool) -> bool:
         log("the database holds the demo set: reusing it (--reuse-demo)")
         return False
     if state != "empty":
-        raise SystemExit(f"the database is not empty ({'the demo set' if state == 'demo' else 'other data'}): "
-                         "another bench or test may be using it. This bench loads the demo set only into an "
-                         "empty database; run again when it is free (or pass --reuse-demo if the demo set in it "
-                         "is yours).")
+        raise SystemExit(
+            f"the database is not empty ({'the demo set' if state == 'demo' else 'other data'}): "
+            "another bench or test may be using it. This bench loads the demo set only into an "
+            "empty database; run again when it is free (or pass --reuse-demo if the demo set in it "
+            "is yours)."
+        )
     migrate_to_head(url)
     asyncio.run(load_demo_set(url))
     log("migrated the empty database to head and loaded the demo set")
@@ -709,6 +669,9 @@ def prepare_database(url: str, reuse_demo: bool) -> bool:
 
 
 def pct(values: list[float], p: float) -> float:
+    """Percentile of the values, nan when there are none. Not the harness's nearest-rank `percentile`:
+    when p% of the count is an odd whole number this takes the next value up (round() rounds half to
+    even), and keeping it keeps the figures comparable with earlier runs of this bench."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -745,13 +708,15 @@ class Level:
 class Changer:
     """Makes the change: PUT availability on the service, or POST /broadcast on the baseline."""
 
-    def __init__(self, target: str, port: int, bed_token: str | None, unit_id: str | None,
-                 sample_data: dict) -> None:
+    def __init__(self, target: str, port: int, bed_token: str | None, unit_id: str | None, sample_data: dict) -> None:
         import httpx
 
         self.target = target
-        self.client = httpx.Client(base_url=f"http://{HOST}:{port}", timeout=30,
-                                   headers={"Authorization": f"Bearer {bed_token}"} if bed_token else {})
+        self.client = httpx.Client(
+            base_url=f"http://{HOST}:{port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {bed_token}"} if bed_token else {},
+        )
         self.unit_id = unit_id or sample_data["unit_id"]
         self.sample = sample_data
         self.seq = 1
@@ -778,14 +743,21 @@ class Changer:
         self.client.close()
 
 
-def run_level(level: Level, clients: Clients, changer: Changer, server_pids: list[int], changes: int,
-              spacing: float, values, timeout: float) -> None:
+def run_level(
+    level: Level,
+    clients: Clients,
+    changer: Changer,
+    server_pids: list[int],
+    changes: int,
+    spacing: float,
+    values,
+    timeout: float,
+) -> None:
     def one_change(record: bool) -> None:
         value = next(values)
         clients.ask("arm", timeout=60)
         started, finished = changer.change(value)
-        replies = clients.ask("collect", timeout=timeout + 60, unit_id=changer.unit_id, value=value,
-                              wait=timeout)
+        replies = clients.ask("collect", timeout=timeout + 60, unit_id=changer.unit_id, value=value, wait=timeout)
         if not record:
             return
         found = [f for r in replies for f in r["found"]]
@@ -807,57 +779,48 @@ def run_level(level: Level, clients: Clients, changer: Changer, server_pids: lis
 
     one_change(record=False)  # warm-up: not counted
     time.sleep(spacing)
-    server_cpu = sum(cpu_seconds(p) for p in server_pids)
+    server_cpu = sum(process_cpu(p) for p in server_pids)
     client_cpu = clients.cpu()
-    busy = machine_busy_seconds()
+    busy = sum(machine_cpu())  # busy and steal: all the machine's time that was not idle
     wall = time.monotonic()
     main_cpu = time.process_time()
     for _ in range(changes):
         one_change(record=True)
         time.sleep(spacing)
     wall = time.monotonic() - wall
-    server_used = sum(cpu_seconds(p) for p in server_pids) - server_cpu
+    server_used = sum(process_cpu(p) for p in server_pids) - server_cpu
     client_used = clients.cpu() - client_cpu
     main_used = time.process_time() - main_cpu
     frames = len(level.from_resp) or float("nan")
     level.server_cpu_per_frame_us = server_used / frames * 1e6
     level.client_cpu_per_frame_us = client_used / frames * 1e6
     # Everything busy on the machine that was none of ours (another bench, say), in cores.
-    level.other_load_cores = max(0.0, (machine_busy_seconds() - busy - server_used - client_used - main_used) / wall)
+    level.other_load_cores = max(0.0, (sum(machine_cpu()) - busy - server_used - client_used - main_used) / wall)
     level.rss_mb = [rss_mb(p) for p in server_pids]
-
-
-def login(port: int, username: str) -> str:
-    import httpx
-
-    response = httpx.post(f"http://{HOST}:{port}/api/auth/token",
-                          json={"username": username, "password": DEMO_PASSWORD}, timeout=30)
-    if response.status_code != 200:
-        raise SystemExit(f"login as {username} failed: {response.status_code} {response.text[:200]}")
-    return response.json()["access_token"]
 
 
 def find_unit(port: int, token: str) -> dict:
     import httpx
 
-    response = httpx.get(f"http://{HOST}:{port}/api/units", headers={"Authorization": f"Bearer {token}"},
-                         timeout=30)
+    response = httpx.get(f"http://{HOST}:{port}/api/units", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     for unit in response.json():
         if unit["name"] == UNIT_NAME:
             return unit
     raise SystemExit(f"no unit named {UNIT_NAME!r}")
 
 
-def run_target(args, target: str, ports: list[int], pids: list[int], clients: Clients, values,
-               sample: dict | None) -> tuple[list[Level], dict, list[float]]:
+def run_target(
+    args, target: str, ports: list[int], pids: list[int], clients: Clients, values, sample: dict | None
+) -> tuple[list[Level], dict, list[float]]:
     """All levels against one target (the service or the baseline); returns levels, sample data, idle RSS."""
     bed_token = unit = None
     if target == "capacity":
-        sub_token = login(ports[0], SUBSCRIBER_USER)
-        bed_token = login(ports[0], CHANGER_USER)
+        sub_token = login(ports[0], SUBSCRIBER_USER, DEMO_PASSWORD)
+        bed_token = login(ports[0], CHANGER_USER, DEMO_PASSWORD)
         unit = find_unit(ports[0], bed_token)
-        sample = {k: unit[k] for k in ("status", "open_places", "held", "occupied", "available",
-                                       "last_confirmed_at", "stale")}
+        sample = {
+            k: unit[k] for k in ("status", "open_places", "held", "occupied", "available", "last_confirmed_at", "stale")
+        }
         sample = dict(unit_id=unit["id"], **sample)
         path = f"/ws/events?token={sub_token}"
         changer = Changer(target, ports[0], bed_token, unit["id"], sample)
@@ -872,15 +835,20 @@ def run_target(args, target: str, ports: list[int], pids: list[int], clients: Cl
             level = Level(target, n)
             log(f"{target}: connecting up to {n} subscribers over {len(ports)} instance(s)")
             result = clients.connect_up_to(n, ports, path, not args.no_deflate, timeout=args.connect_timeout)
-            level.connected, level.connect_errors, level.connect_seconds = (result["open"], result["errors"],
-                                                                            result["seconds"])
+            level.connected, level.connect_errors, level.connect_seconds = (
+                result["open"],
+                result["errors"],
+                result["seconds"],
+            )
             if result["errors"]:
                 log(f"  connect errors: {result['errors']}")
             log(f"  {result['open']} open ({result['seconds']:.1f} s); {args.changes} changes")
             run_level(level, clients, changer, pids, args.changes, args.spacing, values, args.change_timeout)
-            log(f"  p50 {level.ms(level.from_resp, 50):.1f} ms, p99 {level.ms(level.from_resp, 99):.1f} ms, "
+            log(
+                f"  p50 {level.ms(level.from_resp, 50):.1f} ms, p99 {level.ms(level.from_resp, 99):.1f} ms, "
                 f"last {max(level.last_resp, default=float('nan')) * 1000:.1f} ms, "
-                f"RSS {'/'.join(f'{r:.0f}' for r in level.rss_mb)} MB, missing {level.missing}")
+                f"RSS {'/'.join(f'{r:.0f}' for r in level.rss_mb)} MB, missing {level.missing}"
+            )
             levels.append(level)
     finally:
         changer.close()
@@ -898,25 +866,39 @@ def fmt_ms(seconds: float) -> str:
 
 
 def report(args, capacity: list[Level], baseline: list[Level], idle: dict, machine: dict) -> None:
-    engine = ("PostgreSQL" if args.database_url else
-              "SQLite (one file shared by the instances)" if args.instances == 2 else "SQLite")
-    mode = (f"{args.instances} instances through Redis ({args.redis_url}), {engine}"
-            if args.instances == 2 else f"1 instance, {engine}")
+    engine = (
+        "PostgreSQL"
+        if args.database_url
+        else "SQLite (one file shared by the instances)"
+        if args.instances == 2
+        else "SQLite"
+    )
+    mode = (
+        f"{args.instances} instances through Redis ({args.redis_url}), {engine}"
+        if args.instances == 2
+        else f"1 instance, {engine}"
+    )
     w = print
     w("")
     w(f"Fan-out of one change to N WebSocket subscribers: {mode}")
-    w(f"machine: {machine['cores']} cores (server, clients and the PUT all share them), load average "
-      f"{machine['load']}; Python {sys.version.split()[0]}; uvicorn {machine['uvicorn']} (uvloop, httptools, "
-      f"ws=websockets sans-I/O {machine['websockets']}); permessage-deflate "
-      f"{'offered by the clients, as browsers do' if not args.no_deflate else 'NOT offered (--no-deflate)'}")
-    w(f"clients: {args.client_procs} worker processes, raw sockets, fd limit {machine['fd_limit']}; subscribers "
-      f"as '{SUBSCRIBER_USER}'; change = PUT /api/units/{{id}}/availability as '{CHANGER_USER}' on instance A; "
-      f"{args.changes} changes per level (+1 warm-up), {args.spacing:.2f} s apart")
+    w(
+        f"machine: {machine['cores']} cores (server, clients and the PUT all share them), load average "
+        f"{machine['load']}; Python {sys.version.split()[0]}; uvicorn {machine['uvicorn']} (uvloop, httptools, "
+        f"ws=websockets sans-I/O {machine['websockets']}); permessage-deflate "
+        f"{'offered by the clients, as browsers do' if not args.no_deflate else 'NOT offered (--no-deflate)'}"
+    )
+    w(
+        f"clients: {args.client_procs} worker processes, raw sockets, fd limit {machine['fd_limit']}; subscribers "
+        f"as '{SUBSCRIBER_USER}'; change = PUT /api/units/{{id}}/availability as '{CHANGER_USER}' on instance A; "
+        f"{args.changes} changes per level (+1 warm-up), {args.spacing:.2f} s apart"
+    )
     w(f"server RSS before connecting: capacity {idle['capacity']} MB, baseline {idle['baseline']} MB")
     busy = max((lv.other_load_cores for lv in capacity + baseline), default=0.0)
     if busy > 0.25:
-        w(f"WARNING: other processes kept up to {busy:.1f} of the {machine['cores']} cores busy during the changes: "
-          "latencies include waiting for a core; CPU/chg and RSS are the steadier figures.")
+        w(
+            f"WARNING: other processes kept up to {busy:.1f} of the {machine['cores']} cores busy during the changes: "
+            "latencies include waiting for a core; CPU/chg and RSS are the steadier figures."
+        )
     w("")
     w("Latency (ms) from the kernel's receive timestamp of each client's unit.availability frame:")
     w("  resp  = minus the PUT response's arrival (commit precedes it: LOWER bound of 'from commit')")
@@ -924,8 +906,10 @@ def report(args, capacity: list[Level], baseline: list[Level], idle: dict, machi
     w("  start = minus the PUT's start (what the changer sees end to end)")
     w("  last  = time to the last client of a change, from resp: median / worst of the changes")
     w("")
-    header = (f"{'target':<9} {'inst':>4} {'subs':>5} {'p50 resp':>9} {'p99 resp':>9} {'p99 at':>7} "
-              f"{'p99 start':>9} {'last resp':>13} {'PUT':>6} {'lost':>5} {'RSS MB':>11} {'CPU/chg':>7} {'aims':<28}")
+    header = (
+        f"{'target':<9} {'inst':>4} {'subs':>5} {'p50 resp':>9} {'p99 resp':>9} {'p99 at':>7} "
+        f"{'p99 start':>9} {'last resp':>13} {'PUT':>6} {'lost':>5} {'RSS MB':>11} {'CPU/chg':>7} {'aims':<28}"
+    )
     w(header)
     w("-" * len(header))
     by_n = {b.subscribers: b for b in baseline}
@@ -940,17 +924,22 @@ def report(args, capacity: list[Level], baseline: list[Level], idle: dict, machi
                 aims.append(f"p99<={aim:.0f}: {verdict}")
             if lv.subscribers == AIM_RSS_AT and args.instances == 1:
                 aims.append(f"RSS<={AIM_RSS_MB:.0f}: {'met' if max(lv.rss_mb) <= AIM_RSS_MB else 'MISSED'}")
-        last = (f"{fmt_ms(pct(lv.last_resp, 50))}/{fmt_ms(max(lv.last_resp, default=float('nan')))}")
+        last = f"{fmt_ms(pct(lv.last_resp, 50))}/{fmt_ms(max(lv.last_resp, default=float('nan')))}"
         lost = lv.missing + (lv.subscribers - lv.connected)
-        w(f"{lv.target:<9} {args.instances:>4} {lv.subscribers:>5} {lv.ms(lv.from_resp, 50):>9.1f} "
-          f"{lv.ms(lv.from_resp, 99):>9.1f} {lv.ms(lv.from_at, 99) if lv.target == 'capacity' else float('nan'):>7.1f} "
-          f"{lv.ms(lv.from_start, 99):>9.1f} {last:>13} {pct(lv.put_ms, 50):>6.1f} {lost:>5} "
-          f"{'/'.join(f'{r:.0f}' for r in lv.rss_mb):>11} {lv.server_cpu_per_frame_us * lv.subscribers / 1000:>7.0f} "
-          f"{'; '.join(aims):<28}")
+        w(
+            f"{lv.target:<9} {args.instances:>4} {lv.subscribers:>5} {lv.ms(lv.from_resp, 50):>9.1f} "
+            f"{lv.ms(lv.from_resp, 99):>9.1f} "
+            f"{lv.ms(lv.from_at, 99) if lv.target == 'capacity' else float('nan'):>7.1f} "
+            f"{lv.ms(lv.from_start, 99):>9.1f} {last:>13} {pct(lv.put_ms, 50):>6.1f} {lost:>5} "
+            f"{'/'.join(f'{r:.0f}' for r in lv.rss_mb):>11} {lv.server_cpu_per_frame_us * lv.subscribers / 1000:>7.0f} "
+            f"{'; '.join(aims):<28}"
+        )
     w("")
     if baseline:
-        w("capacity / baseline, same N, same clients, same uvicorn (latencies from the change's start, as "
-          "'resp' can be negative: a client may get its frame before the changer reads its response):")
+        w(
+            "capacity / baseline, same N, same clients, same uvicorn (latencies from the change's start, as "
+            "'resp' can be negative: a client may get its frame before the changer reads its response):"
+        )
     for lv in capacity:
         b = by_n.get(lv.subscribers)
         if not b or not b.from_start or not lv.from_start:
@@ -959,29 +948,36 @@ def report(args, capacity: list[Level], baseline: list[Level], idle: dict, machi
         def ratio(ours: float, theirs: float) -> str:
             return f"x{ours / theirs:.1f}" if ours > 0 and theirs > 0 else "n/a"
 
-        w(f"  {lv.subscribers:>5} subscribers: p50 {ratio(pct(lv.from_start, 50), pct(b.from_start, 50))}, "
-          f"p99 {ratio(pct(lv.from_start, 99), pct(b.from_start, 99))}, "
-          f"last {ratio(pct(lv.last_start, 50), pct(b.last_start, 50))}, "
-          f"server CPU per frame {ratio(lv.server_cpu_per_frame_us, b.server_cpu_per_frame_us)} "
-          f"({lv.server_cpu_per_frame_us:.0f} vs {b.server_cpu_per_frame_us:.0f} us), "
-          f"RSS {'/'.join(f'{r:.0f}' for r in lv.rss_mb)} vs {'/'.join(f'{r:.0f}' for r in b.rss_mb)} MB")
+        w(
+            f"  {lv.subscribers:>5} subscribers: p50 {ratio(pct(lv.from_start, 50), pct(b.from_start, 50))}, "
+            f"p99 {ratio(pct(lv.from_start, 99), pct(b.from_start, 99))}, "
+            f"last {ratio(pct(lv.last_start, 50), pct(b.last_start, 50))}, "
+            f"server CPU per frame {ratio(lv.server_cpu_per_frame_us, b.server_cpu_per_frame_us)} "
+            f"({lv.server_cpu_per_frame_us:.0f} vs {b.server_cpu_per_frame_us:.0f} us), "
+            f"RSS {'/'.join(f'{r:.0f}' for r in lv.rss_mb)} vs {'/'.join(f'{r:.0f}' for r in b.rss_mb)} MB"
+        )
     w("")
     w("client overhead and conditions:")
     for lv in capacity + baseline:
         extra = ""
         if len(lv.by_instance) > 1:
             extra = "; p99 by instance " + ", ".join(
-                f"{'AB'[i]} {pct(v, 99) * 1000:.1f}" for i, v in sorted(lv.by_instance.items()))
+                f"{'AB'[i]} {pct(v, 99) * 1000:.1f}" for i, v in sorted(lv.by_instance.items())
+            )
         errors = f"; connect errors {lv.connect_errors}" if lv.connect_errors else ""
         gaps = f"; seq gaps {lv.gaps}" if lv.target == "capacity" else ""
-        w(f"  {lv.target:<9} {lv.subscribers:>5}: client read lag p50 {lv.ms(lv.read_lag, 50):.1f} / p99 "
-          f"{lv.ms(lv.read_lag, 99):.1f} ms (not in the latencies), client CPU {lv.client_cpu_per_frame_us:.0f} "
-          f"us/frame, other load on the machine {lv.other_load_cores:.2f} cores, connected in "
-          f"{lv.connect_seconds:.1f} s{gaps}{extra}{errors}")
+        w(
+            f"  {lv.target:<9} {lv.subscribers:>5}: client read lag p50 {lv.ms(lv.read_lag, 50):.1f} / p99 "
+            f"{lv.ms(lv.read_lag, 99):.1f} ms (not in the latencies), client CPU {lv.client_cpu_per_frame_us:.0f} "
+            f"us/frame, other load on the machine {lv.other_load_cores:.2f} cores, connected in "
+            f"{lv.connect_seconds:.1f} s{gaps}{extra}{errors}"
+        )
     w("")
-    w("CPU/chg = server CPU ms (user+sys, all instances) per change = per delivered frame x N, which includes the "
-      "PUT, the sweep and keep-alive pings: on one idle core the last client cannot be served sooner. "
-      f"lost = not connected + frames not delivered within {args.change_timeout:.0f} s. PUT = median PUT ms.")
+    w(
+        "CPU/chg = server CPU ms (user+sys, all instances) per change = per delivered frame x N, which includes the "
+        "PUT, the sweep and keep-alive pings: on one idle core the last client cannot be served sooner. "
+        f"lost = not connected + frames not delivered within {args.change_timeout:.0f} s. PUT = median PUT ms."
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -998,8 +994,13 @@ def main(args) -> None:
     need = max(args.levels) // args.client_procs + 64
     if fd_limit < need:
         raise SystemExit(f"file descriptor limit {fd_limit} is below the {need} each client worker needs")
-    machine = dict(cores=os.cpu_count(), load=" ".join(f"{x:.2f}" for x in os.getloadavg()),
-                   uvicorn=uvicorn.__version__, websockets=websockets.__version__, fd_limit=fd_limit)
+    machine = dict(
+        cores=os.cpu_count(),
+        load=" ".join(f"{x:.2f}" for x in os.getloadavg()),
+        uvicorn=uvicorn.__version__,
+        websockets=websockets.__version__,
+        fd_limit=fd_limit,
+    )
     log(f"{machine['cores']} cores; load average {machine['load']}")
     if args.instances == 2 and not args.redis_url:
         raise SystemExit("two instances need --redis-url (and should have --database-url, PostgreSQL)")
@@ -1019,33 +1020,32 @@ def main(args) -> None:
             url = f"sqlite+aiosqlite:///{workdir / 'fanout.db'}"
         filled = prepare_database(url, args.reuse_demo)
         filled_pg = filled and not url.startswith("sqlite")
-        env = dict(CAPACITY_DATABASE_URL=url, CAPACITY_SECRET_KEY=SECRET_KEY)
+        env = capacity_env(url)
         if args.redis_url:
             env["CAPACITY_REDIS_URL"] = args.redis_url
         clients = Clients(args.client_procs)
-        extra = args.uvicorn_args.split()
         try:
             with ExitStack() as stack:
-                servers = [stack.enter_context(server("capacity.app:create_app", args.app_root, env,
-                                                      workdir / f"capacity-{i}.log", extra))
-                           for i in range(args.instances)]
+                servers = start_instances(stack, args, "capacity", "capacity.app:create_app", env, workdir)
                 log(f"capacity: {args.instances} instance(s) on ports {[p for p, _ in servers]}")
-                capacity, sample, idle_capacity = run_target(args, "capacity", [p for p, _ in servers],
-                                                             [pid for _, pid in servers], clients, values, None)
+                capacity, sample, idle_capacity = run_target(
+                    args, "capacity", [p for p, _ in servers], [pid for _, pid in servers], clients, values, None
+                )
             base_env = {"FANOUT_BASELINE_REDIS_URL": args.redis_url} if args.instances == 2 else {}
             baseline, idle_baseline = [], []
             if not args.no_baseline:
                 with ExitStack() as stack:
-                    servers = [stack.enter_context(server("fanout:baseline_app", args.app_root, base_env,
-                                                          workdir / f"baseline-{i}.log", extra))
-                               for i in range(args.instances)]
+                    servers = start_instances(stack, args, "baseline", "fanout:baseline_app", base_env, workdir)
                     log(f"baseline: {args.instances} bare Litestar instance(s)")
-                    baseline, _, idle_baseline = run_target(args, "baseline", [p for p, _ in servers],
-                                                            [pid for _, pid in servers], clients, values, sample)
+                    baseline, _, idle_baseline = run_target(
+                        args, "baseline", [p for p, _ in servers], [pid for _, pid in servers], clients, values, sample
+                    )
         finally:
             clients.stop()
-        idle = dict(capacity="/".join(f"{r:.0f}" for r in idle_capacity),
-                    baseline="/".join(f"{r:.0f}" for r in idle_baseline) or "-")
+        idle = dict(
+            capacity="/".join(f"{r:.0f}" for r in idle_capacity),
+            baseline="/".join(f"{r:.0f}" for r in idle_baseline) or "-",
+        )
         machine["load"] += f" at start, {' '.join(f'{x:.2f}' for x in os.getloadavg())} at end"
         report(args, capacity, baseline, idle, machine)
     finally:
@@ -1058,27 +1058,48 @@ def main(args) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instances", type=int, choices=(1, 2), default=1)
-    parser.add_argument("--database-url", help="PostgreSQL (postgresql+asyncpg://...) instead of a temp SQLite file;"
-                                               " loaded with the demo set only if empty")
-    parser.add_argument("--reuse-demo", action="store_true",
-                        help="use a database that already holds exactly the demo set (yours) instead of refusing")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL (postgresql+asyncpg://...) instead of a temp SQLite file;"
+        " loaded with the demo set only if empty",
+    )
+    parser.add_argument(
+        "--reuse-demo",
+        action="store_true",
+        help="use a database that already holds exactly the demo set (yours) instead of refusing",
+    )
     parser.add_argument("--redis-url", help="Redis for the events (needed with --instances 2)")
-    parser.add_argument("--levels", default="1000,2000,5000",
-                        help="subscriber counts, ascending, comma-separated (default 1000,2000,5000)")
+    parser.add_argument(
+        "--levels",
+        default="1000,2000,5000",
+        help="subscriber counts, ascending, comma-separated (default 1000,2000,5000)",
+    )
     parser.add_argument("--changes", type=int, default=10, help="measured changes per level (default 10)")
     parser.add_argument("--spacing", type=float, default=0.5, help="seconds between changes (default 0.5)")
     parser.add_argument("--client-procs", type=int, default=2, help="client worker processes (default 2)")
-    parser.add_argument("--no-deflate", action="store_true",
-                        help="clients do not offer permessage-deflate (browsers do)")
-    parser.add_argument("--uvicorn-args", default="", help="extra uvicorn arguments for every server, e.g. "
-                                                          "'--ws-per-message-deflate false'")
-    parser.add_argument("--app-root", type=Path, default=ROOT,
-                        help="directory holding the capacity package to serve (default: this repo); "
-                             "point it at a scratch copy to measure a change")
+    parser.add_argument(
+        "--no-deflate", action="store_true", help="clients do not offer permessage-deflate (browsers do)"
+    )
+    parser.add_argument(
+        "--uvicorn-args",
+        default="",
+        help="extra uvicorn arguments for every server, e.g. '--ws-per-message-deflate false'",
+    )
+    parser.add_argument(
+        "--app-root",
+        type=Path,
+        default=ROOT,
+        help="directory holding the capacity package to serve (default: this repo); "
+        "point it at a scratch copy to measure a change",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare Litestar baseline")
     parser.add_argument("--connect-timeout", type=float, default=60)
-    parser.add_argument("--change-timeout", type=float, default=15,
-                        help="longest wait for one change to reach every client (default 15 s)")
+    parser.add_argument(
+        "--change-timeout",
+        type=float,
+        default=15,
+        help="longest wait for one change to reach every client (default 15 s)",
+    )
     args = parser.parse_args(argv)
     args.levels = sorted(int(n) for n in args.levels.split(","))
     if not 1 <= args.changes <= 1000 or not 1 <= args.client_procs <= 16 or max(args.levels) > 20_000:

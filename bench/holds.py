@@ -39,41 +39,50 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import random
-import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _harness import (
+    ROOT,
+    Connection,
+    CpuMeter,
+    LatencyPercentiles,
+    capacity_env,
+    check_postgres_url,
+    database,
+    engine_version,
+    fresh_database,
+    log,
+    login,
+    postgres_database,
+    run_main,
+    scratch,
+    server,
+    user_row,
+)
+
 sys.path.insert(0, str(ROOT))  # run from anywhere: `python bench/holds.py`
 
 from sqlalchemy import bindparam, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from capacity.auth.models import User, UserArea  # noqa: E402
-from capacity.auth.passwords import hash_password  # noqa: E402
 from capacity.auth.security import Actor  # noqa: E402
 from capacity.booking.models import Area, AreaLocalProvider, Hold, Placement, Provider, Unit  # noqa: E402
-from capacity.cli import migrate_to_head  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
 from capacity.settings import Settings  # noqa: E402
 
-SECRET_KEY = "bench-holds-signing-key-" + "h" * 40
 AMHP_USER, AMHP_PASSWORD = "bench-amhp", "bench-password"
 HOME_AREA = "E06000022"
 UNIT_KIND = "crisis_house"  # 4-hour holds: nothing expires during the run
@@ -86,18 +95,13 @@ AIM_CLIENTS = 32
 PG_MAX_CONNECTIONS = 40
 
 
-def log(message: str) -> None:
-    """Progress goes to stderr so that stdout holds only the report."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class Run:
+class Run(LatencyPercentiles):
     """One timed run: answers by status, latencies (seconds) of every answer, wall time."""
 
     label: str
@@ -127,20 +131,10 @@ class Run:
     def requests_per_s(self) -> float:
         return self.requests / self.elapsed if self.elapsed else 0.0
 
-    def pct(self, p: float) -> float:
-        """Nearest-rank percentile of all answers, in ms."""
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1] * 1000
-
-    @property
-    def p50(self) -> float:
-        return self.pct(50)
-
-    @property
-    def p99(self) -> float:
-        return self.pct(99)
+    def answered(self, status: int, t0: float) -> None:
+        """Count one answer, and its latency from `t0` (perf_counter)."""
+        self.statuses[status] += 1
+        self.latencies.append(time.perf_counter() - t0)
 
     def cpu_ms(self, who: str) -> float:
         """CPU milliseconds `who` spent per answer during the run."""
@@ -151,107 +145,49 @@ class Run:
 
     def summary(self) -> str:
         cpu = ", ".join(f"{k} {v:.0%}" for k, v in self.cpu.items())
-        return (f"{self.label} {self.placement} x{self.clients}: {self.holds_per_s:,.0f} holds/s, "
-                f"{self.requests_per_s:,.0f} req/s, p50 {self.p50:.1f} ms, p99 {self.p99:.1f} ms, "
-                f"{dict(self.statuses)}, overbooked {self.overbooked}; CPU (1 core = 100%): {cpu}")
+        return (
+            f"{self.label} {self.placement} x{self.clients}: {self.holds_per_s:,.0f} holds/s, "
+            f"{self.requests_per_s:,.0f} req/s, p50 {self.p50:.1f} ms, p99 {self.p99:.1f} ms, "
+            f"{dict(self.statuses)}, overbooked {self.overbooked}; CPU (1 core = 100%): {cpu}"
+        )
 
 
-# --------------------------------------------------------------------------------------------------
-# Where the machine's CPU went during a run: the server, this process (the load generator, or the raw
-# workers), PostgreSQL (all its processes: other users of the cluster count here too), everything else,
-# and time stolen by the hypervisor. On a shared machine the `other` column says how clean a run was.
-# --------------------------------------------------------------------------------------------------
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu(pid: int | str) -> tuple[str, float]:
-    """(command name, user + system CPU seconds) of a process, from /proc (Linux)."""
-    with open(f"/proc/{pid}/stat") as f:
-        head, tail = f.read().rsplit(")", 1)
-    fields = tail.split()
-    return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / _TICK
+def cpu_shares(meter: CpuMeter) -> dict[str, float]:
+    """A run's CPU columns, in the table's order: the server (if the run had one), this process (the load
+    generator, or the raw workers), PostgreSQL (the backends of this database, if it is one), everything
+    else, and time stolen by the hypervisor. On a shared machine `other` says how clean a run was."""
+    c = meter.cores
+    shares = {"server": c.server, "client": c.client, "postgres": c.postgres, "other": c.other, "steal": c.steal}
+    if not meter.server_pid:
+        del shares["server"]
+    if not meter.database:
+        del shares["postgres"]
+    return shares
 
 
-def _postgres_cpu(database: str | None) -> dict[str, float]:
-    """CPU seconds of each backend serving `database` (backends come and go: compared pid by pid).
-
-    A backend's title, in its cmdline, reads `postgres: 15/main: USER DATABASE HOST(PORT) STATE`: other
-    databases' backends on the same cluster, and the shared background processes, are not counted."""
-    found: dict[str, float] = {}
-    if not database:
-        return found
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            name, seconds = _proc_cpu(pid)
-            if name != "postgres":
-                continue
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                title = f.read().replace(b"\0", b" ").decode(errors="replace").split()
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        if len(title) >= 4 and title[3] == database:
-            found[pid] = seconds
-    return found
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """(busy, steal) CPU seconds of the whole machine since boot."""
-    with open("/proc/stat") as f:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
-    return (user + nice + system + irq + softirq) / _TICK, steal / _TICK
-
-
-class CpuMeter:
-    database: str | None = None  # the PostgreSQL database whose backends count as `postgres`
-
-    def __init__(self, server_pid: int | None = None) -> None:
-        self.server_pid = server_pid
-
-    def _sample(self) -> dict:
-        busy, steal = _machine_cpu()
-        return {"busy": busy, "steal": steal, "server": cpu_seconds(self.server_pid) if self.server_pid else 0.0,
-                "client": _proc_cpu(os.getpid())[1], "postgres": _postgres_cpu(self.database),
-                "wall": time.perf_counter()}
-
-    def __enter__(self) -> CpuMeter:
-        self.start = self._sample()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        end = self._sample()
-        pg0 = self.start.pop("postgres")
-        # A backend that exited during the run is missed (an undercount), one that started is counted whole.
-        pg = sum(seconds - pg0.get(pid, 0.0) for pid, seconds in end.pop("postgres").items())
-        d = {k: end[k] - self.start[k] for k in end}
-        d["postgres"] = pg
-        wall = d.pop("wall") or 1e-9
-        share = {k: v / wall for k, v in d.items()}
-        self.shares = {"server": share["server"], "client": share["client"], "postgres": share["postgres"],
-                       "other": max(0.0, share["busy"] - share["server"] - share["client"] - share["postgres"]),
-                       "steal": share["steal"]}
-        if not self.server_pid:
-            del self.shares["server"]
-        if not self.database:
-            del self.shares["postgres"]
+async def timed(
+    run: Run,
+    url: str,
+    duration: float,
+    worker: Callable[[int, float], Awaitable[None]],
+    server_pid: int | None = None,
+    grace: float = 30,
+) -> None:
+    """`worker(k, deadline)` for k in range(run.clients), all told to stop at `duration` seconds from now
+    (and cancelled `grace` seconds later, if need be); records the wall time and where the CPU went."""
+    meter = CpuMeter(server_pid, postgres_database(url))
+    with meter:
+        t0 = time.perf_counter()
+        await asyncio.wait_for(
+            asyncio.gather(*(worker(k, t0 + duration) for k in range(run.clients))), duration + grace
+        )
+        run.elapsed = time.perf_counter() - t0
+    run.cpu = cpu_shares(meter)
 
 
 # --------------------------------------------------------------------------------------------------
 # The database
 # --------------------------------------------------------------------------------------------------
-
-
-def check_postgres_url(url: str) -> None:
-    """The public schema is dropped: refuse shared databases and anything not local."""
-    parsed = make_url(url)
-    if parsed.database in (None, "", "test", "postgres", "template0", "template1"):
-        raise SystemExit(f"refusing to wipe the database {parsed.database!r}: give the bench a database of its own")
-    if parsed.host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit("the bench only runs against a local database")
-    if not parsed.drivername.endswith("asyncpg"):
-        raise SystemExit("give a postgresql+asyncpg:// URL")
 
 
 def new_id() -> str:
@@ -268,16 +204,37 @@ class World:
 
 def unit_row(provider_id: str, name: str, places: int, now: datetime) -> dict:
     return dict(
-        id=new_id(), provider_id=provider_id, area_code=HOME_AREA, name=name, kind=UNIT_KIND, lat=51.38,
-        lon=-2.36, postcode=None, sex="any", min_age=18, max_age=None, mother_and_baby=False,
-        accepts_intoxicated=False, accepts_detained=True, max_stay_days=14, daily_cost=180.0, status="open",
-        open_places=places, closed_reason=None, last_confirmed_at=now, last_confirmed_by="bench")
+        id=new_id(),
+        provider_id=provider_id,
+        area_code=HOME_AREA,
+        name=name,
+        kind=UNIT_KIND,
+        lat=51.38,
+        lon=-2.36,
+        postcode=None,
+        sex="any",
+        min_age=18,
+        max_age=None,
+        mother_and_baby=False,
+        accepts_intoxicated=False,
+        accepts_detained=True,
+        max_stay_days=14,
+        daily_cost=180.0,
+        status="open",
+        open_places=places,
+        closed_reason=None,
+        last_confirmed_at=now,
+        last_confirmed_by="bench",
+    )
 
 
 def plan_unit_sets(clients: list[int]) -> dict[str, tuple[int, int]]:
     """Name -> (units, places each): a fresh set for every run, so every run starts with no holds."""
-    sets: dict[str, tuple[int, int]] = {"warm-raw": (10, SPREAD_PLACES), "warm-api": (100, SPREAD_PLACES),
-                                        "warm-svc": (100, SPREAD_PLACES)}
+    sets: dict[str, tuple[int, int]] = {
+        "warm-raw": (10, SPREAD_PLACES),
+        "warm-api": (100, SPREAD_PLACES),
+        "warm-svc": (100, SPREAD_PLACES),
+    }
     for n in clients:
         sets[f"raw-spread-{n}"] = (100, SPREAD_PLACES)
         sets[f"raw-ten-{n}"] = (10, SPREAD_PLACES)
@@ -289,15 +246,7 @@ def plan_unit_sets(clients: list[int]) -> dict[str, tuple[int, int]]:
 
 
 async def build_database(args, url: str) -> World:
-    if not url.startswith("sqlite"):
-        db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
-        try:
-            async with db.engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-        finally:
-            await db.dispose()
-    await asyncio.to_thread(migrate_to_head, url)  # Alembic runs its own event loop
+    await fresh_database(url)
     now = datetime.now(UTC)
     world = World(provider_id=new_id(), user_id=new_id())
     units: list[dict] = []
@@ -306,66 +255,84 @@ async def build_database(args, url: str) -> World:
         world.unit_sets[name] = [r["id"] for r in rows]
         world.places.update({r["id"]: places for r in rows})
         units += rows
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
-    try:
+    async with database(url) as db:
         async with db.engine.begin() as conn:
-            await conn.execute(insert(Area.__table__), [dict(code=HOME_AREA, name="Bench Area", region="South West",
-                                                            lat=51.38, lon=-2.36)])
-            await conn.execute(insert(Provider.__table__), [dict(id=world.provider_id, name="Bench Provider",
-                                                                sector="voluntary")])
-            await conn.execute(insert(AreaLocalProvider.__table__), [dict(area_code=HOME_AREA,
-                                                                         provider_id=world.provider_id)])
+            await conn.execute(
+                insert(Area.__table__),
+                [dict(code=HOME_AREA, name="Bench Area", region="South West", lat=51.38, lon=-2.36)],
+            )
+            await conn.execute(
+                insert(Provider.__table__), [dict(id=world.provider_id, name="Bench Provider", sector="voluntary")]
+            )
+            await conn.execute(
+                insert(AreaLocalProvider.__table__), [dict(area_code=HOME_AREA, provider_id=world.provider_id)]
+            )
             await conn.execute(insert(Unit.__table__), units)
-            await conn.execute(insert(User.__table__), [dict(
-                id=world.user_id, username=AMHP_USER, password_hash=hash_password(AMHP_PASSWORD), role="amhp",
-                provider_id=None, active=True, created_at=now)])
+            amhp = user_row(world.user_id, AMHP_USER, AMHP_PASSWORD, "amhp", now)
+            await conn.execute(insert(User.__table__), [amhp])
             await conn.execute(insert(UserArea.__table__), [dict(user_id=world.user_id, area_code=HOME_AREA)])
         async with db.engine.begin() as conn:
             await conn.execute(text("ANALYZE"))
-    finally:
-        await db.dispose()
     log(f"database ready: {len(units)} units in {len(world.unit_sets)} sets")
     return world
 
 
 async def check_run(url: str, run: Run, places: dict[str, int]) -> None:
     """Overbookings (live holds + active placements beyond open places) and 201s == rows, from the DB."""
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
     now = datetime.now(UTC)
-    try:
-        async with db.engine.connect() as conn:
-            live = dict((await conn.execute(
-                select(Hold.unit_id, func.count()).where(Hold.unit_id.in_(bindparam("ids", expanding=True)),
-                                                         Hold.status == "held", Hold.expires_at > now)
-                .group_by(Hold.unit_id), {"ids": run.units})).all())
-            occupied = dict((await conn.execute(
-                select(Placement.unit_id, func.count()).where(Placement.unit_id.in_(bindparam("ids", expanding=True)),
-                                                              Placement.ended_at.is_(None))
-                .group_by(Placement.unit_id), {"ids": run.units})).all())
-    finally:
-        await db.dispose()
+    async with database(url) as db, db.engine.connect() as conn:
+        live = dict(
+            (
+                await conn.execute(
+                    select(Hold.unit_id, func.count())
+                    .where(
+                        Hold.unit_id.in_(bindparam("ids", expanding=True)), Hold.status == "held", Hold.expires_at > now
+                    )
+                    .group_by(Hold.unit_id),
+                    {"ids": run.units},
+                )
+            ).all()
+        )
+        occupied = dict(
+            (
+                await conn.execute(
+                    select(Placement.unit_id, func.count())
+                    .where(Placement.unit_id.in_(bindparam("ids", expanding=True)), Placement.ended_at.is_(None))
+                    .group_by(Placement.unit_id),
+                    {"ids": run.units},
+                )
+            ).all()
+        )
     run.overbooked = sum(max(0, live.get(u, 0) + occupied.get(u, 0) - places[u]) for u in run.units)
     run.rows_match = sum(live.values()) == run.created
-
-
-async def engine_version(url: str) -> str:
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
-    try:
-        async with db.engine.connect() as conn:
-            if db.is_sqlite:
-                return "SQLite " + (await conn.execute(text("select sqlite_version()"))).scalar_one()
-            return "PostgreSQL " + (await conn.execute(text("show server_version"))).scalar_one()
-    finally:
-        await db.dispose()
 
 
 # --------------------------------------------------------------------------------------------------
 # The raw transaction, straight on the driver
 # --------------------------------------------------------------------------------------------------
 
-HOLD_COLUMNS = ("id", "unit_id", "status", "purpose", "created_by", "created_at", "expires_at", "risk_flags",
-                "extensions", "extended_minutes", "person_ref", "person_age", "person_sex", "home_area")
+HOLD_COLUMNS = (
+    "id",
+    "unit_id",
+    "status",
+    "purpose",
+    "created_by",
+    "created_at",
+    "expires_at",
+    "risk_flags",
+    "extensions",
+    "extended_minutes",
+    "person_ref",
+    "person_age",
+    "person_sex",
+    "home_area",
+)
 HOLD_SECONDS = Settings().hold_seconds[UNIT_KIND]
+
+
+def hold_values(unit_id: str, created: object, expires: object, ref: str) -> tuple:
+    """The HOLD_COLUMNS of one hold, as the API writes it (times in the driver's form)."""
+    return (new_id(), unit_id, "held", "crisis", AMHP_USER, created, expires, "[]", 0, 0, ref, 30, "female", HOME_AREA)
 
 
 def _sqlite_time(t: datetime) -> str:
@@ -373,16 +340,14 @@ def _sqlite_time(t: datetime) -> str:
     return t.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def raw_sqlite(path: str, run: Run, workers: int, duration: float, max_requests: int,
-               serialise: bool = True) -> None:
+def raw_sqlite(path: str, run: Run, workers: int, duration: float, max_requests: int, serialise: bool = True) -> None:
     """Worker threads, a sqlite3 connection each, WAL and busy_timeout as the server sets them.
 
     SQLite runs one write transaction at a time. With `serialise` the threads queue for it on a mutex
     in this process, as one process's writers best do; without, they meet at BEGIN IMMEDIATE and wait
     in SQLite's busy handler, which sleeps 1 to 100 ms between tries."""
     writer = threading.Lock() if serialise else contextlib.nullcontext()
-    insert_hold = (f"INSERT INTO holds ({', '.join(HOLD_COLUMNS)}) "
-                   f"VALUES ({', '.join('?' for _ in HOLD_COLUMNS)})")
+    insert_hold = f"INSERT INTO holds ({', '.join(HOLD_COLUMNS)}) VALUES ({', '.join('?' for _ in HOLD_COLUMNS)})"
     lock = threading.Lock()
     start_gate = threading.Barrier(workers + 1)
     deadline = [0.0]
@@ -391,16 +356,19 @@ def raw_sqlite(path: str, run: Run, workers: int, duration: float, max_requests:
         conn.execute("BEGIN IMMEDIATE")
         now = datetime.now(UTC)
         places, status = conn.execute("SELECT open_places, status FROM units WHERE id = ?", (unit_id,)).fetchone()
-        held = conn.execute("SELECT count(*) FROM holds WHERE unit_id = ? AND status = 'held' AND expires_at > ?",
-                            (unit_id, _sqlite_time(now))).fetchone()[0]
+        held = conn.execute(
+            "SELECT count(*) FROM holds WHERE unit_id = ? AND status = 'held' AND expires_at > ?",
+            (unit_id, _sqlite_time(now)),
+        ).fetchone()[0]
         if status == "open" and held < places:
-            conn.execute(insert_hold, (new_id(), unit_id, "held", "crisis", AMHP_USER, _sqlite_time(now),
-                                       _sqlite_time(now + timedelta(seconds=HOLD_SECONDS)), "[]", 0, 0, ref, 30,
-                                       "female", HOME_AREA))
+            expires = now + timedelta(seconds=HOLD_SECONDS)
+            conn.execute(insert_hold, hold_values(unit_id, _sqlite_time(now), _sqlite_time(expires), ref))
             code = 201
         else:
-            conn.execute("INSERT INTO unmet_demand (id, at, source, kind, home_area, unit_id) "
-                         "VALUES (?, ?, 'hold', ?, ?, ?)", (new_id(), _sqlite_time(now), UNIT_KIND, HOME_AREA, unit_id))
+            conn.execute(
+                "INSERT INTO unmet_demand (id, at, source, kind, home_area, unit_id) VALUES (?, ?, 'hold', ?, ?, ?)",
+                (new_id(), _sqlite_time(now), UNIT_KIND, HOME_AREA, unit_id),
+            )
             code = 409
         conn.execute("COMMIT")
         return code
@@ -444,7 +412,7 @@ def raw_sqlite(path: str, run: Run, workers: int, duration: float, max_requests:
         for t in threads:
             t.join(timeout=duration + 30)
         run.elapsed = time.perf_counter() - t0
-    run.cpu = meter.shares
+    run.cpu = cpu_shares(meter)
 
 
 async def raw_postgres(url: str, run: Run, workers: int, duration: float, max_requests: int) -> None:
@@ -454,11 +422,12 @@ async def raw_postgres(url: str, run: Run, workers: int, duration: float, max_re
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     size = min(workers, PG_MAX_CONNECTIONS)
     pool = await asyncpg.create_pool(dsn, min_size=size, max_size=size)
-    insert_hold = (f"INSERT INTO holds ({', '.join(HOLD_COLUMNS)}) "
-                   f"VALUES ({', '.join(f'${i + 1}' for i in range(len(HOLD_COLUMNS)))})")
-    deadline = 0.0
+    insert_hold = (
+        f"INSERT INTO holds ({', '.join(HOLD_COLUMNS)}) "
+        f"VALUES ({', '.join(f'${i + 1}' for i in range(len(HOLD_COLUMNS)))})"
+    )
 
-    async def worker(k: int) -> None:
+    async def worker(k: int, deadline: float) -> None:
         rng = random.Random(k)
         for i in range(max_requests):
             t0 = time.perf_counter()
@@ -471,38 +440,37 @@ async def raw_postgres(url: str, run: Run, workers: int, duration: float, max_re
                         await conn.execute("SET LOCAL lock_timeout = 2000")
                         now = datetime.now(UTC)
                         places, status = await conn.fetchrow(
-                            "SELECT open_places, status FROM units WHERE id = $1 FOR UPDATE", unit_id)
+                            "SELECT open_places, status FROM units WHERE id = $1 FOR UPDATE", unit_id
+                        )
                         held = await conn.fetchval(
                             "SELECT count(*) FROM holds WHERE unit_id = $1 AND status = 'held' AND expires_at > $2",
-                            unit_id, now)
+                            unit_id,
+                            now,
+                        )
                         if status == "open" and held < places:
-                            await conn.execute(insert_hold, new_id(), unit_id, "held", "crisis", AMHP_USER, now,
-                                               now + timedelta(seconds=HOLD_SECONDS), "[]", 0, 0, f"R{k}-{i}", 30,
-                                               "female", HOME_AREA)
+                            expires = now + timedelta(seconds=HOLD_SECONDS)
+                            await conn.execute(insert_hold, *hold_values(unit_id, now, expires, f"R{k}-{i}"))
                             code = 201
                         else:
-                            await conn.execute("INSERT INTO unmet_demand (id, at, source, kind, home_area, unit_id) "
-                                               "VALUES ($1, $2, 'hold', $3, $4, $5)",
-                                               new_id(), now, UNIT_KIND, HOME_AREA, unit_id)
+                            await conn.execute(
+                                "INSERT INTO unmet_demand (id, at, source, kind, home_area, unit_id) "
+                                "VALUES ($1, $2, 'hold', $3, $4, $5)",
+                                new_id(),
+                                now,
+                                UNIT_KIND,
+                                HOME_AREA,
+                                unit_id,
+                            )
                             code = 409
                 except (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError):
                     code = 503
-            run.statuses[code] += 1
-            run.latencies.append(time.perf_counter() - t0)
+            run.answered(code, t0)
 
-    try:
-        with CpuMeter() as meter:
-            t0 = time.perf_counter()
-            deadline = t0 + duration
-            await asyncio.wait_for(asyncio.gather(*(worker(k) for k in range(workers))), duration + 30)
-            run.elapsed = time.perf_counter() - t0
-        run.cpu = meter.shares
-    finally:
-        await pool.close()
+    async with pool:  # closed however the run ends
+        await timed(run, url, duration, worker)
 
 
-async def raw_run(args, url: str, world: World, set_name: str, placement: str, workers: int,
-                  duration: float) -> Run:
+async def raw_run(args, url: str, world: World, set_name: str, placement: str, workers: int, duration: float) -> Run:
     run = Run("raw", workers, placement, world.unit_sets[set_name])
     if url.startswith("sqlite"):
         path = make_url(url).database
@@ -524,23 +492,24 @@ async def service_run(args, url: str, world: World, set_name: str, workers: int,
     from capacity.booking.persons import PersonIn
     from capacity.booking.schemas import HoldIn
     from capacity.clock import Clock
-    from capacity.db.engine import ServiceBusy
-    from capacity.errors import Conflict
+    from capacity.errors import Conflict, ServiceBusy
 
     run = Run("service", workers, "spread", world.unit_sets[set_name])
-    db = Database(Settings.from_env({"CAPACITY_DATABASE_URL": url, "CAPACITY_SECRET_KEY": SECRET_KEY}))
+    db = Database(Settings.from_env(capacity_env(url)))
     clock = Clock()
     actor = Actor(world.user_id, AMHP_USER, "amhp", None, (HOME_AREA,))
-    deadline = 0.0
 
-    async def worker(k: int) -> None:
+    async def worker(k: int, deadline: float) -> None:
         rng = random.Random(k)
         for i in range(args.max_requests):
             t0 = time.perf_counter()
             if t0 >= deadline:
                 return
-            body = HoldIn(unit_id=rng.choice(run.units), purpose="crisis",
-                          person=PersonIn(ref=f"S{workers}-{k}-{i}", age=30, sex="female", home_area=HOME_AREA))
+            body = HoldIn(
+                unit_id=rng.choice(run.units),
+                purpose="crisis",
+                person=PersonIn(ref=f"S{workers}-{k}-{i}", age=30, sex="female", home_area=HOME_AREA),
+            )
             try:
                 await create_hold(db, clock, actor, body)
                 code = 201
@@ -548,16 +517,10 @@ async def service_run(args, url: str, world: World, set_name: str, workers: int,
                 code = 409
             except ServiceBusy:
                 code = 503
-            run.statuses[code] += 1
-            run.latencies.append(time.perf_counter() - t0)
+            run.answered(code, t0)
 
     try:
-        with CpuMeter() as meter:
-            t0 = time.perf_counter()
-            deadline = t0 + duration
-            await asyncio.wait_for(asyncio.gather(*(worker(k) for k in range(workers))), duration + 30)
-            run.elapsed = time.perf_counter() - t0
-        run.cpu = meter.shares
+        await timed(run, url, duration, worker)
     finally:
         await db.dispose()
     await check_run(url, run, world.places)
@@ -566,153 +529,42 @@ async def service_run(args, url: str, world: World, set_name: str, workers: int,
 
 
 # --------------------------------------------------------------------------------------------------
-# The server, and a small keep-alive HTTP/1.1 client (far less CPU per request than a general client,
-# which matters because the client shares the machine's cores with the server and the database)
+# The API under load
 # --------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def server(url: str, log_path: Path, workers: int = 1) -> Iterator[tuple[int, int]]:
-    """uvicorn with the app factory (one process unless --workers), access log off; output to a file,
-    shown on failure."""
-    port = free_port()
-    env = dict(os.environ, CAPACITY_DATABASE_URL=url, CAPACITY_SECRET_KEY=SECRET_KEY)
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "capacity.app:create_app", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
-    with open(log_path, "wb") as server_log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(port, proc)
-        yield port, proc.pid
-    except BaseException:
-        log(f"server output ({log_path}), last lines:\n" + "\n".join(log_path.read_text().splitlines()[-30:]))
-        raise
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not answer /health in time")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and its live children (uvicorn --workers), from /proc."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection to the server."""
-
-    def __init__(self, port: int, token: str | None) -> None:
-        self.port = port
-        auth = f"Authorization: Bearer {token}\r\n" if token else ""
-        self.head = (f"Host: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}").encode()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        return await self.request(b"POST", path, body)
-
-    async def request(self, method: bytes, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self.writer.write(method + b" " + path.encode() + b" HTTP/1.1\r\n" + self.head + b"Content-Length: "
-                          + str(len(body)).encode() + b"\r\n\r\n" + body)
-        try:
-            status, data, keep = await read_response(self.reader)
-        except BaseException:
-            self.close()
-            raise
-        if not keep:
-            self.close()
-        return status, data
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while size := int((await reader.readline()).split(b";")[0], 16):
-            chunks.append((await reader.readexactly(size + 2))[:-2])
-        await reader.readline()
-        body = b"".join(chunks)
-    else:
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, body, headers.get("connection", "").lower() != "close"
-
-
-async def login(port: int) -> str:
-    conn = Connection(port, None)
-    try:
-        status, body = await conn.post("/api/auth/token",
-                                       json.dumps({"username": AMHP_USER, "password": AMHP_PASSWORD}).encode())
-    finally:
-        conn.close()
-    if status != 200:
-        raise SystemExit(f"login failed: {status} {body[:200]!r}")
-    return json.loads(body)["access_token"]
-
-
 def hold_body(unit_id: str, ref: str) -> bytes:
-    return (b'{"unit_id":"' + unit_id.encode() + b'","purpose":"crisis","person":{"ref":"' + ref.encode()
-            + b'","age":30,"sex":"female","home_area":"' + HOME_AREA.encode() + b'"}}')
+    return (
+        b'{"unit_id":"'
+        + unit_id.encode()
+        + b'","purpose":"crisis","person":{"ref":"'
+        + ref.encode()
+        + b'","age":30,"sex":"female","home_area":"'
+        + HOME_AREA.encode()
+        + b'"}}'
+    )
 
 
-async def api_run(args, url: str, world: World, port: int, pid: int, token: str, set_name: str, placement: str,
-                  clients: int, duration: float) -> Run:
+async def api_run(
+    args,
+    url: str,
+    world: World,
+    port: int,
+    pid: int,
+    token: str,
+    set_name: str,
+    placement: str,
+    clients: int,
+    duration: float,
+) -> Run:
     """`clients` closed-loop clients, one keep-alive connection each, for `duration` seconds."""
     run = Run("api", clients, placement, world.unit_sets[set_name])
     conns = [Connection(port, token) for _ in range(clients)]
     # Open every connection before the clock starts, so the run measures holds, not handshakes.
-    await asyncio.gather(*(c.request(b"GET", "/health") for c in conns))
-    deadline = 0.0
+    await asyncio.gather(*(c.get("/health") for c in conns))
     bad: list[bytes] = []
 
-    async def client(k: int) -> None:
+    async def client(k: int, deadline: float) -> None:
         rng = random.Random(k)
         conn = conns[k]
         for i in range(args.max_requests):
@@ -720,22 +572,15 @@ async def api_run(args, url: str, world: World, port: int, pid: int, token: str,
             if t0 >= deadline:
                 return
             try:
-                status, data = await conn.post("/api/holds", hold_body(rng.choice(run.units),
-                                                                        f"{set_name}-{k}-{i}"))
+                status, data = await conn.post("/api/holds", hold_body(rng.choice(run.units), f"{set_name}-{k}-{i}"))
             except (OSError, asyncio.IncompleteReadError):
                 status, data = 599, b"connection failed"
-            run.statuses[status] += 1
-            run.latencies.append(time.perf_counter() - t0)
+            run.answered(status, t0)
             if status not in (201, 409) and len(bad) < 3:
                 bad.append(f"{status} ".encode() + data[:300])
 
     try:
-        with CpuMeter(pid) as meter:
-            t0 = time.perf_counter()
-            deadline = t0 + duration
-            await asyncio.wait_for(asyncio.gather(*(client(k) for k in range(clients))), duration + 60)
-            run.elapsed = time.perf_counter() - t0
-        run.cpu = meter.shares
+        await timed(run, url, duration, client, server_pid=pid, grace=60)
     finally:
         for c in conns:
             c.close()
@@ -767,8 +612,9 @@ async def run_all(args, url: str, workdir: Path) -> Results:
     await raw_run(args, url, world, "warm-raw", "ten", 8, 1.0)
     for n in args.clients:
         for placement in ("spread", "ten", "one"):
-            results.raw[(placement, n)] = await raw_run(args, url, world, f"raw-{placement}-{n}", placement, n,
-                                                        args.raw_duration)
+            results.raw[(placement, n)] = await raw_run(
+                args, url, world, f"raw-{placement}-{n}", placement, n, args.raw_duration
+            )
 
     if not args.skip_service:
         log("service create_hold, no HTTP (diagnostic)")
@@ -776,15 +622,17 @@ async def run_all(args, url: str, workdir: Path) -> Results:
         for n in args.clients:
             results.service[n] = await service_run(args, url, world, f"svc-spread-{n}", n, args.raw_duration)
 
-    with server(url, workdir / "server.log", args.workers) as (port, pid):
-        token = await login(port)
+    workers = ["--workers", str(args.workers)] if args.workers > 1 else []
+    with server(workdir / "server.log", capacity_env(url), extra_args=workers) as (port, pid):
+        token = login(port, AMHP_USER, AMHP_PASSWORD)
         log(f"server up on 127.0.0.1:{port} (pid {pid}); warming up")
         await api_run(args, url, world, port, pid, token, "warm-api", "spread", 8, 2.0)
         for n in args.clients:
             for placement in ("spread", "one"):
                 await asyncio.sleep(0.5)
-                results.api[(placement, n)] = await api_run(args, url, world, port, pid, token,
-                                                            f"api-{placement}-{n}", placement, n, args.duration)
+                results.api[(placement, n)] = await api_run(
+                    args, url, world, port, pid, token, f"api-{placement}-{n}", placement, n, args.duration
+                )
     return results
 
 
@@ -792,21 +640,31 @@ def report(args, results: Results) -> bool:
     is_pg = results.engine.startswith("PostgreSQL")
     print()
     workers = "one uvicorn process" if args.workers == 1 else f"uvicorn with {args.workers} workers"
-    print(f"holds benchmark: {results.engine}; {os.cpu_count()} CPU cores shared by the server ({workers}), "
-          f"the database and this load generator; load average at the end {open('/proc/loadavg').read()[:14]}")
-    print(f"API: closed loop, each client one keep-alive connection, POST /api/holds for {args.duration:g} s per "
-          f"run; raw: the same transaction on the driver ({'asyncpg' if is_pg else 'sqlite3 in threads'}), "
-          f"{args.raw_duration:g} s per run")
-    print("spread: 100 units, places to spare; ten: 10 units (the reference figure); one: 1 unit with 50 places "
-          "(the rest are 409s)")
-    print("API/raw: holds/s against the raw holds/s at the same clients and placement (one unit: answers/s, "
-          "mostly 409s); CPU: shares of one core during the run (srv the server, pg the backends of this database, "
-          "bench this process, other everything else on the machine, steal taken by the hypervisor); srv ms, pg ms: "
-          "CPU milliseconds per answer of the server and of PostgreSQL")
+    print(
+        f"holds benchmark: {results.engine}; {os.cpu_count()} CPU cores shared by the server ({workers}), "
+        f"the database and this load generator; load average at the end {open('/proc/loadavg').read()[:14]}"
+    )
+    print(
+        f"API: closed loop, each client one keep-alive connection, POST /api/holds for {args.duration:g} s per "
+        f"run; raw: the same transaction on the driver ({'asyncpg' if is_pg else 'sqlite3 in threads'}), "
+        f"{args.raw_duration:g} s per run"
+    )
+    print(
+        "spread: 100 units, places to spare; ten: 10 units (the reference figure); one: 1 unit with 50 places "
+        "(the rest are 409s)"
+    )
+    print(
+        "API/raw: holds/s against the raw holds/s at the same clients and placement (one unit: answers/s, "
+        "mostly 409s); CPU: shares of one core during the run (srv the server, pg the backends of this database, "
+        "bench this process, other everything else on the machine, steal taken by the hypervisor); srv ms, pg ms: "
+        "CPU milliseconds per answer of the server and of PostgreSQL"
+    )
     print()
-    header = (f"{'run':<8}{'place':<7}{'clients':>7}{'holds/s':>9}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
-              f"{'201':>7}{'409':>7}{'503':>5}{'other':>6}{'overbooked':>11}{'raw/s':>7}{'API/raw':>8}"
-              f"  {'CPU: srv':>8}{'pg':>5}{'bench':>6}{'other':>6}{'steal':>6}{'srv ms':>7}{'pg ms':>6}")
+    header = (
+        f"{'run':<8}{'place':<7}{'clients':>7}{'holds/s':>9}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'201':>7}{'409':>7}{'503':>5}{'other':>6}{'overbooked':>11}{'raw/s':>7}{'API/raw':>8}"
+        f"  {'CPU: srv':>8}{'pg':>5}{'bench':>6}{'other':>6}{'steal':>6}{'srv ms':>7}{'pg ms':>6}"
+    )
     print(header)
     print("-" * len(header))
 
@@ -816,17 +674,22 @@ def report(args, results: Results) -> bool:
         if raw is not None:
             # Spread: holds per second against holds per second. One unit: both are mostly 409s, so
             # compare answered transactions per second.
-            mine, theirs = ((r.holds_per_s, raw.holds_per_s) if r.placement == "spread"
-                            else (r.requests_per_s, raw.requests_per_s))
+            mine, theirs = (
+                (r.holds_per_s, raw.holds_per_s) if r.placement == "spread" else (r.requests_per_s, raw.requests_per_s)
+            )
             raw_rate = f"{raw.requests_per_s:,.0f}"
             ratio = f"{mine / theirs:.0%}" if theirs else "n/a"
         over = f"{r.overbooked}" + ("" if r.rows_match else " (!rows)")
-        cpu = "".join(f"{f'{r.cpu[k]:.0%}' if k in r.cpu else '':>{w}}"
-                      for k, w in (("server", 8), ("postgres", 5), ("client", 6), ("other", 6), ("steal", 6)))
+        cpu = "".join(
+            f"{f'{r.cpu[k]:.0%}' if k in r.cpu else '':>{w}}"
+            for k, w in (("server", 8), ("postgres", 5), ("client", 6), ("other", 6), ("steal", 6))
+        )
         per = "".join(f"{r.cpu_ms(k):>{w}.2f}" if k in r.cpu else " " * w for k, w in (("server", 7), ("postgres", 6)))
-        print(f"{r.label:<8}{r.placement:<7}{r.clients:>7}{r.holds_per_s:>9,.0f}{r.requests_per_s:>8,.0f}"
-              f"{r.p50:>8.1f}{r.p99:>8.1f}{r.statuses[201]:>7}{r.statuses[409]:>7}{r.statuses[503]:>5}"
-              f"{r.other():>6}{over:>11}{raw_rate:>7}{ratio:>8}  {cpu}{per}")
+        print(
+            f"{r.label:<8}{r.placement:<7}{r.clients:>7}{r.holds_per_s:>9,.0f}{r.requests_per_s:>8,.0f}"
+            f"{r.p50:>8.1f}{r.p99:>8.1f}{r.statuses[201]:>7}{r.statuses[409]:>7}{r.statuses[503]:>5}"
+            f"{r.other():>6}{over:>11}{raw_rate:>7}{ratio:>8}  {cpu}{per}"
+        )
 
     for n in args.clients:
         for placement in ("spread", "ten", "one"):
@@ -841,8 +704,10 @@ def report(args, results: Results) -> bool:
     overbooked = sum(r.overbooked or 0 for r in all_runs)
     mismatched = [r for r in all_runs if not r.rows_match]
     ok = overbooked == 0 and not mismatched
-    print(f"overbookings across all runs: {overbooked} (must be 0); runs whose 201s != holds in the database: "
-          f"{len(mismatched)}")
+    print(
+        f"overbookings across all runs: {overbooked} (must be 0); runs whose 201s != holds in the database: "
+        f"{len(mismatched)}"
+    )
     if AIM_CLIENTS in args.clients:
         api = results.api[("spread", AIM_CLIENTS)]
         raw = results.raw[("spread", AIM_CLIENTS)]
@@ -850,31 +715,27 @@ def report(args, results: Results) -> bool:
         ratio = api.holds_per_s / raw.holds_per_s if raw.holds_per_s else 0.0
         met_ratio, met_p99 = ratio >= AIM_RATIO, api.p99 <= AIM_P99_MS
         scope = "" if is_pg else " (the aim is set for PostgreSQL; shown for comparison)"
-        print(f"aim{scope}: at {AIM_CLIENTS} clients over 100 units, API >= {AIM_RATIO:.0%} of the raw rate: "
-              f"{'MET' if met_ratio else 'NOT MET'} ({api.holds_per_s:,.0f} / {raw.holds_per_s:,.0f} holds/s = "
-              f"{ratio:.0%}; against the raw rate over 10 units, {ten.holds_per_s:,.0f}/s: "
-              f"{api.holds_per_s / ten.holds_per_s if ten.holds_per_s else 0:.0%})")
-        print(f"aim{scope}: p99 <= {AIM_P99_MS:g} ms at {AIM_CLIENTS} clients: {'MET' if met_p99 else 'NOT MET'} "
-              f"(spread {api.p99:.1f} ms, one unit {results.api[('one', AIM_CLIENTS)].p99:.1f} ms)")
+        print(
+            f"aim{scope}: at {AIM_CLIENTS} clients over 100 units, API >= {AIM_RATIO:.0%} of the raw rate: "
+            f"{'MET' if met_ratio else 'NOT MET'} ({api.holds_per_s:,.0f} / {raw.holds_per_s:,.0f} holds/s = "
+            f"{ratio:.0%}; against the raw rate over 10 units, {ten.holds_per_s:,.0f}/s: "
+            f"{api.holds_per_s / ten.holds_per_s if ten.holds_per_s else 0:.0%})"
+        )
+        print(
+            f"aim{scope}: p99 <= {AIM_P99_MS:g} ms at {AIM_CLIENTS} clients: {'MET' if met_p99 else 'NOT MET'} "
+            f"(spread {api.p99:.1f} ms, one unit {results.api[('one', AIM_CLIENTS)].p99:.1f} ms)"
+        )
     return ok
 
 
 async def main(args) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="capacity-bench-holds-"))
-    url = args.database_url if args.db == "postgres" else f"sqlite+aiosqlite:///{workdir / 'holds.db'}"
-    if args.db == "postgres":
-        CpuMeter.database = make_url(url).database
-    try:
+    with scratch("capacity-bench-holds-", args.keep) as workdir:
+        url = args.database_url if args.db == "postgres" else f"sqlite+aiosqlite:///{workdir / 'holds.db'}"
         started = time.perf_counter()
         results = await run_all(args, url, workdir)
         ok = report(args, results)
         log(f"done in {time.perf_counter() - started:.0f} s")
         return 0 if ok else 1
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -906,10 +767,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
-    try:
-        import uvloop  # the server runs on uvloop too (uvicorn's default when it is installed)
-    except ImportError:
-        sys.exit(asyncio.run(main(arguments)))
-    else:
-        sys.exit(uvloop.run(main(arguments)))
+    sys.exit(run_main(main(parse_args())))

@@ -48,9 +48,7 @@ import math
 import operator
 import os
 import random
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
 import uuid
@@ -60,14 +58,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _harness import (
+    ROOT,
+    Connection,
+    capacity_env,
+    check_postgres_url,
+    fresh_database,
+    log,
+    login,
+    percentile,
+    server,
+    settings,
+    user_row,
+)
+
 sys.path.insert(0, str(ROOT))  # run from anywhere: `python bench/reports.py`
 
 from sqlalchemy import bindparam, event, func, insert, select, text, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from capacity.auth.models import User  # noqa: E402
-from capacity.auth.passwords import hash_password  # noqa: E402
 from capacity.booking.history import COLUMNS, BulkInsert, import_placements, ordered_ids  # noqa: E402
 from capacity.booking.models import (  # noqa: E402
     Area,
@@ -81,13 +91,10 @@ from capacity.booking.models import (  # noqa: E402
     Unit,
     UnmetDemand,
 )
-from capacity.cli import migrate_to_head  # noqa: E402
 from capacity.clock import Clock  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
 from capacity.kinds import ACUTE_KINDS  # noqa: E402
-from capacity.settings import Settings  # noqa: E402
 
-SECRET_KEY = "bench-reports-signing-key-" + "r" * 40
 ADMIN_USER, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"
 NAMESPACE = uuid.UUID("6f1c3d1e-5d0b-4b5e-9a36-136136136136")
 REPORTS = {"out_of_area": "out-of-area", "s136": "s136", "capacity": "capacity", "equality": "equality"}
@@ -98,10 +105,6 @@ REGIONS = 10
 ETHNICITIES = "AAAAAAAABBCDEFGHJKLMNPRSZZ"
 OUTCOMES = ("admitted_informal", "detained_s2", "detained_s3", "discharged", "referred_community", "other")
 OAP_REASONS = ("10", "10", "10", "11", "12", "13", "14", "99")
-
-
-def log(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 def stable_id(*parts: object) -> str:
@@ -131,49 +134,76 @@ def make_world(n_areas: int, now: datetime) -> World:
     columns = math.ceil(math.sqrt(n_areas * 1.5))
     for i in range(n_areas):
         row_, col = divmod(i, columns)
-        areas.append(dict(code=f"E{6000000 + i + 1:08d}", name=f"Bench area {i + 1:03d} (synthetic)",
-                          region=f"Bench region {i * REGIONS // n_areas + 1:02d}",
-                          lat=round(50.4 + row_ * 0.4 + rnd.uniform(-0.05, 0.05), 4),
-                          lon=round(-4.5 + col * 0.4 + rnd.uniform(-0.05, 0.05), 4)))
+        areas.append(
+            dict(
+                code=f"E{6000000 + i + 1:08d}",
+                name=f"Bench area {i + 1:03d} (synthetic)",
+                region=f"Bench region {i * REGIONS // n_areas + 1:02d}",
+                lat=round(50.4 + row_ * 0.4 + rnd.uniform(-0.05, 0.05), 4),
+                lon=round(-4.5 + col * 0.4 + rnd.uniform(-0.05, 0.05), 4),
+            )
+        )
     providers, links, units = [], [], []
 
     def unit(provider: dict, area: dict, kind: str, n: int, **extra) -> None:
-        units.append(dict(
-            id=stable_id("unit", provider["id"], kind, n), provider_id=provider["id"], area_code=area["code"],
-            name=f"{provider['name'].split(' (')[0]} {kind.replace('_', ' ')} {n} (synthetic)", kind=kind,
-            lat=round(area["lat"] + rnd.uniform(-0.1, 0.1), 4), lon=round(area["lon"] + rnd.uniform(-0.1, 0.1), 4),
-            postcode=None, sex=extra.pop("sex", "any"), min_age=extra.pop("min_age", 18),
-            max_age=extra.pop("max_age", None), daily_cost=extra.pop("daily_cost"), status="open",
-            open_places=extra.pop("open_places"), last_confirmed_at=now, last_confirmed_by="bench", **extra))
+        units.append(
+            dict(
+                id=stable_id("unit", provider["id"], kind, n),
+                provider_id=provider["id"],
+                area_code=area["code"],
+                name=f"{provider['name'].split(' (')[0]} {kind.replace('_', ' ')} {n} (synthetic)",
+                kind=kind,
+                lat=round(area["lat"] + rnd.uniform(-0.1, 0.1), 4),
+                lon=round(area["lon"] + rnd.uniform(-0.1, 0.1), 4),
+                postcode=None,
+                sex=extra.pop("sex", "any"),
+                min_age=extra.pop("min_age", 18),
+                max_age=extra.pop("max_age", None),
+                daily_cost=extra.pop("daily_cost"),
+                status="open",
+                open_places=extra.pop("open_places"),
+                last_confirmed_at=now,
+                last_confirmed_by="bench",
+                **extra,
+            )
+        )
 
     for t in range(math.ceil(n_areas / 3)):
         trust = dict(id=stable_id("trust", t), name=f"Bench NHS Trust {t + 1:02d} (synthetic)", sector="nhs")
         providers.append(trust)
-        served = areas[3 * t:3 * t + 3]
+        served = areas[3 * t : 3 * t + 3]
         links += [(a["code"], trust["id"]) for a in served]
         home = served[0]
         unit(trust, home, "s136_suite", 1, min_age=16 if t % 3 == 0 else 18, daily_cost=450, open_places=3)
         unit(trust, home, "acute_adult", 1, daily_cost=420, open_places=20)
-        unit(trust, served[-1], "acute_adult", 2, sex="female" if t % 4 == 0 else "any", daily_cost=420,
-             open_places=18)
+        unit(trust, served[-1], "acute_adult", 2, sex="female" if t % 4 == 0 else "any", daily_cost=420, open_places=18)
         unit(trust, home, "acute_older_adult", 1, min_age=65, daily_cost=430, open_places=14)
         unit(trust, served[len(served) // 2], "picu", 1, daily_cost=780, open_places=8)
     per_region = math.ceil(n_areas / REGIONS)
     for r in range(REGIONS):
-        region_areas = areas[r * per_region:(r + 1) * per_region]
+        region_areas = areas[r * per_region : (r + 1) * per_region]
         if not region_areas:
             continue
-        charity = dict(id=stable_id("voluntary", r), name=f"Bench Crisis Houses {r + 1:02d} (synthetic)",
-                       sector="voluntary")
+        charity = dict(
+            id=stable_id("voluntary", r), name=f"Bench Crisis Houses {r + 1:02d} (synthetic)", sector="voluntary"
+        )
         providers.append(charity)
         links += [(a["code"], charity["id"]) for a in region_areas]
         unit(charity, region_areas[0], "crisis_house", 1, daily_cost=180, open_places=6)
-        unit(charity, region_areas[len(region_areas) // 2], "community_bed", 1, sex="female", daily_cost=190,
-             open_places=5)
+        unit(
+            charity,
+            region_areas[len(region_areas) // 2],
+            "community_bed",
+            1,
+            sex="female",
+            daily_cost=190,
+            open_places=5,
+        )
         unit(charity, region_areas[-1], "respite", 1, daily_cost=160, open_places=4)
     for p in range(10):
-        private = dict(id=stable_id("private", p), name=f"Bench Private Hospital {p + 1:02d} (synthetic)",
-                       sector="private")
+        private = dict(
+            id=stable_id("private", p), name=f"Bench Private Hospital {p + 1:02d} (synthetic)", sector="private"
+        )
         providers.append(private)
         where = areas[(p * 37 + 11) % n_areas]
         unit(private, where, "acute_adult", 1, daily_cost=750, open_places=30)
@@ -183,11 +213,24 @@ def make_world(n_areas: int, now: datetime) -> World:
 
 # --- the placements CSV ------------------------------------------------------------------------------------
 
-KIND_WEIGHTS = {"s136_suite": 20, "acute_adult": 34, "acute_older_adult": 8, "picu": 6, "crisis_house": 14,
-                "community_bed": 8, "respite": 10}
-STAY_HOURS = {"s136_suite": (2, 30), "crisis_house": (24, 14 * 24), "community_bed": (24, 14 * 24),
-              "respite": (24, 10 * 24), "acute_adult": (24, 90 * 24), "acute_older_adult": (48, 120 * 24),
-              "picu": (24, 60 * 24)}
+KIND_WEIGHTS = {
+    "s136_suite": 20,
+    "acute_adult": 34,
+    "acute_older_adult": 8,
+    "picu": 6,
+    "crisis_house": 14,
+    "community_bed": 8,
+    "respite": 10,
+}
+STAY_HOURS = {
+    "s136_suite": (2, 30),
+    "crisis_house": (24, 14 * 24),
+    "community_bed": (24, 14 * 24),
+    "respite": (24, 10 * 24),
+    "acute_adult": (24, 90 * 24),
+    "acute_older_adult": (48, 120 * 24),
+    "picu": (24, 60 * 24),
+}
 
 
 def _iso(t: datetime) -> str:
@@ -205,8 +248,9 @@ def write_placements_csv(path: Path, world: World, rows: int, years: int, now: d
         other_units.setdefault(u["kind"], []).append(u)
     for a in world.areas:
         for kind in kinds:
-            local_units[(a["code"], kind)] = [u for u in other_units[kind]
-                                              if u["provider_id"] in world.local[a["code"]]]
+            local_units[(a["code"], kind)] = [
+                u for u in other_units[kind] if u["provider_id"] in world.local[a["code"]]
+            ]
     span = int(timedelta(days=365 * years).total_seconds())
     latest = now - timedelta(hours=1)
     seen: set[tuple[str, str, datetime]] = set()
@@ -242,16 +286,29 @@ def write_placements_csv(path: Path, world: World, rows: int, years: int, now: d
             seen.add(key)
             low, high = STAY_HOURS[kind]
             ended = started + timedelta(hours=low + (high - low) * rnd.random() ** 2)
-            basis = ("s136" if kind == "s136_suite"
-                     else rnd.choices(("informal", "s2", "s3", "other"), (40, 30, 25, 5))[0])
+            basis = (
+                "s136" if kind == "s136_suite" else rnd.choices(("informal", "s2", "s3", "other"), (40, 30, 25, 5))[0]
+            )
             out_of_area = unit["provider_id"] not in world.local[area["code"]]
             reason = ""
             if out_of_area and (kind in ACUTE_KINDS or rnd.random() < 0.3):
                 reason = rnd.choice(OAP_REASONS)
             still_there = ended >= latest
-            out.writerow([ref, age, sex, "" if rnd.random() < 0.05 else rnd.choice(ETHNICITIES), area["code"],
-                          unit["id"], basis, _iso(started), "" if still_there else _iso(ended), reason,
-                          "" if still_there else rnd.choice(OUTCOMES)])
+            out.writerow(
+                [
+                    ref,
+                    age,
+                    sex,
+                    "" if rnd.random() < 0.05 else rnd.choice(ETHNICITIES),
+                    area["code"],
+                    unit["id"],
+                    basis,
+                    _iso(started),
+                    "" if still_there else _iso(ended),
+                    reason,
+                    "" if still_there else rnd.choice(OUTCOMES),
+                ]
+            )
             written += 1
     if written != rows:
         raise SystemExit(f"could draw only {written} of {rows} distinct placements")
@@ -261,26 +318,12 @@ def write_placements_csv(path: Path, world: World, rows: int, years: int, now: d
 # --- building a database -------------------------------------------------------------------------------------
 
 
-def check_postgres_url(url: str) -> None:
-    """The public schema is dropped: refuse shared databases and anything not local."""
-    parsed = make_url(url)
-    if parsed.database in (None, "", "test", "postgres", "template0", "template1"):
-        raise SystemExit(f"refusing to wipe the database {parsed.database!r}: give the bench a database of its own")
-    if parsed.host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit("the bench only runs against a local database")
-    if not parsed.drivername.endswith("asyncpg"):
-        raise SystemExit("give a postgresql+asyncpg:// URL")
-
-
-def settings_for(url: str) -> Settings:
-    return Settings(database_url=url, secret_key=SECRET_KEY)
-
-
 async def bulk(db: Database, table, rows: list[dict]) -> None:
     """Core insert executemany in chunks, one transaction (column defaults applied)."""
+
     async def work(session) -> None:
         for start in range(0, len(rows), BULK_CHUNK):
-            await session.execute(insert(table), rows[start:start + BULK_CHUNK])
+            await session.execute(insert(table), rows[start : start + BULK_CHUNK])
 
     if rows:
         await db.write(work)
@@ -300,8 +343,9 @@ async def fast_bulk(db: Database, table, rows: list[dict]) -> None:
         if db.is_sqlite:
             await connection.exec_driver_sql("PRAGMA cache_size = -262144")
         for start in range(0, len(rows), BULK_CHUNK):
-            await connection.exec_driver_sql(inserter.sql, inserter.params(
-                values(r) for r in rows[start:start + BULK_CHUNK]))
+            await connection.exec_driver_sql(
+                inserter.sql, inserter.params(values(r) for r in rows[start : start + BULK_CHUNK])
+            )
         if db.is_sqlite:
             await connection.exec_driver_sql("PRAGMA cache_size = -2000")
 
@@ -313,7 +357,7 @@ def data_set_tag(args) -> str:
 
 
 async def existing_tag(url: str) -> str | None:
-    db = Database(settings_for(url))
+    db = Database(settings(url))
     try:
         async with db.read_sessions() as session:
             return await session.scalar(select(User.username).where(User.username.like("bench-data %")))
@@ -323,42 +367,22 @@ async def existing_tag(url: str) -> str | None:
         await db.dispose()
 
 
-def remove_sqlite_files(path: str) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-async def reset_schema(url: str, workdir: Path) -> str:
-    """A fresh database at head; returns the URL to use."""
-    if url.startswith("sqlite"):
-        remove_sqlite_files(make_url(url).database)
-    else:
-        db = Database(settings_for(url))
-        try:
-            async with db.engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-        finally:
-            await db.dispose()
-    await asyncio.to_thread(migrate_to_head, url)
-    return url
-
-
 async def build(url: str, args, world: World, csv_path: Path, now: datetime) -> dict:
     """The whole data set; returns timings of the steps."""
     timings: dict[str, float] = {}
-    await reset_schema(url, args.workdir)
-    db = Database(settings_for(url))
+    await fresh_database(url)
+    db = Database(settings(url))
     rnd = random.Random(args.seed + 1)
     try:
         await bulk(db, Area.__table__, world.areas)
         await bulk(db, Provider.__table__, world.providers)
-        await bulk(db, AreaLocalProvider.__table__,
-                   [dict(area_code=a, provider_id=p) for a, p in world.links])
+        await bulk(db, AreaLocalProvider.__table__, [dict(area_code=a, provider_id=p) for a, p in world.links])
         await bulk(db, Unit.__table__, world.units)
-        await bulk(db, User.__table__, [dict(id=stable_id("user", ADMIN_USER), username=ADMIN_USER,
-                                             password_hash=hash_password(ADMIN_PASSWORD), role="admin",
-                                             active=True, created_at=now)])
+        await bulk(
+            db,
+            User.__table__,
+            [user_row(stable_id("user", ADMIN_USER), ADMIN_USER, ADMIN_PASSWORD, "admin", now)],
+        )
 
         log(f"importing {csv_path.name} with capacity.booking.history.import_placements")
         shown = {"check": -1, "write": -1}
@@ -373,16 +397,30 @@ async def build(url: str, args, world: World, csv_path: Path, now: datetime) -> 
         summary = await import_placements(db, csv_path, now=now, progress=progress)
         timings["import"] = time.perf_counter() - started
         timings["import_check"], timings["import_write"] = summary.check_seconds, summary.write_seconds
-        log(f"imported {summary.rows} placements in {timings['import']:.1f} s "
-            f"(check {summary.check_seconds:.1f} s, write {summary.write_seconds:.1f} s)")
+        log(
+            f"imported {summary.rows} placements in {timings['import']:.1f} s "
+            f"(check {summary.check_seconds:.1f} s, write {summary.write_seconds:.1f} s)"
+        )
 
         started = time.perf_counter()
         await add_activity(db, world, args, now, rnd)
         timings["activity"] = time.perf_counter() - started
 
         # The tag says the data set is complete (for --reuse).
-        await bulk(db, User.__table__, [dict(id=stable_id("tag"), username=f"bench-data {data_set_tag(args)}",
-                                             password_hash="!", role="admin", active=False, created_at=now)])
+        await bulk(
+            db,
+            User.__table__,
+            [
+                dict(
+                    id=stable_id("tag"),
+                    username=f"bench-data {data_set_tag(args)}",
+                    password_hash="!",
+                    role="admin",
+                    active=False,
+                    created_at=now,
+                )
+            ],
+        )
         started = time.perf_counter()
         async with db.engine.connect() as conn:
             autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -404,37 +442,77 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
         return (now - timedelta(hours=1) - timedelta(seconds=rnd.randrange(span))).replace(microsecond=0)
 
     def person(area_code: str, age: int | None = None) -> dict:
-        return dict(person_ref=f"B{codes.index(area_code):03d}-{rnd.randrange(4000):05d}",
-                    person_age=age if age is not None else rnd.randint(18, 80),
-                    person_sex=rnd.choices(("female", "male", "other", "unknown"), (45, 50, 2, 3))[0],
-                    person_ethnicity=rnd.choice(ETHNICITIES), home_area=area_code)
+        return dict(
+            person_ref=f"B{codes.index(area_code):03d}-{rnd.randrange(4000):05d}",
+            person_age=age if age is not None else rnd.randint(18, 80),
+            person_sex=rnd.choices(("female", "male", "other", "unknown"), (45, 50, 2, 3))[0],
+            person_ethnicity=rnd.choice(ETHNICITIES),
+            home_area=area_code,
+        )
 
     # Arrived holds behind a third of the s136 placements, with their conveyance.
     async with db.read_sessions() as session:
-        s136 = (await session.execute(
-            select(Placement.id, Placement.unit_id, Placement.started_at, Placement.person_ref, Placement.person_age,
-                   Placement.person_sex, Placement.person_ethnicity, Placement.home_area)
-            .where(Placement.legal_basis == "s136").order_by(Placement.id)
-        )).all()
+        s136 = (
+            await session.execute(
+                select(
+                    Placement.id,
+                    Placement.unit_id,
+                    Placement.started_at,
+                    Placement.person_ref,
+                    Placement.person_age,
+                    Placement.person_sex,
+                    Placement.person_ethnicity,
+                    Placement.home_area,
+                )
+                .where(Placement.legal_basis == "s136")
+                .order_by(Placement.id)
+            )
+        ).all()
     linked = s136[::3]
     holds, conveyances, links = [], [], []
     for p in linked:
         hold_id = stable_id("hold", p.id)
         created = p.started_at - timedelta(minutes=rnd.randint(20, 120))
-        holds.append(dict(id=hold_id, unit_id=p.unit_id, status="arrived", purpose="s136", created_by="bench",
-                          created_at=created, expires_at=created + timedelta(hours=1), ended_at=p.started_at,
-                          ended_by="bench", risk_flags=[], extensions=0, extended_minutes=0, decline_reason=None,
-                          person_ref=p.person_ref,
-                          person_age=p.person_age, person_sex=p.person_sex, person_ethnicity=p.person_ethnicity,
-                          home_area=p.home_area))
+        holds.append(
+            dict(
+                id=hold_id,
+                unit_id=p.unit_id,
+                status="arrived",
+                purpose="s136",
+                created_by="bench",
+                created_at=created,
+                expires_at=created + timedelta(hours=1),
+                ended_at=p.started_at,
+                ended_by="bench",
+                risk_flags=[],
+                extensions=0,
+                extended_minutes=0,
+                decline_reason=None,
+                person_ref=p.person_ref,
+                person_age=p.person_age,
+                person_sex=p.person_sex,
+                person_ethnicity=p.person_ethnicity,
+                home_area=p.home_area,
+            )
+        )
         mode = rnd.choices(("ambulance", "police_vehicle", "secure_transport", "other"), (70, 20, 5, 5))[0]
         requested = created + timedelta(minutes=rnd.randint(0, 10))
         at_scene = requested + timedelta(minutes=rnd.randint(5, 90))
-        conveyances.append(dict(
-            hold_id=hold_id, mode=mode, requested_at=requested, dispatched_at=requested + timedelta(minutes=2),
-            at_scene_at=at_scene, departed_at=at_scene + timedelta(minutes=15), arrived_at=p.started_at, eta=None,
-            police_vehicle_reason="no ambulance available" if mode == "police_vehicle" else None,
-            updated_at=p.started_at, updated_by="bench"))
+        conveyances.append(
+            dict(
+                hold_id=hold_id,
+                mode=mode,
+                requested_at=requested,
+                dispatched_at=requested + timedelta(minutes=2),
+                at_scene_at=at_scene,
+                departed_at=at_scene + timedelta(minutes=15),
+                arrived_at=p.started_at,
+                eta=None,
+                police_vehicle_reason="no ambulance available" if mode == "police_vehicle" else None,
+                updated_at=p.started_at,
+                updated_by="bench",
+            )
+        )
         links.append(dict(pid=p.id, hid=hold_id))
     # Holds that did not end in an arrival.
     units = world.units
@@ -443,14 +521,24 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
         created = when()
         status = rnd.choices(("released", "declined", "expired", "held"), (45, 20, 34, 1))[0]
         age = rnd.randint(65, 90) if u["min_age"] >= 65 else rnd.randint(18, 64)
-        holds.append(dict(id=stable_id("hold", "x", len(holds)), unit_id=u["id"], status=status,
-                          purpose=rnd.choice(("s136", "crisis", "respite", "admission")), created_by="bench",
-                          created_at=created, expires_at=created + timedelta(hours=4),
-                          ended_at=None if status == "held" else created + timedelta(minutes=rnd.randint(5, 240)),
-                          ended_by=None if status == "held" else "bench", risk_flags=[], extensions=0,
-                          extended_minutes=0,
-                          decline_reason="staffing" if status == "declined" else None,
-                          **person(rnd.choice(codes), age)))
+        holds.append(
+            dict(
+                id=stable_id("hold", "x", len(holds)),
+                unit_id=u["id"],
+                status=status,
+                purpose=rnd.choice(("s136", "crisis", "respite", "admission")),
+                created_by="bench",
+                created_at=created,
+                expires_at=created + timedelta(hours=4),
+                ended_at=None if status == "held" else created + timedelta(minutes=rnd.randint(5, 240)),
+                ended_by=None if status == "held" else "bench",
+                risk_flags=[],
+                extensions=0,
+                extended_minutes=0,
+                decline_reason="staffing" if status == "declined" else None,
+                **person(rnd.choice(codes), age),
+            )
+        )
     log(f"adding {len(holds)} holds, {len(conveyances)} conveyances")
     await fast_bulk(db, Hold.__table__, holds)
     await fast_bulk(db, Conveyance.__table__, conveyances)
@@ -459,7 +547,7 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
         table = Placement.__table__
         stmt = update(table).where(table.c.id == bindparam("pid")).values(hold_id=bindparam("hid"))
         for start in range(0, len(links), BULK_CHUNK):
-            await session.execute(stmt, links[start:start + BULK_CHUNK])
+            await session.execute(stmt, links[start : start + BULK_CHUNK])
 
     await db.write(link)
     del holds, conveyances
@@ -468,33 +556,63 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
     ids = ordered_ids(now)
     for _ in range(int(120_000 * scale)):
         place = rnd.choices(("emergency_department", "police_station", "other"), (70, 10, 20))[0]
-        age = rnd.randint(18, 80) if place == "police_station" else (rnd.randint(12, 17) if rnd.random() < 0.05
-                                                                     else rnd.randint(18, 80))
+        age = (
+            rnd.randint(18, 80)
+            if place == "police_station"
+            else (rnd.randint(12, 17) if rnd.random() < 0.05 else rnd.randint(18, 80))
+        )
         detained = when()
         deadline = detained + timedelta(hours=24)
         ended = detained + timedelta(hours=2 + 28 * rnd.random() ** 2)
         open_ = ended > now
         mode = rnd.choices(("ambulance", "police_vehicle", "other"), (60, 35, 5))[0]
         requested = detained - timedelta(minutes=rnd.randint(30, 180))
-        detentions.append(dict(
-            id=next(ids), place_type=place, place_name=None, detained_at=detained, deadline=deadline,
-            ended_at=None if open_ else ended, outcome=None if open_ else rnd.choice(OUTCOMES),
-            breached_at=deadline if (ended > deadline and deadline <= now) else None,
-            police_station_criteria=(["imminent_risk_of_serious_injury_or_death",
-                                      "no_other_place_reasonably_available", "health_professional_present"]
-                                     if place == "police_station" else []),
-            authorising_inspector="Insp. Bench" if place == "police_station" else None,
-            conveyance_mode=mode, police_vehicle_reason="no ambulance available" if mode == "police_vehicle" else None,
-            ambulance_requested_at=requested if mode == "ambulance" else None,
-            ambulance_at_scene_at=requested + timedelta(minutes=rnd.randint(5, 120)) if mode == "ambulance" else None,
-            created_by="bench", created_at=detained, **person(rnd.choice(codes), age)))
+        detentions.append(
+            dict(
+                id=next(ids),
+                place_type=place,
+                place_name=None,
+                detained_at=detained,
+                deadline=deadline,
+                ended_at=None if open_ else ended,
+                outcome=None if open_ else rnd.choice(OUTCOMES),
+                breached_at=deadline if (ended > deadline and deadline <= now) else None,
+                police_station_criteria=(
+                    [
+                        "imminent_risk_of_serious_injury_or_death",
+                        "no_other_place_reasonably_available",
+                        "health_professional_present",
+                    ]
+                    if place == "police_station"
+                    else []
+                ),
+                authorising_inspector="Insp. Bench" if place == "police_station" else None,
+                conveyance_mode=mode,
+                police_vehicle_reason="no ambulance available" if mode == "police_vehicle" else None,
+                ambulance_requested_at=requested if mode == "ambulance" else None,
+                ambulance_at_scene_at=requested + timedelta(minutes=rnd.randint(5, 120))
+                if mode == "ambulance"
+                else None,
+                created_by="bench",
+                created_at=detained,
+                **person(rnd.choice(codes), age),
+            )
+        )
     log(f"adding {len(detentions)} s136 detentions elsewhere")
     await fast_bulk(db, S136Detention.__table__, detentions)
     del detentions
 
-    unmet = [dict(id=next(ids), at=when(), source=rnd.choice(("search", "hold")),
-                  kind=rnd.choice((None, *KIND_WEIGHTS)), home_area=rnd.choice(codes), unit_id=None)
-             for _ in range(int(60_000 * scale))]
+    unmet = [
+        dict(
+            id=next(ids),
+            at=when(),
+            source=rnd.choice(("search", "hold")),
+            kind=rnd.choice((None, *KIND_WEIGHTS)),
+            home_area=rnd.choice(codes),
+            unit_id=None,
+        )
+        for _ in range(int(60_000 * scale))
+    ]
     log(f"adding {len(unmet)} unmet demand")
     await fast_bulk(db, UnmetDemand.__table__, unmet)
     del unmet
@@ -510,12 +628,21 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
             before = places
             closed = rnd.random() < 0.01
             places = max(0, u["open_places"] + rnd.randint(-2, 1))
-            declarations.append(dict(
-                id=next(ids), unit_id=u["id"],
-                declared_at=first_day + timedelta(days=d, minutes=rnd.randint(0, 600)), declared_by="bench",
-                before_open_places=before, after_open_places=places, before_status="open",
-                after_status="closed" if closed else "open", closed_reason="staffing" if closed else None,
-                note=None, confirmation=before == places))
+            declarations.append(
+                dict(
+                    id=next(ids),
+                    unit_id=u["id"],
+                    declared_at=first_day + timedelta(days=d, minutes=rnd.randint(0, 600)),
+                    declared_by="bench",
+                    before_open_places=before,
+                    after_open_places=places,
+                    before_status="open",
+                    after_status="closed" if closed else "open",
+                    closed_reason="staffing" if closed else None,
+                    note=None,
+                    confirmation=before == places,
+                )
+            )
         if len(declarations) >= 100_000:
             await fast_bulk(db, AvailabilityDeclaration.__table__, declarations)
             declarations = []
@@ -523,12 +650,6 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
 
 
 # --- timing -------------------------------------------------------------------------------------------------
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile, in the unit of the values."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
 
 @dataclass
@@ -540,22 +661,29 @@ class Series:
 
     @property
     def p50(self) -> float:
-        return pct(self.values, 0.50) if self.values else float("nan")
+        return percentile(self.values, 50)
 
     @property
     def p99(self) -> float:
-        return pct(self.values, 0.99) if self.values else float("nan")
+        return percentile(self.values, 99)
 
 
 def london_month(value: str) -> tuple[date, date]:
     year, month = (int(x) for x in value.split("-"))
     first = date(year, month, 1)
-    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1))
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
     return first, last
 
 
 def _sqlite_text(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_params(area: str, start: datetime, end: datetime, first: date, after: date) -> dict:
+    """BARE_SQLITE's parameters, in the text forms SQLite stores times and dates in."""
+    return dict(
+        area=area, start=_sqlite_text(start), end=_sqlite_text(end), first=first.isoformat(), after=after.isoformat()
+    )
 
 
 ACUTE = tuple(sorted(ACUTE_KINDS))
@@ -609,8 +737,9 @@ class Bare:
             import asyncpg
 
             u = make_url(self.url)
-            self.pg = await asyncpg.connect(host=u.host, port=u.port or 5432, user=u.username, password=u.password,
-                                            database=u.database)
+            self.pg = await asyncpg.connect(
+                host=u.host, port=u.port or 5432, user=u.username, password=u.password, database=u.database
+            )
 
     async def close(self) -> None:
         if self.sqlite is not None:
@@ -623,8 +752,7 @@ class Bare:
 
         start, end = london_midnight(first), london_midnight(last + timedelta(days=1))
         if self.sqlite is not None:
-            return self.sqlite.execute(BARE_SQLITE, dict(area=area, start=_sqlite_text(start), end=_sqlite_text(end),
-                                                         first=first.isoformat(), after=after.isoformat())).fetchone()
+            return self.sqlite.execute(BARE_SQLITE, _sqlite_params(area, start, end, first, after)).fetchone()
         return tuple(await self.pg.fetchrow(BARE_POSTGRES, area, start, end, first, after, list(ACUTE)))
 
     async def plan(self, area: str, first: date, last: date, after: date) -> str:
@@ -632,9 +760,8 @@ class Bare:
 
         start, end = london_midnight(first), london_midnight(last + timedelta(days=1))
         if self.sqlite is not None:
-            rows = self.sqlite.execute("EXPLAIN QUERY PLAN " + BARE_SQLITE, dict(
-                area=area, start=_sqlite_text(start), end=_sqlite_text(end), first=first.isoformat(),
-                after=after.isoformat())).fetchall()
+            params = _sqlite_params(area, start, end, first, after)
+            rows = self.sqlite.execute("EXPLAIN QUERY PLAN " + BARE_SQLITE, params).fetchall()
             return "; ".join(r[-1] for r in rows)
         rows = await self.pg.fetch("EXPLAIN " + BARE_POSTGRES, area, start, end, first, after, list(ACUTE))
         return "; ".join(r[0].strip() for r in rows if "Scan" in r[0])
@@ -678,7 +805,8 @@ async def run_direct(db: Database, name: str, query) -> dict:
     async with db.read_sessions() as session:
         if not db.is_sqlite:
             await session.connection(
-                execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+                execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            )
         body = await BUILDERS[name](session, query, db)
         await session.rollback()
     return body
@@ -687,103 +815,22 @@ async def run_direct(db: Database, name: str, query) -> dict:
 # --- the server and its client ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def server(url: str, log_path: Path) -> Iterator[tuple[int, int]]:
-    """uvicorn with the app factory, one process, access log off; settings from the environment."""
-    port = free_port()
-    env = dict(os.environ, CAPACITY_DATABASE_URL=url, CAPACITY_SECRET_KEY=SECRET_KEY)
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "capacity.app:create_app", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    with open(log_path, "wb") as server_log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited with {proc.returncode}; see {log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                    if s.recv(64).startswith(b"HTTP/1.1 200"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the server did not answer /health in time; see {log_path}")
-            time.sleep(0.2)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection: the least a client can add to a request's time."""
+class Client(Connection):
+    """One keep-alive connection, as the admin: the least a client can add to a request's time."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
-        self.token: str | None = None
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        super().__init__(port, login(port, ADMIN_USER, ADMIN_PASSWORD), timeout=60)
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    async def request(self, method: bytes, path: str, body: bytes = b"") -> tuple[int, bytes]:
         """One request; on a kept-alive connection the server has closed meanwhile, once more on a new one."""
         reused = self.writer is not None
         try:
-            return await self._request(method, path, body)
+            return await super().request(method, path, body)
         except (asyncio.IncompleteReadError, ConnectionError):
             self.close()
             if not reused:
                 raise
-            return await self._request(method, path, body)
-
-    async def _request(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        auth = f"Authorization: Bearer {self.token}\r\n" if self.token else ""
-        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
-        self.writer.write(head + body)
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 60)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            for _ in range(100_000):
-                size = int((await self.reader.readline()).split(b";")[0], 16)
-                if not size:
-                    break
-                chunks.append((await self.reader.readexactly(size + 2))[:-2])
-            await self.reader.readline()
-            data = b"".join(chunks)
-        else:
-            data = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, data
-
-    async def login(self) -> None:
-        status, data = await self.request("POST", "/api/auth/token",
-                                          json.dumps({"username": ADMIN_USER, "password": ADMIN_PASSWORD}).encode())
-        if status != 200:
-            raise SystemExit(f"login failed: {status} {data[:200]!r}")
-        self.token = json.loads(data)["access_token"]
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
+            return await super().request(method, path, body)
 
 
 @dataclass
@@ -807,7 +854,7 @@ class EngineResult:
 
 async def measure(url: str, args, result: EngineResult) -> None:
     first, last = london_month(args.month)
-    db = Database(settings_for(url))
+    db = Database(settings(url))
     bare = Bare(url)
     await bare.open()
     try:
@@ -820,8 +867,11 @@ async def measure(url: str, args, result: EngineResult) -> None:
                 "unmet_demand": await session.scalar(select(func.count()).select_from(UnmetDemand)),
                 "declarations": await session.scalar(select(func.count()).select_from(AvailabilityDeclaration)),
             }
-            version = "sqlite " + sqlite3.sqlite_version if db.is_sqlite else (
-                await session.scalar(text("select version()"))).split(",")[0]
+            version = (
+                "sqlite " + sqlite3.sqlite_version
+                if db.is_sqlite
+                else (await session.scalar(text("select version()"))).split(",")[0]
+            )
         result.version = version
         area = areas[args.area_index % len(areas)]
         try:
@@ -845,17 +895,17 @@ async def measure(url: str, args, result: EngineResult) -> None:
 
         rounds = max(1, args.rounds)
         per_round = max(1, args.samples // rounds)
-        log(f"{result.engine}: timing area {area}, {first}..{last}: {rounds} rounds of {per_round} per report "
-            "and method")
+        log(
+            f"{result.engine}: timing area {area}, {first}..{last}: {rounds} rounds of {per_round} per report "
+            "and method"
+        )
         with maybe_server(url, args, result) as port:
             client = None
             if port is not None:
                 client = Client(port)
-                await client.login()
                 for name, path in REPORTS.items():  # warm up
                     for _ in range(3):
-                        status, data = await client.request(
-                            "GET", f"/api/reports/{path}?from={first}&to={last}&area={area}")
+                        status, data = await client.get(f"/api/reports/{path}?from={first}&to={last}&area={area}")
                         if status != 200:
                             raise SystemExit(f"{path}: {status} {data[:300]!r}")
                     if name == "out_of_area":
@@ -866,20 +916,20 @@ async def measure(url: str, args, result: EngineResult) -> None:
                     await bare.out_of_area_totals(area, first, last, after)
                     result.bare.add(time.perf_counter() - t)
                 if client is not None:
-                    await client.request("GET", "/health")  # untimed: the connection may have idled out
+                    await client.get("/health")  # untimed: the connection may have idled out
                     for _ in range(per_round):
                         t = time.perf_counter()
-                        status, _ = await client.request("GET", "/api/me")
+                        status, _ = await client.get("/api/me")
                         result.floor.add(time.perf_counter() - t)
                 for name, path in REPORTS.items():
                     if name not in statements:
                         continue
                     if client is not None:
                         url_path = f"/api/reports/{path}?from={first}&to={last}&area={area}"
-                        await client.request("GET", "/health")  # untimed: the connection may have idled out
+                        await client.get("/health")  # untimed: the connection may have idled out
                         for _ in range(per_round):
                             t = time.perf_counter()
-                            status, data = await client.request("GET", url_path)
+                            status, data = await client.get(url_path)
                             result.api[name].add(time.perf_counter() - t)
                             if status != 200:
                                 raise SystemExit(f"{path}: {status} {data[:300]!r}")
@@ -897,10 +947,12 @@ async def measure(url: str, args, result: EngineResult) -> None:
         if result.api_figures:
             api = result.api_figures
             mine = result.bare_figures
-            result.bare_matches = (
-                (int(mine[0]), int(mine[1]), int(mine[2]), int(mine[3])) ==
-                (api["started"], api["ended"], api["active_at_end"], api["bed_days"])
-                and abs(float(mine[4]) - api["cost"]) < 0.01)
+            result.bare_matches = (int(mine[0]), int(mine[1]), int(mine[2]), int(mine[3])) == (
+                api["started"],
+                api["ended"],
+                api["active_at_end"],
+                api["bed_days"],
+            ) and abs(float(mine[4]) - api["cost"]) < 0.01
     finally:
         await bare.close()
         await db.dispose()
@@ -911,7 +963,7 @@ def maybe_server(url: str, args, result: EngineResult) -> Iterator[int | None]:
     if args.skip_api or result.reports_missing:
         yield None
         return
-    with server(url, args.workdir / f"server-{result.engine}.log") as (port, _pid):
+    with server(args.workdir / f"server-{result.engine}.log", capacity_env(url)) as (port, _pid):
         yield port
 
 
@@ -934,32 +986,44 @@ def print_results(args, results: list[EngineResult]) -> bool:
     first, last = london_month(args.month)
     all_met = True
     print()
-    print(f"reports benchmark: {args.rows} placements across {args.areas} areas over {args.years} years; one area "
-          f"(index {args.area_index}) and one month ({first}..{last}); {args.samples} samples per report and method "
-          f"in {args.rounds} interleaved rounds; {os.cpu_count()} CPU cores shared with the server, the database and "
-          f"whatever else runs (load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}): noisy figures")
+    print(
+        f"reports benchmark: {args.rows} placements across {args.areas} areas over {args.years} years; one area "
+        f"(index {args.area_index}) and one month ({first}..{last}); {args.samples} samples per report and method "
+        f"in {args.rounds} interleaved rounds; {os.cpu_count()} CPU cores shared with the server, the database and "
+        f"whatever else runs (load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}): noisy figures"
+    )
     for r in results:
         print()
         print(f"== {r.engine} ({r.version}) ==")
         if r.build:
             b = r.build
-            print(f"built: import of {args.rows} placements {b['import']:.1f} s (check {b['import_check']:.1f} s, "
-                  f"write {b['import_write']:.1f} s); other activity {b['activity']:.1f} s; "
-                  f"ANALYZE {b['analyze']:.1f} s")
+            print(
+                f"built: import of {args.rows} placements {b['import']:.1f} s (check {b['import_check']:.1f} s, "
+                f"write {b['import_write']:.1f} s); other activity {b['activity']:.1f} s; "
+                f"ANALYZE {b['analyze']:.1f} s"
+            )
         print("rows: " + ", ".join(f"{k} {v}" for k, v in r.counts.items()))
-        print(f"bare out-of-area aggregate (hand-written, one statement): p50 {r.bare.p50:.2f} ms, "
-              f"p99 {r.bare.p99:.2f} ms; plan: {r.bare_plan}")
+        print(
+            f"bare out-of-area aggregate (hand-written, one statement): p50 {r.bare.p50:.2f} ms, "
+            f"p99 {r.bare.p99:.2f} ms; plan: {r.bare_plan}"
+        )
         if r.reports_missing:
             print("the reports (capacity.reports) have not landed: only the bare aggregate was timed")
             all_met = False
             continue
-        print(f"bare aggregate figures {tuple(r.bare_figures)} vs API totals {r.api_figures}: "
-              f"{'same' if r.bare_matches else 'DIFFERENT'}")
+        print(
+            f"bare aggregate figures {tuple(r.bare_figures)} vs API totals {r.api_figures}: "
+            f"{'same' if r.bare_matches else 'DIFFERENT'}"
+        )
         if r.floor.values:
-            print(f"API floor, GET /api/me (HTTP, token, one user read; no report, no audit write): "
-                  f"p50 {r.floor.p50:.1f} ms, p99 {r.floor.p99:.1f} ms")
-        header = (f"{'report':<12} {'api p50':>8} {'api p99':>8} {'direct p50':>10} {'sql p50':>8} {'sql p99':>8} "
-                  f"{'stmts':>5} {'api/sql':>7} {'api/bare':>8}  aims")
+            print(
+                f"API floor, GET /api/me (HTTP, token, one user read; no report, no audit write): "
+                f"p50 {r.floor.p50:.1f} ms, p99 {r.floor.p99:.1f} ms"
+            )
+        header = (
+            f"{'report':<12} {'api p50':>8} {'api p99':>8} {'direct p50':>10} {'sql p50':>8} {'sql p99':>8} "
+            f"{'stmts':>5} {'api/sql':>7} {'api/bare':>8}  aims"
+        )
         print(header)
         print("-" * len(header))
         for name in REPORTS:
@@ -974,14 +1038,18 @@ def print_results(args, results: list[EngineResult]) -> bool:
                 aims.append(f"api/sql<={AIM_RATIO:.0f} {'met' if ratio <= AIM_RATIO else 'MISSED'}")
                 met = met and ratio <= AIM_RATIO
             all_met = all_met and met
-            print(f"{name:<12} {api_p50:>8.1f} {api_p99:>8.1f} {direct.p50:>10.1f} {sql.p50:>8.1f} {sql.p99:>8.1f} "
-                  f"{r.statements[name]:>5} {ratio:>7.2f} "
-                  f"{'' if math.isnan(bare_ratio) else f'{bare_ratio:.1f}':>8}  {', '.join(aims)}")
+            print(
+                f"{name:<12} {api_p50:>8.1f} {api_p99:>8.1f} {direct.p50:>10.1f} {sql.p50:>8.1f} {sql.p99:>8.1f} "
+                f"{r.statements[name]:>5} {ratio:>7.2f} "
+                f"{'' if math.isnan(bare_ratio) else f'{bare_ratio:.1f}':>8}  {', '.join(aims)}"
+            )
     print()
-    print("api: GET through uvicorn, one keep-alive connection, JSON, includes auth and the audit entry each run "
-          "writes; direct: the report function on a session in this process; sql: the report's captured "
-          "statements replayed on the bare driver in one read transaction; api/bare: against the hand-written "
-          "one-statement aggregate. Times in ms.")
+    print(
+        "api: GET through uvicorn, one keep-alive connection, JSON, includes auth and the audit entry each run "
+        "writes; direct: the report function on a session in this process; sql: the report's captured "
+        "statements replayed on the bare driver in one read transaction; api/bare: against the hand-written "
+        "one-statement aggregate. Times in ms."
+    )
     print("aims " + ("met" if all_met else "NOT all met"))
     return all_met
 
@@ -1002,7 +1070,7 @@ async def main(args) -> int:
         log(f"  written in {time.perf_counter() - started:.1f} s")
     results = []
     for engine in engines:
-        url = (f"sqlite+aiosqlite:///{args.workdir / 'bench.sqlite'}" if engine == "sqlite" else args.database_url)
+        url = f"sqlite+aiosqlite:///{args.workdir / 'bench.sqlite'}" if engine == "sqlite" else args.database_url
         results.append(await run_engine(engine, url, args, world, csv_path, now))
     return 0 if print_results(args, results) else 1
 

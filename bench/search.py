@@ -37,29 +37,42 @@ import json
 import math
 import os
 import random
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+from _harness import (
+    ROOT,
+    Cores,
+    CpuMeter,
+    LatencyPercentiles,
+    capacity_env,
+    check_postgres_url,
+    database,
+    engine_version,
+    fresh_database,
+    log,
+    login,
+    read_response,
+    run_main,
+    scratch,
+    server,
+    settings,
+    user_row,
+)
+
 sys.path.insert(0, str(ROOT))  # run from anywhere: `python bench/search.py`
 
 from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from capacity.auth.models import User, UserArea  # noqa: E402
-from capacity.auth.passwords import hash_password  # noqa: E402
 from capacity.booking import availability  # noqa: E402
 from capacity.booking.availability import UnitSearch, search_units  # noqa: E402
 from capacity.booking.models import (  # noqa: E402
@@ -72,22 +85,14 @@ from capacity.booking.models import (  # noqa: E402
     Unit,
     UnitAreaRule,
 )
-from capacity.cli import migrate_to_head  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
 from capacity.kinds import KINDS  # noqa: E402
-from capacity.settings import Settings  # noqa: E402
 
-SECRET_KEY = "bench-signing-key-" + "b" * 40
 AMHP_USER, AMHP_PASSWORD = "amhp", "bench-password"
 SLO_MS = 50.0  # the step search keeps p99 under this
 AIM_P99_MS = 25.0  # at 200/s with the large data set
 AIM_P50_RATIO = 2.0  # large p50 / small p50
 FIXED_RATE = 200
-
-
-def log(message: str) -> None:
-    """Progress goes to stderr so that stdout holds only the report."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,8 +168,15 @@ def make_areas(rng: random.Random, count: int = 150) -> list[dict]:
         serial[prefix] += 1
         region, lat, lon, spread, _ = rng.choices(REGIONS, weights)[0]
         lat, lon = clamp_to_england(rng.gauss(lat, spread), rng.gauss(lon, spread * 1.4))
-        areas.append(dict(code=f"{prefix}{serial[prefix]:06d}", name=f"Bench Area {i + 1:03d}",
-                          region=region, lat=round(lat, 4), lon=round(lon, 4)))
+        areas.append(
+            dict(
+                code=f"{prefix}{serial[prefix]:06d}",
+                name=f"Bench Area {i + 1:03d}",
+                region=region,
+                lat=round(lat, 4),
+                lon=round(lon, 4),
+            )
+        )
     return areas
 
 
@@ -173,15 +185,17 @@ def make_providers(rng: random.Random) -> list[dict]:
     providers = []
     for i, sector in enumerate(PROVIDER_SECTORS):
         region = REGIONS[i % len(REGIONS)][0] if sector != "private" else None
-        providers.append(dict(id=new_id(rng), name=f"Bench {sector.title()} Provider {i + 1:02d}",
-                              sector=sector, region=region))
+        providers.append(
+            dict(id=new_id(rng), name=f"Bench {sector.title()} Provider {i + 1:02d}", sector=sector, region=region)
+        )
     return providers
 
 
 def make_local_networks(areas: list[dict], providers: list[dict]) -> list[dict]:
     """An area's usual local network: the NHS and voluntary providers of its region."""
-    return [dict(area_code=a["code"], provider_id=p["id"])
-            for a in areas for p in providers if p["region"] == a["region"]]
+    return [
+        dict(area_code=a["code"], provider_id=p["id"]) for a in areas for p in providers if p["region"] == a["region"]
+    ]
 
 
 def unit_eligibility(rng: random.Random, kind: str) -> dict:
@@ -198,8 +212,7 @@ def unit_eligibility(rng: random.Random, kind: str) -> dict:
     return dict(sex=sex, min_age=min_age, max_age=max_age)
 
 
-def make_units(rng: random.Random, count: int, areas: list[dict], providers: list[dict],
-               now: datetime) -> list[dict]:
+def make_units(rng: random.Random, count: int, areas: list[dict], providers: list[dict], now: datetime) -> list[dict]:
     kinds = list(KIND_MIX)
     kind_weights = [KIND_MIX[k][0] for k in kinds]
     by_region: dict[str, list[dict]] = {}
@@ -214,15 +227,29 @@ def make_units(rng: random.Random, count: int, areas: list[dict], providers: lis
         low, high = KIND_MIX[kind][1]
         # Most units confirmed within the last few hours; some are stale.
         confirmed = now - timedelta(minutes=rng.uniform(0, 10 * 60))
-        units.append(dict(
-            id=new_id(rng), provider_id=provider["id"], area_code=area["code"],
-            name=f"Bench {kind.replace('_', ' ')} {i + 1:04d}", kind=kind, lat=round(lat, 5),
-            lon=round(lon, 5), postcode=None, mother_and_baby=False,
-            accepts_intoxicated=kind == "s136_suite", accepts_detained=True,
-            max_stay_days=14 if kind in ("crisis_house", "community_bed", "respite") else None,
-            daily_cost=float(rng.randint(150, 1100)), status="closed" if rng.random() < 0.05 else "open",
-            open_places=rng.randint(low, high), closed_reason=None, last_confirmed_at=confirmed,
-            last_confirmed_by="bench", **unit_eligibility(rng, kind)))
+        units.append(
+            dict(
+                id=new_id(rng),
+                provider_id=provider["id"],
+                area_code=area["code"],
+                name=f"Bench {kind.replace('_', ' ')} {i + 1:04d}",
+                kind=kind,
+                lat=round(lat, 5),
+                lon=round(lon, 5),
+                postcode=None,
+                mother_and_baby=False,
+                accepts_intoxicated=kind == "s136_suite",
+                accepts_detained=True,
+                max_stay_days=14 if kind in ("crisis_house", "community_bed", "respite") else None,
+                daily_cost=float(rng.randint(150, 1100)),
+                status="closed" if rng.random() < 0.05 else "open",
+                open_places=rng.randint(low, high),
+                closed_reason=None,
+                last_confirmed_at=confirmed,
+                last_confirmed_by="bench",
+                **unit_eligibility(rng, kind),
+            )
+        )
         if units[-1]["status"] == "closed":
             units[-1]["closed_reason"] = "staffing"
     return units
@@ -243,9 +270,13 @@ def make_area_rules(rng: random.Random, units: list[dict], areas: list[dict]) ->
 
 
 def person(rng: random.Random, areas: list[dict], n: int) -> dict:
-    return dict(person_ref=f"BENCH-{n:07d}", person_age=rng.randint(16, 90),
-                person_sex=rng.choice(["female", "male"]), person_ethnicity=rng.choice("ABCDHJMNPRS"),
-                home_area=rng.choice(areas)["code"])
+    return dict(
+        person_ref=f"BENCH-{n:07d}",
+        person_age=rng.randint(16, 90),
+        person_sex=rng.choice(["female", "male"]),
+        person_ethnicity=rng.choice("ABCDHJMNPRS"),
+        home_area=rng.choice(areas)["code"],
+    )
 
 
 def make_placements(rng: random.Random, units: list[dict], areas: list[dict], now: datetime) -> list[dict]:
@@ -260,14 +291,30 @@ def make_placements(rng: random.Random, units: list[dict], areas: list[dict], no
         for started, is_active in history + active:
             ended = None if is_active else started + timedelta(hours=rng.uniform(6, 24 * 30))
             s136 = u["kind"] == "s136_suite"
-            rows.append(dict(
-                id=new_id(rng), unit_id=u["id"], hold_id=None, legal_basis="s136" if s136 else "s2",
-                started_at=started, ended_at=ended, outcome=None if is_active else "discharged",
-                out_of_area=False, oap_reason=None, distance_km=None, daily_cost=u["daily_cost"],
-                created_by="bench", s136_clock_started_at=started if s136 else None,
-                s136_deadline=started + timedelta(hours=24) if s136 else None, s136_extension_hours=None,
-                s136_extension_authorised_by=None, s136_extension_reason=None, s136_extension_recorded_at=None,
-                s136_breached_at=None, **person(rng, areas, len(rows))))
+            rows.append(
+                dict(
+                    id=new_id(rng),
+                    unit_id=u["id"],
+                    hold_id=None,
+                    legal_basis="s136" if s136 else "s2",
+                    started_at=started,
+                    ended_at=ended,
+                    outcome=None if is_active else "discharged",
+                    out_of_area=False,
+                    oap_reason=None,
+                    distance_km=None,
+                    daily_cost=u["daily_cost"],
+                    created_by="bench",
+                    s136_clock_started_at=started if s136 else None,
+                    s136_deadline=started + timedelta(hours=24) if s136 else None,
+                    s136_extension_hours=None,
+                    s136_extension_authorised_by=None,
+                    s136_extension_reason=None,
+                    s136_extension_recorded_at=None,
+                    s136_breached_at=None,
+                    **person(rng, areas, len(rows)),
+                )
+            )
     return rows
 
 
@@ -276,8 +323,10 @@ def make_holds(rng: random.Random, units: list[dict], areas: list[dict], now: da
     that the sweep has not marked yet (availability must ignore them)."""
     rows = []
     for u in units:
-        specs = [(rng.choice(["arrived", "released", "expired", "declined"]),
-                  now - timedelta(days=rng.uniform(1, 365))) for _ in range(25)]
+        specs = [
+            (rng.choice(["arrived", "released", "expired", "declined"]), now - timedelta(days=rng.uniform(1, 365)))
+            for _ in range(25)
+        ]
         if rng.random() < 0.15:
             specs.append(("held", now - timedelta(minutes=rng.uniform(1, 30))))  # live
         if rng.random() < 0.05:
@@ -285,13 +334,28 @@ def make_holds(rng: random.Random, units: list[dict], areas: list[dict], now: da
         for status, created in specs:
             live = status == "held"
             expires = created + timedelta(hours=4)
-            rows.append(dict(
-                id=new_id(rng), unit_id=u["id"], status=status,
-                purpose="s136" if u["kind"] == "s136_suite" else "crisis", created_by="bench",
-                created_at=created, expires_at=expires, ended_at=None if live else created + timedelta(hours=1),
-                ended_by=None if live else "bench", risk_flags=[], note=None, extensions=0, extended_minutes=0,
-                decline_reason="staffing" if status == "declined" else None, decline_note=None,
-                idempotency_key=None, request_hash=None, **person(rng, areas, len(rows))))
+            rows.append(
+                dict(
+                    id=new_id(rng),
+                    unit_id=u["id"],
+                    status=status,
+                    purpose="s136" if u["kind"] == "s136_suite" else "crisis",
+                    created_by="bench",
+                    created_at=created,
+                    expires_at=expires,
+                    ended_at=None if live else created + timedelta(hours=1),
+                    ended_by=None if live else "bench",
+                    risk_flags=[],
+                    note=None,
+                    extensions=0,
+                    extended_minutes=0,
+                    decline_reason="staffing" if status == "declined" else None,
+                    decline_note=None,
+                    idempotency_key=None,
+                    request_hash=None,
+                    **person(rng, areas, len(rows)),
+                )
+            )
     return rows
 
 
@@ -311,18 +375,27 @@ def declaration_rows(rng: random.Random, units: list[dict], per_day: float) -> I
             at = u["last_confirmed_at"] - k * step - (timedelta(minutes=rng.uniform(0, 30)) if k else timedelta())
             change = 0 if rng.random() < 0.7 else rng.choice([-2, -1, 1, 2])
             before = max(0, places - change)
-            history.append(dict(
-                id=new_id(rng), unit_id=u["id"], declared_at=at, declared_by="bench",
-                before_open_places=before, after_open_places=places, before_status=status, after_status=status,
-                closed_reason=u["closed_reason"] if status == "closed" else None, note=None,
-                confirmation=change == 0))
+            history.append(
+                dict(
+                    id=new_id(rng),
+                    unit_id=u["id"],
+                    declared_at=at,
+                    declared_by="bench",
+                    before_open_places=before,
+                    after_open_places=places,
+                    before_status=status,
+                    after_status=status,
+                    closed_reason=u["closed_reason"] if status == "closed" else None,
+                    note=None,
+                    confirmation=change == 0,
+                )
+            )
             places = before
         yield from reversed(history)
 
 
 def make_user(rng: random.Random, areas: list[dict], now: datetime) -> tuple[dict, list[dict]]:
-    user = dict(id=new_id(rng), username=AMHP_USER, password_hash=hash_password(AMHP_PASSWORD), role="amhp",
-                provider_id=None, active=True, created_at=now)
+    user = user_row(new_id(rng), AMHP_USER, AMHP_PASSWORD, "amhp", now)
     links = [dict(user_id=user["id"], area_code=a["code"]) for a in rng.sample(areas, 2)]
     return user, links
 
@@ -348,8 +421,9 @@ async def bulk_insert(conn, table, rows: Iterable[dict], copy: bool = False) -> 
         raw = (await conn.get_raw_connection()).driver_connection
         columns = [c.name for c in table.columns]
         for batch in chunks(rows, 50_000):
-            await raw.copy_records_to_table(table.name, records=[tuple(r[c] for c in columns) for r in batch],
-                                            columns=columns)
+            await raw.copy_records_to_table(
+                table.name, records=[tuple(r[c] for c in columns) for r in batch], columns=columns
+            )
             count += len(batch)
         return count
     for batch in chunks(rows, 20_000):
@@ -377,56 +451,32 @@ async def fill_database(url: str, n_units: int, seed: int, per_day: float) -> Wo
         (Placement, make_placements(rng, units, areas, now)),
         (AvailabilityDeclaration, declaration_rows(rng, units, per_day)),
     ]
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
     world = World(areas=[(a["code"], a["lat"], a["lon"]) for a in areas])
-    try:
+    async with database(url) as db:
         async with db.engine.begin() as conn:
             for model, rows in plan:
                 started = time.perf_counter()
                 copy = model is AvailabilityDeclaration and not db.is_sqlite
                 world.counts[model.__tablename__] = await bulk_insert(conn, model.__table__, rows, copy)
-                log(f"  {model.__tablename__}: {world.counts[model.__tablename__]:,} rows "
-                    f"in {time.perf_counter() - started:.1f} s")
+                log(
+                    f"  {model.__tablename__}: {world.counts[model.__tablename__]:,} rows "
+                    f"in {time.perf_counter() - started:.1f} s"
+                )
         async with db.engine.begin() as conn:
             # Fresh planner statistics, as a long-running database would have.
             await conn.execute(text("ANALYZE"))
-    finally:
-        await db.dispose()
     return world
 
 
 # --------------------------------------------------------------------------------------------------
-# Databases
+# The database
 # --------------------------------------------------------------------------------------------------
 
 
-def check_postgres_url(url: str) -> None:
-    """The schema is wiped: refuse the shared databases outright."""
-    name = make_url(url).database
-    if name in (None, "", "test", "postgres", "template0", "template1"):
-        raise SystemExit(f"refusing to wipe the database {name!r}: give the bench a database of its own")
-    if make_url(url).host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit("the bench only runs against a local database")
-
-
-async def wipe_postgres(url: str) -> None:
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
-    try:
-        async with db.engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await db.dispose()
-
-
 async def prepare_database(args, n_units: int, workdir: Path) -> tuple[str, World]:
-    if args.db == "sqlite":
-        url = f"sqlite+aiosqlite:///{workdir / f'bench-{n_units}.db'}"
-    else:
-        url = args.database_url
-        await wipe_postgres(url)
+    url = f"sqlite+aiosqlite:///{workdir / f'bench-{n_units}.db'}" if args.db == "sqlite" else args.database_url
     started = time.perf_counter()
-    await asyncio.to_thread(migrate_to_head, url)  # Alembic runs its own event loop
+    await fresh_database(url)
     world = await fill_database(url, n_units, args.seed, args.declarations_per_day)
     log(f"built the {n_units}-unit database in {time.perf_counter() - started:.1f} s")
     return url, world
@@ -445,17 +495,28 @@ def make_queries(world: World, count: int, seed: int) -> list[UnitSearch]:
     for _ in range(count):
         kinds, (age_low, age_high), _ = rng.choices(QUERY_MIX, weights)[0]
         code, lat, lon = rng.choice(world.areas)
-        queries.append(UnitSearch(
-            kinds=kinds, sex=rng.choice(["female", "male"]), age=rng.randint(age_low, age_high),
-            home_area=code, near=(round(lat + rng.uniform(-0.05, 0.05), 4), round(lon + rng.uniform(-0.05, 0.05), 4)),
-            available_only=rng.random() < 0.3, limit=20))
+        queries.append(
+            UnitSearch(
+                kinds=kinds,
+                sex=rng.choice(["female", "male"]),
+                age=rng.randint(age_low, age_high),
+                home_area=code,
+                near=(round(lat + rng.uniform(-0.05, 0.05), 4), round(lon + rng.uniform(-0.05, 0.05), 4)),
+                available_only=rng.random() < 0.3,
+                limit=20,
+            )
+        )
     return queries
 
 
 def query_path(q: UnitSearch) -> str:
     params = [("kind", k) for k in q.kinds] + [
-        ("age", q.age), ("sex", q.sex), ("home_area", q.home_area), ("near", f"{q.near[0]},{q.near[1]}"),
-        ("limit", q.limit)]
+        ("age", q.age),
+        ("sex", q.sex),
+        ("home_area", q.home_area),
+        ("near", f"{q.near[0]},{q.near[1]}"),
+        ("limit", q.limit),
+    ]
     if q.available_only:
         params.append(("available_only", "true"))
     return "/api/units?" + urlencode(params)
@@ -482,8 +543,8 @@ async def time_direct(url: str, queries: list[UnitSearch]) -> Direct:
     """One at a time, through a Database made as the server makes it:
     `service`: search_units (SQL, ORM objects, distances, sort, limit);
     `sql`: the same SELECT executed as Core rows (the database and driver, no ORM objects)."""
-    settings = Settings(database_url=url, secret_key=SECRET_KEY)
-    db = Database(settings)
+    service_settings = settings(url)
+    db = Database(service_settings)
     direct = Direct([], [], 0)
     try:
         for warm in (True, False):  # the first pass fills caches and the pool
@@ -491,7 +552,7 @@ async def time_direct(url: str, queries: list[UnitSearch]) -> Direct:
                 now = datetime.now(UTC)
                 t0 = time.perf_counter()
                 async with db.read_sessions() as session:
-                    found = await search_units(session, q, now, settings)
+                    found = await search_units(session, q, now, service_settings)
                 t1 = time.perf_counter()
                 async with db.engine.connect() as conn:
                     (await conn.execute(bare_statement(q, now))).all()
@@ -505,89 +566,9 @@ async def time_direct(url: str, queries: list[UnitSearch]) -> Direct:
     return direct
 
 
-async def engine_version(url: str) -> str:
-    db = Database(Settings(database_url=url, secret_key=SECRET_KEY))
-    try:
-        async with db.engine.connect() as conn:
-            if db.is_sqlite:
-                return "SQLite " + (await conn.execute(text("select sqlite_version()"))).scalar_one()
-            return "PostgreSQL " + (await conn.execute(text("show server_version"))).scalar_one()
-    finally:
-        await db.dispose()
-
-
 # --------------------------------------------------------------------------------------------------
-# The server, and where the machine's CPU goes
+# The server under test, and where the machine's CPU goes
 # --------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def server(url: str, log_path: Path) -> Iterator[tuple[int, int]]:
-    """uvicorn with the app factory, one worker, access log off (it would cost the server CPU).
-
-    Its output goes to a file (the sweep logs at INFO) and is shown only if something fails."""
-    port = free_port()
-    # PYTHONPATH: the server runs the capacity package next to this script, as the baselines do.
-    env = dict(os.environ, CAPACITY_DATABASE_URL=url, CAPACITY_SECRET_KEY=SECRET_KEY, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "capacity.app:create_app", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    with open(log_path, "wb") as server_log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(port, proc)
-        yield port, proc.pid
-    except BaseException:
-        log(f"server output ({log_path}), last lines:\n" + "\n".join(log_path.read_text().splitlines()[-30:]))
-        raise
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not answer /health in time")
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float:
-    """User plus system CPU seconds of a process (all its threads), from /proc; 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine has spent busy (every core, every process)."""
-    with open("/proc/stat") as f:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / TICK
 
 
 @dataclass
@@ -608,40 +589,12 @@ class Target:
 
         conn = await asyncpg.connect(make_url(self.url).set(drivername="postgresql").render_as_string(False))
         try:
-            rows = await conn.fetch("select pid from pg_stat_activity where datname = current_database() "
-                                    "and pid <> pg_backend_pid()")
+            rows = await conn.fetch(
+                "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+            )
             return [r["pid"] for r in rows]
         finally:
             await conn.close()
-
-
-@dataclass
-class Cpu:
-    """Cores in use during a run (1.0 = one core busy throughout)."""
-
-    server: float = 0.0
-    database: float = 0.0  # PostgreSQL backends serving the server
-    client: float = 0.0  # this load generator
-    others: float = 0.0  # everything else on the machine (other people's jobs, the OS)
-
-
-class CpuMeter:
-    def __init__(self, target: Target, db_pids: list[int]) -> None:
-        self.target = target
-        self.wall = time.perf_counter()
-        self.busy = machine_busy()
-        self.server = process_cpu(target.pid)
-        self.client = time.process_time()
-        self.db = {pid: process_cpu(pid) for pid in db_pids}
-
-    def read(self, db_pids: list[int]) -> Cpu:
-        wall = time.perf_counter() - self.wall
-        server = (process_cpu(self.target.pid) - self.server) / wall
-        # A backend opened during the run counts from zero; one that closed is lost (pools keep theirs).
-        database = sum(process_cpu(pid) - self.db.get(pid, 0.0) for pid in db_pids) / wall
-        client = (time.process_time() - self.client) / wall
-        others = (machine_busy() - self.busy) / wall - server - database - client
-        return Cpu(server, database, client, max(0.0, others))
 
 
 async def wait_for_quiet(target: Target, limit: float, threshold: float = 0.3) -> float:
@@ -650,9 +603,9 @@ async def wait_for_quiet(target: Target, limit: float, threshold: float = 0.3) -
     deadline = time.monotonic() + limit
     while True:
         pids = await target.database_pids()
-        meter = CpuMeter(target, pids)
+        meter = CpuMeter(target.pid).start(pids)
         await asyncio.sleep(1)
-        others = meter.read(pids).others
+        others = meter.stop(pids).not_ours
         if others < threshold or time.monotonic() >= deadline:
             return others
         log(f"  other processes are using {others:.1f} cores; waiting for the machine to quieten")
@@ -698,46 +651,10 @@ class HttpPool:
                 writer.close()
             return status, body
 
-    async def post_json(self, path: str, payload: dict) -> tuple[int, bytes]:
-        body = json.dumps(payload).encode()
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        try:
-            writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                         b"application/json\r\nConnection: close\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\n\r\n" + body)
-            status, data, _ = await read_response(reader)
-            return status, data
-        finally:
-            writer.close()
-
     def close(self) -> None:
         for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while size := int((await reader.readline()).split(b";")[0], 16):
-            chunks.append((await reader.readexactly(size + 2))[:-2])  # each chunk ends in CRLF
-        await reader.readline()  # the CRLF after the last, empty chunk
-        body = b"".join(chunks)
-    else:
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, body, headers.get("connection", "").lower() != "close"
-
-
-async def login(port: int) -> str:
-    status, body = await HttpPool(port, {}).post_json(
-        "/api/auth/token", {"username": AMHP_USER, "password": AMHP_PASSWORD})
-    if status != 200:
-        raise SystemExit(f"login failed: {status} {body[:200]!r}")
-    return json.loads(body)["access_token"]
 
 
 async def check_search(target: Target, path: str) -> None:
@@ -758,7 +675,7 @@ async def check_search(target: Target, path: str) -> None:
 
 
 @dataclass
-class Run:
+class Run(LatencyPercentiles):
     rate: float
     latencies: list[float]  # seconds, successful requests only
     sent: int
@@ -766,37 +683,29 @@ class Run:
     failures: Counter[str]  # non-200 statuses, client-side exceptions, and "unanswered" at the end
     late_ms: float  # how far behind schedule the client fired its worst request
     wall: float
-    cpu: Cpu
+    cpu: Cores
 
     @property
     def errors(self) -> int:
         return sum(self.failures.values())
 
-    def pct(self, p: float) -> float:
-        """Nearest-rank percentile in ms; a failed request counts as slower than any answer."""
-        rank = max(1, math.ceil(p / 100 * self.sent))
-        ok = sorted(self.latencies)
-        return ok[rank - 1] * 1000 if rank <= len(ok) else math.inf
-
     @property
-    def p50(self) -> float:
-        return self.pct(50)
-
-    @property
-    def p99(self) -> float:
-        return self.pct(99)
+    def expected(self) -> int:
+        """Every request sent: in the percentiles a failed one counts as slower than any answer."""
+        return self.sent
 
     @property
     def service_cpu_ms(self) -> float:
         """Server plus database CPU per answered request: unlike latency, little moved by other load."""
-        return (self.cpu.server + self.cpu.database) * self.wall / max(1, self.answered) * 1000
+        return (self.cpu.server + self.cpu.postgres) * self.wall / max(1, self.answered) * 1000
 
     def passes(self) -> bool:
         return self.errors == 0 and self.p99 < SLO_MS
 
 
-async def open_loop(pool: HttpPool, target: Target, paths: list[str], rate: float, duration: float,
-                    drain: float = 10.0) -> Run:
+async def open_loop(
+    pool: HttpPool, target: Target, paths: list[str], rate: float, duration: float, drain: float = 10.0
+) -> Run:
     """Fire request i at start + i/rate, each in its own task, and time it from that instant."""
     n = max(1, int(rate * duration))
     latencies: list[float] = []
@@ -817,7 +726,7 @@ async def open_loop(pool: HttpPool, target: Target, paths: list[str], rate: floa
         else:
             failures[str(status)] += 1
 
-    meter = CpuMeter(target, await target.database_pids())
+    meter = CpuMeter(target.pid).start(await target.database_pids())
     start = time.perf_counter() + 0.02
     tasks = []
     for i in range(n):
@@ -832,16 +741,14 @@ async def open_loop(pool: HttpPool, target: Target, paths: list[str], rate: floa
         task.cancel()
     if pending:
         failures["unanswered"] += len(pending)
-    wall = time.perf_counter() - meter.wall
-    run = Run(rate, latencies, n, answered, failures, late * 1000, wall,
-              meter.read(await target.database_pids()))
+    wall = time.perf_counter() - meter.started
+    run = Run(rate, latencies, n, answered, failures, late * 1000, wall, meter.stop(await target.database_pids()))
     if pending:
         await asyncio.wait(pending)
     return run
 
 
-async def measure(target: Target, paths: list[str], rate: float, duration: float, args,
-                  auth: bool = True) -> Run:
+async def measure(target: Target, paths: list[str], rate: float, duration: float, args, auth: bool = True) -> Run:
     """One run on fresh keep-alive connections (so idle timeouts between runs do not matter), begun
     when the machine is quiet."""
     await wait_for_quiet(target, args.quiet_wait)
@@ -851,12 +758,14 @@ async def measure(target: Target, paths: list[str], rate: float, duration: float
         run = await open_loop(pool, target, paths, rate, duration)
     finally:
         pool.close()
-    db = f", database {run.cpu.database:.2f}" if not target.url.startswith("sqlite") else ""
+    db = f", database {run.cpu.postgres:.2f}" if not target.url.startswith("sqlite") else ""
     errors = f"{run.errors} {dict(run.failures)}" if run.failures else "0"
-    log(f"  {paths[0].split('?')[0]} at {rate:g}/s for {duration:g} s: p50 {run.p50:.2f} ms, p99 {run.p99:.2f} ms, "
+    log(
+        f"  {paths[0].split('?')[0]} at {rate:g}/s for {duration:g} s: p50 {run.p50:.2f} ms, p99 {run.p99:.2f} ms, "
         f"errors {errors}; cores used: server {run.cpu.server:.2f}{db}, client {run.cpu.client:.2f}, "
-        f"others {run.cpu.others:.2f}; service CPU {run.service_cpu_ms:.2f} ms/request; "
-        f"worst send lag {run.late_ms:.1f} ms")
+        f"others {run.cpu.not_ours:.2f}; service CPU {run.service_cpu_ms:.2f} ms/request; "
+        f"worst send lag {run.late_ms:.1f} ms"
+    )
     return run
 
 
@@ -925,9 +834,9 @@ async def bench_size(args, n_units: int, workdir: Path) -> SizeResult:
     direct = await time_direct(url, queries[: args.direct_queries])
     version = await engine_version(url)
     paths = [query_path(q) for q in queries]
-    with server(url, workdir / f"server-{n_units}.log") as (port, pid):
+    with server(workdir / f"server-{n_units}.log", capacity_env(url)) as (port, pid):
         target = Target(port, pid, url)
-        target.token = await login(port)
+        target.token = login(port, AMHP_USER, AMHP_PASSWORD)
         await check_search(target, paths[0])
         log(f"server up on 127.0.0.1:{port} (pid {pid}); warming up")
         await measure(target, paths, 100, 2, args)
@@ -965,11 +874,15 @@ def report(args, small: SizeResult, large: SizeResult) -> None:
     aim_ratio = ratio <= AIM_P50_RATIO
     pg = not large.engine.startswith("SQLite")
     print()
-    print(f"units search benchmark: {large.engine}; {os.cpu_count()} CPU cores shared by the server (one "
-          f"uvicorn process{', the PostgreSQL server' if pg else ''}) and this load generator")
-    print(f"open loop: {FIXED_RATE}/s for {args.duration:g} s per figure, {args.step_duration:g} s per rate in the "
-          f"step search; latency from each request's scheduled send time; AMHP queries: kind(s), age, sex, "
-          f"home_area, near, limit=20, 30% available_only")
+    print(
+        f"units search benchmark: {large.engine}; {os.cpu_count()} CPU cores shared by the server (one "
+        f"uvicorn process{', the PostgreSQL server' if pg else ''}) and this load generator"
+    )
+    print(
+        f"open loop: {FIXED_RATE}/s for {args.duration:g} s per figure, {args.step_duration:g} s per rate in the "
+        f"step search; latency from each request's scheduled send time; AMHP queries: kind(s), age, sex, "
+        f"home_area, near, limit=20, 30% available_only"
+    )
     for r in (small, large):
         print(f"  {r.units}-unit data set: " + ", ".join(f"{k} {v:,}" for k, v in r.counts.items()))
     print()
@@ -980,7 +893,7 @@ def report(args, small: SizeResult, large: SizeResult) -> None:
         ("errors at 200/s", lambda r: f"{r.search.errors} of {r.search.sent}"),
         ("max sustained rate with p99 < 50 ms", max_rate_text),
         (f"{service} CPU per search request", lambda r: f"{r.search.service_cpu_ms:.2f} ms"),
-        ("cores used by other processes at 200/s", lambda r: f"{r.search.cpu.others:.2f}"),
+        ("cores used by other processes at 200/s", lambda r: f"{r.search.cpu.not_ours:.2f}"),
         ("baseline: search_units p50 (no HTTP)", lambda r: fmt(median_ms(r.direct.service))),
         ("baseline: its bare SQL p50 (Core rows)", lambda r: fmt(median_ms(r.direct.sql))),
         ("baseline: GET /health p50 at 200/s", lambda r: fmt(r.health.p50)),
@@ -996,42 +909,47 @@ def report(args, small: SizeResult, large: SizeResult) -> None:
         print(f"{label:<{width}}{get(small):>20}{get(large):>20}")
     print()
     print(f"p50 ratio, {large.units} units / {small.units} units: {times(large.search.p50, small.search.p50)}")
-    print(f"aim: p99 <= {AIM_P99_MS:g} ms at 200/s with {large.units} units: "
-          f"{'MET' if aim_p99 else 'NOT MET'} ({fmt(large.search.p99)})")
-    print(f"aim: {large.units}-unit p50 <= {AIM_P50_RATIO:g}x the {small.units}-unit p50: "
-          f"{'MET' if aim_ratio else 'NOT MET'} ({times(large.search.p50, small.search.p50)})")
-    busy = max(small.search.cpu.others, large.search.cpu.others)
+    print(
+        f"aim: p99 <= {AIM_P99_MS:g} ms at 200/s with {large.units} units: "
+        f"{'MET' if aim_p99 else 'NOT MET'} ({fmt(large.search.p99)})"
+    )
+    print(
+        f"aim: {large.units}-unit p50 <= {AIM_P50_RATIO:g}x the {small.units}-unit p50: "
+        f"{'MET' if aim_ratio else 'NOT MET'} ({times(large.search.p50, small.search.p50)})"
+    )
+    busy = max(small.search.cpu.not_ours, large.search.cpu.not_ours)
     if busy > 0.3:
-        print(f"note: other processes used up to {busy:.2f} cores during the 200/s runs; latencies are "
-              f"inflated by that, the CPU per request much less so")
+        print(
+            f"note: other processes used up to {busy:.2f} cores during the 200/s runs; latencies are "
+            f"inflated by that, the CPU per request much less so"
+        )
 
 
 async def main(args) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="capacity-bench-"))
-    try:
+    with scratch("capacity-bench-", args.keep, "kept the SQLite files and server logs in {}") as workdir:
         small = await bench_size(args, 20, workdir)
         large = await bench_size(args, args.units, workdir)
         report(args, small, large)
-    finally:
-        if args.keep:
-            log(f"kept the SQLite files and server logs in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--database-url", help="PostgreSQL URL (postgresql+asyncpg://...): its public schema is "
-                                               "dropped and rebuilt")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL URL (postgresql+asyncpg://...): its public schema is dropped and rebuilt"
+    )
     parser.add_argument("--units", type=int, default=2000, help="units in the large data set")
     parser.add_argument("--duration", type=float, default=10, help="seconds of each 200/s run")
     parser.add_argument("--step-duration", type=float, default=5, help="seconds of each rate in the step search")
     parser.add_argument("--max-rate", type=float, default=3000, help="highest rate the step search tries")
     parser.add_argument("--declarations-per-day", type=float, default=3, help="per unit, for a year")
     parser.add_argument("--direct-queries", type=int, default=300, help="searches timed without HTTP")
-    parser.add_argument("--quiet-wait", type=float, default=20,
-                        help="longest wait before each run for other processes to leave the CPU alone")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=20,
+        help="longest wait before each run for other processes to leave the CPU alone",
+    )
     parser.add_argument("--seed", type=int, default=136)
     parser.add_argument("--keep", action="store_true", help="keep the SQLite files and server logs")
     args = parser.parse_args(argv)
@@ -1039,18 +957,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not args.database_url:
             parser.error("--db postgres needs --database-url")
         check_postgres_url(args.database_url)
-    if not (0 < args.duration <= 120 and 0 < args.step_duration <= 60 and 0 < args.units <= 20_000
-            and 0 <= args.quiet_wait <= 600 and 0 < args.direct_queries <= 2000):
-        parser.error("--duration 0-120 s, --step-duration 0-60 s, --units 1-20000, --quiet-wait 0-600 s, "
-                     "--direct-queries 1-2000")
+    if not (
+        0 < args.duration <= 120
+        and 0 < args.step_duration <= 60
+        and 0 < args.units <= 20_000
+        and 0 <= args.quiet_wait <= 600
+        and 0 < args.direct_queries <= 2000
+    ):
+        parser.error(
+            "--duration 0-120 s, --step-duration 0-60 s, --units 1-20000, --quiet-wait 0-600 s, --direct-queries 1-2000"
+        )
     return args
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
-    try:
-        import uvloop  # the server runs on uvloop too (uvicorn's default when it is installed)
-    except ImportError:
-        asyncio.run(main(arguments))
-    else:
-        uvloop.run(main(arguments))
+    run_main(main(parse_args()))
