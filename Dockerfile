@@ -7,17 +7,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml README.md constraints.txt ./
+# The package carries its Alembic config and migrations (capacity/alembic.ini, capacity/migrations/).
 COPY capacity ./capacity
-COPY migrations ./migrations
-RUN pip install .
-
-# `capacity migrate` finds alembic.ini and migrations/ next to the `capacity` package it runs from, and
-# they are not part of the installed wheel: run the package from /app, where they are.
-ENV PYTHONPATH=/app
+# Exact versions from constraints.txt, so every build installs the same dependencies.
+RUN pip install --constraint=constraints.txt .
 
 RUN useradd --create-home --uid 10001 capacity
 USER capacity
 
 EXPOSE 8000
-CMD ["sh", "-c", "capacity migrate && capacity serve --host 0.0.0.0"]
+# `capacity serve` migrates to head before it serves (replicas take turns under an advisory lock).
+CMD ["capacity", "serve", "--host", "0.0.0.0"]

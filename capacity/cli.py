@@ -11,14 +11,16 @@ import click
 from capacity.demo import BANNER
 from capacity.settings import Settings, SettingsError
 
-ROOT = Path(__file__).resolve().parent.parent
+# alembic.ini and migrations/ ship inside the package (pyproject package-data), so an installed wheel
+# can migrate. The ini's script_location is relative to the ini itself (%(here)s).
+PACKAGE = Path(__file__).resolve().parent
+ALEMBIC_INI = PACKAGE / "alembic.ini"
 
 
 def alembic_config(database_url: str):
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config(str(ALEMBIC_INI))
     config.attributes["database_url"] = database_url
     return config
 
