@@ -1,0 +1,86 @@
+"""A client of one app under test, and the check that a response is RFC 9457 problem details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from litestar import Litestar
+from sqlalchemy import select
+
+from capacity.auth.models import User
+from capacity.booking.models import Area, Provider, Unit
+from capacity.clock import FixedClock
+from capacity.db.engine import Database
+
+
+class Api:
+    """A client of one app, with tokens for the demo users and look-ups of demo objects."""
+
+    def __init__(self, client: httpx.AsyncClient, app: Litestar, clock: FixedClock) -> None:
+        self.client = client
+        self.app = app
+        self.clock = clock
+        self.db: Database = app.state.db
+        self._tokens: dict[str, str] = {}
+
+    async def user(self, username: str) -> User:
+        async with self.db.read_sessions() as session:
+            user = await session.scalar(select(User).where(User.username == username))
+            assert user is not None, username
+            return user
+
+    async def headers(self, username: str) -> dict[str, str]:
+        if username not in self._tokens:
+            user = await self.user(username)
+            self._tokens[username] = self.app.state.jwt_auth.create_token(identifier=user.id)
+        return {"Authorization": f"Bearer {self._tokens[username]}"}
+
+    async def request(self, method: str, url: str, as_: str | None = None, **kwargs: Any):
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if as_:
+            headers.update(await self.headers(as_))
+        return await self.client.request(method, url, headers=headers, **kwargs)
+
+    async def get(self, url: str, as_: str | None = None, **kw: Any):
+        return await self.request("GET", url, as_, **kw)
+
+    async def post(self, url: str, as_: str | None = None, **kw: Any):
+        return await self.request("POST", url, as_, **kw)
+
+    async def put(self, url: str, as_: str | None = None, **kw: Any):
+        return await self.request("PUT", url, as_, **kw)
+
+    async def unit(self, name_start: str) -> Unit:
+        async with self.db.read_sessions() as session:
+            unit = await session.scalar(select(Unit).where(Unit.name.startswith(name_start)))
+            assert unit is not None, name_start
+            return unit
+
+    async def provider(self, name_start: str) -> Provider:
+        async with self.db.read_sessions() as session:
+            provider = await session.scalar(select(Provider).where(Provider.name.startswith(name_start)))
+            assert provider is not None, name_start
+            return provider
+
+    async def area(self, code: str) -> Area:
+        async with self.db.read_sessions() as session:
+            area = await session.get(Area, code)
+            assert area is not None
+            return area
+
+
+def assert_problem(response, status: int, field: str | None = None) -> dict:
+    """The response is RFC 9457 problem details with this status (and names `field`, when given)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    for key in ("type", "title", "status", "detail"):
+        assert key in body, body
+    assert body["status"] == status
+    if field is not None:
+        fields = {body.get("field")} | {e.get("field") for e in body.get("errors", [])}
+        assert field in fields, body
+    text_ = response.text.lower()
+    assert "traceback" not in text_ and "select " not in text_
+    return body
