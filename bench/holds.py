@@ -491,12 +491,10 @@ async def service_run(args, url: str, world: World, set_name: str, workers: int,
     from capacity.booking.holds import create_hold
     from capacity.booking.persons import PersonIn
     from capacity.booking.schemas import HoldIn
-    from capacity.clock import Clock
     from capacity.errors import Conflict, ServiceBusy
 
     run = Run("service", workers, "spread", world.unit_sets[set_name])
     db = Database(Settings.from_env(capacity_env(url)))
-    clock = Clock()
     actor = Actor(world.user_id, AMHP_USER, "amhp", None, (HOME_AREA,))
 
     async def worker(k: int, deadline: float) -> None:
@@ -511,7 +509,7 @@ async def service_run(args, url: str, world: World, set_name: str, workers: int,
                 person=PersonIn(ref=f"S{workers}-{k}-{i}", age=30, sex="female", home_area=HOME_AREA),
             )
             try:
-                await create_hold(db, clock, actor, body)
+                await create_hold(db, actor, body)
                 code = 201
             except Conflict:
                 code = 409

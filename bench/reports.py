@@ -321,9 +321,9 @@ def write_placements_csv(path: Path, world: World, rows: int, years: int, now: d
 async def bulk(db: Database, table, rows: list[dict]) -> None:
     """Core insert executemany in chunks, one transaction (column defaults applied)."""
 
-    async def work(session) -> None:
+    async def work(uow) -> None:
         for start in range(0, len(rows), BULK_CHUNK):
-            await session.execute(insert(table), rows[start : start + BULK_CHUNK])
+            await uow.session.execute(insert(table), rows[start : start + BULK_CHUNK])
 
     if rows:
         await db.write(work)
@@ -338,8 +338,8 @@ async def fast_bulk(db: Database, table, rows: list[dict]) -> None:
     inserter = BulkInsert(db.engine.dialect, table, columns)
     values = operator.itemgetter(*columns)
 
-    async def work(session) -> None:
-        connection = await session.connection()
+    async def work(uow) -> None:
+        connection = await uow.session.connection()
         if db.is_sqlite:
             await connection.exec_driver_sql("PRAGMA cache_size = -262144")
         for start in range(0, len(rows), BULK_CHUNK):
@@ -394,7 +394,7 @@ async def build(url: str, args, world: World, csv_path: Path, now: datetime) -> 
                 log(f"  {phase}: {done}/{total}")
 
         started = time.perf_counter()
-        summary = await import_placements(db, csv_path, now=now, progress=progress)
+        summary = await import_placements(db, csv_path, progress=progress)
         timings["import"] = time.perf_counter() - started
         timings["import_check"], timings["import_write"] = summary.check_seconds, summary.write_seconds
         log(
@@ -543,11 +543,11 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
     await fast_bulk(db, Hold.__table__, holds)
     await fast_bulk(db, Conveyance.__table__, conveyances)
 
-    async def link(session) -> None:
+    async def link(uow) -> None:
         table = Placement.__table__
         stmt = update(table).where(table.c.id == bindparam("pid")).values(hold_id=bindparam("hid"))
         for start in range(0, len(links), BULK_CHUNK):
-            await session.execute(stmt, links[start : start + BULK_CHUNK])
+            await uow.session.execute(stmt, links[start : start + BULK_CHUNK])
 
     await db.write(link)
     del holds, conveyances
@@ -728,7 +728,7 @@ class Bare:
 
     async def open(self) -> None:
         if self.url.startswith("sqlite"):
-            from capacity.reports.sql import SQLITE_FUNCTIONS
+            from capacity.db.london import SQLITE_FUNCTIONS
 
             self.sqlite = sqlite3.connect(make_url(self.url).database, isolation_level=None)
             for name, arity, function in SQLITE_FUNCTIONS:

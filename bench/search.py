@@ -528,8 +528,8 @@ def query_path(q: UnitSearch) -> str:
 
 
 def bare_statement(q: UnitSearch, now: datetime):
-    """The SELECT search_units runs (built by its own helpers, so it stays the same statement)."""
-    return availability._with_counts(now).where(*availability._eligibility_filters(q))
+    """The SELECT of candidate units search_units runs first (built by its own helper, so it stays the same)."""
+    return availability.search_statement(q)
 
 
 @dataclass
@@ -551,8 +551,8 @@ async def time_direct(url: str, queries: list[UnitSearch]) -> Direct:
             for q in queries:
                 now = datetime.now(UTC)
                 t0 = time.perf_counter()
-                async with db.read_sessions() as session:
-                    found = await search_units(session, q, now, service_settings)
+                async with db.read() as reading:
+                    found = await search_units(reading, q)
                 t1 = time.perf_counter()
                 async with db.engine.connect() as conn:
                     (await conn.execute(bare_statement(q, now))).all()

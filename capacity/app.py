@@ -15,7 +15,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from capacity.audit import AuditController
+from capacity.audit.controllers import AuditController
 from capacity.auth.controllers import AuthController
 from capacity.auth.security import LoginThrottle, make_jwt_auth
 from capacity.booking.controllers import ReferenceController, UnitController
@@ -43,15 +43,13 @@ async def health() -> dict[str, str]:
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     jwt_auth = make_jwt_auth(settings.signing_key(), settings.token_minutes, secure_cookie=settings.secure_cookies)
-    db = Database(settings)
+    db = Database(settings, clock)
     channels = make_channels(settings)
     db.publish = make_publisher(channels)
 
-    clock = clock or Clock()
-
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        scheduler = make_scheduler(db, clock)
+        scheduler = make_scheduler(db)
         scheduler.start()
         # Objects made at start-up live for ever: keep them out of later full collections. A fan-out to
         # thousands of sockets makes many short-lived objects; a higher threshold lets them die young
@@ -100,7 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.clock = clock
+    app.state.clock = db.clock
     app.state.jwt_auth = jwt_auth
     app.state.channels = channels
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds)

@@ -32,14 +32,13 @@ def migrate_to_head(database_url: str) -> None:
 
 
 def _load_demo(settings: Settings) -> bool:
-    from capacity.clock import Clock
     from capacity.db.engine import Database
     from capacity.demo import load_demo
 
     async def run() -> bool:
         db = Database(settings)
         try:
-            return await load_demo(db, Clock().now())
+            return await load_demo(db, db.clock.now())
         finally:
             await db.dispose()
 
@@ -112,7 +111,7 @@ def import_placements(file: Path) -> None:
     from sqlalchemy.exc import DBAPIError
 
     from capacity.booking.history import ImportRefused
-    from capacity.db.engine import ServiceBusy
+    from capacity.errors import ServiceBusy
 
     settings = Settings.from_env()
     try:
@@ -132,7 +131,6 @@ async def _run_import(settings: Settings, file: Path):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from capacity.booking.history import import_placements
-    from capacity.clock import Clock
     from capacity.db.engine import Database
 
     db = Database(settings)
@@ -147,7 +145,7 @@ async def _run_import(settings: Settings, file: Path):
                     tasks[phase] = bar.add_task(label, total=total)
                 bar.update(tasks[phase], completed=done, total=total)
 
-            return await import_placements(db, file, now=Clock().now(), progress=progress)
+            return await import_placements(db, file, progress=progress)
     finally:
         await db.dispose()
 

@@ -10,6 +10,12 @@ class Clock:
         return datetime.now(UTC)
 
 
+def wall_now() -> datetime:
+    """The real time, whatever clock the service runs on: for what others check against the wall clock,
+    such as a signed token's expiry (the JWT library verifies `exp` against real time)."""
+    return datetime.now(UTC)
+
+
 class ShiftedClock(Clock):
     """Real time, shifted so that it read `start` when made: it runs at the real rate from a chosen instant.
 

@@ -24,6 +24,7 @@ from capacity.booking.models import (
 )
 from capacity.booking.placements import placement_geography
 from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
 
 BANNER = """
 ==============================================================================
@@ -125,7 +126,8 @@ async def is_empty(session: AsyncSession) -> bool:
 async def load_demo(db: Database, now: datetime) -> bool:
     """Load the demo set into an empty database; return False, changing nothing, if it has data."""
 
-    async def work(session: AsyncSession) -> bool:
+    async def work(uow: UnitOfWork) -> bool:
+        session = uow.session
         if not await is_empty(session):
             return False
         areas = {code: Area(code=code, name=name, region=region, lat=lat, lon=lon)

@@ -1,4 +1,6 @@
-"""Dependencies every controller may ask for by name: `db`, `clock`, `settings`, `actor`."""
+"""Dependencies every controller may ask for by name: `db`, `settings`, `actor`.
+
+There is no `clock`: services read it through their unit of work or read, and return the `now` they used."""
 
 from __future__ import annotations
 
@@ -9,17 +11,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from capacity.auth.security import Actor
-from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.settings import Settings
 
 
 def _db(state: State) -> Database:
     return state.db
-
-
-def _clock(state: State) -> Clock:
-    return state.clock
 
 
 def _settings(state: State) -> Settings:
@@ -32,7 +29,6 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
 
 dependencies = {
     "db": Provide(_db, sync_to_thread=False),
-    "clock": Provide(_clock, sync_to_thread=False),
     "settings": Provide(_settings, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),
 }

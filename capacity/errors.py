@@ -21,9 +21,13 @@ from litestar.plugins.problem_details import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from capacity.db.engine import ServiceBusy
-
 log = logging.getLogger("capacity")
+
+
+class ServiceBusy(Exception):
+    """The database stayed busy through every attempt; the client should retry shortly."""
+
+    retry_after = 1
 
 
 class DomainError(Exception):

@@ -15,7 +15,8 @@ from capacity.app import create_app
 from capacity.auth.models import User
 from capacity.cli import main
 from capacity.settings import Settings, SettingsError
-from conftest import DEMO_USERS, Api, assert_problem
+from support.api import Api, assert_problem
+from support.demo import DEMO_USERS
 
 BANES, BRISTOL, WILTSHIRE, SOMERSET = "E06000022", "E06000023", "E06000054", "E06000066"
 ROLE_OF = {

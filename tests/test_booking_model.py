@@ -38,8 +38,9 @@ from capacity.app import create_app
 from capacity.booking.models import Placement, Unit
 from capacity.booking.sweep import sweep
 from capacity.clock import FixedClock
-from conftest import ENGINES, START, Api, _reset_postgres
-from conftest import test_settings as make_settings
+from support.api import Api
+from support.demo import ENGINES, START, reset_postgres
+from support.settings import settings_for as make_settings
 
 BRISTOL = "E06000023"
 
@@ -302,7 +303,7 @@ class BookingMachine(RuleBasedStateMachine):
     @rule()
     def run_sweep(self) -> None:
         due = {hid for hid, h in self.holds_m.items() if h.status == "held" and h.expires_at <= self.now}
-        result = self.run(sweep(self.api.db, self.clock))
+        result = self.run(sweep(self.api.db))
         assert set(result.expired) == due and len(result.expired) == len(due)
         for hid in due:
             self.holds_m[hid].status = "expired"
@@ -343,7 +344,7 @@ def test_booking_follows_the_model(engine: str, request: pytest.FixtureRequest, 
         url = request.getfixturevalue("postgres_url")
 
         def fresh_database() -> str:
-            loop.run_until_complete(_reset_postgres(url))
+            loop.run_until_complete(reset_postgres(url))
             return url
 
         examples = 10

@@ -2,7 +2,7 @@
 
 Every request is a real HTTP request to the app, with its own session and its own committed
 transaction. The burst runs in one process (through the ASGI transport), and across two real uvicorn
-processes sharing one database. A control switches locking off (`Database.locking = False`, which
+processes sharing one database. A control switches locking off (`Database.unit_locks = NO_LOCKS`, which
 makes `create_hold` read availability outside its write transaction) and shows the same burst then
 overbooks: proof that these tests can see the race they guard against.
 """
@@ -26,8 +26,10 @@ from sqlalchemy import func, select
 
 from capacity.booking.models import Hold, UnmetDemand
 from capacity.db.engine import Database
-from conftest import PG_URL, Api, _reset_postgres, assert_problem
-from conftest import test_settings as make_settings
+from capacity.db.unit_of_work import NO_LOCKS
+from support.api import Api, assert_problem
+from support.demo import PG_URL, reset_postgres
+from support.settings import settings_for as make_settings
 
 BRISTOL = "E06000023"
 SUITE = "Bristol Place of Safety"  # run by the bed manager's provider; takes people from 16
@@ -101,7 +103,7 @@ async def test_control_without_locking_the_same_burst_overbooks(api: Api) -> Non
     """
     unit = await api.unit(SUITE)
     await open_places(api, unit.id, PLACES)
-    api.db.locking = False
+    api.db.unit_locks = NO_LOCKS
 
     responses = await burst(api, unit.id)
 
@@ -176,7 +178,7 @@ def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
     url = request.getfixturevalue("postgres_url")
-    asyncio.run(_reset_postgres(url))
+    asyncio.run(reset_postgres(url))
     return url
 
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from capacity.booking.schemas import POLICE_STATION_CRITERIA
 from capacity.booking.sweep import sweep
-from conftest import START, Api, assert_problem
+from support.api import Api, assert_problem
+from support.demo import START
 
 BRISTOL = "E06000023"
 
@@ -56,9 +57,9 @@ async def test_police_vehicle_needs_a_reason(api: Api) -> None:
 async def test_an_open_detention_past_its_deadline_is_a_breach_and_ends_once(api: Api) -> None:
     created = (await api.post("/api/s136-detentions", "amhp", json=detention())).json()
     api.clock.advance(hours=22, minutes=59)
-    assert created["id"] not in (await sweep(api.db, api.clock)).breached
+    assert created["id"] not in (await sweep(api.db)).breached
     api.clock.advance(minutes=1)
-    assert created["id"] in (await sweep(api.db, api.clock)).breached
+    assert created["id"] in (await sweep(api.db)).breached
     url = f"/api/s136-detentions/{created['id']}/end"
     ended = await api.post(url, "amhp", json={"outcome": "detained_s2"})
     assert ended.status_code == 200, ended.text

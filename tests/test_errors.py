@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from capacity.audit import AuditEntry
 from capacity.booking.models import AvailabilityDeclaration
-from conftest import Api, assert_problem
+from support.api import Api, assert_problem
 
 OWN_UNIT = "Bristol Place of Safety"  # the demo bed manager's
 

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from capacity.booking.models import Hold, UnmetDemand
 from capacity.booking.sweep import sweep
-from conftest import START, Api, assert_problem
+from support.api import Api, assert_problem
+from support.demo import START
 
 BANES, BRISTOL, SOMERSET = "E06000022", "E06000023", "E06000066"
 
@@ -50,9 +51,9 @@ async def test_a_hold_takes_a_place_until_it_expires(api: Api) -> None:
     assert got.json()["status"] == "expired"
     assert_problem(await api.post(f"/api/holds/{body['id']}/release", "amhp"), 409)
 
-    result = await sweep(api.db, api.clock)
+    result = await sweep(api.db)
     assert result.expired == [body["id"]]
-    assert (await sweep(api.db, api.clock)).expired == []  # idempotent
+    assert (await sweep(api.db)).expired == []  # idempotent
     async with api.db.read_sessions() as session:
         stored = await session.get(Hold, body["id"])
         assert stored.status == "expired" and stored.ended_at == stored.expires_at
@@ -219,8 +220,8 @@ async def test_s136_extension_once_before_the_deadline_and_breach_by_the_sweep(a
     assert ok.json()["s136_extension_authorised_by"] == "Dr A Registrar (RMP)"
     assert_problem(await api.post(url, "bedmanager", json=body), 409)
     api.clock.advance(hours=16, seconds=1)
-    assert (await sweep(api.db, api.clock)).breached == [placement["id"]]
-    assert (await sweep(api.db, api.clock)).breached == []
+    assert (await sweep(api.db)).breached == [placement["id"]]
+    assert (await sweep(api.db)).breached == []
     got = (await api.get(f"/api/placements/{placement['id']}", "amhp")).json()
     assert got["s136_breached_at"].startswith("2026-03-03T21:00:00")
 

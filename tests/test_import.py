@@ -13,14 +13,17 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from capacity.audit import AuditEntry
+from capacity.auth.scope import SYSTEM
 from capacity.booking.history import COLUMNS, ImportRefused, import_placements, oap_reason_problem
 from capacity.booking.models import Area, Placement, Unit
 from capacity.booking.placements import placement_geography, start_placement
-from capacity.booking.scope import SYSTEM
 from capacity.cli import main
 from capacity.db.engine import Database
+from capacity.db.unit_of_work import ROW_LOCKS, UnitOfWork
 from capacity.errors import Invalid
-from conftest import START, Api, test_settings
+from support.api import Api
+from support.demo import START
+from support.settings import settings_for
 
 BANES, BRISTOL, SOMERSET, BIRMINGHAM = "E06000022", "E06000023", "E06000066", "E08000025"
 
@@ -49,7 +52,7 @@ async def placements_and_audit(api: Api) -> tuple[int, int]:
 
 
 async def run_import(api: Api, path: Path):
-    return await import_placements(api.db, path, now=api.clock.now())
+    return await import_placements(api.db, path)
 
 
 async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: Api, tmp_path: Path) -> None:
@@ -137,6 +140,7 @@ async def test_the_oap_reason_rule_is_start_placements(api: Api) -> None:
     """The import's oap_reason rule refuses exactly what start_placement refuses, for every unit and area."""
     checked = 0
     async with api.db.write_sessions() as session:
+        uow = UnitOfWork(session, api.clock, api.db.settings, ROW_LOCKS)
         units = (await session.scalars(select(Unit))).all()
         areas = (await session.scalars(select(Area))).all()
         for unit in units:
@@ -145,11 +149,11 @@ async def test_the_oap_reason_rule_is_start_placements(api: Api) -> None:
                 for reason in (None, "10"):
                     try:
                         await start_placement(
-                            session, actor=SYSTEM, unit=unit, home=area,
+                            uow, actor=SYSTEM, unit=unit, home=area,
                             person={"person_ref": "RULE-1", "person_age": 40, "person_sex": "male",
                                     "person_ethnicity": None, "home_area": area.code},
                             legal_basis="informal", started_at=START, s136_clock_started_at=None,
-                            oap_reason=reason, hold_id=None, now=START)
+                            oap_reason=reason, hold_id=None)
                         refused = False
                     except Invalid as exc:
                         assert exc.field == "oap_reason"
@@ -270,7 +274,7 @@ async def test_a_bad_header_and_a_long_list_of_problems(api: Api, tmp_path: Path
 
 def test_the_command_line_exits_non_zero_on_a_bad_file(database_url: str, tmp_path: Path) -> None:
     async def ward_id() -> str:
-        db = Database(test_settings(database_url))
+        db = Database(settings_for(database_url))
         try:
             async with db.read_sessions() as session:
                 return await session.scalar(select(Unit.id).where(Unit.name.startswith("Callington Road")))

@@ -1,6 +1,6 @@
 """The live stream through a real server and a real WebSocket (issue 4), on SQLite and PostgreSQL.
 
-Each test runs uvicorn on a free port in its own event loop (tests/live_server.py) with the `websockets`
+Each test runs uvicorn on a free port in its own event loop (tests/support/live_server.py) with the `websockets`
 client. To know that nothing more is coming, a test makes one more event (a declaration at a unit no
 one else touches) and reads up to it: events travel one ordered path, so everything committed before
 it has arrived by then ("barrier"). Time is a FixedClock; the sweep and the alert jobs are run by hand.
@@ -21,7 +21,6 @@ from typing import Any
 
 import jwt
 import pytest
-from live_server import WAIT, Client, LiveServer, serve
 from sqlalchemy import func, select, update
 
 from capacity.app import create_app
@@ -31,13 +30,15 @@ from capacity.booking.models import Hold, Unit
 from capacity.booking.sweep import sweep
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
 from capacity.kinds import KINDS
 from capacity.notify import ws as ws_module
 from capacity.notify.alerts import AlertSent, send_alerts
 from capacity.notify.channels import CHANNEL, make_publisher
 from capacity.notify.watch import WatchError, WatchOptions, events_url, format_frame, local_time, watch
-from conftest import START
-from conftest import test_settings as settings_for
+from support.demo import START
+from support.live_server import WAIT, Client, LiveServer, serve
+from support.settings import settings_for
 
 BANES, BRISTOL, WILTSHIRE, SOMERSET, SANDWELL = "E06000022", "E06000023", "E06000054", "E06000066", "E08000028"
 SUITE = "Bristol Place of Safety"
@@ -100,7 +101,7 @@ def assert_seq_unbroken(client: Client) -> None:
 
 def second_instance(live: LiveServer) -> Database:
     """Another `Database` on the same database, publishing to the same fan-out: a second instance."""
-    db = Database(live.db.settings)
+    db = Database(live.db.settings, live.clock)
     db.publish = make_publisher(live.app.state.channels)
     return db
 
@@ -356,8 +357,8 @@ async def test_a_missing_or_bad_token_is_closed_4401(live: LiveServer, monkeypat
     # A deactivated user's token stops working at once.
     deactivated = await live.token("conveyance")
 
-    async def deactivate(session) -> None:
-        await session.execute(update(User).where(User.username == "conveyance").values(active=False))
+    async def deactivate(uow: UnitOfWork) -> None:
+        await uow.session.execute(update(User).where(User.username == "conveyance").values(active=False))
 
     await live.db.write(deactivate)
     client = await live.connect(token=deactivated, hello=False)
@@ -482,11 +483,11 @@ async def test_the_sweep_announces_an_expiry_once_even_from_two_instances(live: 
     other = second_instance(live)
     try:
         live.clock.advance(minutes=59, seconds=59)
-        assert (await sweep(live.db, live.clock)).expired == []
+        assert (await sweep(live.db)).expired == []
         live.clock.advance(seconds=1)
-        results = await asyncio.gather(sweep(live.db, live.clock), sweep(other, live.clock))
+        results = await asyncio.gather(sweep(live.db), sweep(other))
         assert sorted(r.expired for r in results) == [[], [hold["id"]]]
-        assert (await sweep(live.db, live.clock)).expired == []
+        assert (await sweep(live.db)).expired == []
     finally:
         await other.dispose()
     heard = await live.barrier(amhp, commissioner)
@@ -502,7 +503,7 @@ async def test_the_sweep_announces_an_expiry_once_even_from_two_instances(live: 
 async def _run_alerts_as_two_instances(live: LiveServer) -> int:
     other = second_instance(live)
     try:
-        return sum(await asyncio.gather(send_alerts(live.db, live.clock), send_alerts(other, live.clock)))
+        return sum(await asyncio.gather(send_alerts(live.db), send_alerts(other)))
     finally:
         await other.dispose()
 
@@ -590,7 +591,7 @@ async def test_s136_warnings_and_breach_are_sent_once_by_two_instances(database_
         live.clock.set(deadline)
         other = second_instance(live)
         try:
-            results = await asyncio.gather(sweep(live.db, live.clock), sweep(other, live.clock))
+            results = await asyncio.gather(sweep(live.db), sweep(other))
         finally:
             await other.dispose()
         assert sorted(r.breached for r in results) == [[], [placement["id"]]]

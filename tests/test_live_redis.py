@@ -22,7 +22,6 @@ from typing import Any, BinaryIO
 import httpx
 import pytest
 from litestar.security.jwt import Token
-from live_server import WAIT, Client, LiveServer, free_port, http_client, serve
 from sqlalchemy import select
 from websockets.asyncio.client import connect
 
@@ -31,8 +30,9 @@ from capacity.auth.models import User
 from capacity.booking.models import Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
-from conftest import START
-from conftest import test_settings as settings_for
+from support.demo import START
+from support.live_server import WAIT, Client, LiveServer, free_port, http_client, serve
+from support.settings import settings_for
 
 PG_URL = os.environ.get("CAPACITY_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CAPACITY_TEST_REDIS_URL")

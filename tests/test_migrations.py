@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from capacity.audit import AuditEntry
 from capacity.cli import ALEMBIC_INI, alembic_config, migrate_to_head
 from capacity.models import Base
-from conftest import ENGINES, PG_URL
+from support.demo import ENGINES, PG_URL
 
 
 async def _prepare_postgres(url: str) -> None:

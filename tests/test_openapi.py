@@ -26,8 +26,8 @@ from capacity.auth.models import User
 from capacity.booking.models import Placement, Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
-from conftest import START
-from conftest import test_settings as settings_for
+from support.demo import START
+from support.settings import settings_for
 
 # The endpoints of the foundation (API.md); later issues add theirs, and the test below covers them all.
 FOUNDATION = [

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from capacity.audit import AuditEntry
 from capacity.booking.models import AvailabilityDeclaration, Hold, Placement, S136Detention, UnmetDemand
 from capacity.reports.equality import suppress
-from conftest import Api, assert_problem
+from support.api import Api, assert_problem
 
 BANES, BRISTOL = "E06000022", "E06000023"
 MARCH = "from=2026-03-01&to=2026-03-31"

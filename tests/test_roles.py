@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from capacity.audit import AuditEntry
 from capacity.booking.models import AvailabilityDeclaration
 from capacity.demo import AREAS, PROVIDERS
-from conftest import DEMO_USERS, Api, assert_problem
+from support.api import Api, assert_problem
+from support.demo import DEMO_USERS
 
 NO_TOKEN, BAD_TOKEN = "<no token>", "<bad token>"
 CALLERS = (NO_TOKEN, BAD_TOKEN, *DEMO_USERS)

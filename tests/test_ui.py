@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from capacity.cli import migrate_to_head
-from conftest import PG_URL, _load_demo, _reset_postgres
+from support.demo import PG_URL, load_demo, reset_postgres
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
@@ -53,10 +53,10 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
         migrate_to_head(url)
-        asyncio.run(_load_demo(url, NOW))
+        asyncio.run(load_demo(url, NOW))
     else:
         url = request.getfixturevalue("postgres_url")
-        asyncio.run(_reset_postgres(url, demo_at=NOW))
+        asyncio.run(reset_postgres(url, demo_at=NOW))
     port = _free_port()
     env = {**os.environ, "CAPACITY_DATABASE_URL": url, "CAPACITY_SECRET_KEY": "ui-test-key-" + "x" * 40,
            "CAPACITY_SECURE_COOKIES": "false", "CAPACITY_TEST_NOW": NOW.isoformat()}

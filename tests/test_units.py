@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api, assert_problem
+from support.api import Api, assert_problem
 
 BANES, BRISTOL, WILTSHIRE, SOMERSET = "E06000022", "E06000023", "E06000054", "E06000066"
 

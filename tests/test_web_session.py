@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Api, assert_problem
+from support.api import Api, assert_problem
 
 
 @pytest.fixture

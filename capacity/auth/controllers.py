@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -11,7 +11,7 @@ from msgspec import Meta
 
 from capacity.auth.security import Actor
 from capacity.auth.service import authenticate
-from capacity.clock import Clock
+from capacity.clock import wall_now
 from capacity.db.engine import Database
 from capacity.settings import Settings
 
@@ -41,15 +41,15 @@ class AuthController(Controller):
 
     @post("/auth/token", status_code=200, summary="Exchange a username and password for a bearer token")
     async def token(
-        self, request: Request[Any, Any, Any], db: Database, clock: Clock, settings: Settings, data: TokenRequest
+        self, request: Request[Any, Any, Any], db: Database, settings: Settings, data: TokenRequest
     ) -> TokenResponse:
         client = request.client.host if request.client else "unknown"
-        user = await authenticate(db, clock, request.app.state.login_throttle, data.username, data.password, client)
+        user = await authenticate(db, request.app.state.login_throttle, data.username, data.password, client)
         lifetime = timedelta(minutes=settings.token_minutes)
         token = request.app.state.jwt_auth.create_token(
             identifier=user.id, token_expiration=lifetime, token_extras={"role": user.role}
         )
-        return TokenResponse(token, "bearer", datetime.now(UTC) + lifetime, user.role)
+        return TokenResponse(token, "bearer", wall_now() + lifetime, user.role)
 
     @get("/me", summary="The caller: role, provider and areas")
     async def me(self, actor: Actor) -> Me:

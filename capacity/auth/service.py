@@ -10,15 +10,12 @@ from sqlalchemy import select
 from capacity.auth.models import User
 from capacity.auth.passwords import verify_password
 from capacity.auth.security import LoginThrottle
-from capacity.clock import Clock
 from capacity.db.engine import Database
 
 
-async def authenticate(
-    db: Database, clock: Clock, throttle: LoginThrottle, username: str, password: str, client: str
-) -> User:
+async def authenticate(db: Database, throttle: LoginThrottle, username: str, password: str, client: str) -> User:
     """The user, if the password is right; the same 401 whether or not the user exists; 429 when throttled."""
-    now = clock.now()
+    now = db.clock.now()
     if (wait := throttle.retry_after(username, client, now)) is not None:
         raise TooManyRequestsException("too many failed logins; try again later", headers={"Retry-After": str(wait)})
     async with db.read_sessions() as session:

@@ -7,10 +7,12 @@ whether or not the sweep has marked it yet.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -29,30 +31,21 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
 
 
-def live_holds(unit_id, now: datetime):
-    """Count of a unit's live holds, as a correlated scalar subquery.
+class Snapshot(Protocol):
+    """Where figures are computed: a write's unit of work (after its locks) or a read; both give one instant."""
 
-    count(*), not count(id): the index on (unit_id, status, expires_at) answers it without reading rows."""
-    return (
-        select(func.count()).select_from(Hold)
-        .where(Hold.unit_id == unit_id, Hold.status == "held", Hold.expires_at > now)
-        .scalar_subquery()
-    )
+    session: AsyncSession
+    now: datetime
+    settings: Settings
 
-
-def active_placements(unit_id):
-    return (
-        select(func.count()).select_from(Placement)
-        .where(Placement.unit_id == unit_id, Placement.ended_at.is_(None))
-        .scalar_subquery()
-    )
+    async def checked(self) -> None: ...
 
 
 @dataclass
 class UnitFigures:
     """A unit with its derived figures at one instant."""
 
-    unit: Unit
+    unit: Any  # a Unit, or a plain row of the units table's columns (the search reads no ORM objects)
     held: int
     occupied: int
     stale: bool
@@ -65,68 +58,64 @@ class UnitFigures:
             return 0
         return max(0, self.unit.open_places - self.occupied - self.held)
 
-
-def is_stale(unit: Unit, now: datetime, settings: Settings) -> bool:
-    return now - unit.last_confirmed_at > timedelta(minutes=settings.stale_minutes[unit.kind])
-
-
-def _with_counts(now: datetime) -> Select:
-    return select(
-        Unit,
-        live_holds(Unit.id, now).label("held"),
-        active_placements(Unit.id).label("occupied"),
-    )
+    def with_one_more_hold(self) -> UnitFigures:
+        """The figures after a hold this transaction has just written under the unit's lock."""
+        return replace(self, held=self.held + 1)
 
 
-async def unit_figures(
-    session: AsyncSession, unit_id: str, now: datetime, settings: Settings, *, detail: bool = False
-) -> UnitFigures:
-    stmt = _with_counts(now).where(Unit.id == unit_id)
-    if detail:
-        stmt = stmt.options(selectinload(Unit.area_rules))
-    row = (await session.execute(stmt)).one_or_none()
-    if row is None:
+def is_stale(unit: Any, now: datetime, settings: Settings) -> bool:
+    return bool(now - unit.last_confirmed_at > timedelta(minutes=settings.stale_minutes[unit.kind]))
+
+
+async def _counts(session: AsyncSession, unit_ids: Sequence[str], now: datetime) -> tuple[dict, dict]:
+    """Live holds and active placements of these units, by unit id (absent means none), in one statement.
+
+    count(*), not count(id): the indexes on holds (unit_id, status, expires_at) and on active placements
+    answer it without reading rows."""
+    held = (select(Hold.unit_id, literal("held").label("what"), func.count().label("n"))
+            .where(Hold.unit_id.in_(unit_ids), Hold.status == "held", Hold.expires_at > now)
+            .group_by(Hold.unit_id))
+    occupied = (select(Placement.unit_id, literal("occupied").label("what"), func.count().label("n"))
+                .where(Placement.unit_id.in_(unit_ids), Placement.ended_at.is_(None))
+                .group_by(Placement.unit_id))
+    counts: dict[str, dict] = {"held": {}, "occupied": {}}
+    for unit_id, what, n in (await session.execute(union_all(held, occupied))).all():
+        counts[what][unit_id] = n
+    return counts["held"], counts["occupied"]
+
+
+async def figures(at: Snapshot, units: Sequence[Any]) -> dict[str, UnitFigures]:
+    """The one availability calculator (rule 2): open places less active placements less live holds, at
+    `at.now`, for a batch of units (ORM objects or plain rows), by unit id.
+
+    In a write, call it after `lock_units`, as statements of their own: on PostgreSQL a statement's
+    snapshot is taken when it starts, so only a statement that starts after the lock was granted sees
+    the holds committed by the transactions it waited for."""
+    found: dict[str, UnitFigures] = {}
+    for start in range(0, len(units), _BATCH):
+        page = units[start:start + _BATCH]
+        held, occupied = await _counts(at.session, [u.id for u in page], at.now)
+        for unit in page:
+            found[unit.id] = UnitFigures(unit, held.get(unit.id, 0), occupied.get(unit.id, 0),
+                                         is_stale(unit, at.now, at.settings))
+    await at.checked()
+    return found
+
+
+# Units counted per statement: IN lists stay well under SQLite's bound-parameter limit.
+_BATCH = 500
+
+
+async def unit_figures(at: Snapshot, unit: Any) -> UnitFigures:
+    return (await figures(at, [unit]))[unit.id]
+
+
+async def read_unit(at: Snapshot, unit_id: str) -> UnitFigures:
+    """One unit with its eligibility attributes and figures."""
+    unit = await at.session.scalar(select(Unit).where(Unit.id == unit_id).options(selectinload(Unit.area_rules)))
+    if unit is None:
         raise NotFound(f"no unit with id {unit_id}")
-    unit, held, occupied = row
-    return UnitFigures(unit, held, occupied, is_stale(unit, now, settings))
-
-
-def _hold_checks() -> Select:
-    rule, unit_id, home = UnitAreaRule, bindparam("unit_id"), bindparam("home_area")
-    return select(
-        live_holds(unit_id, bindparam("now", type_=Hold.expires_at.type)).label("held"),
-        active_placements(unit_id).label("occupied"),
-        exists().where(Area.code == home).label("home_known"),
-        exists().where(rule.unit_id == unit_id, rule.rule == "refuses", rule.area_code == home).label("refused"),
-        exists().where(rule.unit_id == unit_id, rule.rule == "accepts").label("accepts_listed"),
-        exists().where(rule.unit_id == unit_id, rule.rule == "accepts", rule.area_code == home).label("accepted"),
-    )
-
-
-# Built once: only the bound values change, so SQLAlchemy neither rebuilds nor recompiles it per hold.
-_HOLD_CHECKS = _hold_checks()
-
-
-@dataclass
-class HoldChecks:
-    figures: UnitFigures
-    home_known: bool
-    area_refused: bool
-
-
-async def hold_checks(session: AsyncSession, unit: Unit, home_area: str, now: datetime,
-                      settings: Settings) -> HoldChecks:
-    """In one statement: the unit's live holds and active placements, whether the person's home area
-    exists, and whether the unit's area rules refuse it.
-
-    Run it after the unit is locked, as its own statement: on PostgreSQL a statement's snapshot is taken
-    when it starts, so only a statement that starts after the lock was granted sees the holds committed
-    by the transactions it waited for. (Counting inside the locking SELECT would read the snapshot from
-    before the lock wait, and overbook.)"""
-    held, occupied, home_known, refused, accepts_listed, accepted = (await session.execute(
-        _HOLD_CHECKS, {"unit_id": unit.id, "home_area": home_area, "now": now})).one()
-    figures = UnitFigures(unit, held, occupied, is_stale(unit, now, settings))
-    return HoldChecks(figures, bool(home_known), bool(refused) or (bool(accepts_listed) and not accepted))
+    return await unit_figures(at, unit)
 
 
 @dataclass(frozen=True)
@@ -166,10 +155,9 @@ def _eligibility_filters(search: UnitSearch) -> list:
     return filters
 
 
-async def search_units(
-    session: AsyncSession, search: UnitSearch, now: datetime, settings: Settings
-) -> list[UnitFigures]:
+async def search_units(at: Snapshot, search: UnitSearch) -> list[UnitFigures]:
     """Units matching the search, fresh before stale, nearest first when `near` is given."""
+    session, now = at.session, at.now
     local_providers: set[str] | None = None
     if search.home_area:
         if await session.scalar(select(Area.code).where(Area.code == search.home_area)) is None:
@@ -180,40 +168,32 @@ async def search_units(
     # Order first, from the units' own columns (plain rows, not ORM objects); then count holds and
     # placements only for as many units as the answer needs: a national search matches hundreds of
     # units and answers with a page of them.
-    candidates: list[UnitFigures] = []
-    for unit in (await session.execute(select(*Unit.__table__.columns).where(*_eligibility_filters(search)))).all():
-        figures = UnitFigures(unit, 0, 0, is_stale(unit, now, settings))
-        if search.near:
-            figures.distance_km = round(great_circle_km(*search.near, unit.lat, unit.lon), 1)
-        if local_providers is not None:
-            figures.out_of_area = unit.provider_id not in local_providers
-        candidates.append(figures)
+    candidates = list((await session.execute(search_statement(search))).all())
+    stale = {u.id: is_stale(u, now, at.settings) for u in candidates}
+    distance: dict[str, float] = {}
     if search.near:
-        candidates.sort(key=lambda f: (f.stale, f.distance_km, f.unit.name))
+        distance = {u.id: round(great_circle_km(*search.near, u.lat, u.lon), 1) for u in candidates}
+        candidates.sort(key=lambda u: (stale[u.id], distance[u.id], u.name))
     else:
-        candidates.sort(key=lambda f: (f.stale, f.unit.name))
+        candidates.sort(key=lambda u: (stale[u.id], u.name))
 
     results: list[UnitFigures] = []
-    batch = max(2 * search.limit, 50) if search.limit else 500
-    for start in range(0, len(candidates), batch):
-        page = candidates[start:start + batch]
-        held, occupied = await _counts(session, [f.unit.id for f in page], now)
-        for figures in page:
-            figures.held, figures.occupied = held.get(figures.unit.id, 0), occupied.get(figures.unit.id, 0)
-            if search.available_only and figures.available == 0:
+    page_size = max(2 * search.limit, 50) if search.limit else _BATCH
+    for start in range(0, len(candidates), page_size):
+        page = await figures(at, candidates[start:start + page_size])
+        for unit in candidates[start:start + page_size]:
+            found = page[unit.id]
+            if search.available_only and found.available == 0:
                 continue
-            results.append(figures)
+            found.distance_km = distance.get(unit.id)
+            if local_providers is not None:
+                found.out_of_area = unit.provider_id not in local_providers
+            results.append(found)
             if search.limit and len(results) == search.limit:
                 return results
     return results
 
 
-async def _counts(session: AsyncSession, unit_ids: list[str], now: datetime) -> tuple[dict, dict]:
-    """Live holds and active placements of these units, by unit id (absent means none)."""
-    held = (await session.execute(
-        select(Hold.unit_id, func.count()).where(Hold.unit_id.in_(unit_ids), Hold.status == "held",
-                                                 Hold.expires_at > now).group_by(Hold.unit_id))).all()
-    occupied = (await session.execute(
-        select(Placement.unit_id, func.count()).where(Placement.unit_id.in_(unit_ids), Placement.ended_at.is_(None))
-        .group_by(Placement.unit_id))).all()
-    return dict(held), dict(occupied)
+def search_statement(search: UnitSearch) -> Select:
+    """The units a search considers, as plain rows of their own columns."""
+    return select(*Unit.__table__.columns).where(*_eligibility_filters(search))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from capacity.auth.security import Actor, require_roles
 from capacity.booking import units as unit_service
-from capacity.booking.availability import UnitSearch, unit_figures
+from capacity.booking.availability import UnitSearch, read_unit
 from capacity.booking.models import Area, Provider
 from capacity.booking.schemas import (
     AreaOut,
@@ -21,11 +21,9 @@ from capacity.booking.schemas import (
     unit_detail,
     unit_out,
 )
-from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.errors import Invalid
 from capacity.kinds import Kind
-from capacity.settings import Settings
 
 
 class ReferenceController(Controller):
@@ -65,7 +63,6 @@ class UnitController(Controller):
     async def search(
         self,
         db: Database,
-        clock: Clock,
         actor: Actor,
         kind: FromQuery[list[Kind] | None] = None,
         sex: Annotated[Literal["female", "male"] | None, QueryParameter(description="the person's sex")] = None,
@@ -84,12 +81,12 @@ class UnitController(Controller):
             available_only=available_only,
             limit=limit,
         )
-        return [unit_out(f) for f in await unit_service.find_units(db, clock, actor, search)]
+        return [unit_out(f) for f in await unit_service.find_units(db, actor, search)]
 
     @get("/{unit_id:str}", summary="One unit with its eligibility attributes")
-    async def get_unit(self, db: Database, clock: Clock, settings: Settings, unit_id: str) -> UnitDetail:
-        async with db.read_sessions() as session:
-            return unit_detail(await unit_figures(session, unit_id, clock.now(), settings, detail=True))
+    async def get_unit(self, db: Database, unit_id: str) -> UnitDetail:
+        async with db.read() as reading:
+            return unit_detail(await read_unit(reading, unit_id))
 
     @put(
         "/{unit_id:str}/availability",
@@ -97,6 +94,6 @@ class UnitController(Controller):
         summary="Declare or confirm a unit's open places and status",
     )
     async def declare(
-        self, db: Database, clock: Clock, actor: Actor, unit_id: str, data: AvailabilityIn
+        self, db: Database, actor: Actor, unit_id: str, data: AvailabilityIn
     ) -> UnitDetail:
-        return unit_detail(await unit_service.declare_availability(db, clock, actor, unit_id, data))
+        return unit_detail(await unit_service.declare_availability(db, actor, unit_id, data))

@@ -6,21 +6,20 @@ extended to it (DOMAIN.md), under the unit's lock like any other change to a hol
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity import audit
+from capacity.auth.scope import ensure_role
 from capacity.auth.security import Actor
 from capacity.booking.holds import effective_status, hold_event, lock_hold
 from capacity.booking.models import Conveyance, Hold
 from capacity.booking.schemas import ConveyanceIn, ConveyanceOut
-from capacity.booking.scope import ensure_role
-from capacity.clock import Clock
 from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid
-from capacity.notify.events import Event, record_event
+from capacity.notify.events import Event
 
 # The order the times must come in, when given.
 SEQUENCE = ("requested_at", "dispatched_at", "at_scene_at", "departed_at", "arrived_at")
@@ -64,12 +63,17 @@ def _check(body: ConveyanceIn, now: datetime) -> None:
         previous = (name, value)
 
 
-async def update_conveyance(
-    db: Database, clock: Clock, actor: Actor, hold_id: str, body: ConveyanceIn
-) -> tuple[Conveyance, Hold]:
-    async def work(session: AsyncSession) -> tuple[Conveyance, Hold]:
-        hold, unit = await lock_hold(session, db, actor, hold_id)
-        now = clock.now()
+@dataclass
+class ConveyanceResult:
+    conveyance: Conveyance
+    hold: Hold
+    now: datetime  # the instant it was recorded at
+
+
+async def update_conveyance(db: Database, actor: Actor, hold_id: str, body: ConveyanceIn) -> ConveyanceResult:
+    async def work(uow: UnitOfWork) -> ConveyanceResult:
+        hold, unit = await lock_hold(uow, actor, hold_id)
+        now, session = uow.now, uow.session
         ensure_role(actor, "amhp", "conveyance", action="update conveyance")
         _check(body, now)
         if effective_status(hold, now) not in ("held", "arrived"):
@@ -98,12 +102,11 @@ async def update_conveyance(
                 )
                 await session.refresh(hold)
                 extended_to = wanted
-                record_event(session, hold_event("hold.extended", hold, unit, now, reason="conveyance eta"))
-        audit.record(session, at=now, actor=actor, action="conveyance.update", object_type="conveyance",
-                     object_id=hold.id, before=before,
-                     after={**_snapshot(conveyance), "hold_extended_to": _iso(extended_to)})
+                uow.emit(hold_event("hold.extended", hold, unit, now, reason="conveyance eta"))
+        uow.audit(actor=actor, action="conveyance.update", object_type="conveyance", object_id=hold.id,
+                  before=before, after={**_snapshot(conveyance), "hold_extended_to": _iso(extended_to)})
         out = conveyance_out(conveyance, now, db.settings.ambulance_standard_minutes)
-        record_event(session, Event(
+        uow.emit(Event(
             type="conveyance.updated", at=now, unit_id=unit.id, provider_id=unit.provider_id,
             unit_area=unit.area_code, home_area=hold.home_area,
             data={"hold_id": hold.id, "unit_id": unit.id, "mode": conveyance.mode, "eta": _iso(conveyance.eta),
@@ -113,7 +116,7 @@ async def update_conveyance(
                   "ambulance_standard_minutes": out.ambulance_standard_minutes,
                   "hold_expires_at": hold.expires_at.isoformat()},
         ))
-        return conveyance, hold
+        return ConveyanceResult(conveyance, hold, now)
 
     return await db.write(work)
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity import audit
+from capacity.audit.service import audited_read
+from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
 from capacity.booking.eligibility import check_person, ensure_amhp_area
 from capacity.booking.models import S136Detention
 from capacity.booking.persons import person_columns
 from capacity.booking.placements import S136_HOURS, not_in_future
 from capacity.booking.schemas import POLICE_STATION_CRITERIA, DetentionEndIn, DetentionIn
-from capacity.booking.scope import ensure_role
-from capacity.clock import Clock
 from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
 
 
@@ -59,13 +58,13 @@ def _snapshot(d: S136Detention) -> dict:
             "outcome": d.outcome}
 
 
-async def record_detention(db: Database, clock: Clock, actor: Actor, body: DetentionIn) -> S136Detention:
+async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S136Detention:
     ensure_role(actor, "amhp", action="record an s136 detention")
     ensure_amhp_area(actor, body.person.home_area)
     _check(body)
 
-    async def work(session: AsyncSession) -> S136Detention:
-        now = clock.now()
+    async def work(uow: UnitOfWork) -> S136Detention:
+        now, session = uow.now, uow.session
         not_in_future(body.detained_at, now, "detained_at")
         if body.ended_at:
             not_in_future(body.ended_at, now, "ended_at")
@@ -83,34 +82,33 @@ async def record_detention(db: Database, clock: Clock, actor: Actor, body: Deten
         )
         session.add(detention)
         await session.flush()
-        audit.record(session, at=now, actor=actor, action="s136_detention.record", object_type="s136_detention",
-                     object_id=detention.id, after=_snapshot(detention))
+        uow.audit(actor=actor, action="s136_detention.record", object_type="s136_detention",
+                  object_id=detention.id, after=_snapshot(detention))
         return detention
 
     return await db.write(work)
 
 
 def _in_scope(actor: Actor, detention: S136Detention | None, detention_id: str) -> S136Detention:
-    if detention is None or (actor.role == "amhp" and detention.home_area not in actor.areas):
+    if detention is None:
         raise NotFound(f"no s136 detention with id {detention_id}")
+    # A place of safety that is not a unit: no provider or unit area decides who sees it.
+    ensure_sees_person(actor, "s136 detention", detention_id, home_area=detention.home_area, provider_id=None,
+                       unit_area=None)
     return detention
 
 
-async def read_detention(db: Database, clock: Clock, actor: Actor, detention_id: str) -> S136Detention:
-    async def work(session: AsyncSession) -> S136Detention:
-        detention = _in_scope(actor, await session.get(S136Detention, detention_id), detention_id)
-        audit.record(session, at=clock.now(), actor=actor, action="s136_detention.read",
-                     object_type="s136_detention", object_id=detention.id)
-        return detention
-
-    return await db.write(work)
+async def read_detention(db: Database, actor: Actor, detention_id: str) -> S136Detention:
+    async with db.read() as reading:
+        detention = _in_scope(actor, await reading.session.get(S136Detention, detention_id), detention_id)
+    await audited_read(db, actor, action="s136_detention.read", object_type="s136_detention",
+                       object_id=detention.id)
+    return detention
 
 
-async def end_detention(
-    db: Database, clock: Clock, actor: Actor, detention_id: str, body: DetentionEndIn
-) -> S136Detention:
-    async def work(session: AsyncSession) -> S136Detention:
-        now = clock.now()
+async def end_detention(db: Database, actor: Actor, detention_id: str, body: DetentionEndIn) -> S136Detention:
+    async def work(uow: UnitOfWork) -> S136Detention:
+        now, session = uow.now, uow.session
         detention = _in_scope(actor, await session.get(S136Detention, detention_id), detention_id)
         ended_at = not_in_future(body.ended_at or now, now, "ended_at")
         if ended_at < detention.detained_at:
@@ -124,21 +122,18 @@ async def end_detention(
         if done.first() is None:
             raise Conflict("the detention has already ended")
         await session.refresh(detention)
-        audit.record(session, at=now, actor=actor, action="s136_detention.end", object_type="s136_detention",
-                     object_id=detention.id, before=before, after=_snapshot(detention))
+        uow.audit(actor=actor, action="s136_detention.end", object_type="s136_detention", object_id=detention.id,
+                  before=before, after=_snapshot(detention))
         return detention
 
     return await db.write(work)
 
 
-async def list_detentions(db: Database, clock: Clock, actor: Actor) -> list[S136Detention]:
-    async def work(session: AsyncSession) -> list[S136Detention]:
-        stmt = select(S136Detention).order_by(S136Detention.detained_at.desc()).limit(500)
-        if actor.role == "amhp":
-            stmt = stmt.where(S136Detention.home_area.in_(actor.areas))
-        found = list((await session.scalars(stmt)).all())
-        audit.record(session, at=clock.now(), actor=actor, action="s136_detention.list",
-                     object_type="s136_detention", object_id=None, after={"ids": [d.id for d in found]})
-        return found
-
-    return await db.write(work)
+async def list_detentions(db: Database, actor: Actor) -> list[S136Detention]:
+    async with db.read() as reading:
+        stmt = (select(S136Detention).where(person_filter(actor, home_area=S136Detention.home_area))
+                .order_by(S136Detention.detained_at.desc()).limit(500))
+        found = list((await reading.session.scalars(stmt)).all())
+    await audited_read(db, actor, action="s136_detention.list", object_type="s136_detention", object_id=None,
+                       after={"ids": [d.id for d in found]})
+    return found

@@ -39,14 +39,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity import audit
 from capacity.auth.security import Actor
+from capacity.booking.availability import figures
 from capacity.booking.models import Area, AreaLocalProvider, Placement, Unit
 from capacity.booking.persons import Ethnicity, PersonIn, PersonSex, looks_like_nhs_number
 from capacity.booking.placements import S136_HOURS, not_in_future, placement_geography
 from capacity.booking.schemas import LegalBasis, OapReason, Outcome
 from capacity.db.base import UTCDateTime
 from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Invalid
 from capacity.kinds import ACUTE_KINDS
 
@@ -520,9 +521,30 @@ class BulkInsert:
         return out
 
 
+async def _refuse_overbooking(uow: UnitOfWork, rows: Sequence[Row], lines: Sequence[int], file_name: str) -> None:
+    """Lock the units that rows still open would occupy, as every capacity change does, and refuse (naming
+    each line) the open placements beyond the places a unit has free now: an import never overbooks."""
+    open_lines: dict[str, list[int]] = {}
+    for row, line in zip(rows, lines, strict=True):
+        if row[8] is None:  # ended_at: still placed, so it takes a place now
+            open_lines.setdefault(row[5], []).append(line)
+    if not open_lines:
+        return
+    units = await uow.lock_units(open_lines)
+    free = await figures(uow, list(units.values()))
+    problems = [
+        Problem(line, "ended_at", f"still open, but unit {unit_id} has {free[unit_id].available} place"
+                f"{'s' if free[unit_id].available != 1 else ''} free now for {len(unit_lines)} open placements")
+        for unit_id, unit_lines in open_lines.items() if len(unit_lines) > free[unit_id].available
+        for line in unit_lines[free[unit_id].available:]
+    ]
+    if problems:
+        raise ImportRefused(file_name, problems[:KEEP_PROBLEMS], len(problems))
+
+
 async def write_rows(
-    db: Database, rows: Sequence[Row], summary: ImportSummary, *, sha256: str, actor: Actor, now: datetime,
-    progress: Progress | None = None,
+    db: Database, rows: Sequence[Row], lines: Sequence[int], summary: ImportSummary, *, sha256: str, actor: Actor,
+    now: datetime, progress: Progress | None = None,
 ) -> None:
     """Write checked rows and the import's audit entry in one transaction (all or nothing).
 
@@ -533,8 +555,9 @@ async def write_rows(
     total = len(rows)
     import_id = str(uuid.uuid4())
 
-    async def work(session: AsyncSession) -> None:
-        connection = await session.connection()
+    async def work(uow: UnitOfWork) -> None:
+        await _refuse_overbooking(uow, rows, lines, summary.file_name)
+        connection = await uow.session.connection()
         cache_size = None
         if db.is_sqlite:
             # Keep the new pages in memory until the commit instead of spilling them to the WAL as it goes.
@@ -570,18 +593,18 @@ async def write_rows(
             if cache_size is not None:
                 with contextlib.suppress(DBAPIError):
                     await connection.exec_driver_sql(f"PRAGMA cache_size = {int(cache_size)}")
-        audit.record(session, at=now, actor=actor, action="placement.import", object_type="import",
-                     object_id=import_id, after=summary.audit_record(sha256))
+        uow.audit(actor=actor, action="placement.import", object_type="import", object_id=import_id,
+                  after=summary.audit_record(sha256))
 
     await db.write(work)
     summary.import_id = import_id
 
 
 async def import_placements(
-    db: Database, path: Path | str, *, now: datetime, actor: Actor = IMPORT_ACTOR,
-    progress: Progress | None = None,
+    db: Database, path: Path | str, *, actor: Actor = IMPORT_ACTOR, progress: Progress | None = None,
 ) -> ImportSummary:
     """Check every row of a placements CSV, then write them all in one transaction, or nothing."""
+    now = db.clock.now()  # what counts as the future for the rows, and the imported placements' ids
     path = Path(path)
     summary = ImportSummary(file_name=os.path.basename(path))
     started = time.perf_counter()
@@ -590,6 +613,7 @@ async def import_placements(
     summary.check_seconds = time.perf_counter() - started
     if checker.rows:
         started = time.perf_counter()
-        await write_rows(db, checker.rows, summary, sha256=sha256, actor=actor, now=now, progress=progress)
+        await write_rows(db, checker.rows, checker.lines, summary, sha256=sha256, actor=actor, now=now,
+                         progress=progress)
         summary.write_seconds = time.perf_counter() - started
     return summary

@@ -34,7 +34,6 @@ from capacity.booking.schemas import (
     PlacementOut,
     S136ExtensionIn,
 )
-from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.settings import Settings
 
@@ -70,60 +69,60 @@ class HoldController(Controller):
     tags = ["Holds"]
     guards = [require_roles(*PERSON_ROLES)]
 
-    async def _view(self, db: Database, clock: Clock, actor: Actor, hold_id: str) -> HoldOut:
-        return hold_out(await hold_service.read_hold(db, clock, actor, hold_id), clock.now(), db.settings)
+    async def _view(self, db: Database, actor: Actor, hold_id: str) -> HoldOut:
+        view, now = await hold_service.read_hold(db, actor, hold_id)
+        return hold_out(view, now, db.settings)
 
     @post("/", summary="Hold a place for a person (AMHP)", status_code=201)
     async def create(
         self,
         db: Database,
-        clock: Clock,
-        actor: Actor,
+                actor: Actor,
         data: HoldIn,
         idempotency_key: Annotated[
             str | None, HeaderParameter(header="Idempotency-Key", max_length=200, required=False)
         ] = None,
     ) -> Response[HoldOut]:
-        result = await hold_service.create_hold(db, clock, actor, data, idempotency_key)
-        view = HoldView(result.hold, hold_service.effective_status(result.hold, clock.now()), None, None)
-        return Response(hold_out(view, clock.now(), db.settings), status_code=201 if result.created else 200)
+        result = await hold_service.create_hold(db, actor, data, idempotency_key)
+        view = HoldView(result.hold, hold_service.effective_status(result.hold, result.now), None, None)
+        return Response(hold_out(view, result.now, db.settings), status_code=201 if result.created else 200)
 
     @get("/", summary="Holds in the caller's scope, newest first")
     async def list_holds(
-        self, db: Database, clock: Clock, actor: Actor, status: FromQuery[HoldStatus | None] = None
+        self, db: Database, actor: Actor, status: FromQuery[HoldStatus | None] = None
     ) -> list[HoldOut]:
-        views = await hold_service.list_holds(db, clock, actor, status)
-        return [hold_out(v, clock.now(), db.settings) for v in views]
+        views, now = await hold_service.list_holds(db, actor, status)
+        return [hold_out(v, now, db.settings) for v in views]
 
     @get("/{hold_id:str}", summary="One hold")
-    async def get_hold(self, db: Database, clock: Clock, actor: Actor, hold_id: str) -> HoldOut:
-        return await self._view(db, clock, actor, hold_id)
+    async def get_hold(self, db: Database, actor: Actor, hold_id: str) -> HoldOut:
+        return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/extend", summary="Extend a live hold, with a reason", status_code=200)
-    async def extend(self, db: Database, clock: Clock, actor: Actor, hold_id: str, data: ExtendIn) -> HoldOut:
-        await hold_service.extend_hold(db, clock, actor, hold_id, data)
-        return await self._view(db, clock, actor, hold_id)
+    async def extend(self, db: Database, actor: Actor, hold_id: str, data: ExtendIn) -> HoldOut:
+        await hold_service.extend_hold(db, actor, hold_id, data)
+        return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/release", summary="Release a hold (AMHP)", status_code=200)
-    async def release(self, db: Database, clock: Clock, actor: Actor, hold_id: str) -> HoldOut:
-        await hold_service.release_hold(db, clock, actor, hold_id)
-        return await self._view(db, clock, actor, hold_id)
+    async def release(self, db: Database, actor: Actor, hold_id: str) -> HoldOut:
+        await hold_service.release_hold(db, actor, hold_id)
+        return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/decline", summary="Decline a hold (the unit's bed manager)", status_code=200)
-    async def decline(self, db: Database, clock: Clock, actor: Actor, hold_id: str, data: DeclineIn) -> HoldOut:
-        await hold_service.decline_hold(db, clock, actor, hold_id, data)
-        return await self._view(db, clock, actor, hold_id)
+    async def decline(self, db: Database, actor: Actor, hold_id: str, data: DeclineIn) -> HoldOut:
+        await hold_service.decline_hold(db, actor, hold_id, data)
+        return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/arrive", summary="Record arrival: the hold becomes a placement", status_code=201)
-    async def arrive(self, db: Database, clock: Clock, actor: Actor, hold_id: str, data: ArriveIn) -> PlacementOut:
-        return placement_out(await hold_service.arrive(db, clock, actor, hold_id, data))
+    async def arrive(self, db: Database, actor: Actor, hold_id: str, data: ArriveIn) -> PlacementOut:
+        return placement_out(await hold_service.arrive(db, actor, hold_id, data))
 
     @put("/{hold_id:str}/conveyance", summary="Record conveyance: mode, times and ETA")
     async def conveyance(
-        self, db: Database, clock: Clock, actor: Actor, hold_id: str, data: ConveyanceIn
+        self, db: Database, actor: Actor, hold_id: str, data: ConveyanceIn
     ) -> ConveyanceOut:
-        record, _ = await conveyance_service.update_conveyance(db, clock, actor, hold_id, data)
-        return conveyance_out(record, clock.now(), db.settings.ambulance_standard_minutes)
+        result = await conveyance_service.update_conveyance(db, actor, hold_id, data)
+        return conveyance_out(result.conveyance, result.now, db.settings.ambulance_standard_minutes)
 
 
 class PlacementController(Controller):
@@ -132,30 +131,30 @@ class PlacementController(Controller):
     guards = [require_roles(*PERSON_ROLES)]
 
     @post("/", summary="Record a direct admission (bed manager)", status_code=201)
-    async def admit(self, db: Database, clock: Clock, actor: Actor, data: PlacementIn) -> PlacementOut:
-        return placement_out(await placement_service.admit(db, clock, actor, data))
+    async def admit(self, db: Database, actor: Actor, data: PlacementIn) -> PlacementOut:
+        return placement_out(await placement_service.admit(db, actor, data))
 
     @get("/", summary="Placements in the caller's scope")
     async def list_placements(
-        self, db: Database, clock: Clock, actor: Actor, active: FromQuery[bool | None] = None
+        self, db: Database, actor: Actor, active: FromQuery[bool | None] = None
     ) -> list[PlacementOut]:
-        return [placement_out(p) for p in await placement_service.list_placements(db, clock, actor, active)]
+        return [placement_out(p) for p in await placement_service.list_placements(db, actor, active)]
 
     @get("/{placement_id:str}", summary="One placement")
-    async def get_placement(self, db: Database, clock: Clock, actor: Actor, placement_id: str) -> PlacementOut:
-        return placement_out(await placement_service.read_placement(db, clock, actor, placement_id))
+    async def get_placement(self, db: Database, actor: Actor, placement_id: str) -> PlacementOut:
+        return placement_out(await placement_service.read_placement(db, actor, placement_id))
 
     @post("/{placement_id:str}/discharge", summary="Discharge with an outcome", status_code=200)
     async def discharge(
-        self, db: Database, clock: Clock, actor: Actor, placement_id: str, data: DischargeIn
+        self, db: Database, actor: Actor, placement_id: str, data: DischargeIn
     ) -> PlacementOut:
-        return placement_out(await placement_service.discharge(db, clock, actor, placement_id, data))
+        return placement_out(await placement_service.discharge(db, actor, placement_id, data))
 
     @post("/{placement_id:str}/s136-extension", summary="Record the s136B extension", status_code=200)
     async def s136_extension(
-        self, db: Database, clock: Clock, actor: Actor, placement_id: str, data: S136ExtensionIn
+        self, db: Database, actor: Actor, placement_id: str, data: S136ExtensionIn
     ) -> PlacementOut:
-        return placement_out(await placement_service.extend_s136(db, clock, actor, placement_id, data))
+        return placement_out(await placement_service.extend_s136(db, actor, placement_id, data))
 
 
 def detention_out(d: S136Detention) -> DetentionOut:
@@ -178,19 +177,19 @@ class DetentionController(Controller):
 
     @post("/", summary="Record an s136 detention at an emergency department, police station or elsewhere",
           status_code=201)
-    async def record(self, db: Database, clock: Clock, actor: Actor, data: DetentionIn) -> DetentionOut:
-        return detention_out(await detention_service.record_detention(db, clock, actor, data))
+    async def record(self, db: Database, actor: Actor, data: DetentionIn) -> DetentionOut:
+        return detention_out(await detention_service.record_detention(db, actor, data))
 
     @get("/", summary="s136 detentions at other places, in the caller's areas")
-    async def list_detentions(self, db: Database, clock: Clock, actor: Actor) -> list[DetentionOut]:
-        return [detention_out(d) for d in await detention_service.list_detentions(db, clock, actor)]
+    async def list_detentions(self, db: Database, actor: Actor) -> list[DetentionOut]:
+        return [detention_out(d) for d in await detention_service.list_detentions(db, actor)]
 
     @get("/{detention_id:str}", summary="One s136 detention")
-    async def get_detention(self, db: Database, clock: Clock, actor: Actor, detention_id: str) -> DetentionOut:
-        return detention_out(await detention_service.read_detention(db, clock, actor, detention_id))
+    async def get_detention(self, db: Database, actor: Actor, detention_id: str) -> DetentionOut:
+        return detention_out(await detention_service.read_detention(db, actor, detention_id))
 
     @post("/{detention_id:str}/end", summary="End a detention with its outcome", status_code=200)
     async def end(
-        self, db: Database, clock: Clock, actor: Actor, detention_id: str, data: DetentionEndIn
+        self, db: Database, actor: Actor, detention_id: str, data: DetentionEndIn
     ) -> DetentionOut:
-        return detention_out(await detention_service.end_detention(db, clock, actor, detention_id, data))
+        return detention_out(await detention_service.end_detention(db, actor, detention_id, data))

@@ -9,6 +9,7 @@ expired at read time, whether or not the sweep has marked it yet (rule 2).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,27 +18,21 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity import audit
+from capacity.audit.service import audited_read
+from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
-from capacity.booking.availability import UnitFigures, hold_checks, unit_figures
-from capacity.booking.eligibility import (
-    check_person,
-    check_person_known,
-    check_unit_takes,
-    check_unit_takes_known,
-    ensure_amhp_area,
-)
+from capacity.booking.availability import unit_figures
+from capacity.booking.eligibility import check_hold_eligibility, check_person, check_unit_takes, ensure_amhp_area
 from capacity.booking.models import Conveyance, Hold, Placement, Unit, UnmetDemand
 from capacity.booking.persons import person_columns
 from capacity.booking.placements import not_in_future, placement_event, start_placement
 from capacity.booking.schemas import ArriveIn, DeclineIn, ExtendIn, HoldIn
-from capacity.booking.scope import ensure_role, ensure_sees
-from capacity.booking.units import availability_event, lock_unit
-from capacity.clock import Clock
+from capacity.booking.units import availability_event
 from capacity.db.base import new_id
 from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
-from capacity.notify.events import Event, record_event
+from capacity.notify.events import Event
 
 # The legal basis a placement takes from the purpose of its hold, unless the arrival says otherwise.
 LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "informal", "admission": "informal"}
@@ -45,7 +40,6 @@ LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "info
 
 _INSERT_HOLD = insert(Hold.__table__)
 _HOLD_KEYS = [c.key for c in Hold.__table__.columns]
-_INSERT_AUDIT = insert(audit.AuditEntry.__table__)
 
 
 def effective_status(hold: Hold, now: datetime) -> str:
@@ -59,7 +53,7 @@ def hold_snapshot(hold: Hold) -> dict:
             "home_area": hold.home_area}
 
 
-def hold_event(kind: str, hold: Hold, unit: Unit, at: datetime, **extra) -> Event:
+def hold_event(kind: str, hold: Hold, unit: Unit, at: datetime, **extra: object) -> Event:
     return Event(
         type=kind,
         at=at,
@@ -88,6 +82,7 @@ def request_hash(body: HoldIn) -> str:
 class HoldResult:
     hold: Hold
     created: bool
+    now: datetime  # the instant the hold was made or found at
 
 
 async def _by_idempotency_key(session: AsyncSession, actor: Actor, key: str, digest: str) -> Hold | None:
@@ -97,30 +92,21 @@ async def _by_idempotency_key(session: AsyncSession, actor: Actor, key: str, dig
     return hold
 
 
-async def create_hold(
-    db: Database, clock: Clock, actor: Actor, body: HoldIn, idempotency_key: str | None = None
-) -> HoldResult:
+async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key: str | None = None) -> HoldResult:
     """Hold one place for one person; 409 (recorded as unmet demand) when none is free."""
     ensure_role(actor, "amhp", action="place a hold")
     ensure_amhp_area(actor, body.person.home_area)
     digest = request_hash(body)
-    # Control for the concurrency tests only: with locking off, availability is read before, and
-    # outside, the write transaction: the read-check-write race the lock exists to prevent.
-    unlocked_figures: UnitFigures | None = None
-    if not db.locking:
-        async with db.read_sessions() as session:
-            unlocked_figures = await unit_figures(session, body.unit_id, clock.now(), db.settings)
 
-    async def work(session: AsyncSession) -> HoldResult | None:
-        unit = await lock_unit(session, db, body.unit_id)
-        now = clock.now()
+    async def work(uow: UnitOfWork) -> HoldResult | None:
+        unit = await uow.lock_unit(body.unit_id)
+        now, session = uow.now, uow.session
         if idempotency_key and (earlier := await _by_idempotency_key(session, actor, idempotency_key, digest)):
-            return HoldResult(earlier, created=False)
-        checks = await hold_checks(session, unit, body.person.home_area, now, db.settings)
-        check_person_known(body.person.ref, body.person.home_area, checks.home_known)
-        check_unit_takes_known(unit, body.person.age, body.person.sex, checks.area_refused)
-        figures = unlocked_figures or checks.figures
-        if figures.available < 1:
+            return HoldResult(earlier, created=False, now=now)
+        await check_hold_eligibility(session, unit, body.person.ref, body.person.age, body.person.sex,
+                                     body.person.home_area)
+        before = await unit_figures(uow, unit)
+        if before.available < 1:
             session.add(UnmetDemand(at=now, source="hold", kind=unit.kind, home_area=body.person.home_area,
                                     unit_id=unit.id))
             return None  # committed, so the unmet demand is kept; the caller answers 409
@@ -131,16 +117,13 @@ async def create_hold(
             request_hash=digest, status="held", extensions=0, extended_minutes=0, ended_at=None, ended_by=None,
             decline_reason=None, decline_note=None, **person_columns(body.person),
         )
-        # Core inserts: the Hold object is only the value answered and announced; no unit of work.
+        # A Core insert: the Hold object is only the value answered and announced; no ORM unit of work.
         await session.execute(_INSERT_HOLD, {c: getattr(hold, c) for c in _HOLD_KEYS})
-        await session.execute(_INSERT_AUDIT, dict(
-            at=now, username=actor.username, role=actor.role, action="hold.create", object_type="hold",
-            object_id=hold.id, before=None, after=hold_snapshot(hold)))
-        record_event(session, hold_event("hold.created", hold, unit, now))
-        # Under the lock nothing else changed the unit: its figures are the ones read, plus this hold.
-        after = UnitFigures(unit, checks.figures.held + 1, checks.figures.occupied, checks.figures.stale)
-        record_event(session, availability_event(after, now))
-        return HoldResult(hold, created=True)
+        uow.audit(actor=actor, action="hold.create", object_type="hold", object_id=hold.id,
+                  after=hold_snapshot(hold))
+        uow.emit(hold_event("hold.created", hold, unit, now))
+        uow.emit(availability_event(before.with_one_more_hold(), now))
+        return HoldResult(hold, created=True, now=now)
 
     try:
         result = await db.write(work)
@@ -148,99 +131,103 @@ async def create_hold(
         if not idempotency_key:
             raise
         # The same key raced in on another unit's lock: answer as the winner was answered.
-        async with db.read_sessions() as session:
-            earlier = await _by_idempotency_key(session, actor, idempotency_key, digest)
+        async with db.read() as reading:
+            earlier = await _by_idempotency_key(reading.session, actor, idempotency_key, digest)
         if earlier is None:
             raise
-        return HoldResult(earlier, created=False)
+        return HoldResult(earlier, created=False, now=reading.now)
     if result is None:
         raise Conflict("no place is free at this unit", field="unit_id")
     return result
 
 
-async def lock_hold(session: AsyncSession, db: Database, actor: Actor, hold_id: str) -> tuple[Hold, Unit]:
+async def lock_hold(uow: UnitOfWork, actor: Actor, hold_id: str) -> tuple[Hold, Unit]:
     """Lock the hold's unit, then read the hold afresh under that lock, within the caller's scope."""
-    unit_id = await session.scalar(select(Hold.unit_id).where(Hold.id == hold_id))
+    unit_id = await uow.session.scalar(select(Hold.unit_id).where(Hold.id == hold_id))
     if unit_id is None:
         raise NotFound(f"no hold with id {hold_id}")
-    unit = await lock_unit(session, db, unit_id)
-    hold = await session.get(Hold, hold_id, populate_existing=True)
-    ensure_sees(actor, hold.home_area, unit, "hold", hold_id)
+    unit = await uow.lock_unit(unit_id)
+    hold = await uow.session.get(Hold, hold_id, populate_existing=True)
+    assert hold is not None  # holds are never deleted
+    ensure_sees_person(actor, "hold", hold_id, home_area=hold.home_area, provider_id=unit.provider_id,
+                       unit_area=unit.area_code)
     return hold, unit
 
 
-async def _transition(session: AsyncSession, hold: Hold, now: datetime, **values) -> None:
+async def _transition(uow: UnitOfWork, hold: Hold, **values: object) -> None:
     """Apply a change to a live hold exactly once; 409 if it is no longer `held`."""
-    done = await session.execute(
-        update(Hold).where(Hold.id == hold.id, Hold.status == "held", Hold.expires_at > now)
+    done = await uow.session.execute(
+        update(Hold).where(Hold.id == hold.id, Hold.status == "held", Hold.expires_at > uow.now)
         .values(**values).returning(Hold.id)
     )
     if done.first() is None:
-        raise Conflict(f"the hold is {effective_status(hold, now)}, no longer held")
-    await session.refresh(hold)
+        raise Conflict(f"the hold is {effective_status(hold, uow.now)}, no longer held")
+    await uow.session.refresh(hold)
 
 
-async def _change(db: Database, clock: Clock, actor: Actor, hold_id: str, action: str, apply) -> Hold:
+Change = Callable[[UnitOfWork, Hold, Unit], Awaitable[str]]
+
+
+async def _change(db: Database, actor: Actor, hold_id: str, action: str, apply: Change) -> Hold:
     """The shape every hold action shares: lock, check scope and rules, change, audit, announce."""
 
-    async def work(session: AsyncSession) -> Hold:
-        hold, unit = await lock_hold(session, db, actor, hold_id)
-        now = clock.now()
+    async def work(uow: UnitOfWork) -> Hold:
+        hold, unit = await lock_hold(uow, actor, hold_id)
         before = hold_snapshot(hold)
-        event_type = await apply(session, hold, unit, now)
-        audit.record(session, at=now, actor=actor, action=action, object_type="hold", object_id=hold.id,
-                     before=before, after=hold_snapshot(hold))
-        record_event(session, hold_event(event_type, hold, unit, now))
-        record_event(session, availability_event(await unit_figures(session, unit.id, now, db.settings), now))
+        event_type = await apply(uow, hold, unit)
+        uow.audit(actor=actor, action=action, object_type="hold", object_id=hold.id, before=before,
+                  after=hold_snapshot(hold))
+        uow.emit(hold_event(event_type, hold, unit, uow.now))
+        uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
         return hold
 
     return await db.write(work)
 
 
-async def extend_hold(db: Database, clock: Clock, actor: Actor, hold_id: str, body: ExtendIn) -> Hold:
+async def extend_hold(db: Database, actor: Actor, hold_id: str, body: ExtendIn) -> Hold:
     settings = db.settings
 
-    async def apply(session, hold: Hold, unit: Unit, now: datetime) -> str:
+    async def apply(uow: UnitOfWork, hold: Hold, unit: Unit) -> str:
         ensure_role(actor, "amhp", action="extend a hold")
-        if effective_status(hold, now) == "held":
+        if effective_status(hold, uow.now) == "held":
             if hold.extensions >= settings.max_hold_extensions:
                 raise Invalid(f"a hold may be extended at most {settings.max_hold_extensions} times", field="minutes")
             if hold.extended_minutes + body.minutes > settings.max_hold_extension_minutes:
                 left = settings.max_hold_extension_minutes - hold.extended_minutes
                 raise Invalid(f"extensions may add at most {settings.max_hold_extension_minutes} minutes in all; "
                               f"{left} remain", field="minutes")
-        await _transition(session, hold, now, expires_at=hold.expires_at + timedelta(minutes=body.minutes),
+        await _transition(uow, hold, expires_at=hold.expires_at + timedelta(minutes=body.minutes),
                           extensions=hold.extensions + 1, extended_minutes=hold.extended_minutes + body.minutes)
         return "hold.extended"
 
-    return await _change(db, clock, actor, hold_id, "hold.extend", apply)
+    return await _change(db, actor, hold_id, "hold.extend", apply)
 
 
-async def release_hold(db: Database, clock: Clock, actor: Actor, hold_id: str) -> Hold:
-    async def apply(session, hold: Hold, unit: Unit, now: datetime) -> str:
+async def release_hold(db: Database, actor: Actor, hold_id: str) -> Hold:
+    async def apply(uow: UnitOfWork, hold: Hold, unit: Unit) -> str:
         ensure_role(actor, "amhp", action="release a hold")
-        await _transition(session, hold, now, status="released", ended_at=now, ended_by=actor.username)
+        await _transition(uow, hold, status="released", ended_at=uow.now, ended_by=actor.username)
         return "hold.released"
 
-    return await _change(db, clock, actor, hold_id, "hold.release", apply)
+    return await _change(db, actor, hold_id, "hold.release", apply)
 
 
-async def decline_hold(db: Database, clock: Clock, actor: Actor, hold_id: str, body: DeclineIn) -> Hold:
-    async def apply(session, hold: Hold, unit: Unit, now: datetime) -> str:
+async def decline_hold(db: Database, actor: Actor, hold_id: str, body: DeclineIn) -> Hold:
+    async def apply(uow: UnitOfWork, hold: Hold, unit: Unit) -> str:
         ensure_role(actor, "bed_manager", action="decline a hold")
-        await _transition(session, hold, now, status="declined", ended_at=now, ended_by=actor.username,
+        await _transition(uow, hold, status="declined", ended_at=uow.now, ended_by=actor.username,
                           decline_reason=body.reason, decline_note=body.note)
         return "hold.declined"
 
-    return await _change(db, clock, actor, hold_id, "hold.decline", apply)
+    return await _change(db, actor, hold_id, "hold.decline", apply)
 
 
-async def arrive(db: Database, clock: Clock, actor: Actor, hold_id: str, body: ArriveIn) -> Placement:
+async def arrive(db: Database, actor: Actor, hold_id: str, body: ArriveIn) -> Placement:
     """The person has arrived: the hold ends and a placement starts, in one transaction."""
 
-    async def work(session: AsyncSession) -> Placement:
-        hold, unit = await lock_hold(session, db, actor, hold_id)
-        now = clock.now()
+    async def work(uow: UnitOfWork) -> Placement:
+        hold, unit = await lock_hold(uow, actor, hold_id)
+        now, session = uow.now, uow.session
         ensure_role(actor, "amhp", "bed_manager", action="record an arrival")
         before = hold_snapshot(hold)
         arrived_at = not_in_future(body.arrived_at or now, now, "arrived_at")
@@ -251,19 +238,19 @@ async def arrive(db: Database, clock: Clock, actor: Actor, hold_id: str, body: A
         if unit.status == "open":
             await check_unit_takes(session, unit, hold.person_age, hold.person_sex, hold.home_area)
         home = await check_person(session, hold.person_ref, hold.home_area)
-        await _transition(session, hold, now, status="arrived", ended_at=arrived_at, ended_by=actor.username)
+        await _transition(uow, hold, status="arrived", ended_at=arrived_at, ended_by=actor.username)
         person = {k: getattr(hold, k) for k in ("person_ref", "person_age", "person_sex", "person_ethnicity",
                                                  "home_area")}
         placement = await start_placement(
-            session, actor=actor, unit=unit, home=home, person=person,
+            uow, actor=actor, unit=unit, home=home, person=person,
             legal_basis=body.legal_basis or LEGAL_BASIS_OF_PURPOSE[hold.purpose], started_at=arrived_at,
-            s136_clock_started_at=body.s136_clock_started_at, oap_reason=body.oap_reason, hold_id=hold.id, now=now,
+            s136_clock_started_at=body.s136_clock_started_at, oap_reason=body.oap_reason, hold_id=hold.id,
         )
-        audit.record(session, at=now, actor=actor, action="hold.arrive", object_type="hold", object_id=hold.id,
-                     before=before, after=hold_snapshot(hold))
-        record_event(session, hold_event("hold.arrived", hold, unit, now, placement_id=placement.id))
-        record_event(session, placement_event("placement.started", placement, unit, now))
-        record_event(session, availability_event(await unit_figures(session, unit.id, now, db.settings), now))
+        uow.audit(actor=actor, action="hold.arrive", object_type="hold", object_id=hold.id, before=before,
+                  after=hold_snapshot(hold))
+        uow.emit(hold_event("hold.arrived", hold, unit, now, placement_id=placement.id))
+        uow.emit(placement_event("placement.started", placement, unit, now))
+        uow.emit(availability_event(await unit_figures(uow, unit), now))
         return placement
 
     return await db.write(work)
@@ -286,43 +273,38 @@ async def _views(session: AsyncSession, holds: list[Hold], now: datetime) -> lis
     return [HoldView(h, effective_status(h, now), placements.get(h.id), conveyances.get(h.id)) for h in holds]
 
 
-async def read_hold(db: Database, clock: Clock, actor: Actor, hold_id: str) -> HoldView:
-    """One hold in the caller's scope; the read of person data is audited."""
-
-    async def work(session: AsyncSession) -> HoldView:
-        hold = await session.get(Hold, hold_id)
-        if hold is None:
+async def read_hold(db: Database, actor: Actor, hold_id: str) -> tuple[HoldView, datetime]:
+    """One hold in the caller's scope, and the instant it was read at; the read of person data is audited."""
+    async with db.read() as reading:
+        row = (await reading.session.execute(
+            select(Hold, Unit.provider_id, Unit.area_code).join(Unit, Unit.id == Hold.unit_id)
+            .where(Hold.id == hold_id))).one_or_none()
+        if row is None:
             raise NotFound(f"no hold with id {hold_id}")
-        unit = await session.get(Unit, hold.unit_id)
-        ensure_sees(actor, hold.home_area, unit, "hold", hold_id)
-        now = clock.now()
-        audit.record(session, at=now, actor=actor, action="hold.read", object_type="hold", object_id=hold.id)
-        return (await _views(session, [hold], now))[0]
+        hold, provider_id, unit_area = row
+        ensure_sees_person(actor, "hold", hold_id, home_area=hold.home_area, provider_id=provider_id,
+                           unit_area=unit_area)
+        view = (await _views(reading.session, [hold], reading.now))[0]
+    await audited_read(db, actor, action="hold.read", object_type="hold", object_id=hold.id)
+    return view, reading.now
 
-    return await db.write(work)
 
-
-async def list_holds(db: Database, clock: Clock, actor: Actor, status: str | None) -> list[HoldView]:
+async def list_holds(db: Database, actor: Actor, status: str | None) -> tuple[list[HoldView], datetime]:
     """The caller's holds, newest first; `status` is the effective status (expiry exact at read time)."""
-
-    async def work(session: AsyncSession) -> list[HoldView]:
-        now = clock.now()
-        stmt = select(Hold).join(Unit, Unit.id == Hold.unit_id).order_by(Hold.created_at.desc()).limit(500)
-        if actor.role == "bed_manager":
-            stmt = stmt.where(Unit.provider_id == actor.provider_id)
-        elif actor.role == "amhp":
-            stmt = stmt.where(Hold.home_area.in_(actor.areas))
-        elif actor.role == "conveyance":
-            stmt = stmt.where((Hold.home_area.in_(actor.areas)) | (Unit.area_code.in_(actor.areas)))
+    async with db.read() as reading:
+        now = reading.now
+        stmt = (select(Hold).join(Unit, Unit.id == Hold.unit_id)
+                .where(person_filter(actor, home_area=Hold.home_area, provider_id=Unit.provider_id,
+                                     unit_area=Unit.area_code))
+                .order_by(Hold.created_at.desc()).limit(500))
         if status == "held":
             stmt = stmt.where(Hold.status == "held", Hold.expires_at > now)
         elif status == "expired":
             stmt = stmt.where((Hold.status == "expired") | ((Hold.status == "held") & (Hold.expires_at <= now)))
         elif status is not None:
             stmt = stmt.where(Hold.status == status)
-        holds = list((await session.scalars(stmt)).all())
-        audit.record(session, at=now, actor=actor, action="hold.list", object_type="hold", object_id=None,
-                     after={"ids": [h.id for h in holds]})
-        return await _views(session, holds, now)
-
-    return await db.write(work)
+        holds = list((await reading.session.scalars(stmt)).all())
+        views = await _views(reading.session, holds, now)
+    await audited_read(db, actor, action="hold.list", object_type="hold", object_id=None,
+                       after={"ids": [h.id for h in holds]})
+    return views, now

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from datetime import datetime
 
-from capacity import audit
 from capacity.auth.security import Actor
 from capacity.booking.availability import UnitFigures, UnitSearch, search_units, unit_figures
 from capacity.booking.models import AvailabilityDeclaration, Unit, UnmetDemand
 from capacity.booking.schemas import AvailabilityIn
-from capacity.clock import Clock
 from capacity.db.engine import Database
-from capacity.errors import Forbidden, Invalid, NotFound
-from capacity.notify.events import Event, record_event
-
-# Built once; only the bound id changes, so SQLAlchemy neither rebuilds nor recompiles it per call.
-_LOCK_UNIT = {True: select(Unit).where(Unit.id == bindparam("unit_id")).with_for_update(),
-              False: select(Unit).where(Unit.id == bindparam("unit_id"))}
-
-
-async def lock_unit(session: AsyncSession, db: Database, unit_id: str) -> Unit:
-    """Lock the unit's row for the rest of the transaction (rule 1).
-
-    PostgreSQL takes a row lock; SQLite ignores FOR UPDATE, but the transaction began IMMEDIATE and so
-    already holds the database's write lock.
-    """
-    unit = await session.scalar(_LOCK_UNIT[db.locking], {"unit_id": unit_id})
-    if unit is None:
-        raise NotFound(f"no unit with id {unit_id}")
-    return unit
+from capacity.db.unit_of_work import UnitOfWork
+from capacity.errors import Forbidden, Invalid
+from capacity.notify.events import Event
 
 
 def ensure_manages(actor: Actor, unit: Unit) -> None:
@@ -40,7 +22,7 @@ def ensure_manages(actor: Actor, unit: Unit) -> None:
         raise Forbidden("only the unit's own bed managers may change it")
 
 
-def availability_event(figures: UnitFigures, at) -> Event:
+def availability_event(figures: UnitFigures, at: datetime) -> Event:
     u = figures.unit
     return Event(
         type="unit.availability",
@@ -61,21 +43,19 @@ def availability_event(figures: UnitFigures, at) -> Event:
     )
 
 
-async def declare_availability(
-    db: Database, clock: Clock, actor: Actor, unit_id: str, body: AvailabilityIn
-) -> UnitFigures:
+async def declare_availability(db: Database, actor: Actor, unit_id: str, body: AvailabilityIn) -> UnitFigures:
     """Record a declaration; the same figures again are a confirmation that moves `last_confirmed_at`."""
     if body.status == "closed" and body.closed_reason is None:
         raise Invalid("a closed unit needs a closed_reason", field="closed_reason")
 
-    async def work(session: AsyncSession) -> UnitFigures:
-        now = clock.now()
-        unit = await lock_unit(session, db, unit_id)
+    async def work(uow: UnitOfWork) -> UnitFigures:
+        unit = await uow.lock_unit(unit_id)
+        now = uow.now
         ensure_manages(actor, unit)
         closed_reason = body.closed_reason if body.status == "closed" else None
         before = {"open_places": unit.open_places, "status": unit.status, "closed_reason": unit.closed_reason}
         after = {"open_places": body.open_places, "status": body.status, "closed_reason": closed_reason}
-        session.add(
+        uow.session.add(
             AvailabilityDeclaration(
                 unit_id=unit.id,
                 declared_at=now,
@@ -91,34 +71,26 @@ async def declare_availability(
         )
         unit.open_places, unit.status, unit.closed_reason = body.open_places, body.status, closed_reason
         unit.last_confirmed_at, unit.last_confirmed_by = now, actor.username
-        audit.record(
-            session,
-            at=now,
-            actor=actor,
-            action="unit.confirm" if before == after else "unit.declare",
-            object_type="unit",
-            object_id=unit.id,
-            before=before,
-            after=after,
-        )
-        await session.flush()
-        figures = await unit_figures(session, unit.id, now, db.settings, detail=True)
-        record_event(session, availability_event(figures, now))
+        uow.audit(actor=actor, action="unit.confirm" if before == after else "unit.declare", object_type="unit",
+                  object_id=unit.id, before=before, after=after)
+        await uow.session.flush()
+        await uow.session.refresh(unit, ["area_rules"])
+        figures = await unit_figures(uow, unit)
+        uow.emit(availability_event(figures, now))
         return figures
 
     return await db.write(work)
 
 
-async def find_units(db: Database, clock: Clock, actor: Actor, search: UnitSearch) -> list[UnitFigures]:
+async def find_units(db: Database, actor: Actor, search: UnitSearch) -> list[UnitFigures]:
     """An eligibility search; an AMHP's search that finds nowhere free is recorded as unmet demand."""
-    now = clock.now()
-    async with db.read_sessions() as session:
-        found = await search_units(session, search, now, db.settings)
+    async with db.read() as reading:
+        found = await search_units(reading, search)
     if actor.role == "amhp" and not any(f.available > 0 for f in found):
 
-        async def record(session: AsyncSession) -> None:
+        async def record(uow: UnitOfWork) -> None:
             for kind in search.kinds or (None,):
-                session.add(UnmetDemand(at=now, source="search", kind=kind, home_area=search.home_area))
+                uow.session.add(UnmetDemand(at=reading.now, source="search", kind=kind, home_area=search.home_area))
 
         await db.write(record)
     return found

@@ -1,10 +1,11 @@
 """Engines and transactions.
 
-Reads use an ordinary session. Writes go through `Database.write`, which runs a unit of work in one
-transaction that takes its locks first (rule 1): on SQLite the transaction starts with BEGIN IMMEDIATE,
-so writers queue on the database lock; on PostgreSQL the service locks rows with FOR UPDATE under a
-lock timeout. Busy, lock-timeout, serialisation and deadlock failures are retried a few times with
-jitter, then reported as `ServiceBusy` (503 with Retry-After) (rule 6).
+Reads go through `Database.read()`: a session that takes no write lock, and the instant it reads at.
+Writes go through `Database.write(work)`, which hands `work` one `UnitOfWork` owning one transaction
+(capacity.db.unit_of_work): on SQLite it begins IMMEDIATE, so writers queue on the database lock; on
+PostgreSQL `lock_units` takes row locks under a lock timeout. Busy, lock-timeout, serialisation and
+deadlock failures are retried a few times with jitter, then reported as `ServiceBusy` (503 with
+Retry-After) (rule 6). The clock is the database's: no service reads it but through these two.
 """
 
 from __future__ import annotations
@@ -12,26 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from capacity.reports.sql import SQLITE_FUNCTIONS
+from capacity.clock import Clock
+from capacity.db.london import SQLITE_FUNCTIONS
+from capacity.db.unit_of_work import ROW_LOCKS, Reading, UnitLocks, UnitOfWork
+from capacity.errors import ServiceBusy
 from capacity.settings import Settings
 
 T = TypeVar("T")
 
 # SQLSTATEs worth retrying on PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
 _PG_RETRY = {"40001", "40P01", "55P03"}
-
-
-class ServiceBusy(Exception):
-    """The database stayed busy through every attempt; the client should retry shortly."""
-
-    retry_after = 1
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
@@ -59,7 +57,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, emit BEGIN, so that a write can say BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -73,14 +71,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             dbapi_connection.create_function(name, arity, function, deterministic=True)
 
     @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+    def _on_begin(conn: Any) -> None:
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # every statement commits on its own
+        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
 
 class Database:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or Clock()
         self.engine = make_engine(settings.database_url, settings.lock_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -88,30 +89,41 @@ class Database:
         self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         write_bind = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         self.write_sessions = async_sessionmaker(write_bind, expire_on_commit=False)
+        self._unlocked_sessions = async_sessionmaker(self.autocommit_engine, expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's writers here, in FIFO order, instead of
         # letting them spin in SQLite's busy handler (which sleeps 1..100 ms between tries, holding a
         # pooled connection and its thread). busy_timeout still arbitrates between processes.
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
-        # A test may switch locking off to show that the concurrency tests catch overbooking.
-        self.locking = True
+        # How writes lock units; a concurrency test swaps in NO_LOCKS to show its race is real.
+        self.unit_locks: UnitLocks = ROW_LOCKS
+        # A concurrency test's hook, awaited between an availability check and the write after it.
+        self.after_check: Callable[[], Awaitable[None]] | None = None
         # Set by the notify layer: receives the events of each committed write.
         self.publish: Callable[[list], Awaitable[None]] | None = None
 
-    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Reading]:
+        """A session for reading, outside any write lock, and the one instant its answer is computed at."""
+        async with self.read_sessions() as session:
+            yield Reading(session, self.clock.now(), self.settings)
+
+    async def write(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `work` in one write transaction, retrying transient lock failures; nothing else repeats.
 
-        Domain events that `work` records in `session.info["events"]` are handed to `self.publish`
-        only after the commit succeeded (rule 5): a rolled-back change sends nothing.
-        """
+        The events `work` emits are handed to `self.publish` only after the commit succeeded (rule 5):
+        a rolled-back change sends nothing."""
         attempts = self.settings.write_attempts
+        locked = self.unit_locks.row_locks
         for attempt in range(1, attempts + 1):
             try:
-                async with self._sqlite_writer or contextlib.nullcontext(), self.write_sessions() as session:
+                queue = self._sqlite_writer if locked else None
+                sessions = self.write_sessions if locked else self._unlocked_sessions
+                async with queue or contextlib.nullcontext(), sessions() as session:
+                    uow = UnitOfWork(session, self.clock, self.settings, self.unit_locks, self.after_check)
                     async with session.begin():
-                        result = await work(session)
-                    events = session.info.pop("events", [])
-                if events and self.publish is not None:
-                    await self.publish(events)
+                        result = await work(uow)
+                if uow.events and self.publish is not None:
+                    await self.publish(uow.events)
                 return result
             except DBAPIError as exc:
                 if not _is_retryable(exc):

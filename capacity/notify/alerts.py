@@ -18,10 +18,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from capacity.booking.holds import hold_event
 from capacity.booking.models import Hold, Placement, Unit
 from capacity.booking.placements import placement_event
-from capacity.clock import Clock
 from capacity.db.base import Base, IdMixin
 from capacity.db.engine import Database
-from capacity.notify.events import Event, record_event
+from capacity.db.unit_of_work import UnitOfWork
+from capacity.notify.events import Event
 
 
 class AlertSent(IdMixin, Base):
@@ -42,8 +42,9 @@ async def claim(session: AsyncSession, kind: str, object_id: str, key: str, now:
     return (await session.execute(stmt)).first() is not None
 
 
-async def alert_expiring_holds(session: AsyncSession, db: Database, now: datetime) -> int:
-    soon = now + timedelta(minutes=db.settings.hold_expiring_minutes)
+async def alert_expiring_holds(uow: UnitOfWork) -> int:
+    session, now, settings = uow.session, uow.now, uow.settings
+    soon = now + timedelta(minutes=settings.hold_expiring_minutes)
     rows = (await session.execute(
         select(Hold, Unit).join(Unit, Unit.id == Hold.unit_id)
         .where(Hold.status == "held", Hold.expires_at > now, Hold.expires_at <= soon)
@@ -53,13 +54,14 @@ async def alert_expiring_holds(session: AsyncSession, db: Database, now: datetim
         # Keyed by the expiry, so a hold extended and then nearing its new expiry is warned again.
         if await claim(session, "hold.expiring", hold.id, hold.expires_at.isoformat(), now):
             minutes = round((hold.expires_at - now).total_seconds() / 60, 1)
-            record_event(session, hold_event("hold.expiring", hold, unit, now, minutes_left=minutes))
+            uow.emit(hold_event("hold.expiring", hold, unit, now, minutes_left=minutes))
             sent += 1
     return sent
 
 
-async def alert_s136_deadlines(session: AsyncSession, db: Database, now: datetime) -> int:
-    thresholds = sorted(db.settings.s136_warning_minutes, reverse=True)
+async def alert_s136_deadlines(uow: UnitOfWork) -> int:
+    session, now, settings = uow.session, uow.now, uow.settings
+    thresholds = sorted(settings.s136_warning_minutes, reverse=True)
     rows = (await session.execute(
         select(Placement, Unit).join(Unit, Unit.id == Placement.unit_id)
         .where(Placement.legal_basis == "s136", Placement.ended_at.is_(None), Placement.s136_breached_at.is_(None),
@@ -75,20 +77,21 @@ async def alert_s136_deadlines(session: AsyncSession, db: Database, now: datetim
         if await claim(session, "s136.warning", placement.id, key, now):
             event = placement_event("s136.warning", placement, unit, now)
             event.data.update(minutes_left=round(left, 1), threshold_minutes=threshold)
-            record_event(session, event)
+            uow.emit(event)
             sent += 1
     return sent
 
 
-async def alert_stale_units(session: AsyncSession, db: Database, now: datetime) -> int:
-    windows = db.settings.stale_minutes
+async def alert_stale_units(uow: UnitOfWork) -> int:
+    session, now, settings = uow.session, uow.now, uow.settings
+    windows = settings.stale_minutes
     stale = or_(*(and_(Unit.kind == kind, Unit.last_confirmed_at < now - timedelta(minutes=minutes))
                   for kind, minutes in windows.items()))
     sent = 0
     for unit in (await session.scalars(select(Unit).where(stale))).all():
         # One reminder per stale episode: a confirmation moves last_confirmed_at and re-arms it.
         if await claim(session, "unit.stale", unit.id, unit.last_confirmed_at.isoformat(), now):
-            record_event(session, Event(
+            uow.emit(Event(
                 type="unit.stale", at=now, unit_id=unit.id, provider_id=unit.provider_id, unit_area=unit.area_code,
                 data={"unit_id": unit.id, "name": unit.name, "last_confirmed_at": unit.last_confirmed_at.isoformat(),
                       "last_confirmed_by": unit.last_confirmed_by,
@@ -98,10 +101,8 @@ async def alert_stale_units(session: AsyncSession, db: Database, now: datetime) 
     return sent
 
 
-async def send_alerts(db: Database, clock: Clock) -> int:
-    async def work(session: AsyncSession) -> int:
-        now = clock.now()
-        return (await alert_expiring_holds(session, db, now) + await alert_s136_deadlines(session, db, now)
-                + await alert_stale_units(session, db, now))
+async def send_alerts(db: Database) -> int:
+    async def work(uow: UnitOfWork) -> int:
+        return await alert_expiring_holds(uow) + await alert_s136_deadlines(uow) + await alert_stale_units(uow)
 
     return await db.write(work)

@@ -1,4 +1,4 @@
-"""Domain events: recorded inside the write transaction, published only after it commits (rule 5).
+"""Domain events: emitted through the unit of work, published only after its transaction commits (rule 5).
 
 An event carries a small payload and the facts that decide who may hear it: the unit and provider it
 concerns, the area the unit stands in and, for anything about a person, the person's home area.
@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
 
 # Events about a unit's figures, which every role may see (they are what GET /api/units shows).
 PUBLIC_TYPES = frozenset({"unit.availability"})
@@ -27,10 +26,6 @@ class Event(msgspec.Struct, frozen=True):
     unit_area: str | None = None
     # The home area of the person the event is about; None when it is about no one.
     home_area: str | None = None
-
-
-def record_event(session: AsyncSession, event: Event) -> None:
-    session.info.setdefault("events", []).append(event)
 
 
 def encode(event: Event) -> bytes:

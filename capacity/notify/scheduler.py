@@ -10,17 +10,17 @@ import logging
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from capacity.booking.sweep import sweep
-from capacity.clock import Clock
-from capacity.db.engine import Database, ServiceBusy
+from capacity.db.engine import Database
+from capacity.errors import ServiceBusy
 from capacity.notify.alerts import send_alerts
 
 log = logging.getLogger("capacity.jobs")
 
 
-async def run_sweep(db: Database, clock: Clock) -> None:
+async def run_sweep(db: Database) -> None:
     try:
-        result = await sweep(db, clock)
-        alerts = await send_alerts(db, clock)
+        result = await sweep(db)
+        alerts = await send_alerts(db)
     except ServiceBusy:
         log.warning("sweep skipped: database busy; the next run will catch up")
         return
@@ -29,10 +29,10 @@ async def run_sweep(db: Database, clock: Clock) -> None:
                  len(result.breached), alerts)
 
 
-def make_scheduler(db: Database, clock: Clock) -> AsyncIOScheduler:
+def make_scheduler(db: Database) -> AsyncIOScheduler:
     # APScheduler logs every run at INFO; the sweep logs what it did itself.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(run_sweep, "interval", seconds=db.settings.sweep_seconds, args=[db, clock], id="sweep",
+    scheduler.add_job(run_sweep, "interval", seconds=db.settings.sweep_seconds, args=[db], id="sweep",
                       max_instances=1, coalesce=True)
     return scheduler

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 import msgspec
@@ -22,6 +22,7 @@ from litestar.security.jwt import Token
 from sqlalchemy import select
 
 from capacity.auth.models import User
+from capacity.auth.scope import hears
 from capacity.auth.security import SESSION_COOKIE, Actor
 from capacity.notify.channels import CHANNEL, BoundedSubscriber
 from capacity.notify.events import PUBLIC_TYPES, Event, decode
@@ -34,18 +35,9 @@ PERSON_ROLES = {"admin", "bed_manager", "amhp", "conveyance"}
 
 
 def visible(actor: Actor, event: Event) -> bool:
-    """Whether this caller may hear this event: the REST API's scoping, applied to the stream."""
-    if actor.role == "admin" or event.type in PUBLIC_TYPES:
-        return True
-    if actor.role == "bed_manager":
-        return event.provider_id is not None and event.provider_id == actor.provider_id
-    if event.type == "unit.stale" or event.home_area is None:
-        return False
-    if actor.role == "amhp":
-        return event.home_area in actor.areas
-    if actor.role == "conveyance":
-        return event.home_area in actor.areas or event.unit_area in actor.areas
-    return False  # commissioners hear figures only, never a person
+    """Whether this caller may hear this event: the REST API's scope (capacity.auth.scope), on the stream."""
+    return event.type in PUBLIC_TYPES or hears(actor, home_area=event.home_area, provider_id=event.provider_id,
+                                               unit_area=event.unit_area)
 
 
 @dataclass
@@ -114,7 +106,7 @@ class Stream:
         self.lock = asyncio.Lock()
 
     async def send(self, type_: str, data: dict, at: datetime | None = None) -> None:
-        await self.send_body(_body(type_, (at or datetime.now(UTC)).isoformat(), data))
+        await self.send_body(_body(type_, (at or self.socket.app.state.db.clock.now()).isoformat(), data))
 
     async def send_body(self, body: str) -> None:
         async with self.lock:  # seq order is send order

@@ -12,7 +12,6 @@ from litestar.enums import MediaType
 from litestar.params import QueryParameter
 
 from capacity.auth.security import Actor, require_roles
-from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.errors import Invalid
 from capacity.reports.render import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
@@ -63,12 +62,12 @@ def _format(requested: str | None, accept: str) -> str:
 
 
 async def _respond(
-    request: Request, db: Database, clock: Clock, actor: Actor, name: str, from_: str, to: str,
+    request: Request, db: Database, actor: Actor, name: str, from_: str, to: str,
     area: str | None, requested: str | None,
 ) -> Response[Any]:
     first, last = _date(from_, "from"), _date(to, "to")
     fmt = _format(requested, request.headers.get("accept", ""))
-    report = await run_report(db, clock, actor, name, first, last, area, fmt)
+    report = await run_report(db, actor, name, first, last, area, fmt)
     if fmt == "json":
         return Response(report, media_type=MediaType.JSON)
     areas = report["parameters"]["areas"].replace(" ", "+")
@@ -86,31 +85,31 @@ class ReportController(Controller):
     @get("/out-of-area", summary="Out-of-area placements: started, ended, active, bed days, cost, by reason, "
                                  "area, provider, bed type, length and distance bands")
     async def out_of_area(
-        self, request: Request, db: Database, clock: Clock, actor: Actor, from_: FromDate, to: ToDate,
+        self, request: Request, db: Database, actor: Actor, from_: FromDate, to: ToDate,
         area: AreaCode = None, format_: Format = None,
     ) -> Response[dict[str, Any]]:
-        return await _respond(request, db, clock, actor, "out_of_area", from_, to, area, format_)
+        return await _respond(request, db, actor, "out_of_area", from_, to, area, format_)
 
     @get("/s136", summary="Section 136 detentions: places of safety, under-18s, durations, breaches, "
                           "conveyance, ambulance response, outcomes, repeats, out of hours")
     async def s136(
-        self, request: Request, db: Database, clock: Clock, actor: Actor, from_: FromDate, to: ToDate,
+        self, request: Request, db: Database, actor: Actor, from_: FromDate, to: ToDate,
         area: AreaCode = None, format_: Format = None,
     ) -> Response[dict[str, Any]]:
-        return await _respond(request, db, clock, actor, "s136", from_, to, area, format_)
+        return await _respond(request, db, actor, "s136", from_, to, area, format_)
 
     @get("/capacity", summary="Capacity use: occupancy by unit and kind, hold outcomes, time to arrival, "
                               "unmet demand")
     async def capacity(
-        self, request: Request, db: Database, clock: Clock, actor: Actor, from_: FromDate, to: ToDate,
+        self, request: Request, db: Database, actor: Actor, from_: FromDate, to: ToDate,
         area: AreaCode = None, format_: Format = None,
     ) -> Response[dict[str, Any]]:
-        return await _respond(request, db, clock, actor, "capacity", from_, to, area, format_)
+        return await _respond(request, db, actor, "capacity", from_, to, area, format_)
 
     @get("/equality", summary="Equality monitoring: detentions and placements by ethnicity, sex and age band, "
                               "small counts suppressed")
     async def equality(
-        self, request: Request, db: Database, clock: Clock, actor: Actor, from_: FromDate, to: ToDate,
+        self, request: Request, db: Database, actor: Actor, from_: FromDate, to: ToDate,
         area: AreaCode = None, format_: Format = None,
     ) -> Response[dict[str, Any]]:
-        return await _respond(request, db, clock, actor, "equality", from_, to, area, format_)
+        return await _respond(request, db, actor, "equality", from_, to, area, format_)

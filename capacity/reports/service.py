@@ -15,12 +15,12 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity import audit
+from capacity.auth.scope import report_areas
 from capacity.auth.security import Actor
 from capacity.booking.models import Area
-from capacity.clock import Clock
 from capacity.db.engine import Database
-from capacity.errors import Forbidden, Invalid
+from capacity.db.unit_of_work import UnitOfWork
+from capacity.errors import Invalid
 from capacity.reports.common import ReportQuery
 from capacity.reports.equality import equality_report
 from capacity.reports.occupancy import capacity_report
@@ -51,27 +51,19 @@ def check_period(first: date, last: date) -> None:
 
 async def _areas(session: AsyncSession, actor: Actor, area: str | None) -> tuple[str, ...] | None:
     """The home areas the report covers (None: all), within what the caller may see."""
-    if area is not None:
-        if not _ONS_CODE.match(area) or await session.get(Area, area) is None:
-            raise Invalid(f"no area with code {area!r}", field="area")
-        if actor.role != "admin" and area not in actor.areas:
-            raise Forbidden(f"the commissioner may report only on their own areas ({', '.join(actor.areas)})")
-        return (area,)
-    if actor.role == "admin":
-        return None
-    if not actor.areas:
-        raise Forbidden("no areas are assigned to this commissioner")
-    return tuple(sorted(actor.areas))
+    if area is not None and (not _ONS_CODE.match(area) or await session.get(Area, area) is None):
+        raise Invalid(f"no area with code {area!r}", field="area")
+    return report_areas(actor, area)
 
 
 async def run_report(
-    db: Database, clock: Clock, actor: Actor, name: str, first: date, last: date, area: str | None, fmt: str
+    db: Database, actor: Actor, name: str, first: date, last: date, area: str | None, fmt: str
 ) -> dict:
     """The report as JSON-ready data: `parameters` first, then its sections; the run is audited."""
     check_period(first, last)
     build = REPORTS[name]
-    now = clock.now()
-    async with db.read_sessions() as session:
+    async with db.read() as reading:
+        session, now = reading.session, reading.now
         if not db.is_sqlite:
             await session.connection(
                 execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
@@ -82,9 +74,9 @@ async def run_report(
         await session.rollback()
     report = {"parameters": query.parameters(name), **body}
 
-    async def record(session: AsyncSession) -> None:
-        audit.record(session, at=now, actor=actor, action=f"report.{name}", object_type="report", object_id=name,
-                     after={"from": first.isoformat(), "to": last.isoformat(),
+    async def record(uow: UnitOfWork) -> None:
+        uow.audit(actor=actor, action=f"report.{name}", object_type="report", object_id=name,
+                  after={"from": first.isoformat(), "to": last.isoformat(),
                             "areas": "all" if areas is None else list(areas), "format": fmt})
 
     await db.write(record)

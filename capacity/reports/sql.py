@@ -3,7 +3,7 @@
 Reports aggregate in the database. Their calendar is Europe/London local time (API.md), which PostgreSQL
 speaks natively (`AT TIME ZONE 'Europe/London'`) and SQLite does not: on SQLite each construct here
 compiles to a small deterministic Python function, registered on every connection by
-`capacity.db.engine` (see `SQLITE_FUNCTIONS`). SQLite keeps times as naive UTC text
+`capacity.db.engine` (`capacity.db.london.SQLITE_FUNCTIONS`). SQLite keeps times as naive UTC text
 ('2026-03-29 00:30:00.000000', `capacity.db.base.UTCDateTime`) and dates as 'YYYY-MM-DD' text, which
 compare in time order as text; PostgreSQL keeps `timestamptz` and `date`.
 
@@ -22,14 +22,14 @@ both engines have.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import Date, DateTime, Float, Integer, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement, Select, bindparam
 
-LONDON = ZoneInfo("Europe/London")
+from capacity.db.london import LONDON
+
 _PG_LONDON = "'Europe/London'"
 
 
@@ -220,58 +220,6 @@ def _sqlite_date_value(element, compiler, **kw) -> str:
 def _pg_date_value(element, compiler, **kw) -> str:
     (value,) = _args(element, compiler, **kw)
     return f"CAST({value} AS DATE)"
-
-
-# --- the SQLite side: Python functions on the stored text ---------------------------------------------
-
-
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def _sqlite_london_date(text: str | None) -> str | None:
-    return None if text is None else _utc(text).astimezone(LONDON).date().isoformat()
-
-
-def _sqlite_london_date_before(text: str | None) -> str | None:
-    if text is None:
-        return None
-    return (_utc(text) - timedelta(microseconds=1)).astimezone(LONDON).date().isoformat()
-
-
-def _sqlite_london_hour(text: str | None) -> int | None:
-    return None if text is None else _utc(text).astimezone(LONDON).hour
-
-
-def _sqlite_london_isodow(text: str | None) -> int | None:
-    return None if text is None else _utc(text).astimezone(LONDON).isoweekday()
-
-
-def _sqlite_seconds_between(first: str | None, second: str | None) -> float | None:
-    if first is None or second is None:
-        return None
-    return (_utc(second) - _utc(first)).total_seconds()
-
-
-def _sqlite_year_before(text: str | None) -> str | None:
-    if text is None:
-        return None
-    value = datetime.fromisoformat(text)
-    day = 28 if (value.month, value.day) == (2, 29) else value.day
-    earlier = value.replace(year=value.year - 1, day=day)
-    # The text form SQLAlchemy stores, so that it compares with stored times as text.
-    return earlier.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-# (name, number of arguments, function): registered on every SQLite connection, deterministic.
-SQLITE_FUNCTIONS = (
-    ("london_date", 1, _sqlite_london_date),
-    ("london_date_before", 1, _sqlite_london_date_before),
-    ("london_hour", 1, _sqlite_london_hour),
-    ("london_isodow", 1, _sqlite_london_isodow),
-    ("seconds_between", 2, _sqlite_seconds_between),
-    ("year_before", 1, _sqlite_year_before),
-)
 
 
 # --- helpers the reports share ------------------------------------------------------------------------

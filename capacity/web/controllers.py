@@ -11,7 +11,6 @@ from litestar.response import Template
 from capacity.auth.controllers import TokenRequest
 from capacity.auth.security import SESSION_COOKIE
 from capacity.auth.service import authenticate
-from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.settings import Settings
 
@@ -34,10 +33,10 @@ class WebController(Controller):
 
     @post("/login", status_code=200)
     async def login(
-        self, request: Request[Any, Any, Any], db: Database, clock: Clock, settings: Settings, data: TokenRequest
+        self, request: Request[Any, Any, Any], db: Database, settings: Settings, data: TokenRequest
     ) -> Response:
         client = request.client.host if request.client else "unknown"
-        user = await authenticate(db, clock, request.app.state.login_throttle, data.username, data.password, client)
+        user = await authenticate(db, request.app.state.login_throttle, data.username, data.password, client)
         page, _ = PAGES[user.role]
         jwt_auth = request.app.state.jwt_auth
         token = jwt_auth.create_token(identifier=user.id, token_extras={"role": user.role})

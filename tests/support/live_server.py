@@ -28,6 +28,7 @@ from capacity.auth.models import User, UserArea
 from capacity.booking.models import Provider, Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request in every failure report
 SMALL_BUFFER = 4096
@@ -148,8 +149,8 @@ class LiveServer:
                        areas: tuple[str, ...] = ()) -> None:
         """A user who cannot log in with a password (tests use `token`); argon2 hashing is slow."""
 
-        async def work(session) -> None:
-            session.add(User(username=username, password_hash="!no-password", role=role,
+        async def work(uow: UnitOfWork) -> None:
+            uow.session.add(User(username=username, password_hash="!no-password", role=role,
                              provider_id=provider_id, created_at=self.clock.now(),
                              area_links=[UserArea(area_code=a) for a in areas]))
 
