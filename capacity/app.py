@@ -78,8 +78,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             WebController,
             create_static_files_router(path="/static", directories=[WEB / "static"], include_in_schema=False),
         ],
-        middleware=[DefineMiddleware(BrowserCSRFMiddleware, config=csrf_config(settings.signing_key(),
-                                                                                settings.secure_cookies))],
+        middleware=[
+            DefineMiddleware(BrowserCSRFMiddleware, config=csrf_config(settings.signing_key(), settings.secure_cookies))
+        ],
         template_config=TemplateConfig(directory=WEB / "templates", engine=JinjaTemplateEngine),
         dependencies=dependencies,
         plugins=[problem_details, channels],
@@ -91,9 +92,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             version="0.1.0",
             description="Live booking of mental-health crisis places in England.",
             path="/schema",
-            components=Components(
-                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
-            ),
+            components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}),
         ),
     )
     app.state.settings = settings

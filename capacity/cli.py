@@ -69,8 +69,11 @@ def serve(host: str, port: int, demo: bool) -> None:
     if demo:
         click.secho(BANNER, fg="red", bold=True, err=True)
         if _load_demo(settings):
-            click.echo("Loaded the demo data set. Log in as admin, amhp, bedmanager, commissioner or "
-                       "conveyance, password 'demo'.", err=True)
+            click.echo(
+                "Loaded the demo data set. Log in as admin, amhp, bedmanager, commissioner or "
+                "conveyance, password 'demo'.",
+                err=True,
+            )
         else:
             click.echo("The database already has data: demo data not loaded.", err=True)
     click.echo(f"capacity on http://{host}:{port}/  (API schema: http://{host}:{port}/schema)", err=True)
@@ -121,8 +124,9 @@ def import_placements(file: Path) -> None:
     except ServiceBusy:
         raise click.ClickException("the database stayed busy; nothing was imported. Try again.") from None
     except DBAPIError as exc:
-        raise click.ClickException(f"the database refused the import, so nothing was imported ({exc.orig}). "
-                                   "Is it migrated (capacity migrate)?") from None
+        raise click.ClickException(
+            f"the database refused the import, so nothing was imported ({exc.orig}). Is it migrated (capacity migrate)?"
+        ) from None
     click.echo(str(summary))
 
 
@@ -153,15 +157,32 @@ async def _run_import(settings: Settings, file: Path):
 @main.command()
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The service's base URL.")
 @click.option("--username", prompt=True, help="Your username.")
-@click.option("--password", prompt=True, hide_input=True, envvar="CAPACITY_WATCH_PASSWORD",
-              help="Your password (prompted for if not given; or set CAPACITY_WATCH_PASSWORD).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    envvar="CAPACITY_WATCH_PASSWORD",
+    help="Your password (prompted for if not given; or set CAPACITY_WATCH_PASSWORD).",
+)
 @click.option("--area", "areas", multiple=True, help="Only events in this area (ONS code); repeatable.")
 @click.option("--unit", "units", multiple=True, help="Only events about this unit (id); repeatable.")
 @click.option("--provider", "providers", multiple=True, help="Only events of this provider (id); repeatable.")
-@click.option("--retries", default=10, show_default=True, type=click.IntRange(min=0),
-              help="Reconnection attempts in a row before giving up.")
-def watch(url: str, username: str, password: str, areas: tuple[str, ...], units: tuple[str, ...],
-          providers: tuple[str, ...], retries: int) -> None:
+@click.option(
+    "--retries",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Reconnection attempts in a row before giving up.",
+)
+def watch(
+    url: str,
+    username: str,
+    password: str,
+    areas: tuple[str, ...],
+    units: tuple[str, ...],
+    providers: tuple[str, ...],
+    retries: int,
+) -> None:
     """Log in and print the live event stream, one readable line per event (Ctrl-C to stop)."""
     from capacity.notify.watch import WatchError, options_from
     from capacity.notify.watch import watch as run_watch

@@ -60,38 +60,172 @@ PROVIDERS = {
 
 # (provider, name, kind, area, lat, lon, postcode, places, extra attributes)
 UNITS = [
-    ("awp", "Bristol Place of Safety (136 suite, demo)", "s136_suite", BRISTOL, 51.4726, -2.5544, "BS16 1EG",
-     4, dict(min_age=16, accepts_intoxicated=True, daily_cost=450)),
-    ("som", "Taunton 136 Suite (demo)", "s136_suite", SOMERSET, 51.0177, -3.0911, "TA1 5DA",
-     2, dict(min_age=18, daily_cost=450, refuses=[BRISTOL])),
-    ("bc", "Sandwell 136 Suite (demo)", "s136_suite", SANDWELL, 52.5085, -1.9870, "B71 4HJ",
-     2, dict(min_age=18, daily_cost=450)),
-    ("sanctuary", "Bath Crisis House (demo)", "crisis_house", BANES, 51.3890, -2.3700, "BA2 3AB",
-     6, dict(min_age=18, max_stay_days=14, daily_cost=180)),
-    ("sanctuary", "Bristol Women's Crisis Beds (demo)", "community_bed", BRISTOL, 51.4610, -2.5960, "BS2 8QT",
-     4, dict(sex="female", min_age=18, max_stay_days=14, daily_cost=190)),
-    ("sanctuary", "Frome Community Crisis Beds (demo)", "community_bed", SOMERSET, 51.2280, -2.3210, "BA11 1EY",
-     3, dict(min_age=18, max_stay_days=10, daily_cost=185)),
-    ("wilts", "Devizes Respite House (demo)", "respite", WILTSHIRE, 51.3510, -1.9940, "SN10 1AA",
-     3, dict(min_age=18, max_stay_days=7, daily_cost=160)),
-    ("awp", "Callington Road Acute Ward (demo)", "acute_adult", BRISTOL, 51.4290, -2.5570, "BS4 5BJ",
-     20, dict(min_age=18, accepts_intoxicated=False, daily_cost=420)),
-    ("awp", "Hillview Lodge Acute Ward, Bath (demo)", "acute_adult", BANES, 51.3720, -2.3930, "BA2 5RP",
-     16, dict(min_age=18, daily_cost=420)),
-    ("awp", "Bristol PICU (demo)", "picu", BRISTOL, 51.4300, -2.5600, "BS4 5BJ",
-     8, dict(min_age=18, daily_cost=780)),
-    ("awp", "Bath Older Adult Ward (demo)", "acute_older_adult", BANES, 51.3730, -2.3940, "BA2 5RP",
-     14, dict(min_age=65, daily_cost=430)),
-    ("bc", "Hallam Street Acute Ward (demo)", "acute_adult", SANDWELL, 52.5090, -1.9880, "B71 4NY",
-     18, dict(min_age=18, daily_cost=410)),
-    ("bsol", "Birmingham Crisis House (demo)", "crisis_house", BIRMINGHAM, 52.4700, -1.9000, "B12 9DA",
-     5, dict(min_age=18, max_stay_days=14, daily_cost=175)),
-    ("bsol", "Birmingham Respite Flat (demo)", "respite", BIRMINGHAM, 52.4550, -1.9300, "B29 6JD",
-     2, dict(min_age=18, max_stay_days=5, daily_cost=150)),
-    ("private", "Northfield Park Hospital Acute (demo)", "acute_adult", BIRMINGHAM, 52.4150, -1.9700, "B31 2AA",
-     12, dict(min_age=18, daily_cost=750)),
-    ("private", "Northfield Park Hospital PICU (demo)", "picu", BIRMINGHAM, 52.4150, -1.9700, "B31 2AA",
-     6, dict(min_age=18, daily_cost=1050)),
+    (
+        "awp",
+        "Bristol Place of Safety (136 suite, demo)",
+        "s136_suite",
+        BRISTOL,
+        51.4726,
+        -2.5544,
+        "BS16 1EG",
+        4,
+        dict(min_age=16, accepts_intoxicated=True, daily_cost=450),
+    ),
+    (
+        "som",
+        "Taunton 136 Suite (demo)",
+        "s136_suite",
+        SOMERSET,
+        51.0177,
+        -3.0911,
+        "TA1 5DA",
+        2,
+        dict(min_age=18, daily_cost=450, refuses=[BRISTOL]),
+    ),
+    (
+        "bc",
+        "Sandwell 136 Suite (demo)",
+        "s136_suite",
+        SANDWELL,
+        52.5085,
+        -1.9870,
+        "B71 4HJ",
+        2,
+        dict(min_age=18, daily_cost=450),
+    ),
+    (
+        "sanctuary",
+        "Bath Crisis House (demo)",
+        "crisis_house",
+        BANES,
+        51.3890,
+        -2.3700,
+        "BA2 3AB",
+        6,
+        dict(min_age=18, max_stay_days=14, daily_cost=180),
+    ),
+    (
+        "sanctuary",
+        "Bristol Women's Crisis Beds (demo)",
+        "community_bed",
+        BRISTOL,
+        51.4610,
+        -2.5960,
+        "BS2 8QT",
+        4,
+        dict(sex="female", min_age=18, max_stay_days=14, daily_cost=190),
+    ),
+    (
+        "sanctuary",
+        "Frome Community Crisis Beds (demo)",
+        "community_bed",
+        SOMERSET,
+        51.2280,
+        -2.3210,
+        "BA11 1EY",
+        3,
+        dict(min_age=18, max_stay_days=10, daily_cost=185),
+    ),
+    (
+        "wilts",
+        "Devizes Respite House (demo)",
+        "respite",
+        WILTSHIRE,
+        51.3510,
+        -1.9940,
+        "SN10 1AA",
+        3,
+        dict(min_age=18, max_stay_days=7, daily_cost=160),
+    ),
+    (
+        "awp",
+        "Callington Road Acute Ward (demo)",
+        "acute_adult",
+        BRISTOL,
+        51.4290,
+        -2.5570,
+        "BS4 5BJ",
+        20,
+        dict(min_age=18, accepts_intoxicated=False, daily_cost=420),
+    ),
+    (
+        "awp",
+        "Hillview Lodge Acute Ward, Bath (demo)",
+        "acute_adult",
+        BANES,
+        51.3720,
+        -2.3930,
+        "BA2 5RP",
+        16,
+        dict(min_age=18, daily_cost=420),
+    ),
+    ("awp", "Bristol PICU (demo)", "picu", BRISTOL, 51.4300, -2.5600, "BS4 5BJ", 8, dict(min_age=18, daily_cost=780)),
+    (
+        "awp",
+        "Bath Older Adult Ward (demo)",
+        "acute_older_adult",
+        BANES,
+        51.3730,
+        -2.3940,
+        "BA2 5RP",
+        14,
+        dict(min_age=65, daily_cost=430),
+    ),
+    (
+        "bc",
+        "Hallam Street Acute Ward (demo)",
+        "acute_adult",
+        SANDWELL,
+        52.5090,
+        -1.9880,
+        "B71 4NY",
+        18,
+        dict(min_age=18, daily_cost=410),
+    ),
+    (
+        "bsol",
+        "Birmingham Crisis House (demo)",
+        "crisis_house",
+        BIRMINGHAM,
+        52.4700,
+        -1.9000,
+        "B12 9DA",
+        5,
+        dict(min_age=18, max_stay_days=14, daily_cost=175),
+    ),
+    (
+        "bsol",
+        "Birmingham Respite Flat (demo)",
+        "respite",
+        BIRMINGHAM,
+        52.4550,
+        -1.9300,
+        "B29 6JD",
+        2,
+        dict(min_age=18, max_stay_days=5, daily_cost=150),
+    ),
+    (
+        "private",
+        "Northfield Park Hospital Acute (demo)",
+        "acute_adult",
+        BIRMINGHAM,
+        52.4150,
+        -1.9700,
+        "B31 2AA",
+        12,
+        dict(min_age=18, daily_cost=750),
+    ),
+    (
+        "private",
+        "Northfield Park Hospital PICU (demo)",
+        "picu",
+        BIRMINGHAM,
+        52.4150,
+        -1.9700,
+        "B31 2AA",
+        6,
+        dict(min_age=18, daily_cost=1050),
+    ),
 ]
 
 # username, role, provider key, areas
@@ -130,8 +264,9 @@ async def load_demo(db: Database, now: datetime) -> bool:
         session = uow.session
         if not await is_empty(session):
             return False
-        areas = {code: Area(code=code, name=name, region=region, lat=lat, lon=lon)
-                 for code, name, region, lat, lon in AREAS}
+        areas = {
+            code: Area(code=code, name=name, region=region, lat=lat, lon=lon) for code, name, region, lat, lon in AREAS
+        }
         session.add_all(areas.values())
         providers = {key: Provider(name=name, sector=sector) for key, (name, sector, _) in PROVIDERS.items()}
         session.add_all(providers.values())
@@ -143,38 +278,83 @@ async def load_demo(db: Database, now: datetime) -> bool:
         for provider, name, kind, area, lat, lon, postcode, places, extra in UNITS:
             extra = dict(extra)
             refuses = extra.pop("refuses", [])
-            unit = Unit(provider_id=providers[provider].id, area_code=area, name=name, kind=kind, lat=lat,
-                        lon=lon, postcode=postcode, open_places=places, status="open",
-                        last_confirmed_at=now, last_confirmed_by="demo", **extra)
+            unit = Unit(
+                provider_id=providers[provider].id,
+                area_code=area,
+                name=name,
+                kind=kind,
+                lat=lat,
+                lon=lon,
+                postcode=postcode,
+                open_places=places,
+                status="open",
+                last_confirmed_at=now,
+                last_confirmed_by="demo",
+                **extra,
+            )
             unit.area_rules = [UnitAreaRule(area_code=a, rule="refuses") for a in refuses]
             units.append(unit)
         session.add_all(units)
         await session.flush()
         # A month of history: the figures as first declared, then confirmed now, so reports have occupancy.
         for u in units:
-            session.add_all([
-                AvailabilityDeclaration(unit_id=u.id, declared_at=now - timedelta(days=30), declared_by="demo",
-                                        after_open_places=u.open_places, after_status="open", note="demo data"),
-                AvailabilityDeclaration(unit_id=u.id, declared_at=now, declared_by="demo",
-                                        before_open_places=u.open_places, after_open_places=u.open_places,
-                                        before_status="open", after_status="open", confirmation=True,
-                                        note="demo data"),
-            ])
+            session.add_all(
+                [
+                    AvailabilityDeclaration(
+                        unit_id=u.id,
+                        declared_at=now - timedelta(days=30),
+                        declared_by="demo",
+                        after_open_places=u.open_places,
+                        after_status="open",
+                        note="demo data",
+                    ),
+                    AvailabilityDeclaration(
+                        unit_id=u.id,
+                        declared_at=now,
+                        declared_by="demo",
+                        before_open_places=u.open_places,
+                        after_open_places=u.open_places,
+                        before_status="open",
+                        after_status="open",
+                        confirmation=True,
+                        note="demo data",
+                    ),
+                ]
+            )
 
         for username, role, provider, user_areas in USERS:
-            session.add(User(username=username, password_hash=_demo_password_hash(), role=role,
-                             provider_id=providers[provider].id if provider else None, created_at=now,
-                             area_links=[UserArea(area_code=a) for a in user_areas]))
+            session.add(
+                User(
+                    username=username,
+                    password_hash=_demo_password_hash(),
+                    role=role,
+                    provider_id=providers[provider].id if provider else None,
+                    created_at=now,
+                    area_links=[UserArea(area_code=a) for a in user_areas],
+                )
+            )
 
         for index, ref, age, sex, ethnicity, home, days_ago in PLACEMENTS:
             unit = units[index]
             local = {providers[k].id for k, (_, _, local_to) in PROVIDERS.items() if home in local_to}
             out_of_area, distance = placement_geography(areas[home], unit, local)
-            session.add(Placement(unit_id=unit.id, person_ref=ref, person_age=age, person_sex=sex,
-                                  person_ethnicity=ethnicity, home_area=home, legal_basis="s2",
-                                  started_at=now - timedelta(days=days_ago), out_of_area=out_of_area,
-                                  oap_reason="10" if out_of_area else None, distance_km=distance,
-                                  daily_cost=unit.daily_cost, created_by="demo"))
+            session.add(
+                Placement(
+                    unit_id=unit.id,
+                    person_ref=ref,
+                    person_age=age,
+                    person_sex=sex,
+                    person_ethnicity=ethnicity,
+                    home_area=home,
+                    legal_basis="s2",
+                    started_at=now - timedelta(days=days_ago),
+                    out_of_area=out_of_area,
+                    oap_reason="10" if out_of_area else None,
+                    distance_km=distance,
+                    daily_cost=unit.daily_cost,
+                    created_by="demo",
+                )
+            )
         return True
 
     return await db.write(work)

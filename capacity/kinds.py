@@ -11,9 +11,7 @@ KINDS = (
     "acute_older_adult",
     "picu",
 )
-Kind = Literal[
-    "s136_suite", "crisis_house", "community_bed", "respite", "acute_adult", "acute_older_adult", "picu"
-]
+Kind = Literal["s136_suite", "crisis_house", "community_bed", "respite", "acute_adult", "acute_older_adult", "picu"]
 # Inpatient kinds (MHSDS hospital bed types 200, 201, 202): an out-of-area placement needs a reason.
 ACUTE_KINDS = frozenset({"acute_adult", "acute_older_adult", "picu"})
 

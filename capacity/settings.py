@@ -86,9 +86,7 @@ class Settings:
             sweep_seconds=_int(env, "CAPACITY_SWEEP_SECONDS", 5, minimum=1),
             token_minutes=_int(env, "CAPACITY_TOKEN_MINUTES", cls.token_minutes, minimum=1),
             max_hold_extensions=_int(env, "CAPACITY_MAX_HOLD_EXTENSIONS", cls.max_hold_extensions),
-            max_hold_extension_minutes=_int(
-                env, "CAPACITY_MAX_HOLD_EXTENSION_MINUTES", cls.max_hold_extension_minutes
-            ),
+            max_hold_extension_minutes=_int(env, "CAPACITY_MAX_HOLD_EXTENSION_MINUTES", cls.max_hold_extension_minutes),
             eta_grace_minutes=_int(env, "CAPACITY_ETA_GRACE_MINUTES", cls.eta_grace_minutes),
             login_max_failures=_int(env, "CAPACITY_LOGIN_MAX_FAILURES", cls.login_max_failures, minimum=1),
             login_lockout_seconds=_int(env, "CAPACITY_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),

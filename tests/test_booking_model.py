@@ -106,7 +106,8 @@ class BookingMachine(RuleBasedStateMachine):
             await self.stack.enter_async_context(channels)
         transport = httpx.ASGITransport(app=self.app, client=("127.0.0.1", 50000))
         client = await self.stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://testserver.local"))
+            httpx.AsyncClient(transport=transport, base_url="http://testserver.local")
+        )
         return Api(client, self.app, self.clock)
 
     async def _load_units(self) -> None:
@@ -115,8 +116,9 @@ class BookingMachine(RuleBasedStateMachine):
                 unit = await session.scalar(select(Unit).where(Unit.name.startswith(name)))
                 self.unit_ids[key], self.kinds[key] = unit.id, unit.kind
                 self.open[key], self.closed[key] = unit.open_places, unit.status != "open"
-                active = await session.scalars(select(Placement.id).where(
-                    Placement.unit_id == unit.id, Placement.ended_at.is_(None)))
+                active = await session.scalars(
+                    select(Placement.id).where(Placement.unit_id == unit.id, Placement.ended_at.is_(None))
+                )
                 self.placements_m.update({pid: PlacementM(key) for pid in active})
 
     def teardown(self) -> None:
@@ -175,8 +177,9 @@ class BookingMachine(RuleBasedStateMachine):
         for unit, places in (("suite", suite), ("ward", ward), ("women", women)):
             self.declare(unit, places, closed=False)
 
-    @rule(unit=st.sampled_from(KEYS), places=st.integers(0, 5),
-          closed=st.sampled_from([False, False, False, False, True]))
+    @rule(
+        unit=st.sampled_from(KEYS), places=st.integers(0, 5), closed=st.sampled_from([False, False, False, False, True])
+    )
     def declare_availability(self, unit: str, places: int, closed: bool) -> None:
         # A bed manager may declare fewer places than are held and occupied; nobody loses a place, but
         # nothing new is taken until enough are free again.
@@ -188,8 +191,12 @@ class BookingMachine(RuleBasedStateMachine):
         made = []
         for _ in range(count):
             free = self.available(unit)
-            response = self.call("POST", "/api/holds", "amhp", {
-                "unit_id": self.unit_ids[unit], "purpose": UNITS[unit][1], "person": self.person()})
+            response = self.call(
+                "POST",
+                "/api/holds",
+                "amhp",
+                {"unit_id": self.unit_ids[unit], "purpose": UNITS[unit][1], "person": self.person()},
+            )
             if self.closed[unit]:
                 self.expect(response, 422)
             elif free < 1:
@@ -206,8 +213,12 @@ class BookingMachine(RuleBasedStateMachine):
     @rule(target=placements, unit=MANAGER_UNITS)
     def admit(self, unit: str):
         free = self.available(unit)
-        response = self.call("POST", "/api/placements", "bedmanager", {
-            "unit_id": self.unit_ids[unit], "legal_basis": UNITS[unit][2], "person": self.person()})
+        response = self.call(
+            "POST",
+            "/api/placements",
+            "bedmanager",
+            {"unit_id": self.unit_ids[unit], "legal_basis": UNITS[unit][2], "person": self.person()},
+        )
         if not UNITS[unit][3]:
             self.expect(response, 403)  # not this bed manager's unit
             return multiple()
@@ -225,12 +236,15 @@ class BookingMachine(RuleBasedStateMachine):
     @rule(hold_id=holds, minutes=st.one_of(st.integers(1, 90), st.integers(200, 300)))
     def extend(self, hold_id: str, minutes: int) -> None:
         hold = self.holds_m[hold_id]
-        response = self.call("POST", f"/api/holds/{hold_id}/extend", "amhp",
-                             {"minutes": minutes, "reason": "ambulance delayed"})
+        response = self.call(
+            "POST", f"/api/holds/{hold_id}/extend", "amhp", {"minutes": minutes, "reason": "ambulance delayed"}
+        )
         if not self.live(hold):
             self.expect(response, 409)
-        elif (hold.extensions >= self.settings.max_hold_extensions
-              or hold.extended_minutes + minutes > self.settings.max_hold_extension_minutes):
+        elif (
+            hold.extensions >= self.settings.max_hold_extensions
+            or hold.extended_minutes + minutes > self.settings.max_hold_extension_minutes
+        ):
             self.expect(response, 422)
         else:
             body = self.expect(response, 200)
@@ -238,10 +252,16 @@ class BookingMachine(RuleBasedStateMachine):
             hold.extensions += 1
             hold.extended_minutes += minutes
             assert (body["status"], when(body["expires_at"]), body["extensions"]) == (
-                "held", hold.expires_at, hold.extensions)
+                "held",
+                hold.expires_at,
+                hold.extensions,
+            )
 
-    @rule(hold_id=holds, action=st.sampled_from(["release", "decline"]),
-          reason=st.sampled_from(["unit_closed", "clinically_unsuitable", "staffing", "other"]))
+    @rule(
+        hold_id=holds,
+        action=st.sampled_from(["release", "decline"]),
+        reason=st.sampled_from(["unit_closed", "clinically_unsuitable", "staffing", "other"]),
+    )
     def end_hold(self, hold_id: str, action: str, reason: str) -> None:
         if action == "release":
             self._end(hold_id, "release", "amhp", None, "released")
@@ -322,8 +342,13 @@ class BookingMachine(RuleBasedStateMachine):
         units = {u["id"]: u for u in self.expect(self.call("GET", "/api/units", "admin"), 200)}
         for key, unit_id in self.unit_ids.items():
             got = units[unit_id]
-            want = {"open_places": self.open[key], "status": "closed" if self.closed[key] else "open",
-                    "held": self.held(key), "occupied": self.occupied(key), "available": self.available(key)}
+            want = {
+                "open_places": self.open[key],
+                "status": "closed" if self.closed[key] else "open",
+                "held": self.held(key),
+                "occupied": self.occupied(key),
+                "available": self.available(key),
+            }
             assert {k: got[k] for k in want} == want, (key, self.now)
 
 
@@ -351,8 +376,12 @@ def test_booking_follows_the_model(engine: str, request: pytest.FixtureRequest, 
     try:
         run_state_machine_as_test(
             lambda: BookingMachine(loop, fresh_database),
-            settings=settings(max_examples=examples, stateful_step_count=30, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow]),
+            settings=settings(
+                max_examples=examples,
+                stateful_step_count=30,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
         )
     finally:
         loop.close()

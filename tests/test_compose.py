@@ -54,7 +54,7 @@ def startup_command(service: dict) -> str:
     if command is None:
         dockerfile = (ROOT / service["build"] if isinstance(service["build"], str) else ROOT) / "Dockerfile"
         cmd = [line for line in dockerfile.read_text().splitlines() if line.startswith("CMD ")][-1]
-        command = yaml.safe_load(cmd[len("CMD "):])  # the exec form is a JSON (so YAML) list
+        command = yaml.safe_load(cmd[len("CMD ") :])  # the exec form is a JSON (so YAML) list
     if isinstance(command, list):
         if command[:2] == ["sh", "-c"]:
             return command[2]

@@ -2,9 +2,9 @@
 
 Every request is a real HTTP request to the app, with its own session and its own committed
 transaction. The burst runs in one process (through the ASGI transport), and across two real uvicorn
-processes sharing one database. A control switches locking off (`Database.unit_locks = NO_LOCKS`, which
-makes `create_hold` read availability outside its write transaction) and shows the same burst then
-overbooks: proof that these tests can see the race they guard against.
+processes sharing one database. That these tests can see the race they guard against is shown by
+tests/test_races.py, whose controls force the interleaving (rather than hoping a burst hits it) and
+overbook once the locks are switched off.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from sqlalchemy import func, select
 
 from capacity.booking.models import Hold, UnmetDemand
 from capacity.db.engine import Database
-from capacity.db.unit_of_work import NO_LOCKS
 from support.api import Api, assert_problem
 from support.demo import PG_URL, reset_postgres
 from support.settings import settings_for as make_settings
@@ -45,14 +44,18 @@ def settings_overrides() -> dict[str, Any]:
 
 
 def hold_body(unit_id: str, i: int) -> dict:
-    return {"unit_id": unit_id, "purpose": "s136",
-            "person": {"ref": f"BURST-{i:03d}", "age": 30 + i % 40, "sex": "male", "home_area": BRISTOL}}
+    return {
+        "unit_id": unit_id,
+        "purpose": "s136",
+        "person": {"ref": f"BURST-{i:03d}", "age": 30 + i % 40, "sex": "male", "home_area": BRISTOL},
+    }
 
 
 async def live_holds(db: Database, unit_id: str, now) -> int:
     async with db.read_sessions() as session:
-        return await session.scalar(select(func.count(Hold.id)).where(
-            Hold.unit_id == unit_id, Hold.status == "held", Hold.expires_at > now))
+        return await session.scalar(
+            select(func.count(Hold.id)).where(Hold.unit_id == unit_id, Hold.status == "held", Hold.expires_at > now)
+        )
 
 
 async def unmet_demand(db: Database, unit_id: str) -> int:
@@ -62,13 +65,13 @@ async def unmet_demand(db: Database, unit_id: str) -> int:
 
 async def burst(api: Api, unit_id: str, n: int = BURST) -> list[httpx.Response]:
     await api.headers("amhp")  # one token, made before the burst
-    return list(await asyncio.gather(*(api.post("/api/holds", "amhp", json=hold_body(unit_id, i))
-                                       for i in range(n))))
+    return list(await asyncio.gather(*(api.post("/api/holds", "amhp", json=hold_body(unit_id, i)) for i in range(n))))
 
 
 async def open_places(api: Api, unit_id: str, places: int) -> None:
-    response = await api.put(f"/api/units/{unit_id}/availability", "bedmanager",
-                             json={"open_places": places, "status": "open"})
+    response = await api.put(
+        f"/api/units/{unit_id}/availability", "bedmanager", json={"open_places": places, "status": "open"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["available"] == places
 
@@ -94,29 +97,6 @@ async def test_a_burst_of_holds_takes_exactly_the_open_places(api: Api) -> None:
     assert (got["open_places"], got["held"], got["occupied"], got["available"]) == (PLACES, PLACES, 0, 0)
 
 
-async def test_control_without_locking_the_same_burst_overbooks(api: Api) -> None:
-    """The unlocked read-check-write: the test above would catch a service that forgot its lock.
-
-    On SQLite too: the writes still queue on BEGIN IMMEDIATE, but each checks figures it read before,
-    outside its transaction, while the other requests' writes were still queued; so most of the burst
-    sees places free and takes one (39-48 holds on 3 places on SQLite, 50 of 50 on PostgreSQL, in our runs).
-    """
-    unit = await api.unit(SUITE)
-    await open_places(api, unit.id, PLACES)
-    api.db.unit_locks = NO_LOCKS
-
-    responses = await burst(api, unit.id)
-
-    statuses = Counter(r.status_code for r in responses)
-    assert set(statuses) <= {201, 409}, statuses
-    held = await live_holds(api.db, unit.id, api.clock.now())
-    assert held == statuses[201]
-    print(f"control ({api.db.engine.dialect.name}): {held} holds created on {PLACES} places")
-    assert held > PLACES, f"without locking the burst should overbook, but made {held} holds on {PLACES} places"
-    got = (await api.get(f"/api/units/{unit.id}", "amhp")).json()
-    assert got["held"] == held and got["available"] == 0
-
-
 # --- Two app processes sharing one database ------------------------------------------------------------
 
 
@@ -131,9 +111,24 @@ def start_server(url: str, port: int, log: Path) -> subprocess.Popen:
     env.update(CAPACITY_DATABASE_URL=url, CAPACITY_SECRET_KEY="two-process-test-key-" + "y" * 32)
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "capacity.app:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "capacity.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -184,13 +179,13 @@ def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize(
     "shared_database",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(
-        not PG_URL, reason="CAPACITY_TEST_DATABASE_URL is not set"))],
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.skipif(not PG_URL, reason="CAPACITY_TEST_DATABASE_URL is not set")),
+    ],
     indirect=True,
 )
-def test_a_burst_across_two_app_processes_takes_exactly_the_open_places(
-    shared_database: str, tmp_path: Path
-) -> None:
+def test_a_burst_across_two_app_processes_takes_exactly_the_open_places(shared_database: str, tmp_path: Path) -> None:
     ports = [free_port(), free_port()]
     logs = [tmp_path / f"server-{p}.log" for p in ports]
     procs: list[subprocess.Popen] = []
@@ -217,16 +212,20 @@ async def _two_processes(url: str, procs: list[subprocess.Popen], ports: list[in
         manager = await login(client, bases[0], "bedmanager")
         units = (await client.get(f"{bases[0]}/api/units", headers=manager)).json()
         unit_id = next(u["id"] for u in units if u["name"].startswith(SUITE))
-        declared = await client.put(f"{bases[0]}/api/units/{unit_id}/availability", headers=manager,
-                                    json={"open_places": PLACES, "status": "open"})
+        declared = await client.put(
+            f"{bases[0]}/api/units/{unit_id}/availability",
+            headers=manager,
+            json={"open_places": PLACES, "status": "open"},
+        )
         assert declared.status_code == 200, declared.text
 
         async def hold(i: int) -> httpx.Response:
             # The servers run with the default retry budget; a 503 "busy, retry" is answered as a client
             # must answer it, by trying again after Retry-After. Only 201 and 409 are final.
             for _ in range(20):
-                response = await client.post(f"{bases[i % 2]}/api/holds", headers=amhp[i % 2],
-                                             json=hold_body(unit_id, i))
+                response = await client.post(
+                    f"{bases[i % 2]}/api/holds", headers=amhp[i % 2], json=hold_body(unit_id, i)
+                )
                 if response.status_code != 503:
                     return response
                 await asyncio.sleep(float(response.headers.get("Retry-After", 1)))
@@ -236,7 +235,9 @@ async def _two_processes(url: str, procs: list[subprocess.Popen], ports: list[in
 
         statuses = Counter(r.status_code for r in responses)
         assert statuses == {201: PLACES, 409: BURST - PLACES}, (
-            statuses, [r.text for r in responses if r.status_code not in (201, 409)][:3])
+            statuses,
+            [r.text for r in responses if r.status_code not in (201, 409)][:3],
+        )
         # Both instances answered, and both agree on what is left.
         by_server = Counter((i % 2, r.status_code) for i, r in enumerate(responses))
         assert by_server[(0, 201)] + by_server[(0, 409)] == by_server[(1, 201)] + by_server[(1, 409)] == BURST // 2
@@ -246,8 +247,9 @@ async def _two_processes(url: str, procs: list[subprocess.Popen], ports: list[in
     db = Database(make_settings(url))
     try:
         async with db.read_sessions() as session:
-            stored = await session.scalar(select(func.count(Hold.id)).where(
-                Hold.unit_id == unit_id, Hold.status == "held"))
+            stored = await session.scalar(
+                select(func.count(Hold.id)).where(Hold.unit_id == unit_id, Hold.status == "held")
+            )
         assert stored == PLACES
         assert await unmet_demand(db, unit_id) == BURST - PLACES
     finally:

@@ -13,15 +13,25 @@ BRISTOL = "E06000023"
 
 
 def detention(**overrides) -> dict:
-    return {"place_type": "emergency_department", "place_name": "Bristol Royal Infirmary ED",
-            "person": {"ref": "ED-0001", "age": 30, "sex": "male", "ethnicity": "A", "home_area": BRISTOL},
-            "detained_at": (START - timedelta(hours=1)).isoformat(), **overrides}
+    return {
+        "place_type": "emergency_department",
+        "place_name": "Bristol Royal Infirmary ED",
+        "person": {"ref": "ED-0001", "age": 30, "sex": "male", "ethnicity": "A", "home_area": BRISTOL},
+        "detained_at": (START - timedelta(hours=1)).isoformat(),
+        **overrides,
+    }
 
 
 async def test_an_emergency_department_detention_is_recorded_with_its_clock(api: Api) -> None:
-    response = await api.post("/api/s136-detentions", "amhp", json=detention(
-        conveyance_mode="ambulance", ambulance_requested_at=(START - timedelta(hours=2)).isoformat(),
-        ambulance_at_scene_at=(START - timedelta(hours=1, minutes=20)).isoformat()))
+    response = await api.post(
+        "/api/s136-detentions",
+        "amhp",
+        json=detention(
+            conveyance_mode="ambulance",
+            ambulance_requested_at=(START - timedelta(hours=2)).isoformat(),
+            ambulance_at_scene_at=(START - timedelta(hours=1, minutes=20)).isoformat(),
+        ),
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["deadline"].startswith("2026-03-03T08:00:00")
@@ -31,21 +41,31 @@ async def test_an_emergency_department_detention_is_recorded_with_its_clock(api:
 
 
 async def test_a_police_station_is_never_used_for_a_person_under_18(api: Api) -> None:
-    child = detention(place_type="police_station", person={**detention()["person"], "age": 17},
-                      police_station_criteria=list(POLICE_STATION_CRITERIA), authorising_inspector="Insp. Jones")
+    child = detention(
+        place_type="police_station",
+        person={**detention()["person"], "age": 17},
+        police_station_criteria=list(POLICE_STATION_CRITERIA),
+        authorising_inspector="Insp. Jones",
+    )
     assert_problem(await api.post("/api/s136-detentions", "amhp", json=child), 422, "place_type")
     listed = await api.get("/api/s136-detentions", "amhp")
     assert listed.json() == []
 
 
 async def test_an_adult_in_a_police_station_needs_every_criterion_and_an_inspector(api: Api) -> None:
-    partial = detention(place_type="police_station", police_station_criteria=list(POLICE_STATION_CRITERIA[:2]),
-                        authorising_inspector="Insp. Jones")
+    partial = detention(
+        place_type="police_station",
+        police_station_criteria=list(POLICE_STATION_CRITERIA[:2]),
+        authorising_inspector="Insp. Jones",
+    )
     assert_problem(await api.post("/api/s136-detentions", "amhp", json=partial), 422, "police_station_criteria")
     no_inspector = detention(place_type="police_station", police_station_criteria=list(POLICE_STATION_CRITERIA))
     assert_problem(await api.post("/api/s136-detentions", "amhp", json=no_inspector), 422, "authorising_inspector")
-    ok = detention(place_type="police_station", police_station_criteria=list(POLICE_STATION_CRITERIA),
-                   authorising_inspector="Insp. Jones")
+    ok = detention(
+        place_type="police_station",
+        police_station_criteria=list(POLICE_STATION_CRITERIA),
+        authorising_inspector="Insp. Jones",
+    )
     assert (await api.post("/api/s136-detentions", "amhp", json=ok)).status_code == 201
 
 

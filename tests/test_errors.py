@@ -51,8 +51,12 @@ BAD_DECLARATIONS = [
     pytest.param({"open_places": 3}, 422, "status", id="missing-status"),
     pytest.param({"open_places": 3, "status": "shut"}, 422, "status", id="unknown-status"),
     pytest.param({"open_places": 3, "status": "closed"}, 422, "closed_reason", id="closed-without-reason"),
-    pytest.param({"open_places": 3, "status": "closed", "closed_reason": "bored"}, 422, "closed_reason",
-                 id="unknown-closed-reason"),
+    pytest.param(
+        {"open_places": 3, "status": "closed", "closed_reason": "bored"},
+        422,
+        "closed_reason",
+        id="unknown-closed-reason",
+    ),
     pytest.param({"open_places": 3, "status": "open", "note": LONG_NOTE}, 422, "note", id="note-too-long"),
     pytest.param([3, "open"], 422, None, id="not-an-object"),
 ]
@@ -79,8 +83,12 @@ async def test_a_bad_declaration_is_refused_and_changes_nothing(
 async def test_malformed_json_is_a_problem_and_changes_nothing(api: Api) -> None:
     unit = await api.unit(OWN_UNIT)
     before = await snapshot(api, unit.id)
-    response = await api.put(f"/api/units/{unit.id}/availability", "bedmanager", content=b'{"open_places": 3,',
-                             headers={"Content-Type": "application/json"})
+    response = await api.put(
+        f"/api/units/{unit.id}/availability",
+        "bedmanager",
+        content=b'{"open_places": 3,',
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code in (400, 422)
     assert_problem(response, response.status_code)
     assert await snapshot(api, unit.id) == before
@@ -91,8 +99,9 @@ async def test_declaring_for_an_unknown_unit_is_404_and_changes_nothing(api: Api
     before = await snapshot(api, unit.id)
     provider = await api.provider("Avon")  # a real id, but not a unit's
     for unit_id in ("00000000-0000-0000-0000-000000000000", provider.id, "no-such-unit"):
-        response = await api.put(f"/api/units/{unit_id}/availability", "admin",
-                                 json={"open_places": 1, "status": "open"})
+        response = await api.put(
+            f"/api/units/{unit_id}/availability", "admin", json={"open_places": 1, "status": "open"}
+        )
         assert_problem(response, 404)
         assert_problem(await api.get(f"/api/units/{unit_id}", "amhp"), 404)
     assert await snapshot(api, unit.id) == before
@@ -132,8 +141,11 @@ async def test_text_the_database_cannot_store_is_refused_not_a_fault(api: Api) -
     assert login.status_code in (401, 422), login.text
     assert_problem(login, login.status_code)
     before = await snapshot(api, unit.id)
-    response = await api.put(f"/api/units/{unit.id}/availability", "bedmanager",
-                             json={"open_places": 2, "status": "open", "note": "bad\u0000note"})
+    response = await api.put(
+        f"/api/units/{unit.id}/availability",
+        "bedmanager",
+        json={"open_places": 2, "status": "open", "note": "bad\u0000note"},
+    )
     assert response.status_code in (200, 422), response.text  # SQLite stores it; PostgreSQL cannot
     if response.status_code == 422:
         assert_problem(response, 422)
@@ -155,7 +167,7 @@ async def test_an_unexpected_error_is_a_500_problem_without_internals(
     with caplog.at_level(logging.ERROR, logger="capacity"):
         response = await api.get("/api/test-only/boom", "admin")
     body = assert_problem(response, 500)
-    for secret in ("password_hash", "users", "boom", "disk I/O", "Traceback", "File \"", ".py"):
+    for secret in ("password_hash", "users", "boom", "disk I/O", "Traceback", 'File "', ".py"):
         assert secret not in response.text, secret
     assert set(body) <= {"type", "title", "status", "detail"}
     # The operators can still find out what happened.
@@ -181,8 +193,11 @@ async def test_a_crash_in_the_middle_of_a_write_is_a_500_and_rolls_back(api: Api
     unit = await api.unit(OWN_UNIT)
     before = await snapshot(api, unit.id)
     api.clock.advance(minutes=5)
-    response = await api.put(f"/api/units/{unit.id}/availability", "bedmanager",
-                             json={"open_places": 1, "status": "closed", "closed_reason": "staffing"})
+    response = await api.put(
+        f"/api/units/{unit.id}/availability",
+        "bedmanager",
+        json={"open_places": 1, "status": "closed", "closed_reason": "staffing"},
+    )
     assert_problem(response, 500)
     assert "password_hash" not in response.text and "crash" not in response.text
     assert await snapshot(api, unit.id) == before

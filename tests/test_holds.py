@@ -16,15 +16,22 @@ BANES, BRISTOL, SOMERSET = "E06000022", "E06000023", "E06000066"
 
 
 def person(**overrides) -> dict:
-    return {"ref": "AMHP-2026-0042", "age": 34, "sex": "female", "ethnicity": "A", "home_area": BRISTOL,
-            **overrides}
+    return {"ref": "AMHP-2026-0042", "age": 34, "sex": "female", "ethnicity": "A", "home_area": BRISTOL, **overrides}
 
 
 async def hold(api: Api, unit_name: str = "Bristol Place of Safety", purpose: str = "s136", **person_overrides):
     unit = await api.unit(unit_name)
-    return await api.post("/api/holds", "amhp",
-                          json={"unit_id": unit.id, "purpose": purpose, "person": person(**person_overrides),
-                                "risk_flags": ["self_harm"], "note": "calm, cooperative"})
+    return await api.post(
+        "/api/holds",
+        "amhp",
+        json={
+            "unit_id": unit.id,
+            "purpose": purpose,
+            "person": person(**person_overrides),
+            "risk_flags": ["self_harm"],
+            "note": "calm, cooperative",
+        },
+    )
 
 
 async def figures(api: Api, unit_name: str) -> dict:
@@ -72,9 +79,12 @@ async def test_a_hold_ends_exactly_once(api: Api, action: str, as_: str, body, s
     assert first.status_code == 200, first.text
     assert first.json()["status"] == status
     assert (await figures(api, "Bristol Place of Safety"))["available"] == 4
-    for other, who, payload in [("release", "amhp", None), ("decline", "bedmanager", {"reason": "staffing"}),
-                                ("extend", "amhp", {"minutes": 10, "reason": "waiting for ambulance"}),
-                                ("arrive", "amhp", {})]:
+    for other, who, payload in [
+        ("release", "amhp", None),
+        ("decline", "bedmanager", {"reason": "staffing"}),
+        ("extend", "amhp", {"minutes": 10, "reason": "waiting for ambulance"}),
+        ("arrive", "amhp", {}),
+    ]:
         assert_problem(await api.post(f"/api/holds/{hold_id}/{other}", who, json=payload), 409)
 
 
@@ -136,8 +146,11 @@ async def test_ineligible_people_are_refused_with_the_reason(api: Api, unit_name
 
 async def test_a_closed_unit_takes_no_hold(api: Api) -> None:
     suite = await api.unit("Bristol Place of Safety")
-    await api.put(f"/api/units/{suite.id}/availability", "bedmanager",
-                  json={"open_places": 4, "status": "closed", "closed_reason": "infection_control"})
+    await api.put(
+        f"/api/units/{suite.id}/availability",
+        "bedmanager",
+        json={"open_places": 4, "status": "closed", "closed_reason": "infection_control"},
+    )
     assert_problem(await hold(api), 422, "unit_id")
 
 
@@ -153,8 +166,9 @@ async def test_idempotency_key_returns_the_same_hold(api: Api) -> None:
     assert first.status_code == 201 and again.status_code == 200
     assert first.json()["id"] == again.json()["id"]
     assert (await figures(api, "Bristol Place of Safety"))["held"] == 1
-    changed = await api.post("/api/holds", "amhp", json={**body, "purpose": "crisis"},
-                             headers={"Idempotency-Key": "k-1"})
+    changed = await api.post(
+        "/api/holds", "amhp", json={**body, "purpose": "crisis"}, headers={"Idempotency-Key": "k-1"}
+    )
     assert_problem(changed, 422, "Idempotency-Key")
     other = await api.post("/api/holds", "amhp", json=body, headers={"Idempotency-Key": "k-2"})
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
@@ -164,8 +178,9 @@ async def test_arrival_starts_a_placement_with_the_s136_clock(api: Api) -> None:
     hold_id = (await hold(api)).json()["id"]
     api.clock.advance(minutes=40)
     detained_at = START - timedelta(hours=2)  # the clock started on arrival at the emergency department
-    response = await api.post(f"/api/holds/{hold_id}/arrive", "bedmanager",
-                              json={"s136_clock_started_at": detained_at.isoformat()})
+    response = await api.post(
+        f"/api/holds/{hold_id}/arrive", "bedmanager", json={"s136_clock_started_at": detained_at.isoformat()}
+    )
     assert response.status_code == 201, response.text
     placement = response.json()
     assert placement["legal_basis"] == "s136" and placement["hold_id"] == hold_id
@@ -178,8 +193,9 @@ async def test_arrival_starts_a_placement_with_the_s136_clock(api: Api) -> None:
 
 async def test_out_of_area_acute_placement_needs_a_reason(api: Api) -> None:
     hold_id = (await hold(api, "Northfield Park Hospital Acute", purpose="admission")).json()["id"]
-    assert_problem(await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={"legal_basis": "s2"}),
-                   422, "oap_reason")
+    assert_problem(
+        await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={"legal_basis": "s2"}), 422, "oap_reason"
+    )
     ok = await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={"legal_basis": "s2", "oap_reason": "10"})
     assert ok.status_code == 201, ok.text
     assert ok.json()["out_of_area"] is True and ok.json()["oap_reason"] == "10"
@@ -192,18 +208,31 @@ async def test_conveyance_eta_keeps_the_hold(api: Api) -> None:
     assert_problem(police, 422, "police_vehicle_reason")
     api.clock.advance(minutes=10)
     eta = START + timedelta(minutes=90)
-    response = await api.put(f"/api/holds/{hold_id}/conveyance", "conveyance", json={
-        "mode": "ambulance", "requested_at": START.isoformat(),
-        "dispatched_at": (START + timedelta(minutes=5)).isoformat(), "eta": eta.isoformat()})
+    response = await api.put(
+        f"/api/holds/{hold_id}/conveyance",
+        "conveyance",
+        json={
+            "mode": "ambulance",
+            "requested_at": START.isoformat(),
+            "dispatched_at": (START + timedelta(minutes=5)).isoformat(),
+            "eta": eta.isoformat(),
+        },
+    )
     assert response.status_code == 200, response.text
     assert response.json()["ambulance_response_minutes"] == 10.0
     got = (await api.get(f"/api/holds/{hold_id}", "amhp")).json()
     # 90 minutes plus the 15-minute grace, beyond the 60-minute hold.
     assert got["expires_at"].startswith("2026-03-02T10:45:00")
     assert got["conveyance"]["mode"] == "ambulance"
-    wrong_order = await api.put(f"/api/holds/{hold_id}/conveyance", "amhp", json={
-        "mode": "ambulance", "requested_at": START.isoformat(),
-        "at_scene_at": (START - timedelta(minutes=1)).isoformat()})
+    wrong_order = await api.put(
+        f"/api/holds/{hold_id}/conveyance",
+        "amhp",
+        json={
+            "mode": "ambulance",
+            "requested_at": START.isoformat(),
+            "at_scene_at": (START - timedelta(minutes=1)).isoformat(),
+        },
+    )
     assert_problem(wrong_order, 422, "at_scene_at")
 
 
@@ -230,8 +259,11 @@ async def test_extension_after_the_deadline_is_refused(api: Api) -> None:
     hold_id = (await hold(api)).json()["id"]
     placement = (await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={})).json()
     api.clock.advance(hours=24)
-    late = await api.post(f"/api/placements/{placement['id']}/s136-extension", "bedmanager",
-                          json={"hours": 6, "authorised_by": "Dr B", "reason": "late request"})
+    late = await api.post(
+        f"/api/placements/{placement['id']}/s136-extension",
+        "bedmanager",
+        json={"hours": 6, "authorised_by": "Dr B", "reason": "late request"},
+    )
     assert_problem(late, 409)
 
 
@@ -250,13 +282,19 @@ async def test_discharge_frees_the_place_once(api: Api) -> None:
 
 async def test_direct_admission_takes_a_place(api: Api) -> None:
     ward = await api.unit("Callington Road")
-    response = await api.post("/api/placements", "bedmanager", json={
-        "unit_id": ward.id, "legal_basis": "s3", "person": person(ref="WARD-77", sex="male")})
+    response = await api.post(
+        "/api/placements",
+        "bedmanager",
+        json={"unit_id": ward.id, "legal_basis": "s3", "person": person(ref="WARD-77", sex="male")},
+    )
     assert response.status_code == 201, response.text
     assert (await figures(api, "Callington Road"))["occupied"] == 3
     taunton = await api.unit("Taunton")
-    other = await api.post("/api/placements", "bedmanager", json={
-        "unit_id": taunton.id, "legal_basis": "s136", "person": person(home_area=SOMERSET)})
+    other = await api.post(
+        "/api/placements",
+        "bedmanager",
+        json={"unit_id": taunton.id, "legal_basis": "s136", "person": person(home_area=SOMERSET)},
+    )
     assert_problem(other, 403)
 
 
@@ -275,6 +313,10 @@ async def test_every_change_and_person_read_is_audited(api: Api) -> None:
     await api.post(f"/api/holds/{hold_id}/release", "amhp")
     log = (await api.get(f"/api/audit?object_id={hold_id}", "admin")).json()
     assert [(e["action"], e["username"]) for e in reversed(log)] == [
-        ("hold.create", "amhp"), ("hold.read", "bedmanager"), ("hold.release", "amhp"), ("hold.read", "amhp")]
+        ("hold.create", "amhp"),
+        ("hold.read", "bedmanager"),
+        ("hold.release", "amhp"),
+        ("hold.read", "amhp"),
+    ]
     assert log[-1]["after"]["status"] == "held"
     assert_problem(await api.get("/api/audit", "amhp"), 403)

@@ -29,10 +29,19 @@ BANES, BRISTOL, SOMERSET, BIRMINGHAM = "E06000022", "E06000023", "E06000066", "E
 
 
 def row(unit: Unit | str, **overrides) -> dict:
-    values = {"person_ref": "HIST-0001", "age": "34", "sex": "female", "ethnicity": "A", "home_area": BRISTOL,
-              "unit_id": unit if isinstance(unit, str) else unit.id, "legal_basis": "informal",
-              "started_at": "2025-06-01T10:00:00Z", "ended_at": "2025-06-08T10:00:00Z", "oap_reason": "",
-              "outcome": "discharged"}
+    values = {
+        "person_ref": "HIST-0001",
+        "age": "34",
+        "sex": "female",
+        "ethnicity": "A",
+        "home_area": BRISTOL,
+        "unit_id": unit if isinstance(unit, str) else unit.id,
+        "legal_basis": "informal",
+        "started_at": "2025-06-01T10:00:00Z",
+        "ended_at": "2025-06-08T10:00:00Z",
+        "oap_reason": "",
+        "outcome": "discharged",
+    }
     values.update(overrides)
     return values
 
@@ -47,8 +56,10 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 
 async def placements_and_audit(api: Api) -> tuple[int, int]:
     async with api.db.read_sessions() as session:
-        return (await session.scalar(select(func.count()).select_from(Placement)),
-                await session.scalar(select(func.count()).select_from(AuditEntry)))
+        return (
+            await session.scalar(select(func.count()).select_from(Placement)),
+            await session.scalar(select(func.count()).select_from(AuditEntry)),
+        )
 
 
 async def run_import(api: Api, path: Path):
@@ -60,26 +71,52 @@ async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: A
     suite = await api.unit("Bristol Place of Safety")
     ward = await api.unit("Callington Road")
     before = await placements_and_audit(api)
-    path = write_csv(tmp_path / "history.csv", [
-        # Out of area (a private hospital in Birmingham) for want of a bed at home.
-        row(private, person_ref="HIST-0001", legal_basis="s3", oap_reason="10", outcome="detained_s3"),
-        # s136 at the Bristol suite, ended 26 hours after arrival: past the 24-hour deadline.
-        row(suite, person_ref="HIST-0002", age="17", sex="male", legal_basis="s136",
-            started_at="2026-01-10T22:00:00Z", ended_at="2026-01-12T00:00:00Z", outcome="admitted_informal"),
-        # Local, in British Summer Time, still open.
-        row(ward, person_ref="HIST-0003", ethnicity="", started_at="2025-07-01T09:30:00+01:00", ended_at="",
-            outcome="", legal_basis="s2"),
-        # An s136 that ended in time.
-        row(suite, person_ref="HIST-0004", legal_basis="s136", started_at="2026-02-01T08:00:00Z",
-            ended_at="2026-02-01T20:00:00Z", outcome="referred_community"),
-    ])
+    path = write_csv(
+        tmp_path / "history.csv",
+        [
+            # Out of area (a private hospital in Birmingham) for want of a bed at home.
+            row(private, person_ref="HIST-0001", legal_basis="s3", oap_reason="10", outcome="detained_s3"),
+            # s136 at the Bristol suite, ended 26 hours after arrival: past the 24-hour deadline.
+            row(
+                suite,
+                person_ref="HIST-0002",
+                age="17",
+                sex="male",
+                legal_basis="s136",
+                started_at="2026-01-10T22:00:00Z",
+                ended_at="2026-01-12T00:00:00Z",
+                outcome="admitted_informal",
+            ),
+            # Local, in British Summer Time, still open.
+            row(
+                ward,
+                person_ref="HIST-0003",
+                ethnicity="",
+                started_at="2025-07-01T09:30:00+01:00",
+                ended_at="",
+                outcome="",
+                legal_basis="s2",
+            ),
+            # An s136 that ended in time.
+            row(
+                suite,
+                person_ref="HIST-0004",
+                legal_basis="s136",
+                started_at="2026-02-01T08:00:00Z",
+                ended_at="2026-02-01T20:00:00Z",
+                outcome="referred_community",
+            ),
+        ],
+    )
     summary = await run_import(api, path)
     assert (summary.rows, summary.ended, summary.out_of_area, summary.inappropriate) == (4, 3, 1, 1)
     assert (summary.s136, summary.s136_breached) == (2, 1)
 
     async with api.db.read_sessions() as session:
-        got = {p.person_ref: p for p in (await session.scalars(
-            select(Placement).where(Placement.person_ref.like("HIST-%")))).all()}
+        got = {
+            p.person_ref: p
+            for p in (await session.scalars(select(Placement).where(Placement.person_ref.like("HIST-%")))).all()
+        }
         bristol = await session.get(Area, BRISTOL)
         expected_out, expected_km = placement_geography(bristol, private, set(bristol.local_provider_ids))
     assert expected_out is True and expected_km > 100
@@ -109,28 +146,74 @@ async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: A
 
 async def test_an_import_computes_what_a_direct_admission_computes(api: Api, tmp_path: Path) -> None:
     ward = await api.unit("Callington Road")  # AWP: not in Somerset's local network
-    live = await api.post("/api/placements", "bedmanager", json={
-        "unit_id": ward.id, "legal_basis": "s3", "oap_reason": "11",
-        "person": {"ref": "LIVE-1", "age": 40, "sex": "male", "home_area": SOMERSET}})
+    live = await api.post(
+        "/api/placements",
+        "bedmanager",
+        json={
+            "unit_id": ward.id,
+            "legal_basis": "s3",
+            "oap_reason": "11",
+            "person": {"ref": "LIVE-1", "age": 40, "sex": "male", "home_area": SOMERSET},
+        },
+    )
     assert live.status_code == 201, live.text
     suite = await api.unit("Bristol Place of Safety")
-    live_136 = await api.post("/api/placements", "bedmanager", json={
-        "unit_id": suite.id, "legal_basis": "s136",
-        "person": {"ref": "LIVE-2", "age": 30, "sex": "male", "home_area": BANES}})
+    live_136 = await api.post(
+        "/api/placements",
+        "bedmanager",
+        json={
+            "unit_id": suite.id,
+            "legal_basis": "s136",
+            "person": {"ref": "LIVE-2", "age": 30, "sex": "male", "home_area": BANES},
+        },
+    )
     assert live_136.status_code == 201, live_136.text
     at = START.isoformat()
-    await run_import(api, write_csv(tmp_path / "same.csv", [
-        row(ward, person_ref="HIST-1", age="40", sex="male", home_area=SOMERSET, legal_basis="s3",
-            oap_reason="11", started_at=at, ended_at="", outcome=""),
-        row(suite, person_ref="HIST-2", age="30", sex="male", home_area=BANES, legal_basis="s136",
-            started_at=at, ended_at="", outcome=""),
-    ]))
+    await run_import(
+        api,
+        write_csv(
+            tmp_path / "same.csv",
+            [
+                row(
+                    ward,
+                    person_ref="HIST-1",
+                    age="40",
+                    sex="male",
+                    home_area=SOMERSET,
+                    legal_basis="s3",
+                    oap_reason="11",
+                    started_at=at,
+                    ended_at="",
+                    outcome="",
+                ),
+                row(
+                    suite,
+                    person_ref="HIST-2",
+                    age="30",
+                    sex="male",
+                    home_area=BANES,
+                    legal_basis="s136",
+                    started_at=at,
+                    ended_at="",
+                    outcome="",
+                ),
+            ],
+        ),
+    )
     async with api.db.read_sessions() as session:
         by_ref = {p.person_ref: p for p in (await session.scalars(select(Placement))).all()}
     for live_ref, imported_ref in (("LIVE-1", "HIST-1"), ("LIVE-2", "HIST-2")):
         a, b = by_ref[live_ref], by_ref[imported_ref]
-        for column in ("out_of_area", "distance_km", "daily_cost", "oap_reason", "started_at",
-                       "s136_clock_started_at", "s136_deadline", "s136_breached_at"):
+        for column in (
+            "out_of_area",
+            "distance_km",
+            "daily_cost",
+            "oap_reason",
+            "started_at",
+            "s136_clock_started_at",
+            "s136_deadline",
+            "s136_breached_at",
+        ):
             assert getattr(a, column) == getattr(b, column), column
     assert by_ref["HIST-1"].out_of_area is True
     assert by_ref["HIST-2"].s136_deadline == START + timedelta(hours=24)
@@ -149,17 +232,32 @@ async def test_the_oap_reason_rule_is_start_placements(api: Api) -> None:
                 for reason in (None, "10"):
                     try:
                         await start_placement(
-                            uow, actor=SYSTEM, unit=unit, home=area,
-                            person={"person_ref": "RULE-1", "person_age": 40, "person_sex": "male",
-                                    "person_ethnicity": None, "home_area": area.code},
-                            legal_basis="informal", started_at=START, s136_clock_started_at=None,
-                            oap_reason=reason, hold_id=None)
+                            uow,
+                            actor=SYSTEM,
+                            unit=unit,
+                            home=area,
+                            person={
+                                "person_ref": "RULE-1",
+                                "person_age": 40,
+                                "person_sex": "male",
+                                "person_ethnicity": None,
+                                "home_area": area.code,
+                            },
+                            legal_basis="informal",
+                            started_at=START,
+                            s136_clock_started_at=None,
+                            oap_reason=reason,
+                            hold_id=None,
+                        )
                         refused = False
                     except Invalid as exc:
                         assert exc.field == "oap_reason"
                         refused = True
                     assert refused == (oap_reason_problem(out_of_area, unit.kind, reason) is not None), (
-                        unit.name, area.code, reason)
+                        unit.name,
+                        area.code,
+                        reason,
+                    )
                     checked += 1
         await session.rollback()
     assert checked == 2 * len(units) * len(areas) > 100
@@ -196,10 +294,16 @@ async def test_an_under_18_is_refused_at_a_unit_whose_ages_exclude_them(api: Api
     suite = await api.unit("Bristol Place of Safety")  # 16+
     before = await placements_and_audit(api)
     with pytest.raises(ImportRefused) as refused:
-        await run_import(api, write_csv(tmp_path / "young.csv", [
-            row(suite, person_ref="HIST-1", age="16", legal_basis="s136", ended_at="2025-06-01T20:00:00Z"),
-            row(ward, person_ref="HIST-2", age="16"),
-        ]))
+        await run_import(
+            api,
+            write_csv(
+                tmp_path / "young.csv",
+                [
+                    row(suite, person_ref="HIST-1", age="16", legal_basis="s136", ended_at="2025-06-01T20:00:00Z"),
+                    row(ward, person_ref="HIST-2", age="16"),
+                ],
+            ),
+        )
     assert [(p.line, p.field) for p in refused.value.problems] == [(3, "age")]
     assert "16" in refused.value.problems[0].message
     assert await placements_and_audit(api) == before
@@ -227,8 +331,10 @@ async def test_every_rule_names_its_field(api: Api, tmp_path: Path) -> None:
         ({"oap_reason": "15"}, "oap_reason"),
         ({"unit_id": private.id, "oap_reason": ""}, "oap_reason"),  # out of area at an acute unit, no reason
     ]
-    rows = [row(ward, person_ref=f"HIST-{i}", **change) if "person_ref" not in change else row(ward, **change)
-            for i, (change, _) in enumerate(cases)]
+    rows = [
+        row(ward, person_ref=f"HIST-{i}", **change) if "person_ref" not in change else row(ward, **change)
+        for i, (change, _) in enumerate(cases)
+    ]
     with pytest.raises(ImportRefused) as refused:
         await run_import(api, write_csv(tmp_path / "rules.csv", rows))
     found = sorted((p.line, p.field) for p in refused.value.problems)
@@ -237,8 +343,10 @@ async def test_every_rule_names_its_field(api: Api, tmp_path: Path) -> None:
 
 async def test_duplicates_in_the_file_and_a_second_import_are_refused(api: Api, tmp_path: Path) -> None:
     ward = await api.unit("Callington Road")
-    path = write_csv(tmp_path / "twice.csv", [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2"),
-                                              row(ward, person_ref="HIST-1")])
+    path = write_csv(
+        tmp_path / "twice.csv",
+        [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2"), row(ward, person_ref="HIST-1")],
+    )
     with pytest.raises(ImportRefused) as refused:
         await run_import(api, path)
     [problem] = refused.value.problems

@@ -42,8 +42,7 @@ from support.settings import settings_for
 
 BANES, BRISTOL, WILTSHIRE, SOMERSET, SANDWELL = "E06000022", "E06000023", "E06000054", "E06000066", "E08000028"
 SUITE = "Bristol Place of Safety"
-AVAILABILITY_KEYS = {"unit_id", "status", "open_places", "held", "occupied", "available", "last_confirmed_at",
-                     "stale"}
+AVAILABILITY_KEYS = {"unit_id", "status", "open_places", "held", "occupied", "available", "last_confirmed_at", "stale"}
 PERSON_KEYS = {"person", "person_ref", "ref", "home_area", "age", "sex", "ethnicity", "hold_id", "placement_id"}
 
 
@@ -64,11 +63,13 @@ def person(ref: str = "LIVE-0001", home_area: str = BRISTOL, **overrides: Any) -
     return {"ref": ref, "age": 34, "sex": "female", "ethnicity": "A", "home_area": home_area, **overrides}
 
 
-async def place_hold(live: LiveServer, unit_name: str = SUITE, *, as_: str = "amhp", purpose: str = "s136",
-                     **person_fields: Any) -> dict:
+async def place_hold(
+    live: LiveServer, unit_name: str = SUITE, *, as_: str = "amhp", purpose: str = "s136", **person_fields: Any
+) -> dict:
     unit = await live.unit(unit_name)
-    response = await live.post("/api/holds", as_, json={"unit_id": unit.id, "purpose": purpose,
-                                                         "person": person(**person_fields)})
+    response = await live.post(
+        "/api/holds", as_, json={"unit_id": unit.id, "purpose": purpose, "person": person(**person_fields)}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -82,8 +83,11 @@ def about(frames: list[dict], hold_id: str) -> list[dict]:
 
 
 def figures_of(frames: list[dict], unit_id: str) -> list[tuple]:
-    return [(f["data"]["open_places"], f["data"]["held"], f["data"]["occupied"], f["data"]["available"])
-            for f in of_type(frames, "unit.availability") if f["data"]["unit_id"] == unit_id]
+    return [
+        (f["data"]["open_places"], f["data"]["held"], f["data"]["occupied"], f["data"]["available"])
+        for f in of_type(frames, "unit.availability")
+        if f["data"]["unit_id"] == unit_id
+    ]
 
 
 def keys_in(value: Any) -> set[str]:
@@ -124,8 +128,9 @@ async def test_each_change_arrives_after_its_rest_action_with_new_figures(live: 
     assert figures_of(frames, suite.id) == [(4, 1, 0, 3)]
 
     live.clock.advance(minutes=5)
-    extended = await live.post(f"/api/holds/{first['id']}/extend", "amhp",
-                               json={"minutes": 30, "reason": "waiting for the ambulance"})
+    extended = await live.post(
+        f"/api/holds/{first['id']}/extend", "amhp", json={"minutes": 30, "reason": "waiting for the ambulance"}
+    )
     assert extended.status_code == 200, extended.text
     frames = await amhp.until(lambda f: f["type"] == "unit.availability")
     assert [f["type"] for f in frames] == ["hold.extended", "unit.availability"]
@@ -144,29 +149,42 @@ async def test_each_change_arrives_after_its_rest_action_with_new_figures(live: 
     released = await live.post(f"/api/holds/{second['id']}/release", "amhp")
     assert released.status_code == 200, released.text
     third = await place_hold(live, ref="LIVE-0003")
-    declined = await live.post(f"/api/holds/{third['id']}/decline", "bedmanager",
-                               json={"reason": "clinically_unsuitable"})
+    declined = await live.post(
+        f"/api/holds/{third['id']}/decline", "bedmanager", json={"reason": "clinically_unsuitable"}
+    )
     assert declined.status_code == 200, declined.text
-    discharged = await live.post(f"/api/placements/{placement_id}/discharge", "bedmanager",
-                                 json={"outcome": "discharged"})
+    discharged = await live.post(
+        f"/api/placements/{placement_id}/discharge", "bedmanager", json={"outcome": "discharged"}
+    )
     assert discharged.status_code == 200, discharged.text
-    declared = await live.put(f"/api/units/{suite.id}/availability", "bedmanager",
-                              json={"open_places": 3, "status": "open"})
+    declared = await live.put(
+        f"/api/units/{suite.id}/availability", "bedmanager", json={"open_places": 3, "status": "open"}
+    )
     assert declared.status_code == 200, declared.text
     held = await place_hold(live, ref="LIVE-0004")
 
     frames = (await live.barrier(amhp))[0]
     assert [(f["type"], f["data"].get("hold_id")) for f in frames if f["type"] != "unit.availability"] == [
-        ("hold.created", second["id"]), ("hold.released", second["id"]),
-        ("hold.created", third["id"]), ("hold.declined", third["id"]),
-        ("placement.discharged", first["id"]), ("hold.created", held["id"]),
+        ("hold.created", second["id"]),
+        ("hold.released", second["id"]),
+        ("hold.created", third["id"]),
+        ("hold.declined", third["id"]),
+        ("placement.discharged", first["id"]),
+        ("hold.created", held["id"]),
     ]
     assert of_type(frames, "hold.declined")[0]["data"]["status"] == "declined"
     assert of_type(frames, "placement.discharged")[0]["data"]["placement_id"] == placement_id
     # (open, held, occupied, available) after each change: +hold, -hold, +hold, -hold, discharge,
     # the declaration of 3 open places, and one more hold.
-    assert figures_of(frames, suite.id) == [(4, 1, 1, 2), (4, 0, 1, 3), (4, 1, 1, 2), (4, 0, 1, 3),
-                                            (4, 0, 0, 4), (3, 0, 0, 3), (3, 1, 0, 2)]
+    assert figures_of(frames, suite.id) == [
+        (4, 1, 1, 2),
+        (4, 0, 1, 3),
+        (4, 1, 1, 2),
+        (4, 0, 1, 3),
+        (4, 0, 0, 4),
+        (3, 0, 0, 3),
+        (3, 1, 0, 2),
+    ]
     declaration = [f for f in of_type(frames, "unit.availability") if f["data"]["open_places"] == 3][0]
     assert declaration["data"]["stale"] is False
     assert declaration["data"]["last_confirmed_at"].startswith("2026-03-02T09:05:00")
@@ -176,8 +194,15 @@ async def test_each_change_arrives_after_its_rest_action_with_new_figures(live: 
     # The unit's bed manager heard the same changes to their own unit, numbered on their own stream.
     manager_frames = (await live.barrier(manager))[0]
     assert [f["type"] for f in manager_frames if f["type"].startswith("hold.")] == [
-        "hold.created", "hold.extended", "hold.arrived", "hold.created", "hold.released", "hold.created",
-        "hold.declined", "hold.created"]
+        "hold.created",
+        "hold.extended",
+        "hold.arrived",
+        "hold.created",
+        "hold.released",
+        "hold.created",
+        "hold.declined",
+        "hold.created",
+    ]
     assert_seq_unbroken(amhp)
     assert_seq_unbroken(manager)
 
@@ -187,21 +212,26 @@ async def test_conveyance_updates_reach_the_amhp_the_units_bed_managers_and_conv
     somerset = await live.provider_of("Taunton")
     await live.add_user("taunton_bm", "bed_manager", provider_id=somerset.id)
     await live.add_user("amhp_sandwell", "amhp", areas=(SANDWELL,))
-    listeners = {name: await live.connect(name) for name in
-                 ("amhp", "bedmanager", "conveyance", "commissioner", "taunton_bm", "amhp_sandwell")}
+    listeners = {
+        name: await live.connect(name)
+        for name in ("amhp", "bedmanager", "conveyance", "commissioner", "taunton_bm", "amhp_sandwell")
+    }
     hold = await place_hold(live)
 
     live.clock.advance(minutes=12)
     requested = (START + timedelta(minutes=2)).isoformat()
-    response = await live.put(f"/api/holds/{hold['id']}/conveyance", "conveyance",
-                              json={"mode": "ambulance", "requested_at": requested})
+    response = await live.put(
+        f"/api/holds/{hold['id']}/conveyance", "conveyance", json={"mode": "ambulance", "requested_at": requested}
+    )
     assert response.status_code == 200, response.text
     live.clock.advance(minutes=33)
     at_scene = (START + timedelta(minutes=44)).isoformat()
     eta = (START + timedelta(minutes=70)).isoformat()
-    response = await live.put(f"/api/holds/{hold['id']}/conveyance", "amhp",
-                              json={"mode": "ambulance", "requested_at": requested, "at_scene_at": at_scene,
-                                    "eta": eta})
+    response = await live.put(
+        f"/api/holds/{hold['id']}/conveyance",
+        "amhp",
+        json={"mode": "ambulance", "requested_at": requested, "at_scene_at": at_scene, "eta": eta},
+    )
     assert response.status_code == 200, response.text
 
     heard = dict(zip(listeners, await live.barrier(*listeners.values()), strict=True))
@@ -216,7 +246,11 @@ async def test_conveyance_updates_reach_the_amhp_the_units_bed_managers_and_conv
         # The ETA keeps the place: the hold is extended to the ETA plus the 15-minute grace.
         assert updates[1]["data"]["hold_expires_at"].startswith("2026-03-02T10:25:00")
         assert [f["type"] for f in about(heard[name], hold["id"])] == [
-            "hold.created", "conveyance.updated", "hold.extended", "conveyance.updated"], name
+            "hold.created",
+            "conveyance.updated",
+            "hold.extended",
+            "conveyance.updated",
+        ], name
     for name in ("commissioner", "taunton_bm", "amhp_sandwell"):
         assert about(heard[name], hold["id"]) == [], name
         assert {f["type"] for f in heard[name]} == {"unit.availability"}, name
@@ -230,8 +264,16 @@ async def test_each_role_hears_only_what_its_rest_scope_shows(live: LiveServer) 
     await live.add_user("taunton_bm", "bed_manager", provider_id=somerset.id)
     await live.add_user("amhp_sandwell", "amhp", areas=(SANDWELL,))
     await live.add_user("conveyance_wm", "conveyance", areas=(SANDWELL,))
-    names = ("admin", "amhp", "bedmanager", "conveyance", "commissioner", "taunton_bm", "amhp_sandwell",
-             "conveyance_wm")
+    names = (
+        "admin",
+        "amhp",
+        "bedmanager",
+        "conveyance",
+        "commissioner",
+        "taunton_bm",
+        "amhp_sandwell",
+        "conveyance_wm",
+    )
     listeners = {name: await live.connect(name) for name in names}
 
     at_bristol = await place_hold(live)  # a Bristol resident at an AWP unit in Bristol
@@ -271,9 +313,11 @@ async def test_a_subscription_narrows_the_stream_by_unit_area_or_provider(live: 
     by_provider = await live.connect("admin")
     everything = await live.connect("admin")
     # Each subscription includes Devizes, where the barrier declares.
-    for client, message in [(by_unit, {"units": [suite.id, devizes.id]}),
-                            (by_area, {"areas": [BANES, WILTSHIRE]}),
-                            (by_provider, {"providers": [somerset.id, wilts.id]})]:
+    for client, message in [
+        (by_unit, {"units": [suite.id, devizes.id]}),
+        (by_area, {"areas": [BANES, WILTSHIRE]}),
+        (by_provider, {"providers": [somerset.id, wilts.id]}),
+    ]:
         await client.send({"action": "subscribe", **message})
         reply = await client.next()
         assert reply["type"] == "subscribed" and reply["seq"] == 2, reply
@@ -291,8 +335,7 @@ async def test_a_subscription_narrows_the_stream_by_unit_area_or_provider(live: 
     # An area matches the unit's area or the person's home area: the BANES resident held at Taunton.
     assert seen(heard[1]) == {("hold.created", taunton.id), ("unit.availability", bath.id)}
     assert seen(heard[2]) == {("hold.created", taunton.id), ("unit.availability", taunton.id)}
-    assert {f["data"].get("hold_id") for f in of_type(heard[3], "hold.created")} == {at_bristol["id"],
-                                                                                    at_taunton["id"]}
+    assert {f["data"].get("hold_id") for f in of_type(heard[3], "hold.created")} == {at_bristol["id"], at_taunton["id"]}
     assert len(heard[3]) == 5
 
     # A new subscription replaces the old one; an empty one is everything in scope again.
@@ -342,12 +385,13 @@ async def test_a_missing_or_bad_token_is_closed_4401(live: LiveServer, monkeypat
     admin = await live.token("admin")
     admin_id = jwt.decode(admin, secret, algorithms=["HS256"])["sub"]
     now = datetime.now(UTC)
-    expired = jwt.encode({"sub": admin_id, "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)},
-                         secret, algorithm="HS256")
-    forged = jwt.encode({"sub": admin_id, "iat": now, "exp": now + timedelta(hours=1)}, "another-key" * 4,
-                        algorithm="HS256")
-    for token, via in [("", "query"), ("garbage", "query"), (expired, "query"), (forged, "query"),
-                       (forged, "message")]:
+    expired = jwt.encode(
+        {"sub": admin_id, "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)}, secret, algorithm="HS256"
+    )
+    forged = jwt.encode(
+        {"sub": admin_id, "iat": now, "exp": now + timedelta(hours=1)}, "another-key" * 4, algorithm="HS256"
+    )
+    for token, via in [("", "query"), ("garbage", "query"), (expired, "query"), (forged, "query"), (forged, "message")]:
         client = await live.connect(token=token, via=via, hello=False)
         if not token:  # no token in the URL: the first message must carry one, and this one does not
             await client.send({"action": "subscribe", "units": []})
@@ -399,8 +443,9 @@ async def test_a_client_that_falls_too_far_behind_is_closed_4008_and_resyncs(dat
     async with running(database_url, small_buffers=True, ws_max_backlog=5) as live:
         devizes = await live.unit("Devizes")
         keeping_up = await live.connect("admin")
-        reader = asyncio.create_task(keeping_up.until(
-            lambda f: f["type"] == "unit.availability" and f["data"]["open_places"] == 99, within=60))
+        reader = asyncio.create_task(
+            keeping_up.until(lambda f: f["type"] == "unit.availability" and f["data"]["open_places"] == 99, within=60)
+        )
         # A client that stops reading: a small receive buffer, one frame queued, no keepalive pings.
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -415,8 +460,9 @@ async def test_a_client_that_falls_too_far_behind_is_closed_4008_and_resyncs(dat
             while not given_up():
                 assert sent < 1000, "the server never fell behind the client that does not read"
                 sent += 1
-                response = await live.put(f"/api/units/{devizes.id}/availability", "admin",
-                                          json={"open_places": sent % 50, "status": "open"})
+                response = await live.put(
+                    f"/api/units/{devizes.id}/availability", "admin", json={"open_places": sent % 50, "status": "open"}
+                )
                 assert response.status_code == 200
             await live.put(f"/api/units/{devizes.id}/availability", "admin", json={"open_places": 99, "status": "open"})
 
@@ -466,8 +512,12 @@ async def test_a_refused_or_rolled_back_change_sends_nothing(live: LiveServer, m
 
     frames = (await live.barrier(client))[0]
     assert [(f["type"], f["data"].get("hold_id")) for f in frames] == [
-        ("unit.availability", None), ("hold.created", kept["id"]), ("unit.availability", None),
-        ("hold.released", kept["id"]), ("unit.availability", None)]
+        ("unit.availability", None),
+        ("hold.created", kept["id"]),
+        ("unit.availability", None),
+        ("hold.released", kept["id"]),
+        ("unit.availability", None),
+    ]
     async with live.db.read_sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Hold)) == 1  # the rolled-back one is gone
 
@@ -491,8 +541,7 @@ async def test_the_sweep_announces_an_expiry_once_even_from_two_instances(live: 
     finally:
         await other.dispose()
     heard = await live.barrier(amhp, commissioner)
-    assert [f["type"] for f in heard[0]] == ["hold.created", "unit.availability", "hold.expired",
-                                             "unit.availability"]
+    assert [f["type"] for f in heard[0]] == ["hold.created", "unit.availability", "hold.expired", "unit.availability"]
     expired = heard[0][2]
     assert expired["data"]["hold_id"] == hold["id"] and expired["data"]["status"] == "expired"
     assert expired["at"].startswith("2026-03-02T10:00:00")
@@ -539,8 +588,13 @@ async def test_expiring_holds_and_stale_figures_are_alerted_once_by_two_instance
     assert await _run_alerts_as_two_instances(live) == 0
     heard = dict(zip(listeners, await live.barrier(*listeners.values()), strict=True))
     stale = {name: [f["data"]["unit_id"] for f in of_type(frames, "unit.stale")] for name, frames in heard.items()}
-    assert stale == {"amhp": [], "bedmanager": [suites[SUITE]], "conveyance": [], "commissioner": [],
-                     "taunton_bm": [suites["Taunton"]]}
+    assert stale == {
+        "amhp": [],
+        "bedmanager": [suites[SUITE]],
+        "conveyance": [],
+        "commissioner": [],
+        "taunton_bm": [suites["Taunton"]],
+    }
     notice = of_type(heard["bedmanager"], "unit.stale")[0]["data"]
     assert notice["last_confirmed_at"].startswith("2026-03-02T09:00:00") and notice["stale_after_minutes"] == 240
     assert [k for k, _, _ in await _alert_rows(live)] == ["hold.expiring"] + ["unit.stale"] * 3
@@ -557,7 +611,8 @@ async def test_expiring_holds_and_stale_figures_are_alerted_once_by_two_instance
     assert await _run_alerts_as_two_instances(live) == 0
     heard = await live.barrier(listeners["bedmanager"])
     assert sorted(f["data"]["unit_id"] for f in of_type(heard[0], "unit.stale")) == sorted(
-        u for u, provider, _ in units if provider == awp.id)
+        u for u, provider, _ in units if provider == awp.id
+    )
     rows = await _alert_rows(live)
     assert len(rows) == len(set(rows)) == 1 + 3 + 1 + len(first_spell)
     assert_seq_unbroken(listeners["bedmanager"])
@@ -575,15 +630,20 @@ async def test_s136_warnings_and_breach_are_sent_once_by_two_instances(database_
         assert placement["s136_deadline"].startswith("2026-03-03T09:00:00")
 
         warnings: dict[str, list] = {name: [] for name in listeners}
-        for at, expected in [(deadline - timedelta(minutes=121), 0), (deadline - timedelta(minutes=119), 1),
-                             (deadline - timedelta(minutes=60), 0), (deadline - timedelta(minutes=29), 1),
-                             (deadline - timedelta(minutes=1), 0)]:
+        for at, expected in [
+            (deadline - timedelta(minutes=121), 0),
+            (deadline - timedelta(minutes=119), 1),
+            (deadline - timedelta(minutes=60), 0),
+            (deadline - timedelta(minutes=29), 1),
+            (deadline - timedelta(minutes=1), 0),
+        ]:
             live.clock.set(at)
             assert await _run_alerts_as_two_instances(live) == expected, at
             heard = dict(zip(listeners, await live.barrier(*listeners.values()), strict=True))
             for name, frames in heard.items():
-                warnings[name] += [(f["data"]["threshold_minutes"], f["data"]["minutes_left"])
-                                   for f in of_type(frames, "s136.warning")]
+                warnings[name] += [
+                    (f["data"]["threshold_minutes"], f["data"]["minutes_left"]) for f in of_type(frames, "s136.warning")
+                ]
         assert warnings["amhp"] == warnings["bedmanager"] == [(120, 119.0), (30, 29.0)]
         assert warnings["commissioner"] == []
         assert [(k, o) for k, o, _ in await _alert_rows(live)] == [("s136.warning", placement["id"])] * 2
@@ -607,18 +667,38 @@ async def test_s136_warnings_and_breach_are_sent_once_by_two_instances(database_
 
 
 def test_watch_prints_london_time_seq_type_and_a_summary() -> None:
-    frame = {"seq": 7, "type": "hold.created", "at": "2026-07-01T09:00:00+00:00",
-             "data": {"hold_id": "0f3c2a9e-aaaa", "unit_id": "u1", "status": "held", "purpose": "s136",
-                      "expires_at": "2026-07-01T10:00:00+00:00",
-                      "person": {"ref": "LIVE-0001", "age": 34, "sex": "female", "home_area": BRISTOL}}}
+    frame = {
+        "seq": 7,
+        "type": "hold.created",
+        "at": "2026-07-01T09:00:00+00:00",
+        "data": {
+            "hold_id": "0f3c2a9e-aaaa",
+            "unit_id": "u1",
+            "status": "held",
+            "purpose": "s136",
+            "expires_at": "2026-07-01T10:00:00+00:00",
+            "person": {"ref": "LIVE-0001", "age": 34, "sex": "female", "home_area": BRISTOL},
+        },
+    }
     line = format_frame(frame, {"u1": "Bristol Place of Safety"})
     assert line.startswith("2026-07-01 10:00:00 BST  #7 ")
     assert "hold.created" in line and "Bristol Place of Safety" in line and "expires 11:00" in line
     assert "LIVE-0001" in line
     assert local_time("2026-01-15T09:00:00+00:00") == "2026-01-15 09:00:00 GMT"
-    conveyance = format_frame({"seq": 2, "type": "conveyance.updated", "at": "2026-01-15T09:00:00+00:00",
-                               "data": {"hold_id": "h", "unit_id": "u", "mode": "ambulance",
-                                        "ambulance_response_minutes": 42.0, "ambulance_standard_minutes": 30}})
+    conveyance = format_frame(
+        {
+            "seq": 2,
+            "type": "conveyance.updated",
+            "at": "2026-01-15T09:00:00+00:00",
+            "data": {
+                "hold_id": "h",
+                "unit_id": "u",
+                "mode": "ambulance",
+                "ambulance_response_minutes": 42.0,
+                "ambulance_standard_minutes": 30,
+            },
+        }
+    )
     assert "ambulance response 42.0 min (standard 30)" in conveyance
     assert events_url("https://capacity.example.nhs.uk/") == "wss://capacity.example.nhs.uk/ws/events"
     assert events_url("http://127.0.0.1:8000") == "ws://127.0.0.1:8000/ws/events"
@@ -638,8 +718,14 @@ async def test_watch_reconnects_with_a_resync_hint_and_gives_up_after_its_retrie
 
     async with running(database_url) as live:
         port, app_settings, clock = live.port, live.app.state.settings, live.clock
-        options = WatchOptions(url=live.base_url, username="amhp", password="demo", retries=2,
-                               backoff_seconds=0.05, max_backoff_seconds=0.2)
+        options = WatchOptions(
+            url=live.base_url,
+            username="amhp",
+            password="demo",
+            retries=2,
+            backoff_seconds=0.05,
+            max_backoff_seconds=0.2,
+        )
         watching = asyncio.create_task(watch(options, lines.append))
         await printed(r"#1 +hello +connected as amhp \(amhp\)")
         await place_hold(live)
@@ -676,10 +762,21 @@ async def test_capacity_watch_command_prints_the_stream_and_stops_cleanly_on_ctr
     live = sqlite_live
     suite = await live.unit(SUITE)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from capacity.cli import main; main()", "watch", "--url", live.base_url,
-        "--username", "bedmanager", "--unit", suite.id, "--retries", "1",
+        sys.executable,
+        "-c",
+        "from capacity.cli import main; main()",
+        "watch",
+        "--url",
+        live.base_url,
+        "--username",
+        "bedmanager",
+        "--unit",
+        suite.id,
+        "--retries",
+        "1",
         env={**os.environ, "CAPACITY_WATCH_PASSWORD": "demo", "PYTHONUNBUFFERED": "1"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdout is not None
     lines: list[str] = []

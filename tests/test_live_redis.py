@@ -38,8 +38,9 @@ PG_URL = os.environ.get("CAPACITY_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CAPACITY_TEST_REDIS_URL")
 if not (PG_URL and REDIS_URL):
     if os.environ.get("CI") == "true":
-        raise RuntimeError("CI must run the cross-instance tests: set CAPACITY_TEST_DATABASE_URL and "
-                           "CAPACITY_TEST_REDIS_URL")
+        raise RuntimeError(
+            "CI must run the cross-instance tests: set CAPACITY_TEST_DATABASE_URL and CAPACITY_TEST_REDIS_URL"
+        )
     pytest.skip("needs CAPACITY_TEST_DATABASE_URL and CAPACITY_TEST_REDIS_URL", allow_module_level=True)
 
 SECRET = settings_for("sqlite+aiosqlite://").secret_key
@@ -65,8 +66,9 @@ class Process:
     @classmethod
     async def start(cls, args: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
         with _log_file(log) as out:
-            process = await asyncio.create_subprocess_exec(*args, env={**os.environ, **(env or {})}, stdout=out,
-                                                           stderr=asyncio.subprocess.STDOUT)
+            process = await asyncio.create_subprocess_exec(
+                *args, env={**os.environ, **(env or {})}, stdout=out, stderr=asyncio.subprocess.STDOUT
+            )
         return cls(process, log)
 
     async def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -132,8 +134,11 @@ async def unit_id(database_url: str, name_start: str) -> str:
 
 
 async def ws_client(base_url: str, token: str) -> Client:
-    client = Client(await connect(base_url.replace("http", "ws", 1) + "/ws/events", open_timeout=WAIT,
-                                  close_timeout=1, compression=None))
+    client = Client(
+        await connect(
+            base_url.replace("http", "ws", 1) + "/ws/events", open_timeout=WAIT, close_timeout=1, compression=None
+        )
+    )
     await client.send({"token": token})
     assert (await client.next())["type"] == "hello"
     return client
@@ -142,18 +147,33 @@ async def ws_client(base_url: str, token: str) -> Client:
 @asynccontextmanager
 async def instances(database_url: str, redis_url: str, tmp_path: Path, count: int) -> AsyncIterator[list[str]]:
     """`capacity serve`, `count` times: instances of one deployment sharing a database, Redis and a key."""
-    env = {"CAPACITY_DATABASE_URL": database_url, "CAPACITY_REDIS_URL": redis_url, "CAPACITY_SECRET_KEY": SECRET,
-           # Each instance runs the jobs every second; a 136 suite's hold is "expiring" all its 30 seconds.
-           "CAPACITY_SWEEP_SECONDS": "1", "CAPACITY_HOLD_SECONDS_S136_SUITE": "30",
-           "CAPACITY_HOLD_EXPIRING_MINUTES": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        "CAPACITY_DATABASE_URL": database_url,
+        "CAPACITY_REDIS_URL": redis_url,
+        "CAPACITY_SECRET_KEY": SECRET,
+        # Each instance runs the jobs every second; a 136 suite's hold is "expiring" all its 30 seconds.
+        "CAPACITY_SWEEP_SECONDS": "1",
+        "CAPACITY_HOLD_SECONDS_S136_SUITE": "30",
+        "CAPACITY_HOLD_EXPIRING_MINUTES": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     servers: list[tuple[Process, str]] = []
     try:
         for i in range(count):
             port = free_port()
-            command = [sys.executable, "-c", "from capacity.cli import main; main()", "serve", "--host",
-                       "127.0.0.1", "--port", str(port)]
-            servers.append((await Process.start(command, tmp_path / f"instance{i}.log", env),
-                            f"http://127.0.0.1:{port}"))
+            command = [
+                sys.executable,
+                "-c",
+                "from capacity.cli import main; main()",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
+            servers.append(
+                (await Process.start(command, tmp_path / f"instance{i}.log", env), f"http://127.0.0.1:{port}")
+            )
         for process, url in servers:
             await until_healthy(url, process)
         yield [url for _, url in servers]
@@ -176,8 +196,9 @@ async def test_an_event_made_on_one_instance_reaches_clients_of_every_instance(
         holds = []
         async with http_client(a) as http_a, http_client(b) as http_b:
             for http, ref in ((http_a, "LIVE-A"), (http_b, "LIVE-B")):
-                response = await http.post("/api/holds", headers=amhp,
-                                           json={"unit_id": suite, "purpose": "s136", "person": person(ref)})
+                response = await http.post(
+                    "/api/holds", headers=amhp, json={"unit_id": suite, "purpose": "s136", "person": person(ref)}
+                )
                 assert response.status_code == 201, response.text
                 holds.append(response.json()["id"])
             for client in (on_a, on_b):
@@ -186,8 +207,9 @@ async def test_an_event_made_on_one_instance_reaches_clients_of_every_instance(
 
             # Both instances run the alert job every second: the hold nearing its expiry is announced
             # once. Two more runs of each instance's job pass before the count is taken.
-            await on_b.until(lambda f: f["type"] == "hold.expiring" and f["data"]["hold_id"] == holds[0],
-                             within=WAIT * 2)
+            await on_b.until(
+                lambda f: f["type"] == "hold.expiring" and f["data"]["hold_id"] == holds[0], within=WAIT * 2
+            )
             await asyncio.sleep(2.5)
             for client in (on_a, on_b):
                 await client.quiet(0.2)
@@ -207,8 +229,22 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[tuple[int, Any]]:
     state: dict[str, Process] = {}
 
     async def start() -> None:
-        state["p"] = await Process.start([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                          "--appendonly", "no", "--daemonize", "no"], tmp_path / f"redis-{port}.log")
+        state["p"] = await Process.start(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            tmp_path / f"redis-{port}.log",
+        )
         await until_listening(port, state["p"], 10)
 
     async def stop() -> None:
@@ -223,8 +259,9 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[tuple[int, Any]]:
 
 async def hold(live: LiveServer, ref: str) -> dict:
     unit = await live.unit(SUITE)
-    response = await live.post("/api/holds", "amhp", json={"unit_id": unit.id, "purpose": "s136",
-                                                           "person": person(ref)})
+    response = await live.post(
+        "/api/holds", "amhp", json={"unit_id": unit.id, "purpose": "s136", "person": person(ref)}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -250,10 +287,14 @@ async def test_an_instance_keeps_serving_without_redis_and_resubscribes_when_it_
             devizes = await live.unit("Devizes")
             async with asyncio.timeout(15):
                 for marker in range(1, 1000):
-                    await live.put(f"/api/units/{devizes.id}/availability", "admin",
-                                   json={"open_places": marker, "status": "open"})
-                    arrived = [f for f in await client.quiet(0.3) if f["type"] == "unit.availability"
-                               and f["data"]["unit_id"] == devizes.id]
+                    await live.put(
+                        f"/api/units/{devizes.id}/availability", "admin", json={"open_places": marker, "status": "open"}
+                    )
+                    arrived = [
+                        f
+                        for f in await client.quiet(0.3)
+                        if f["type"] == "unit.availability" and f["data"]["unit_id"] == devizes.id
+                    ]
                     if arrived:
                         break
             assert arrived
@@ -262,8 +303,10 @@ async def test_an_instance_keeps_serving_without_redis_and_resubscribes_when_it_
             # And a hold made now is heard in full, as before the outage.
             third = await hold(live, "LIVE-0003")
             frames = await client.until(lambda f: f["type"] == "unit.availability" and f["data"]["held"] == 3)
-            assert [(f["type"], f["data"].get("hold_id")) for f in frames][-2:] == [("hold.created", third["id"]),
-                                                                                    ("unit.availability", None)]
+            assert [(f["type"], f["data"].get("hold_id")) for f in frames][-2:] == [
+                ("hold.created", third["id"]),
+                ("unit.availability", None),
+            ]
 
 
 async def test_deployments_on_other_redis_databases_hear_nothing_of_each_other(
@@ -271,8 +314,10 @@ async def test_deployments_on_other_redis_databases_hear_nothing_of_each_other(
 ) -> None:
     """Redis pub/sub ignores database numbers; two deployments sharing one server must not cross."""
     async with own_redis(tmp_path) as (port, _):
-        apps = [create_app(settings_for(database_url, redis_url=f"redis://127.0.0.1:{port}/{db}"),
-                           clock=FixedClock(START)) for db in (1, 2)]
+        apps = [
+            create_app(settings_for(database_url, redis_url=f"redis://127.0.0.1:{port}/{db}"), clock=FixedClock(START))
+            for db in (1, 2)
+        ]
         async with serve(apps[0]) as one, serve(apps[1]) as other:
             here, there = await one.connect("admin"), await other.connect("admin")
             made = await hold(one, "LIVE-0001")

@@ -66,20 +66,24 @@ async def _leftovers(url: str) -> dict[str, list[str]]:
         async with engine.connect() as conn:
             tables = await conn.run_sync(lambda c: sorted(inspect(c).get_table_names()))
             if engine.dialect.name == "sqlite":
-                rows = await conn.execute(text(
-                    "SELECT type, name FROM sqlite_master "
-                    "WHERE name NOT LIKE 'sqlite_%' AND tbl_name != 'alembic_version'"
-                ))
+                rows = await conn.execute(
+                    text(
+                        "SELECT type, name FROM sqlite_master "
+                        "WHERE name NOT LIKE 'sqlite_%' AND tbl_name != 'alembic_version'"
+                    )
+                )
                 objects = sorted(f"{kind} {name}" for kind, name in rows)
             else:
-                rows = await conn.execute(text(
-                    "SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal "
-                    "UNION ALL SELECT 'function ' || p.proname FROM pg_proc p "
-                    "  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' "
-                    "UNION ALL SELECT 'sequence ' || sequencename FROM pg_sequences WHERE schemaname = 'public' "
-                    "UNION ALL SELECT 'index ' || indexname FROM pg_indexes "
-                    "  WHERE schemaname = 'public' AND tablename != 'alembic_version'"
-                ))
+                rows = await conn.execute(
+                    text(
+                        "SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal "
+                        "UNION ALL SELECT 'function ' || p.proname FROM pg_proc p "
+                        "  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' "
+                        "UNION ALL SELECT 'sequence ' || sequencename FROM pg_sequences WHERE schemaname = 'public' "
+                        "UNION ALL SELECT 'index ' || indexname FROM pg_indexes "
+                        "  WHERE schemaname = 'public' AND tablename != 'alembic_version'"
+                    )
+                )
                 objects = sorted(name for (name,) in rows)
     finally:
         await engine.dispose()
@@ -123,13 +127,25 @@ async def _audit_log_is_append_only(url: str) -> None:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(AuditEntry.__table__.insert(), [
-                {"at": datetime(2026, 3, 2, 9, tzinfo=UTC), "username": "admin", "role": "admin",
-                 "action": "unit.declare", "object_type": "unit", "object_id": "u1", "before": None,
-                 "after": {"open_places": 3}},
-            ])
-        for statement in ("UPDATE audit_log SET action = 'unit.confirm', username = 'someone'",
-                          "DELETE FROM audit_log"):
+            await conn.execute(
+                AuditEntry.__table__.insert(),
+                [
+                    {
+                        "at": datetime(2026, 3, 2, 9, tzinfo=UTC),
+                        "username": "admin",
+                        "role": "admin",
+                        "action": "unit.declare",
+                        "object_type": "unit",
+                        "object_id": "u1",
+                        "before": None,
+                        "after": {"open_places": 3},
+                    },
+                ],
+            )
+        for statement in (
+            "UPDATE audit_log SET action = 'unit.confirm', username = 'someone'",
+            "DELETE FROM audit_log",
+        ):
             with pytest.raises(DBAPIError, match="append-only"):
                 async with engine.begin() as conn:
                     await conn.execute(text(statement))

@@ -36,8 +36,9 @@ def person(i: int) -> dict:
     return {"ref": f"RACE-{i}", "age": 30 + i, "sex": "female", "home_area": BRISTOL}
 
 
-async def race(api: Api, first: Callable[[], Awaitable[Any]], second: Callable[[], Awaitable[Any]]
-               ) -> tuple[Any, Any, bool]:
+async def race(
+    api: Api, first: Callable[[], Awaitable[Any]], second: Callable[[], Awaitable[Any]]
+) -> tuple[Any, Any, bool]:
     """Run `first` up to its availability check, start `second`, then let `first` go.
 
     Returns both outcomes and whether `second` had to wait for `first`."""
@@ -66,8 +67,9 @@ async def race(api: Api, first: Callable[[], Awaitable[Any]], second: Callable[[
 async def last_place(api: Api) -> str:
     """The Bristol suite with one place open and none taken."""
     unit = await api.unit(SUITE)
-    response = await api.put(f"/api/units/{unit.id}/availability", "bedmanager",
-                             json={"open_places": 1, "status": "open"})
+    response = await api.put(
+        f"/api/units/{unit.id}/availability", "bedmanager", json={"open_places": 1, "status": "open"}
+    )
     assert response.json()["available"] == 1, response.text
     return unit.id
 
@@ -83,8 +85,9 @@ def hold(api: Api, unit_id: str, i: int) -> Callable[[], Awaitable[Any]]:
 
 
 def admission(api: Api, unit_id: str, i: int) -> Callable[[], Awaitable[Any]]:
-    return lambda: api.post("/api/placements", "bedmanager", json={
-        "unit_id": unit_id, "legal_basis": "s136", "person": person(i)})
+    return lambda: api.post(
+        "/api/placements", "bedmanager", json={"unit_id": unit_id, "legal_basis": "s136", "person": person(i)}
+    )
 
 
 def history_import(api: Api, unit_id: str, path: Path) -> Callable[[], Awaitable[Any]]:
@@ -120,7 +123,8 @@ def won(outcome: Any) -> bool:
 
 @pytest.mark.parametrize("pair", PAIRS)
 async def test_the_second_change_waits_for_the_first_and_finds_the_place_gone(
-        api: Api, pair: str, tmp_path: Path) -> None:
+    api: Api, pair: str, tmp_path: Path
+) -> None:
     assert api.db.unit_locks is ROW_LOCKS
     unit_id = await last_place(api)
     first, second = PAIRS[pair](api, unit_id, tmp_path)
@@ -133,8 +137,7 @@ async def test_the_second_change_waits_for_the_first_and_finds_the_place_gone(
 
 
 @pytest.mark.parametrize("pair", PAIRS)
-async def test_control_without_the_locks_the_same_interleaving_overbooks(
-        api: Api, pair: str, tmp_path: Path) -> None:
+async def test_control_without_the_locks_the_same_interleaving_overbooks(api: Api, pair: str, tmp_path: Path) -> None:
     unit_id = await last_place(api)
     first, second = PAIRS[pair](api, unit_id, tmp_path)
     api.db.unit_locks = NO_LOCKS

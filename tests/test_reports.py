@@ -49,16 +49,35 @@ def person(n: int | str, home: str = BANES, age: int = 40, sex: str = "male", et
     return dict(person_ref=f"{REF}{n}", person_age=age, person_sex=sex, person_ethnicity=ethnicity, home_area=home)
 
 
-async def placement(api: Api, unit_name: str, n, started: str, ended: str | None = None, *, home: str = BANES,
-                    oap_reason: str | None = None, distance: float = 100.0, legal_basis: str = "s2",
-                    **fields) -> Placement:
+async def placement(
+    api: Api,
+    unit_name: str,
+    n,
+    started: str,
+    ended: str | None = None,
+    *,
+    home: str = BANES,
+    oap_reason: str | None = None,
+    distance: float = 100.0,
+    legal_basis: str = "s2",
+    **fields,
+) -> Placement:
     unit = await api.unit(unit_name)
     local = {p for p in (await api.area(home)).local_provider_ids}
     people = {k: fields.pop(k) for k in ("age", "sex", "ethnicity") if k in fields}
-    return Placement(unit_id=unit.id, legal_basis=legal_basis, started_at=t(started),
-                     ended_at=t(ended) if ended else None, out_of_area=unit.provider_id not in local,
-                     oap_reason=oap_reason, distance_km=distance, daily_cost=unit.daily_cost, created_by="test",
-                     **person(n, home, **people), **fields)
+    return Placement(
+        unit_id=unit.id,
+        legal_basis=legal_basis,
+        started_at=t(started),
+        ended_at=t(ended) if ended else None,
+        out_of_area=unit.provider_id not in local,
+        oap_reason=oap_reason,
+        distance_km=distance,
+        daily_cost=unit.daily_cost,
+        created_by="test",
+        **person(n, home, **people),
+        **fields,
+    )
 
 
 async def report(api: Api, name: str, query: str, as_: str = "commissioner", **kw) -> dict:
@@ -76,30 +95,51 @@ async def oap_history(api: Api) -> None:
         api,
         # P1 Northfield acute (private, 750/night), inappropriate: Feb 20 to Mar 5 10:00 GMT.
         # March nights: Mar 1-4 = 4 (cost 3000); whole stay Feb 20 .. Mar 4 = 9 + 4 = 13 nights (8-14).
-        await placement(api, "Northfield Park Hospital Acute", 1, "2026-02-20T14:00", "2026-03-05T10:00",
-                        oap_reason="10", distance=120),
+        await placement(
+            api,
+            "Northfield Park Hospital Acute",
+            1,
+            "2026-02-20T14:00",
+            "2026-03-05T10:00",
+            oap_reason="10",
+            distance=120,
+        ),
         # P2 Northfield PICU (private, 1050), inappropriate: Mar 28 20:00 GMT to 00:30 BST on Mar 30.
         # Nights Mar 28 and Mar 29 (it had not ended by 2026-03-29T23:00Z, midnight starting Mar 30) = 2
         # (cost 2100); in UTC dates it would be one. 2 nights: 1-7. Started in March at 150 km: 100-200.
-        await placement(api, "Northfield Park Hospital PICU", 2, "2026-03-28T20:00", "2026-03-29T23:30",
-                        oap_reason="10", distance=150),
+        await placement(
+            api,
+            "Northfield Park Hospital PICU",
+            2,
+            "2026-03-28T20:00",
+            "2026-03-29T23:30",
+            oap_reason="10",
+            distance=150,
+        ),
         # P3 Hallam Street (NHS, 410), patient choice, from Mar 10, still there: Mar 10-31 = 22 nights,
         # 9020. 25 km is in 25-50 (lower bounds are inclusive).
         await placement(api, "Hallam Street", 3, "2026-03-10T09:00", oap_reason="14", distance=25.0),
         # P4 Northfield acute, safeguarding, since December: all 31 March nights, 23250; active at the end.
-        await placement(api, "Northfield Park Hospital Acute", 4, "2025-12-01T12:00", oap_reason="11",
-                        distance=300),
+        await placement(api, "Northfield Park Hospital Acute", 4, "2025-12-01T12:00", oap_reason="11", distance=300),
         # P5 starts at 00:30 BST on April 1 (2026-03-31T23:30Z): not in March at all.
         await placement(api, "Hallam Street", 5, "2026-03-31T23:30", oap_reason="10", distance=10),
         # P6 Northfield PICU, not known: in and out on Mar 15, 0 nights (1-7), 350 km (300+).
-        await placement(api, "Northfield Park Hospital PICU", 6, "2026-03-15T10:00", "2026-03-15T18:00",
-                        oap_reason="99", distance=350),
+        await placement(
+            api,
+            "Northfield Park Hospital PICU",
+            6,
+            "2026-03-15T10:00",
+            "2026-03-15T18:00",
+            oap_reason="99",
+            distance=350,
+        ),
         # Not OAPs of Bath and North East Somerset: a local ward, a crisis house (not an inpatient bed),
         # and (N3) a Bristol resident at Northfield from Mar 20: 12 March nights, 9000.
         await placement(api, "Hillview Lodge", 7, "2026-03-02T12:00"),
         await placement(api, "Birmingham Crisis House", 8, "2026-03-02T12:00"),
-        await placement(api, "Northfield Park Hospital Acute", 9, "2026-03-20T12:00", home=BRISTOL,
-                        oap_reason="10", distance=140),
+        await placement(
+            api, "Northfield Park Hospital Acute", 9, "2026-03-20T12:00", home=BRISTOL, oap_reason="10", distance=140
+        ),
     )
 
 
@@ -109,14 +149,26 @@ async def test_out_of_area_figures(reports: Api) -> None:
     api.clock.set(t("2026-04-15T12:00"))
     body = await report(api, "out-of-area", f"{MARCH}&area={BANES}")
 
-    assert body["parameters"] == {"report": "out_of_area", "from": "2026-03-01", "to": "2026-03-31",
-                                  "areas": BANES, "time_zone": "Europe/London",
-                                  "generated_at": "2026-04-15T12:00:00+00:00"}
+    assert body["parameters"] == {
+        "report": "out_of_area",
+        "from": "2026-03-01",
+        "to": "2026-03-31",
+        "areas": BANES,
+        "time_zone": "Europe/London",
+        "generated_at": "2026-04-15T12:00:00+00:00",
+    }
     # started P2 P3 P6; ended P1 P2 P6; active P3 P4; bed days 4 + 2 + 22 + 31 + 0 = 59;
     # cost 3000 + 2100 + 9020 + 23250 = 37370; 37370 / 59 = 633.39; private (Northfield) 4 + 2 + 31 = 37.
-    assert body["totals"] == {"started": 3, "ended": 3, "active_at_end": 2, "bed_days": 59, "cost": 37370.0,
-                              "average_cost_per_bed_day": 633.39, "private_bed_days": 37,
-                              "private_share": round(37 / 59, 4)}
+    assert body["totals"] == {
+        "started": 3,
+        "ended": 3,
+        "active_at_end": 2,
+        "bed_days": 59,
+        "cost": 37370.0,
+        "average_cost_per_bed_day": 633.39,
+        "private_bed_days": 37,
+        "private_share": round(37 / 59, 4),
+    }
     # Inappropriate (reason 10): P1 and P2.
     assert body["inappropriate"] == {"started": 1, "ended": 2, "active_at_end": 0, "bed_days": 6, "cost": 5100.0}
     assert body["appropriate"] == {"started": 2, "ended": 1, "active_at_end": 2, "bed_days": 53, "cost": 32270.0}
@@ -139,18 +191,30 @@ async def test_out_of_area_figures(reports: Api) -> None:
     # Ended in March: P1 13 nights, P2 2, P6 0.
     assert body["length_bands"] == {"1-7": 2, "8-14": 1, "15-30": 0, "31-90": 0, "91+": 0}
     # Started in March: P2 150 km, P3 25 km, P6 350 km.
-    assert body["distance_bands"] == {"<25": 0, "25-50": 1, "50-100": 0, "100-200": 1, "200-300": 0, "300+": 1,
-                                      "not_known": 0}
+    assert body["distance_bands"] == {
+        "<25": 0,
+        "25-50": 1,
+        "50-100": 0,
+        "100-200": 1,
+        "200-300": 0,
+        "300+": 1,
+        "not_known": 0,
+    }
 
     # A commissioner who names no area gets all of theirs (only BANES); an admin who names none, all areas:
     # N3 adds 1 start and 12 nights at 750.
     assert (await report(api, "out-of-area", MARCH))["totals"] == body["totals"]
     everyone = await report(api, "out-of-area", MARCH, "admin")
     assert everyone["parameters"]["areas"] == "all"
-    assert (everyone["totals"]["started"], everyone["totals"]["bed_days"], everyone["totals"]["cost"]) == \
-        (4, 71, 37370.0 + 9000)
+    assert (everyone["totals"]["started"], everyone["totals"]["bed_days"], everyone["totals"]["cost"]) == (
+        4,
+        71,
+        37370.0 + 9000,
+    )
     assert [(r["area_code"], r["started"], r["bed_days"]) for r in everyone["by_sending_area"]] == [
-        (BANES, 3, 59), (BRISTOL, 1, 12)]
+        (BANES, 3, 59),
+        (BRISTOL, 1, 12),
+    ]
 
     # While the period is still running, only nights that have passed count: at 12:00 BST on March 31,
     # P3 has had Mar 10-30 (21 nights), P4 Mar 1-30 (30), the others as before: 4 + 2 + 21 + 30 + 0 = 57.
@@ -171,8 +235,12 @@ async def test_out_of_area_figures(reports: Api) -> None:
 )
 async def test_nights_across_the_october_clock_change(reports: Api, query: str, started: int, bed_days: int) -> None:
     api = reports
-    await add(api, await placement(api, "Northfield Park Hospital PICU", 1, "2026-10-24T23:30", "2026-10-26T00:30",
-                                   oap_reason="10"))
+    await add(
+        api,
+        await placement(
+            api, "Northfield Park Hospital PICU", 1, "2026-10-24T23:30", "2026-10-26T00:30", oap_reason="10"
+        ),
+    )
     api.clock.set(t("2026-11-02T12:00"))
     totals = (await report(api, "out-of-area", query))["totals"]
     assert (totals["started"], totals["bed_days"], totals["cost"]) == (started, bed_days, 1050.0 * bed_days)
@@ -187,10 +255,21 @@ async def s136_history(api: Api) -> None:
     suite = await api.unit("Bristol Place of Safety")
 
     async def hold(n: int, age: int, sex: str, ethnicity: str | None) -> str:
-        response = await api.post("/api/holds", "amhp", json={
-            "unit_id": suite.id, "purpose": "s136",
-            "person": {"ref": f"{REF}{n}", "age": age, "sex": sex, "home_area": BANES,
-                       **({"ethnicity": ethnicity} if ethnicity else {})}})
+        response = await api.post(
+            "/api/holds",
+            "amhp",
+            json={
+                "unit_id": suite.id,
+                "purpose": "s136",
+                "person": {
+                    "ref": f"{REF}{n}",
+                    "age": age,
+                    "sex": sex,
+                    "home_area": BANES,
+                    **({"ethnicity": ethnicity} if ethnicity else {}),
+                },
+            },
+        )
         assert response.status_code == 201, response.text
         return response.json()["id"]
 
@@ -199,73 +278,127 @@ async def s136_history(api: Api) -> None:
     api.clock.set(t("2026-03-10T02:00"))
     d1 = await hold(1, 30, "female", "A")
     api.clock.set(t("2026-03-10T02:10"))
-    conveyed = await api.put(f"/api/holds/{d1}/conveyance", "amhp", json={
-        "mode": "ambulance", "requested_at": "2026-03-10T01:40:00Z", "at_scene_at": "2026-03-10T02:05:00Z"})
+    conveyed = await api.put(
+        f"/api/holds/{d1}/conveyance",
+        "amhp",
+        json={"mode": "ambulance", "requested_at": "2026-03-10T01:40:00Z", "at_scene_at": "2026-03-10T02:05:00Z"},
+    )
     assert conveyed.status_code == 200, conveyed.text
     api.clock.set(t("2026-03-10T02:30"))
     arrived = await api.post(f"/api/holds/{d1}/arrive", "amhp", json={"s136_clock_started_at": "2026-03-10T01:30:00Z"})
     assert arrived.status_code == 201, arrived.text
     api.clock.set(t("2026-03-10T12:30"))
-    done = await api.post(f"/api/placements/{arrived.json()['id']}/discharge", "bedmanager",
-                          json={"outcome": "admitted_informal"})
+    done = await api.post(
+        f"/api/placements/{arrived.json()['id']}/discharge", "bedmanager", json={"outcome": "admitted_informal"}
+    )
     assert done.status_code == 200, done.text
 
     # D2 through the API: a 17-year-old, Wednesday Mar 11 10:20 GMT (in hours), by police vehicle; a 6-hour
     # extension; discharged after 28 hours (deadline 10:20 + 24 + 6 h: no breach), detained under s2.
     api.clock.set(t("2026-03-11T10:00"))
     d2 = await hold(2, 17, "male", None)
-    conveyed = await api.put(f"/api/holds/{d2}/conveyance", "amhp", json={
-        "mode": "police_vehicle", "police_vehicle_reason": "ambulance not available"})
+    conveyed = await api.put(
+        f"/api/holds/{d2}/conveyance",
+        "amhp",
+        json={"mode": "police_vehicle", "police_vehicle_reason": "ambulance not available"},
+    )
     assert conveyed.status_code == 200, conveyed.text
     api.clock.set(t("2026-03-11T10:20"))
     arrived = await api.post(f"/api/holds/{d2}/arrive", "amhp", json={})
     assert arrived.status_code == 201, arrived.text
     api.clock.set(t("2026-03-12T09:00"))
-    extended = await api.post(f"/api/placements/{arrived.json()['id']}/s136-extension", "amhp", json={
-        "hours": 6, "authorised_by": "Dr Example", "reason": "too intoxicated to assess"})
+    extended = await api.post(
+        f"/api/placements/{arrived.json()['id']}/s136-extension",
+        "amhp",
+        json={"hours": 6, "authorised_by": "Dr Example", "reason": "too intoxicated to assess"},
+    )
     assert extended.status_code == 200, extended.text
     api.clock.set(t("2026-03-12T14:20"))
-    done = await api.post(f"/api/placements/{arrived.json()['id']}/discharge", "bedmanager",
-                          json={"outcome": "detained_s2"})
+    done = await api.post(
+        f"/api/placements/{arrived.json()['id']}/discharge", "bedmanager", json={"outcome": "detained_s2"}
+    )
     assert done.status_code == 200, done.text
 
     # D4 through the API: an emergency department, Friday Mar 20 15:00 GMT (in hours), 6 hours; ambulance
     # requested 14:00, at scene 14:50 (50 minutes: outside the standard).
     api.clock.set(t("2026-03-20T21:00"))
-    recorded = await api.post("/api/s136-detentions", "amhp", json={
-        "place_type": "emergency_department", "detained_at": "2026-03-20T15:00:00Z",
-        "person": {"ref": f"{REF}4", "age": 22, "sex": "female", "ethnicity": "A", "home_area": BANES},
-        "conveyance_mode": "ambulance", "ambulance_requested_at": "2026-03-20T14:00:00Z",
-        "ambulance_at_scene_at": "2026-03-20T14:50:00Z", "ended_at": "2026-03-20T21:00:00Z",
-        "outcome": "referred_community"})
+    recorded = await api.post(
+        "/api/s136-detentions",
+        "amhp",
+        json={
+            "place_type": "emergency_department",
+            "detained_at": "2026-03-20T15:00:00Z",
+            "person": {"ref": f"{REF}4", "age": 22, "sex": "female", "ethnicity": "A", "home_area": BANES},
+            "conveyance_mode": "ambulance",
+            "ambulance_requested_at": "2026-03-20T14:00:00Z",
+            "ambulance_at_scene_at": "2026-03-20T14:50:00Z",
+            "ended_at": "2026-03-20T21:00:00Z",
+            "outcome": "referred_community",
+        },
+    )
     assert recorded.status_code == 201, recorded.text
 
     def detention(n, place_type: str, detained: str, ended: str | None, home: str = BANES, **fields):
         people = {k: fields.pop(k) for k in ("age", "sex", "ethnicity") if k in fields}
-        return S136Detention(place_type=place_type, detained_at=t(detained), deadline=t(detained) + timedelta(hours=24),
-                             ended_at=t(ended) if ended else None, created_by="test", created_at=t(detained),
-                             **person(n, home, **people), **fields)
+        return S136Detention(
+            place_type=place_type,
+            detained_at=t(detained),
+            deadline=t(detained) + timedelta(hours=24),
+            ended_at=t(ended) if ended else None,
+            created_by="test",
+            created_at=t(detained),
+            **person(n, home, **people),
+            **fields,
+        )
 
     await add(
         api,
         # D3: Saturday Mar 14 20:00 GMT at the suite (out of hours), 25 hours: breached; no conveyance recorded.
-        await placement(api, "Bristol Place of Safety", 3, "2026-03-14T20:00", "2026-03-15T21:00",
-                        legal_basis="s136", s136_clock_started_at=t("2026-03-14T20:00"),
-                        s136_deadline=t("2026-03-15T20:00"), s136_breached_at=t("2026-03-15T20:00"),
-                        outcome="discharged", age=45, ethnicity="J"),
+        await placement(
+            api,
+            "Bristol Place of Safety",
+            3,
+            "2026-03-14T20:00",
+            "2026-03-15T21:00",
+            legal_basis="s136",
+            s136_clock_started_at=t("2026-03-14T20:00"),
+            s136_deadline=t("2026-03-15T20:00"),
+            s136_breached_at=t("2026-03-15T20:00"),
+            outcome="discharged",
+            age=45,
+            ethnicity="J",
+        ),
         # D5: police station, Sunday Mar 29 00:30 GMT (out of hours; BST starts at 01:00Z), 10 hours, police
         # vehicle; the same person as D4 nine days before: a repeat.
-        detention(4, "police_station", "2026-03-29T00:30", "2026-03-29T10:30", outcome="discharged", age=30,
-                  sex="female", conveyance_mode="police_vehicle", police_vehicle_reason="ambulance not available",
-                  police_station_criteria=["imminent_risk_of_serious_injury_or_death"],
-                  authorising_inspector="Insp. Example"),
+        detention(
+            4,
+            "police_station",
+            "2026-03-29T00:30",
+            "2026-03-29T10:30",
+            outcome="discharged",
+            age=30,
+            sex="female",
+            conveyance_mode="police_vehicle",
+            police_vehicle_reason="ambulance not available",
+            police_station_criteria=["imminent_risk_of_serious_injury_or_death"],
+            authorising_inspector="Insp. Example",
+        ),
         # D6: 00:30 BST on April 1: not March.
         detention(6, "other", "2026-03-31T23:30", None),
         # D7: emergency department, Monday Mar 30 09:30 BST (in hours; 08:30 in UTC would be out of hours);
         # still detained, extended and breached; a 16-year-old with no ethnic category.
-        detention(7, "emergency_department", "2026-03-30T08:30", None, age=16, ethnicity=None,
-                  extension_hours=12, extension_authorised_by="Dr Example", extension_reason="assessment",
-                  breached_at=t("2026-03-31T20:30")),
+        detention(
+            7,
+            "emergency_department",
+            "2026-03-30T08:30",
+            None,
+            age=16,
+            ethnicity=None,
+            extension_hours=12,
+            extension_authorised_by="Dr Example",
+            extension_reason="assessment",
+            breached_at=t("2026-03-31T20:30"),
+        ),
         # History: D1's person was detained 2025-06-01 (within the year before: D1 is a repeat); D4's on
         # 2025-03-19 15:00, a day more than a year before 2026-03-20 15:00 (D4 is not a repeat).
         detention(1, "emergency_department", "2025-06-01T12:00", "2025-06-01T20:00", outcome="discharged"),
@@ -282,22 +415,55 @@ async def test_s136_figures(reports: Api) -> None:
     body = await report(api, "s136", f"{MARCH}&area={BANES}")
     # D1 D2 D3 D4 D5 D7: 6 detentions, 5 ended; under 18 D2 D7; breaches D3 D7; extensions D2 D7;
     # out of hours D1 D3 D5; repeats D1 D5.
-    assert body["totals"] == {"detentions": 6, "ended": 5, "under_18": 2, "under_18_in_police_station": 0,
-                              "breaches": 2, "extensions": 2, "out_of_hours": 3, "out_of_hours_share": 0.5,
-                              "repeat_detentions": 2, "repeat_share": round(2 / 6, 4)}
-    assert body["by_place_of_safety"] == {"health_based_place_of_safety": 3, "other_health_setting": 0,
-                                          "emergency_department": 2, "police_station": 1, "other": 0}
+    assert body["totals"] == {
+        "detentions": 6,
+        "ended": 5,
+        "under_18": 2,
+        "under_18_in_police_station": 0,
+        "breaches": 2,
+        "extensions": 2,
+        "out_of_hours": 3,
+        "out_of_hours_share": 0.5,
+        "repeat_detentions": 2,
+        "repeat_share": round(2 / 6, 4),
+    }
+    assert body["by_place_of_safety"] == {
+        "health_based_place_of_safety": 3,
+        "other_health_setting": 0,
+        "emergency_department": 2,
+        "police_station": 1,
+        "other": 0,
+    }
     # Ended durations 6 (D4), 10 (D5), 11 (D1), 25 (D3), 28 (D2) hours. Nearest rank, n = 5: the median
     # is rank ceil(2.5) = 3 (11 h), the 90th percentile rank ceil(4.5) = 5 (28 h).
     assert body["duration_hours"] == {"ended": 5, "median": 11.0, "p90": 28.0}
-    assert body["conveyance"] == {"ambulance": 2, "police_vehicle": 2, "secure_transport": 0, "other": 0,
-                                  "not_recorded": 2}
+    assert body["conveyance"] == {
+        "ambulance": 2,
+        "police_vehicle": 2,
+        "secure_transport": 0,
+        "other": 0,
+        "not_recorded": 2,
+    }
     assert body["police_vehicle_reasons"] == [{"reason": "ambulance not available", "count": 2}]
     # Responses 25 (D1) and 50 (D4) minutes: median rank ceil(1) = 1, p90 rank ceil(1.8) = 2.
-    assert body["ambulance_response"] == {"standard_minutes": 30, "measured": 2, "median_minutes": 25.0,
-                                          "p90_minutes": 50.0, "within_standard": 1, "within_standard_share": 0.5}
-    assert body["outcomes"] == {"admitted_informal": 1, "detained_s2": 1, "detained_s3": 0, "discharged": 2,
-                                "referred_community": 1, "other": 0, "not_recorded": 0, "ongoing": 1}
+    assert body["ambulance_response"] == {
+        "standard_minutes": 30,
+        "measured": 2,
+        "median_minutes": 25.0,
+        "p90_minutes": 50.0,
+        "within_standard": 1,
+        "within_standard_share": 0.5,
+    }
+    assert body["outcomes"] == {
+        "admitted_informal": 1,
+        "detained_s2": 1,
+        "detained_s3": 0,
+        "discharged": 2,
+        "referred_community": 1,
+        "other": 0,
+        "not_recorded": 0,
+        "ongoing": 1,
+    }
 
     # Equality: the same 6 detentions; every non-zero cell is 1-4, so all are suppressed.
     equality = await report(api, "equality", f"{MARCH}&area={BANES}")
@@ -305,8 +471,15 @@ async def test_s136_figures(reports: Api) -> None:
     assert detentions["total"] == 6
     assert {k: v for k, v in detentions["by_ethnicity"].items() if v} == {"A": "*", "J": "*", "not_known": "*"}
     assert detentions["by_sex"] == {"female": "*", "male": "*", "other": 0, "unknown": 0}
-    assert detentions["by_age_band"] == {"0-17": "*", "18-24": "*", "25-34": "*", "35-44": 0, "45-54": "*",
-                                         "55-64": 0, "65+": 0}
+    assert detentions["by_age_band"] == {
+        "0-17": "*",
+        "18-24": "*",
+        "25-34": "*",
+        "35-44": 0,
+        "45-54": "*",
+        "55-64": 0,
+        "65+": 0,
+    }
     # Placements started in March: D1, D2, D3.
     assert equality["placements"]["total"] == 3
 
@@ -319,15 +492,28 @@ async def test_capacity_figures(reports: Api) -> None:
     crisis, ward = await api.unit("Bath Crisis House"), await api.unit("Hillview Lodge")
 
     def declared(unit, at: str, places: int, status: str = "open") -> AvailabilityDeclaration:
-        return AvailabilityDeclaration(unit_id=unit.id, declared_at=t(at), declared_by="test",
-                                       after_open_places=places, after_status=status,
-                                       closed_reason="staffing" if status == "closed" else None)
+        return AvailabilityDeclaration(
+            unit_id=unit.id,
+            declared_at=t(at),
+            declared_by="test",
+            after_open_places=places,
+            after_status=status,
+            closed_reason="staffing" if status == "closed" else None,
+        )
 
-    def hold(n, created: str, status: str, *, ended: str | None = None, expires: str | None = None,
-             home: str = BANES) -> Hold:
-        return Hold(unit_id=crisis.id, status=status, purpose="crisis", created_by="test", created_at=t(created),
-                    expires_at=t(expires) if expires else t(created) + timedelta(hours=4),
-                    ended_at=t(ended) if ended else None, **person(n, home))
+    def hold(
+        n, created: str, status: str, *, ended: str | None = None, expires: str | None = None, home: str = BANES
+    ) -> Hold:
+        return Hold(
+            unit_id=crisis.id,
+            status=status,
+            purpose="crisis",
+            created_by="test",
+            created_at=t(created),
+            expires_at=t(expires) if expires else t(created) + timedelta(hours=4),
+            ended_at=t(ended) if ended else None,
+            **person(n, home),
+        )
 
     def unmet(at: str, source: str, kind: str | None, home: str = BANES) -> UnmetDemand:
         return UnmetDemand(at=t(at), source=source, kind=kind, home_area=home)
@@ -391,13 +577,15 @@ async def test_capacity_figures(reports: Api) -> None:
         {"kind": "crisis_house", "occupied_nights": 11, "open_place_nights": 152, "occupancy": round(11 / 152, 4)},
     ]
     assert body["occupancy"] == {"occupied_nights": 43, "open_place_nights": 1002, "occupancy": round(43 / 1002, 4)}
-    assert body["hold_outcomes"] == {"created": 8, "held": 1, "arrived": 3, "released": 1, "declined": 1,
-                                     "expired": 2}
+    assert body["hold_outcomes"] == {"created": 8, "held": 1, "arrived": 3, "released": 1, "declined": 1, "expired": 2}
     # 45, 60, 120 minutes: median rank ceil(1.5) = 2, p90 rank ceil(2.7) = 3.
     assert body["hold_to_arrival_minutes"] == {"arrived": 3, "median": 60.0, "p90": 120.0}
     assert body["unmet_demand"] == {"total": 4, "search": 2, "hold": 2}
-    assert {k: v for k, v in body["unmet_demand_by_kind"].items() if v} == {"crisis_house": 1, "acute_adult": 2,
-                                                                           "any": 1}
+    assert {k: v for k, v in body["unmet_demand_by_kind"].items() if v} == {
+        "crisis_house": 1,
+        "acute_adult": 2,
+        "any": 1,
+    }
     assert {k: v for k, v in body["unmet_demand_by_hour"].items() if v} == {"00": 1, "02": 1, "10": 1, "18": 1}
     assert len(body["unmet_demand_by_hour"]) == 24
 
@@ -426,16 +614,33 @@ async def test_equality_suppression(reports: Api) -> None:
     rows = []
     for i in range(15):
         started = "2026-04-30T23:30" if i == 14 else f"2026-05-{i + 2:02d}T12:00"
-        rows.append(await placement(api, units[i % 3], f"E{i}", started, age=ages[i], sex=sexes[i],
-                                    ethnicity=ethnicities[i], oap_reason="10" if i % 3 == 2 else None))
+        rows.append(
+            await placement(
+                api,
+                units[i % 3],
+                f"E{i}",
+                started,
+                age=ages[i],
+                sex=sexes[i],
+                ethnicity=ethnicities[i],
+                oap_reason="10" if i % 3 == 2 else None,
+            )
+        )
     # 00:30 BST on June 1: not May (it would make Z a suppressed 1).
     rows.append(await placement(api, "Bath Crisis House", "E15", "2026-05-31T23:30", ethnicity="Z"))
     # Six detentions in May: five of ethnicity A, one B: one small cell, so A (5) is suppressed too.
     for i in range(6):
         detained = datetime(2026, 5, 10 + i, 12, tzinfo=UTC)
-        rows.append(S136Detention(place_type="emergency_department", detained_at=detained,
-                                  deadline=detained + timedelta(hours=24), created_by="test", created_at=detained,
-                                  **person(f"D{i}", age=30, ethnicity="B" if i == 5 else "A")))
+        rows.append(
+            S136Detention(
+                place_type="emergency_department",
+                detained_at=detained,
+                deadline=detained + timedelta(hours=24),
+                created_by="test",
+                created_at=detained,
+                **person(f"D{i}", age=30, ethnicity="B" if i == 5 else "A"),
+            )
+        )
     await add(api, *rows)
     api.clock.set(t("2026-06-15T12:00"))
     body = await report(api, "equality", f"from=2026-05-01&to=2026-05-31&area={BANES}")
@@ -447,8 +652,15 @@ async def test_equality_suppression(reports: Api) -> None:
     assert placements["by_ethnicity"]["Z"] == 0 and placements["by_ethnicity"]["not_known"] == 0
     assert placements["by_sex"] == {"female": 8, "male": 7, "other": 0, "unknown": 0}
     # Two small cells (1 and 4) protect each other.
-    assert placements["by_age_band"] == {"0-17": 0, "18-24": 5, "25-34": 5, "35-44": "*", "45-54": 0,
-                                         "55-64": "*", "65+": 0}
+    assert placements["by_age_band"] == {
+        "0-17": 0,
+        "18-24": 5,
+        "25-34": 5,
+        "35-44": "*",
+        "45-54": 0,
+        "55-64": "*",
+        "65+": 0,
+    }
     detentions = body["detentions"]
     assert detentions["total"] == 6
     assert {k: v for k, v in detentions["by_ethnicity"].items() if v} == {"A": "*", "B": "*"}
@@ -563,13 +775,18 @@ async def test_formats_hold_the_same_figures_and_every_run_is_audited(reports: A
         runs += 4  # JSON, two CSVs and the workbook
 
     async with api.db.read_sessions() as session:
-        entries = (await session.scalars(
-            select(AuditEntry).where(AuditEntry.action.like("report.%")).order_by(AuditEntry.id))).all()
+        entries = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action.like("report.%")).order_by(AuditEntry.id))
+        ).all()
     assert len(entries) == runs
     assert {e.action for e in entries} == {"report.out_of_area", "report.s136", "report.capacity", "report.equality"}
     first = entries[0]
-    assert (first.username, first.role, first.object_type, first.object_id) == \
-        ("commissioner", "commissioner", "report", "out_of_area")
+    assert (first.username, first.role, first.object_type, first.object_id) == (
+        "commissioner",
+        "commissioner",
+        "report",
+        "out_of_area",
+    )
     assert first.after == {"from": "2026-03-01", "to": "2026-03-31", "areas": [BANES], "format": "json"}
     assert [e.after["format"] for e in entries[:4]] == ["json", "csv", "csv", "xlsx"]
 

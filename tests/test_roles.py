@@ -92,7 +92,10 @@ async def test_only_admins_and_the_units_own_bed_managers_may_declare(
     if status == 200:
         assert response.status_code == 200, response.text
         assert (after["open_places"], after["status"], after["closed_reason"]) == (
-            before["open_places"] - 1, "closed", "staffing")
+            before["open_places"] - 1,
+            "closed",
+            "staffing",
+        )
         assert after["last_confirmed_by"] == caller
         assert counts_after == (counts_before[0] + 1, counts_before[1] + 1)
     else:

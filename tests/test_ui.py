@@ -29,8 +29,15 @@ if not Path(CHROMIUM).exists():
     pytest.skip("the system Chromium is not installed", allow_module_level=True)
 
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WAIT_MS = 10_000
 LONDON = ZoneInfo("Europe/London")
 # The instant the server's clock and every page's clock start at: pages show dates, periods and
@@ -58,13 +65,32 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         url = request.getfixturevalue("postgres_url")
         asyncio.run(reset_postgres(url, demo_at=NOW))
     port = _free_port()
-    env = {**os.environ, "CAPACITY_DATABASE_URL": url, "CAPACITY_SECRET_KEY": "ui-test-key-" + "x" * 40,
-           "CAPACITY_SECURE_COOKIES": "false", "CAPACITY_TEST_NOW": NOW.isoformat()}
+    env = {
+        **os.environ,
+        "CAPACITY_DATABASE_URL": url,
+        "CAPACITY_SECRET_KEY": "ui-test-key-" + "x" * 40,
+        "CAPACITY_SECURE_COOKIES": "false",
+        "CAPACITY_TEST_NOW": NOW.isoformat(),
+    }
     env.pop("CAPACITY_REDIS_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(Path(__file__).parent),
-         "support.page_server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "support.page_server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -95,8 +121,9 @@ class Page:
     """A logged-in page that records every JavaScript error it sees."""
 
     def __init__(self, browser, base: str, username: str, width: int = 1280) -> None:
-        self.context = browser.new_context(viewport={"width": width, "height": 900}, locale="en-GB",
-                                           timezone_id="Europe/London")
+        self.context = browser.new_context(
+            viewport={"width": width, "height": 900}, locale="en-GB", timezone_id="Europe/London"
+        )
         self.page = self.context.new_page()
         self.page.clock.install(time=NOW)  # then it runs at the real rate, as the server's does
         self.page.set_default_timeout(WAIT_MS)
@@ -197,9 +224,15 @@ def test_amhp_searches_holds_conveys_and_records_arrival(server: str, browser) -
 def test_a_hold_placed_elsewhere_appears_on_the_board_without_reload(server: str, browser) -> None:
     manager = Page(browser, server, "bedmanager", width=820)  # tablet width
     suite = unit_id(server, "Bristol Place of Safety")
-    hold = httpx.post(f"{server}/api/holds", headers=token(server, "amhp"), json={
-        "unit_id": suite, "purpose": "s136",
-        "person": {"ref": "ELSEWHERE-1", "age": 30, "sex": "female", "home_area": "E06000023"}})
+    hold = httpx.post(
+        f"{server}/api/holds",
+        headers=token(server, "amhp"),
+        json={
+            "unit_id": suite,
+            "purpose": "s136",
+            "person": {"ref": "ELSEWHERE-1", "age": 30, "sex": "female", "home_area": "E06000023"},
+        },
+    )
     assert hold.status_code == 201, hold.text
     row = manager.page.locator(f"tr[data-hold='{hold.json()['id']}']")
     row.wait_for()

@@ -15,13 +15,15 @@ async def names(api: Api, query: str, as_: str = "amhp") -> list[str]:
 
 async def test_kind_filter_is_repeatable(api: Api) -> None:
     found = await names(api, "kind=s136_suite&kind=respite")
-    assert sorted(found) == sorted([
-        "Bristol Place of Safety (136 suite, demo)",
-        "Taunton 136 Suite (demo)",
-        "Sandwell 136 Suite (demo)",
-        "Devizes Respite House (demo)",
-        "Birmingham Respite Flat (demo)",
-    ])
+    assert sorted(found) == sorted(
+        [
+            "Bristol Place of Safety (136 suite, demo)",
+            "Taunton 136 Suite (demo)",
+            "Sandwell 136 Suite (demo)",
+            "Devizes Respite House (demo)",
+            "Birmingham Respite Flat (demo)",
+        ]
+    )
 
 
 async def test_a_17_year_old_is_offered_only_suites_that_take_16_and_17_year_olds(api: Api) -> None:
@@ -65,8 +67,11 @@ async def test_availability_is_open_less_occupied_and_available_only_filters(api
     # The demo set places two people on this 20-bed ward.
     assert (body["open_places"], body["occupied"], body["held"], body["available"]) == (20, 2, 0, 18)
     suite = await api.unit("Taunton")
-    closed = await api.put(f"/api/units/{suite.id}/availability", "admin",
-                           json={"open_places": 2, "status": "closed", "closed_reason": "staffing"})
+    closed = await api.put(
+        f"/api/units/{suite.id}/availability",
+        "admin",
+        json={"open_places": 2, "status": "closed", "closed_reason": "staffing"},
+    )
     assert closed.status_code == 200, closed.text
     assert closed.json()["available"] == 0 and closed.json()["open_places"] == 2
     assert "Taunton 136 Suite (demo)" not in await names(api, "kind=s136_suite&available_only=true")
@@ -89,8 +94,11 @@ async def test_unit_detail_has_eligibility_attributes(api: Api) -> None:
 async def test_bed_manager_declares_and_history_is_kept(api: Api) -> None:
     unit = await api.unit("Bristol Place of Safety")
     api.clock.advance(minutes=30)
-    response = await api.put(f"/api/units/{unit.id}/availability", "bedmanager",
-                             json={"open_places": 3, "status": "open", "note": "one room being cleaned"})
+    response = await api.put(
+        f"/api/units/{unit.id}/availability",
+        "bedmanager",
+        json={"open_places": 3, "status": "open", "note": "one room being cleaned"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["open_places"] == 3 and body["available"] == 3
@@ -101,9 +109,13 @@ async def test_bed_manager_declares_and_history_is_kept(api: Api) -> None:
     from capacity.booking.models import AvailabilityDeclaration
 
     async with api.db.read_sessions() as session:
-        history = (await session.scalars(
-            select(AvailabilityDeclaration).where(AvailabilityDeclaration.unit_id == unit.id)
-            .order_by(AvailabilityDeclaration.declared_at))).all()
+        history = (
+            await session.scalars(
+                select(AvailabilityDeclaration)
+                .where(AvailabilityDeclaration.unit_id == unit.id)
+                .order_by(AvailabilityDeclaration.declared_at)
+            )
+        ).all()
     assert [(h.before_open_places, h.after_open_places, h.declared_by) for h in history][-1] == (4, 3, "bedmanager")
 
 
@@ -114,8 +126,9 @@ async def test_same_figures_again_are_a_confirmation_that_clears_stale(api: Api)
     assert stale["stale"] is True
     other = (await api.get(f"/api/units/{(await api.unit('Callington')).id}", "amhp")).json()
     assert other["stale"] is False  # inpatient wards have 8 hours
-    confirmed = await api.put(f"/api/units/{unit.id}/availability", "bedmanager",
-                              json={"open_places": 4, "status": "open"})
+    confirmed = await api.put(
+        f"/api/units/{unit.id}/availability", "bedmanager", json={"open_places": 4, "status": "open"}
+    )
     assert confirmed.json()["stale"] is False
     assert confirmed.json()["last_confirmed_at"].startswith("2026-03-02T13:01:00")
 
@@ -131,6 +144,7 @@ async def test_stale_units_sort_after_fresh_ones(api: Api) -> None:
 
 async def test_closing_needs_a_reason(api: Api) -> None:
     unit = await api.unit("Bristol Place of Safety")
-    response = await api.put(f"/api/units/{unit.id}/availability", "bedmanager",
-                             json={"open_places": 4, "status": "closed"})
+    response = await api.put(
+        f"/api/units/{unit.id}/availability", "bedmanager", json={"open_places": 4, "status": "closed"}
+    )
     assert_problem(response, 422, "closed_reason")

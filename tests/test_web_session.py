@@ -16,8 +16,9 @@ async def login(api: Api, username: str = "amhp") -> str:
     page = await api.client.get("/")
     assert page.status_code == 200 and 'type="password"' in page.text and 'name="username"' in page.text
     csrf = api.client.cookies["capacity_csrf"]
-    response = await api.client.post("/login", json={"username": username, "password": "demo"},
-                                     headers={"x-csrftoken": csrf})
+    response = await api.client.post(
+        "/login", json={"username": username, "password": "demo"}, headers={"x-csrftoken": csrf}
+    )
     assert response.status_code == 200, response.text
     return response.headers["set-cookie"]
 
@@ -42,8 +43,9 @@ async def test_a_cookie_session_must_send_the_csrf_token_to_change_anything(api:
     body = {"open_places": 3, "status": "open"}
     assert_problem(await api.client.put(f"/api/units/{unit.id}/availability", json=body), 403)
     assert (await api.get(f"/api/units/{unit.id}", "amhp")).json()["open_places"] == 4
-    ok = await api.client.put(f"/api/units/{unit.id}/availability", json=body,
-                              headers={"x-csrftoken": api.client.cookies["capacity_csrf"]})
+    ok = await api.client.put(
+        f"/api/units/{unit.id}/availability", json=body, headers={"x-csrftoken": api.client.cookies["capacity_csrf"]}
+    )
     assert ok.status_code == 200, ok.text
     assert ok.json()["open_places"] == 3
 
@@ -57,6 +59,7 @@ async def test_logout_ends_the_session(api: Api) -> None:
 
 async def test_api_clients_with_a_bearer_token_need_no_csrf_token(api: Api) -> None:
     unit = await api.unit("Bristol Place of Safety")
-    response = await api.put(f"/api/units/{unit.id}/availability", "bedmanager",
-                             json={"open_places": 2, "status": "open"})
+    response = await api.put(
+        f"/api/units/{unit.id}/availability", "bedmanager", json={"open_places": 2, "status": "open"}
+    )
     assert response.status_code == 200

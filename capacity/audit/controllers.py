@@ -45,8 +45,12 @@ class AuditController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[AuditEntryOut]:
         stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-        for column, value in ((AuditEntry.object_type, object_type), (AuditEntry.object_id, object_id),
-                              (AuditEntry.username, username), (AuditEntry.action, action)):
+        for column, value in (
+            (AuditEntry.object_type, object_type),
+            (AuditEntry.object_id, object_id),
+            (AuditEntry.username, username),
+            (AuditEntry.action, action),
+        ):
             if value is not None:
                 stmt = stmt.where(column == value)
         if since is not None:
@@ -55,5 +59,7 @@ class AuditController(Controller):
             stmt = stmt.where(AuditEntry.at <= until)
         async with db.read_sessions() as session:
             rows = (await session.scalars(stmt)).all()
-        return [AuditEntryOut(e.id, e.at, e.username, e.role, e.action, e.object_type, e.object_id, e.before, e.after)
-                for e in rows]
+        return [
+            AuditEntryOut(e.id, e.at, e.username, e.role, e.action, e.object_type, e.object_id, e.before, e.after)
+            for e in rows
+        ]

@@ -29,4 +29,3 @@ class AuditEntry(Base):
         Index("ix_audit_log_at", "at"),
         Index("ix_audit_log_object", "object_type", "object_id"),
     )
-

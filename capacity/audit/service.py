@@ -13,8 +13,9 @@ from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 
 
-async def audited_read(db: Database, actor: Any, *, action: str, object_type: str, object_id: str | None,
-                       after: dict | None = None) -> None:
+async def audited_read(
+    db: Database, actor: Any, *, action: str, object_type: str, object_id: str | None, after: dict | None = None
+) -> None:
     async def record(uow: UnitOfWork) -> None:
         uow.audit(actor=actor, action=action, object_type=object_type, object_id=object_id, after=after)
 

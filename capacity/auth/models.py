@@ -27,9 +27,7 @@ class User(IdMixin, Base):
     area_links: Mapped[list[UserArea]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     __table_args__ = (
-        CheckConstraint(
-            "role in ('bed_manager', 'amhp', 'conveyance', 'commissioner', 'admin')", name="role"
-        ),
+        CheckConstraint("role in ('bed_manager', 'amhp', 'conveyance', 'commissioner', 'admin')", name="role"),
         # A bed manager belongs to exactly one provider.
         CheckConstraint("role != 'bed_manager' or provider_id is not null", name="bed_manager_provider"),
     )

@@ -39,8 +39,9 @@ def sees_person(actor: Actor, *, home_area: str | None, provider_id: str | None,
     return False
 
 
-def person_filter(actor: Actor, *, home_area: Any, provider_id: Any = None, unit_area: Any = None
-                  ) -> ColumnElement[bool]:
+def person_filter(
+    actor: Actor, *, home_area: Any, provider_id: Any = None, unit_area: Any = None
+) -> ColumnElement[bool]:
     """`sees_person` as a SQL condition on the given columns (None: the object has no unit)."""
     if actor.role in ALL_SEEING:
         return true()
@@ -49,13 +50,17 @@ def person_filter(actor: Actor, *, home_area: Any, provider_id: Any = None, unit
     if actor.role == "amhp":
         return home_area.in_(actor.areas)
     if actor.role == "conveyance":
-        return home_area.in_(actor.areas) if unit_area is None else or_(home_area.in_(actor.areas),
-                                                                         unit_area.in_(actor.areas))
+        return (
+            home_area.in_(actor.areas)
+            if unit_area is None
+            else or_(home_area.in_(actor.areas), unit_area.in_(actor.areas))
+        )
     return false()
 
 
-def ensure_sees_person(actor: Actor, what: str, object_id: str, *, home_area: str | None,
-                       provider_id: str | None, unit_area: str | None) -> None:
+def ensure_sees_person(
+    actor: Actor, what: str, object_id: str, *, home_area: str | None, provider_id: str | None, unit_area: str | None
+) -> None:
     if not sees_person(actor, home_area=home_area, provider_id=provider_id, unit_area=unit_area):
         raise NotFound(f"no {what} with id {object_id}")
 

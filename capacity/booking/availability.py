@@ -72,12 +72,16 @@ async def _counts(session: AsyncSession, unit_ids: Sequence[str], now: datetime)
 
     count(*), not count(id): the indexes on holds (unit_id, status, expires_at) and on active placements
     answer it without reading rows."""
-    held = (select(Hold.unit_id, literal("held").label("what"), func.count().label("n"))
-            .where(Hold.unit_id.in_(unit_ids), Hold.status == "held", Hold.expires_at > now)
-            .group_by(Hold.unit_id))
-    occupied = (select(Placement.unit_id, literal("occupied").label("what"), func.count().label("n"))
-                .where(Placement.unit_id.in_(unit_ids), Placement.ended_at.is_(None))
-                .group_by(Placement.unit_id))
+    held = (
+        select(Hold.unit_id, literal("held").label("what"), func.count().label("n"))
+        .where(Hold.unit_id.in_(unit_ids), Hold.status == "held", Hold.expires_at > now)
+        .group_by(Hold.unit_id)
+    )
+    occupied = (
+        select(Placement.unit_id, literal("occupied").label("what"), func.count().label("n"))
+        .where(Placement.unit_id.in_(unit_ids), Placement.ended_at.is_(None))
+        .group_by(Placement.unit_id)
+    )
     counts: dict[str, dict] = {"held": {}, "occupied": {}}
     for unit_id, what, n in (await session.execute(union_all(held, occupied))).all():
         counts[what][unit_id] = n
@@ -93,11 +97,12 @@ async def figures(at: Snapshot, units: Sequence[Any]) -> dict[str, UnitFigures]:
     the holds committed by the transactions it waited for."""
     found: dict[str, UnitFigures] = {}
     for start in range(0, len(units), _BATCH):
-        page = units[start:start + _BATCH]
+        page = units[start : start + _BATCH]
         held, occupied = await _counts(at.session, [u.id for u in page], at.now)
         for unit in page:
-            found[unit.id] = UnitFigures(unit, held.get(unit.id, 0), occupied.get(unit.id, 0),
-                                         is_stale(unit, at.now, at.settings))
+            found[unit.id] = UnitFigures(
+                unit, held.get(unit.id, 0), occupied.get(unit.id, 0), is_stale(unit, at.now, at.settings)
+            )
     await at.checked()
     return found
 
@@ -162,8 +167,13 @@ async def search_units(at: Snapshot, search: UnitSearch) -> list[UnitFigures]:
     if search.home_area:
         if await session.scalar(select(Area.code).where(Area.code == search.home_area)) is None:
             raise Invalid(f"no area with code {search.home_area}", field="home_area")
-        local_providers = set((await session.scalars(
-            select(AreaLocalProvider.provider_id).where(AreaLocalProvider.area_code == search.home_area))).all())
+        local_providers = set(
+            (
+                await session.scalars(
+                    select(AreaLocalProvider.provider_id).where(AreaLocalProvider.area_code == search.home_area)
+                )
+            ).all()
+        )
 
     # Order first, from the units' own columns (plain rows, not ORM objects); then count holds and
     # placements only for as many units as the answer needs: a national search matches hundreds of
@@ -180,8 +190,8 @@ async def search_units(at: Snapshot, search: UnitSearch) -> list[UnitFigures]:
     results: list[UnitFigures] = []
     page_size = max(2 * search.limit, 50) if search.limit else _BATCH
     for start in range(0, len(candidates), page_size):
-        page = await figures(at, candidates[start:start + page_size])
-        for unit in candidates[start:start + page_size]:
+        page = await figures(at, candidates[start : start + page_size])
+        for unit in candidates[start : start + page_size]:
             found = page[unit.id]
             if search.available_only and found.available == 0:
                 continue

@@ -93,7 +93,5 @@ class UnitController(Controller):
         guards=[require_roles("bed_manager", "admin")],
         summary="Declare or confirm a unit's open places and status",
     )
-    async def declare(
-        self, db: Database, actor: Actor, unit_id: str, data: AvailabilityIn
-    ) -> UnitDetail:
+    async def declare(self, db: Database, actor: Actor, unit_id: str, data: AvailabilityIn) -> UnitDetail:
         return unit_detail(await unit_service.declare_availability(db, actor, unit_id, data))

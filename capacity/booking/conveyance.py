@@ -39,12 +39,20 @@ def conveyance_out(conveyance: Conveyance, now: datetime, standard_minutes: int)
     if minutes is not None and (conveyance.at_scene_at is not None or minutes > standard_minutes):
         within = minutes <= standard_minutes
     return ConveyanceOut(
-        hold_id=conveyance.hold_id, mode=conveyance.mode,  # type: ignore[arg-type]
-        police_vehicle_reason=conveyance.police_vehicle_reason, requested_at=conveyance.requested_at,
-        dispatched_at=conveyance.dispatched_at, at_scene_at=conveyance.at_scene_at,
-        departed_at=conveyance.departed_at, eta=conveyance.eta, arrived_at=conveyance.arrived_at,
-        updated_at=conveyance.updated_at, updated_by=conveyance.updated_by, ambulance_response_minutes=minutes,
-        ambulance_standard_minutes=standard_minutes, within_standard=within,
+        hold_id=conveyance.hold_id,
+        mode=conveyance.mode,  # type: ignore[arg-type]
+        police_vehicle_reason=conveyance.police_vehicle_reason,
+        requested_at=conveyance.requested_at,
+        dispatched_at=conveyance.dispatched_at,
+        at_scene_at=conveyance.at_scene_at,
+        departed_at=conveyance.departed_at,
+        eta=conveyance.eta,
+        arrived_at=conveyance.arrived_at,
+        updated_at=conveyance.updated_at,
+        updated_by=conveyance.updated_by,
+        ambulance_response_minutes=minutes,
+        ambulance_standard_minutes=standard_minutes,
+        within_standard=within,
     )
 
 
@@ -97,25 +105,44 @@ async def update_conveyance(db: Database, actor: Actor, hold_id: str, body: Conv
             wanted = body.eta + timedelta(minutes=db.settings.eta_grace_minutes)
             if wanted > hold.expires_at:
                 await session.execute(
-                    update(Hold).where(Hold.id == hold.id, Hold.status == "held", Hold.expires_at > now)
+                    update(Hold)
+                    .where(Hold.id == hold.id, Hold.status == "held", Hold.expires_at > now)
                     .values(expires_at=wanted)
                 )
                 await session.refresh(hold)
                 extended_to = wanted
                 uow.emit(hold_event("hold.extended", hold, unit, now, reason="conveyance eta"))
-        uow.audit(actor=actor, action="conveyance.update", object_type="conveyance", object_id=hold.id,
-                  before=before, after={**_snapshot(conveyance), "hold_extended_to": _iso(extended_to)})
+        uow.audit(
+            actor=actor,
+            action="conveyance.update",
+            object_type="conveyance",
+            object_id=hold.id,
+            before=before,
+            after={**_snapshot(conveyance), "hold_extended_to": _iso(extended_to)},
+        )
         out = conveyance_out(conveyance, now, db.settings.ambulance_standard_minutes)
-        uow.emit(Event(
-            type="conveyance.updated", at=now, unit_id=unit.id, provider_id=unit.provider_id,
-            unit_area=unit.area_code, home_area=hold.home_area,
-            data={"hold_id": hold.id, "unit_id": unit.id, "mode": conveyance.mode, "eta": _iso(conveyance.eta),
-                  "requested_at": _iso(conveyance.requested_at), "at_scene_at": _iso(conveyance.at_scene_at),
-                  "arrived_at": _iso(conveyance.arrived_at),
-                  "ambulance_response_minutes": out.ambulance_response_minutes,
-                  "ambulance_standard_minutes": out.ambulance_standard_minutes,
-                  "hold_expires_at": hold.expires_at.isoformat()},
-        ))
+        uow.emit(
+            Event(
+                type="conveyance.updated",
+                at=now,
+                unit_id=unit.id,
+                provider_id=unit.provider_id,
+                unit_area=unit.area_code,
+                home_area=hold.home_area,
+                data={
+                    "hold_id": hold.id,
+                    "unit_id": unit.id,
+                    "mode": conveyance.mode,
+                    "eta": _iso(conveyance.eta),
+                    "requested_at": _iso(conveyance.requested_at),
+                    "at_scene_at": _iso(conveyance.at_scene_at),
+                    "arrived_at": _iso(conveyance.arrived_at),
+                    "ambulance_response_minutes": out.ambulance_response_minutes,
+                    "ambulance_standard_minutes": out.ambulance_standard_minutes,
+                    "hold_expires_at": hold.expires_at.isoformat(),
+                },
+            )
+        )
         return ConveyanceResult(conveyance, hold, now)
 
     return await db.write(work)

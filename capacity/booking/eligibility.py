@@ -15,8 +15,7 @@ from capacity.errors import Forbidden, Invalid
 def check_person_known(ref: str, home_area: str, home_known: bool) -> None:
     """The reference must not be an NHS number, and the home area must exist."""
     if looks_like_nhs_number(ref):
-        raise Invalid("person.ref looks like an NHS number; use a local pseudonymous reference",
-                      field="person.ref")
+        raise Invalid("person.ref looks like an NHS number; use a local pseudonymous reference", field="person.ref")
     if not home_known:
         raise Invalid(f"no area with code {home_area}", field="person.home_area")
 
@@ -40,20 +39,22 @@ def check_unit_takes_known(unit: Unit, age: int, sex: str, area_refused: bool) -
         raise Invalid(f"the unit is closed ({unit.closed_reason})", field="unit_id", reason="unit_closed")
     if age < unit.min_age or (unit.max_age is not None and age > unit.max_age):
         upper = f"-{unit.max_age}" if unit.max_age is not None else "+"
-        raise Invalid(f"the unit takes ages {unit.min_age}{upper}; the person is {age}",
-                      field="person.age", reason="age")
+        raise Invalid(
+            f"the unit takes ages {unit.min_age}{upper}; the person is {age}", field="person.age", reason="age"
+        )
     if unit.sex != "any" and sex != unit.sex:
         raise Invalid(f"the unit takes {unit.sex} people only", field="person.sex", reason="sex")
     if area_refused:
-        raise Invalid("the unit does not take people from this home area", field="person.home_area",
-                      reason="area_refused")
+        raise Invalid(
+            "the unit does not take people from this home area", field="person.home_area", reason="area_refused"
+        )
 
 
 async def check_unit_takes(session: AsyncSession, unit: Unit, age: int, sex: str, home_area: str) -> None:
     """check_unit_takes_known, reading the unit's area rules."""
-    rules = (await session.execute(
-        select(UnitAreaRule.rule, UnitAreaRule.area_code).where(UnitAreaRule.unit_id == unit.id)
-    )).all()
+    rules = (
+        await session.execute(select(UnitAreaRule.rule, UnitAreaRule.area_code).where(UnitAreaRule.unit_id == unit.id))
+    ).all()
     refused = {code for rule, code in rules if rule == "refuses"}
     accepted = {code for rule, code in rules if rule == "accepts"}
     check_unit_takes_known(unit, age, sex, home_area in refused or bool(accepted and home_area not in accepted))
@@ -73,10 +74,12 @@ def _area_checks() -> Any:
 _AREA_CHECKS = _area_checks()
 
 
-async def check_hold_eligibility(session: AsyncSession, unit: Unit, ref: str, age: int, sex: str,
-                                 home_area: str) -> None:
+async def check_hold_eligibility(
+    session: AsyncSession, unit: Unit, ref: str, age: int, sex: str, home_area: str
+) -> None:
     """check_person_known and check_unit_takes_known for a hold, reading what they need in one statement."""
-    home_known, refused, accepts_listed, accepted = (await session.execute(
-        _AREA_CHECKS, {"unit_id": unit.id, "home_area": home_area})).one()
+    home_known, refused, accepts_listed, accepted = (
+        await session.execute(_AREA_CHECKS, {"unit_id": unit.id, "home_area": home_area})
+    ).one()
     check_person_known(ref, home_area, bool(home_known))
     check_unit_takes_known(unit, age, sex, bool(refused) or (bool(accepts_listed) and not accepted))

@@ -51,8 +51,19 @@ from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Invalid
 from capacity.kinds import ACUTE_KINDS
 
-COLUMNS = ("person_ref", "age", "sex", "ethnicity", "home_area", "unit_id", "legal_basis", "started_at",
-           "ended_at", "oap_reason", "outcome")
+COLUMNS = (
+    "person_ref",
+    "age",
+    "sex",
+    "ethnicity",
+    "home_area",
+    "unit_id",
+    "legal_basis",
+    "started_at",
+    "ended_at",
+    "oap_reason",
+    "outcome",
+)
 # Rows per INSERT executemany: large enough to amortise the round trip, small enough for steady progress.
 CHUNK_ROWS = 5000
 # A refusal lists this many problems, then says how many more there are.
@@ -141,9 +152,15 @@ class ImportSummary:
     def audit_record(self, sha256: str) -> dict:
         """What the audit log keeps of an import: counts and the file, never a person."""
         return {
-            "file": self.file_name, "sha256": sha256, "rows": self.rows, "ended": self.ended,
-            "still_open": self.still_open, "out_of_area": self.out_of_area, "inappropriate": self.inappropriate,
-            "s136": self.s136, "s136_breached": self.s136_breached,
+            "file": self.file_name,
+            "sha256": sha256,
+            "rows": self.rows,
+            "ended": self.ended,
+            "still_open": self.still_open,
+            "out_of_area": self.out_of_area,
+            "inappropriate": self.inappropriate,
+            "s136": self.s136,
+            "s136_breached": self.s136_breached,
             "first_started_at": self.first_started_at.isoformat() if self.first_started_at else None,
             "last_started_at": self.last_started_at.isoformat() if self.last_started_at else None,
         }
@@ -152,13 +169,15 @@ class ImportSummary:
         if not self.rows:
             return f"{self.file_name}: no rows; nothing imported"
         span = f"{self.first_started_at:%Y-%m-%d} to {self.last_started_at:%Y-%m-%d}"
-        return "\n".join([
-            f"Imported {self.rows} placements from {self.file_name} (import {self.import_id}), started {span}",
-            f"  ended: {self.ended}; still open (occupying places now): {self.still_open}",
-            f"  out of area: {self.out_of_area}, of which inappropriate (reason 10): {self.inappropriate}",
-            f"  s136: {self.s136}, of which past the deadline: {self.s136_breached}",
-            f"  checked in {self.check_seconds:.1f} s, written in {self.write_seconds:.1f} s",
-        ])
+        return "\n".join(
+            [
+                f"Imported {self.rows} placements from {self.file_name} (import {self.import_id}), started {span}",
+                f"  ended: {self.ended}; still open (occupying places now): {self.still_open}",
+                f"  out of area: {self.out_of_area}, of which inappropriate (reason 10): {self.inappropriate}",
+                f"  s136: {self.s136}, of which past the deadline: {self.s136_breached}",
+                f"  checked in {self.check_seconds:.1f} s, written in {self.write_seconds:.1f} s",
+            ]
+        )
 
 
 class Pair(NamedTuple):
@@ -195,8 +214,9 @@ class Reference:
         if found is None:
             unit = self.units[unit_id]
             out_of_area, distance = placement_geography(self.areas[home_area], unit, self.local[home_area])
-            found = self._pairs[key] = Pair(out_of_area, distance, unit.kind, unit.min_age, unit.max_age,
-                                            unit.daily_cost)
+            found = self._pairs[key] = Pair(
+                out_of_area, distance, unit.kind, unit.min_age, unit.max_age, unit.daily_cost
+            )
         return found
 
 
@@ -262,7 +282,8 @@ class _Checker:
             self.problem(line, "row", f"has {len(record)} fields; expected {len(COLUMNS)}")
             return
         ref, age_raw, sex, ethnicity, home_area, unit_id, legal_basis, started_raw, ended_raw, oap, outcome = [
-            v.strip() for v in record]
+            v.strip() for v in record
+        ]
         before = self.total_problems
         problem = self.problem
         now = self.now
@@ -346,8 +367,12 @@ class _Checker:
         index = len(self.rows)
         key = hash((ref, unit_id, started))
         earlier = self.seen.get(key)
-        if earlier is not None and self.rows[earlier][0] == ref and self.rows[earlier][5] == unit_id \
-                and self.rows[earlier][7] == started:
+        if (
+            earlier is not None
+            and self.rows[earlier][0] == ref
+            and self.rows[earlier][5] == unit_id
+            and self.rows[earlier][7] == started
+        ):
             problem(line, "row", f"duplicates line {self.lines[earlier]} (same person_ref, unit_id and started_at)")
             return
         self.seen.setdefault(key, index)
@@ -357,9 +382,26 @@ class _Checker:
             deadline = started + S136_LIMIT
             if (ended is not None and ended > deadline) or (ended is None and deadline <= now):
                 breached = deadline
-        self.rows.append((ref, age, sex, ethnicity or None, home_area, unit_id, legal_basis, started, ended,
-                          oap_reason, outcome or None, pair.out_of_area, pair.distance_km, pair.daily_cost, deadline,
-                          breached))
+        self.rows.append(
+            (
+                ref,
+                age,
+                sex,
+                ethnicity or None,
+                home_area,
+                unit_id,
+                legal_basis,
+                started,
+                ended,
+                oap_reason,
+                outcome or None,
+                pair.out_of_area,
+                pair.distance_km,
+                pair.daily_cost,
+                deadline,
+                breached,
+            )
+        )
         self.lines.append(line)
 
     async def check_database(self, session: AsyncSession) -> None:
@@ -369,16 +411,24 @@ class _Checker:
         first = min(r[7] for r in self.rows)
         last = max(r[7] for r in self.rows)
         areas = sorted({r[4] for r in self.rows})
-        existing = (await session.execute(
-            select(Placement.person_ref, Placement.unit_id, Placement.started_at)
-            .where(Placement.home_area.in_(areas), Placement.started_at >= first, Placement.started_at <= last)
-        )).all()
+        existing = (
+            await session.execute(
+                select(Placement.person_ref, Placement.unit_id, Placement.started_at).where(
+                    Placement.home_area.in_(areas), Placement.started_at >= first, Placement.started_at <= last
+                )
+            )
+        ).all()
         for ref, unit_id, started in existing:
             index = self.seen.get(hash((ref, unit_id, started)))
-            if index is not None and self.rows[index][0] == ref and self.rows[index][5] == unit_id \
-                    and self.rows[index][7] == started:
-                self.problem(self.lines[index], "row",
-                             "is already in the database (same person_ref, unit_id and started_at)")
+            if (
+                index is not None
+                and self.rows[index][0] == ref
+                and self.rows[index][5] == unit_id
+                and self.rows[index][7] == started
+            ):
+                self.problem(
+                    self.lines[index], "row", "is already in the database (same person_ref, unit_id and started_at)"
+                )
 
 
 class _Unreadable(Exception):
@@ -466,9 +516,27 @@ def _summarise(summary: ImportSummary, rows: Sequence[Row]) -> None:
 
 
 # The columns an imported placement fills, in the order `write_rows` gives them.
-INSERT_COLUMNS = ("id", "person_ref", "person_age", "person_sex", "person_ethnicity", "home_area", "unit_id",
-                  "legal_basis", "started_at", "ended_at", "oap_reason", "outcome", "out_of_area", "distance_km",
-                  "daily_cost", "created_by", "s136_clock_started_at", "s136_deadline", "s136_breached_at")
+INSERT_COLUMNS = (
+    "id",
+    "person_ref",
+    "person_age",
+    "person_sex",
+    "person_ethnicity",
+    "home_area",
+    "unit_id",
+    "legal_basis",
+    "started_at",
+    "ended_at",
+    "oap_reason",
+    "outcome",
+    "out_of_area",
+    "distance_km",
+    "daily_cost",
+    "created_by",
+    "s136_clock_started_at",
+    "s136_deadline",
+    "s136_breached_at",
+)
 
 
 def _utc_text(value: datetime) -> str:
@@ -479,8 +547,11 @@ def _utc_text(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:26]
 
 
-_SAMPLE_TIMES = (datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC), datetime(2019, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-                 datetime(2020, 3, 29, 1, 30, 0, 5, tzinfo=UTC))
+_SAMPLE_TIMES = (
+    datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+    datetime(2019, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2020, 3, 29, 1, 30, 0, 5, tzinfo=UTC),
+)
 
 
 class BulkInsert:
@@ -504,8 +575,11 @@ class BulkInsert:
             processor = column_type.dialect_impl(dialect).bind_processor(dialect)
             if processor is None:
                 continue
-            if (dialect.name == "sqlite" and isinstance(column_type, UTCDateTime)
-                    and all(processor(v) == _utc_text(v) for v in _SAMPLE_TIMES)):
+            if (
+                dialect.name == "sqlite"
+                and isinstance(column_type, UTCDateTime)
+                and all(processor(v) == _utc_text(v) for v in _SAMPLE_TIMES)
+            ):
                 processor = _utc_text
             self.processors.append((position, processor))
 
@@ -533,18 +607,30 @@ async def _refuse_overbooking(uow: UnitOfWork, rows: Sequence[Row], lines: Seque
     units = await uow.lock_units(open_lines)
     free = await figures(uow, list(units.values()))
     problems = [
-        Problem(line, "ended_at", f"still open, but unit {unit_id} has {free[unit_id].available} place"
-                f"{'s' if free[unit_id].available != 1 else ''} free now for {len(unit_lines)} open placements")
-        for unit_id, unit_lines in open_lines.items() if len(unit_lines) > free[unit_id].available
-        for line in unit_lines[free[unit_id].available:]
+        Problem(
+            line,
+            "ended_at",
+            f"still open, but unit {unit_id} has {free[unit_id].available} place"
+            f"{'s' if free[unit_id].available != 1 else ''} free now for {len(unit_lines)} open placements",
+        )
+        for unit_id, unit_lines in open_lines.items()
+        if len(unit_lines) > free[unit_id].available
+        for line in unit_lines[free[unit_id].available :]
     ]
     if problems:
         raise ImportRefused(file_name, problems[:KEEP_PROBLEMS], len(problems))
 
 
 async def write_rows(
-    db: Database, rows: Sequence[Row], lines: Sequence[int], summary: ImportSummary, *, sha256: str, actor: Actor,
-    now: datetime, progress: Progress | None = None,
+    db: Database,
+    rows: Sequence[Row],
+    lines: Sequence[int],
+    summary: ImportSummary,
+    *,
+    sha256: str,
+    actor: Actor,
+    now: datetime,
+    progress: Progress | None = None,
 ) -> None:
     """Write checked rows and the import's audit entry in one transaction (all or nothing).
 
@@ -568,9 +654,28 @@ async def write_rows(
 
         def chunk_params(start: int) -> list[tuple]:
             return bulk.params(
-                (next(ids), r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-                 created_by, r[7] if r[14] is not None else None, r[14], r[15])
-                for r in rows[start:start + CHUNK_ROWS]
+                (
+                    next(ids),
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    r[9],
+                    r[10],
+                    r[11],
+                    r[12],
+                    r[13],
+                    created_by,
+                    r[7] if r[14] is not None else None,
+                    r[14],
+                    r[15],
+                )
+                for r in rows[start : start + CHUNK_ROWS]
             )
 
         # While the driver inserts one chunk (SQLite in its thread, or the server), a worker thread prepares the
@@ -580,8 +685,9 @@ async def write_rows(
             params = chunk_params(0)
             for start in range(0, total, CHUNK_ROWS):
                 following = start + CHUNK_ROWS
-                upcoming = asyncio.ensure_future(asyncio.to_thread(chunk_params, following)) if following < total \
-                    else None
+                upcoming = (
+                    asyncio.ensure_future(asyncio.to_thread(chunk_params, following)) if following < total else None
+                )
                 await connection.exec_driver_sql(bulk.sql, params)
                 if progress is not None:
                     progress("write", min(following, total), total)
@@ -593,15 +699,24 @@ async def write_rows(
             if cache_size is not None:
                 with contextlib.suppress(DBAPIError):
                     await connection.exec_driver_sql(f"PRAGMA cache_size = {int(cache_size)}")
-        uow.audit(actor=actor, action="placement.import", object_type="import", object_id=import_id,
-                  after=summary.audit_record(sha256))
+        uow.audit(
+            actor=actor,
+            action="placement.import",
+            object_type="import",
+            object_id=import_id,
+            after=summary.audit_record(sha256),
+        )
 
     await db.write(work)
     summary.import_id = import_id
 
 
 async def import_placements(
-    db: Database, path: Path | str, *, actor: Actor = IMPORT_ACTOR, progress: Progress | None = None,
+    db: Database,
+    path: Path | str,
+    *,
+    actor: Actor = IMPORT_ACTOR,
+    progress: Progress | None = None,
 ) -> ImportSummary:
     """Check every row of a placements CSV, then write them all in one transaction, or nothing."""
     now = db.clock.now()  # what counts as the future for the rows, and the imported placements' ids
@@ -613,7 +728,8 @@ async def import_placements(
     summary.check_seconds = time.perf_counter() - started
     if checker.rows:
         started = time.perf_counter()
-        await write_rows(db, checker.rows, checker.lines, summary, sha256=sha256, actor=actor, now=now,
-                         progress=progress)
+        await write_rows(
+            db, checker.rows, checker.lines, summary, sha256=sha256, actor=actor, now=now, progress=progress
+        )
         summary.write_seconds = time.perf_counter() - started
     return summary

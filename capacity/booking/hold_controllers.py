@@ -44,23 +44,46 @@ PERSON_ROLES = ("amhp", "bed_manager", "conveyance", "admin")
 def hold_out(view: HoldView, now: datetime, settings: Settings) -> HoldOut:
     h = view.hold
     return HoldOut(
-        id=h.id, unit_id=h.unit_id, status=view.status, purpose=h.purpose, person=person_out(h),  # type: ignore[arg-type]
-        risk_flags=list(h.risk_flags or []), note=h.note, created_at=h.created_at, created_by=h.created_by,
-        expires_at=h.expires_at, ended_at=h.ended_at, extensions=h.extensions, extended_minutes=h.extended_minutes,
-        decline_reason=h.decline_reason, placement_id=view.placement_id,
+        id=h.id,
+        unit_id=h.unit_id,
+        status=view.status,
+        purpose=h.purpose,
+        person=person_out(h),  # type: ignore[arg-type]
+        risk_flags=list(h.risk_flags or []),
+        note=h.note,
+        created_at=h.created_at,
+        created_by=h.created_by,
+        expires_at=h.expires_at,
+        ended_at=h.ended_at,
+        extensions=h.extensions,
+        extended_minutes=h.extended_minutes,
+        decline_reason=h.decline_reason,
+        placement_id=view.placement_id,
         conveyance=conveyance_out(view.conveyance, now, settings.ambulance_standard_minutes)
-        if view.conveyance else None,
+        if view.conveyance
+        else None,
     )
 
 
 def placement_out(p: Placement) -> PlacementOut:
     return PlacementOut(
-        id=p.id, unit_id=p.unit_id, hold_id=p.hold_id, person=person_out(p), legal_basis=p.legal_basis,  # type: ignore[arg-type]
-        started_at=p.started_at, ended_at=p.ended_at, outcome=p.outcome, out_of_area=p.out_of_area,
-        oap_reason=p.oap_reason, distance_km=p.distance_km, s136_clock_started_at=p.s136_clock_started_at,
-        s136_deadline=p.s136_deadline, s136_extension_hours=p.s136_extension_hours,
+        id=p.id,
+        unit_id=p.unit_id,
+        hold_id=p.hold_id,
+        person=person_out(p),
+        legal_basis=p.legal_basis,  # type: ignore[arg-type]
+        started_at=p.started_at,
+        ended_at=p.ended_at,
+        outcome=p.outcome,
+        out_of_area=p.out_of_area,
+        oap_reason=p.oap_reason,
+        distance_km=p.distance_km,
+        s136_clock_started_at=p.s136_clock_started_at,
+        s136_deadline=p.s136_deadline,
+        s136_extension_hours=p.s136_extension_hours,
         s136_extension_authorised_by=p.s136_extension_authorised_by,
-        s136_extension_reason=p.s136_extension_reason, s136_breached_at=p.s136_breached_at,
+        s136_extension_reason=p.s136_extension_reason,
+        s136_breached_at=p.s136_breached_at,
     )
 
 
@@ -77,7 +100,7 @@ class HoldController(Controller):
     async def create(
         self,
         db: Database,
-                actor: Actor,
+        actor: Actor,
         data: HoldIn,
         idempotency_key: Annotated[
             str | None, HeaderParameter(header="Idempotency-Key", max_length=200, required=False)
@@ -118,9 +141,7 @@ class HoldController(Controller):
         return placement_out(await hold_service.arrive(db, actor, hold_id, data))
 
     @put("/{hold_id:str}/conveyance", summary="Record conveyance: mode, times and ETA")
-    async def conveyance(
-        self, db: Database, actor: Actor, hold_id: str, data: ConveyanceIn
-    ) -> ConveyanceOut:
+    async def conveyance(self, db: Database, actor: Actor, hold_id: str, data: ConveyanceIn) -> ConveyanceOut:
         result = await conveyance_service.update_conveyance(db, actor, hold_id, data)
         return conveyance_out(result.conveyance, result.now, db.settings.ambulance_standard_minutes)
 
@@ -145,9 +166,7 @@ class PlacementController(Controller):
         return placement_out(await placement_service.read_placement(db, actor, placement_id))
 
     @post("/{placement_id:str}/discharge", summary="Discharge with an outcome", status_code=200)
-    async def discharge(
-        self, db: Database, actor: Actor, placement_id: str, data: DischargeIn
-    ) -> PlacementOut:
+    async def discharge(self, db: Database, actor: Actor, placement_id: str, data: DischargeIn) -> PlacementOut:
         return placement_out(await placement_service.discharge(db, actor, placement_id, data))
 
     @post("/{placement_id:str}/s136-extension", summary="Record the s136B extension", status_code=200)
@@ -159,11 +178,20 @@ class PlacementController(Controller):
 
 def detention_out(d: S136Detention) -> DetentionOut:
     return DetentionOut(
-        id=d.id, place_type=d.place_type, place_name=d.place_name, person=person_out(d),  # type: ignore[arg-type]
-        detained_at=d.detained_at, deadline=d.deadline, ended_at=d.ended_at, outcome=d.outcome,
-        breached_at=d.breached_at, police_station_criteria=list(d.police_station_criteria or []),
-        authorising_inspector=d.authorising_inspector, conveyance_mode=d.conveyance_mode,
-        police_vehicle_reason=d.police_vehicle_reason, ambulance_requested_at=d.ambulance_requested_at,
+        id=d.id,
+        place_type=d.place_type,
+        place_name=d.place_name,
+        person=person_out(d),  # type: ignore[arg-type]
+        detained_at=d.detained_at,
+        deadline=d.deadline,
+        ended_at=d.ended_at,
+        outcome=d.outcome,
+        breached_at=d.breached_at,
+        police_station_criteria=list(d.police_station_criteria or []),
+        authorising_inspector=d.authorising_inspector,
+        conveyance_mode=d.conveyance_mode,
+        police_vehicle_reason=d.police_vehicle_reason,
+        ambulance_requested_at=d.ambulance_requested_at,
         ambulance_at_scene_at=d.ambulance_at_scene_at,
     )
 
@@ -175,8 +203,9 @@ class DetentionController(Controller):
     tags = ["Section 136"]
     guards = [require_roles("amhp", "admin")]
 
-    @post("/", summary="Record an s136 detention at an emergency department, police station or elsewhere",
-          status_code=201)
+    @post(
+        "/", summary="Record an s136 detention at an emergency department, police station or elsewhere", status_code=201
+    )
     async def record(self, db: Database, actor: Actor, data: DetentionIn) -> DetentionOut:
         return detention_out(await detention_service.record_detention(db, actor, data))
 
@@ -189,7 +218,5 @@ class DetentionController(Controller):
         return detention_out(await detention_service.read_detention(db, actor, detention_id))
 
     @post("/{detention_id:str}/end", summary="End a detention with its outcome", status_code=200)
-    async def end(
-        self, db: Database, actor: Actor, detention_id: str, data: DetentionEndIn
-    ) -> DetentionOut:
+    async def end(self, db: Database, actor: Actor, detention_id: str, data: DetentionEndIn) -> DetentionOut:
         return detention_out(await detention_service.end_detention(db, actor, detention_id, data))

@@ -48,9 +48,15 @@ def effective_status(hold: Hold, now: datetime) -> str:
 
 
 def hold_snapshot(hold: Hold) -> dict:
-    return {"status": hold.status, "expires_at": hold.expires_at.isoformat(), "extensions": hold.extensions,
-            "extended_minutes": hold.extended_minutes, "unit_id": hold.unit_id, "person_ref": hold.person_ref,
-            "home_area": hold.home_area}
+    return {
+        "status": hold.status,
+        "expires_at": hold.expires_at.isoformat(),
+        "extensions": hold.extensions,
+        "extended_minutes": hold.extended_minutes,
+        "unit_id": hold.unit_id,
+        "person_ref": hold.person_ref,
+        "home_area": hold.home_area,
+    }
 
 
 def hold_event(kind: str, hold: Hold, unit: Unit, at: datetime, **extra: object) -> Event:
@@ -67,8 +73,12 @@ def hold_event(kind: str, hold: Hold, unit: Unit, at: datetime, **extra: object)
             "status": hold.status,
             "purpose": hold.purpose,
             "expires_at": hold.expires_at.isoformat(),
-            "person": {"ref": hold.person_ref, "age": hold.person_age, "sex": hold.person_sex,
-                       "home_area": hold.home_area},
+            "person": {
+                "ref": hold.person_ref,
+                "age": hold.person_age,
+                "sex": hold.person_sex,
+                "home_area": hold.home_area,
+            },
             **extra,
         },
     )
@@ -103,24 +113,38 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
         now, session = uow.now, uow.session
         if idempotency_key and (earlier := await _by_idempotency_key(session, actor, idempotency_key, digest)):
             return HoldResult(earlier, created=False, now=now)
-        await check_hold_eligibility(session, unit, body.person.ref, body.person.age, body.person.sex,
-                                     body.person.home_area)
+        await check_hold_eligibility(
+            session, unit, body.person.ref, body.person.age, body.person.sex, body.person.home_area
+        )
         before = await unit_figures(uow, unit)
         if before.available < 1:
-            session.add(UnmetDemand(at=now, source="hold", kind=unit.kind, home_area=body.person.home_area,
-                                    unit_id=unit.id))
+            session.add(
+                UnmetDemand(at=now, source="hold", kind=unit.kind, home_area=body.person.home_area, unit_id=unit.id)
+            )
             return None  # committed, so the unmet demand is kept; the caller answers 409
         hold = Hold(
-            id=new_id(), unit_id=unit.id, purpose=body.purpose, created_by=actor.username, created_at=now,
+            id=new_id(),
+            unit_id=unit.id,
+            purpose=body.purpose,
+            created_by=actor.username,
+            created_at=now,
             expires_at=now + timedelta(seconds=db.settings.hold_seconds[unit.kind]),
-            risk_flags=list(body.risk_flags), note=body.note, idempotency_key=idempotency_key,
-            request_hash=digest, status="held", extensions=0, extended_minutes=0, ended_at=None, ended_by=None,
-            decline_reason=None, decline_note=None, **person_columns(body.person),
+            risk_flags=list(body.risk_flags),
+            note=body.note,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            status="held",
+            extensions=0,
+            extended_minutes=0,
+            ended_at=None,
+            ended_by=None,
+            decline_reason=None,
+            decline_note=None,
+            **person_columns(body.person),
         )
         # A Core insert: the Hold object is only the value answered and announced; no ORM unit of work.
         await session.execute(_INSERT_HOLD, {c: getattr(hold, c) for c in _HOLD_KEYS})
-        uow.audit(actor=actor, action="hold.create", object_type="hold", object_id=hold.id,
-                  after=hold_snapshot(hold))
+        uow.audit(actor=actor, action="hold.create", object_type="hold", object_id=hold.id, after=hold_snapshot(hold))
         uow.emit(hold_event("hold.created", hold, unit, now))
         uow.emit(availability_event(before.with_one_more_hold(), now))
         return HoldResult(hold, created=True, now=now)
@@ -149,16 +173,19 @@ async def lock_hold(uow: UnitOfWork, actor: Actor, hold_id: str) -> tuple[Hold, 
     unit = await uow.lock_unit(unit_id)
     hold = await uow.session.get(Hold, hold_id, populate_existing=True)
     assert hold is not None  # holds are never deleted
-    ensure_sees_person(actor, "hold", hold_id, home_area=hold.home_area, provider_id=unit.provider_id,
-                       unit_area=unit.area_code)
+    ensure_sees_person(
+        actor, "hold", hold_id, home_area=hold.home_area, provider_id=unit.provider_id, unit_area=unit.area_code
+    )
     return hold, unit
 
 
 async def _transition(uow: UnitOfWork, hold: Hold, **values: object) -> None:
     """Apply a change to a live hold exactly once; 409 if it is no longer `held`."""
     done = await uow.session.execute(
-        update(Hold).where(Hold.id == hold.id, Hold.status == "held", Hold.expires_at > uow.now)
-        .values(**values).returning(Hold.id)
+        update(Hold)
+        .where(Hold.id == hold.id, Hold.status == "held", Hold.expires_at > uow.now)
+        .values(**values)
+        .returning(Hold.id)
     )
     if done.first() is None:
         raise Conflict(f"the hold is {effective_status(hold, uow.now)}, no longer held")
@@ -175,8 +202,9 @@ async def _change(db: Database, actor: Actor, hold_id: str, action: str, apply: 
         hold, unit = await lock_hold(uow, actor, hold_id)
         before = hold_snapshot(hold)
         event_type = await apply(uow, hold, unit)
-        uow.audit(actor=actor, action=action, object_type="hold", object_id=hold.id, before=before,
-                  after=hold_snapshot(hold))
+        uow.audit(
+            actor=actor, action=action, object_type="hold", object_id=hold.id, before=before, after=hold_snapshot(hold)
+        )
         uow.emit(hold_event(event_type, hold, unit, uow.now))
         uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
         return hold
@@ -194,10 +222,17 @@ async def extend_hold(db: Database, actor: Actor, hold_id: str, body: ExtendIn) 
                 raise Invalid(f"a hold may be extended at most {settings.max_hold_extensions} times", field="minutes")
             if hold.extended_minutes + body.minutes > settings.max_hold_extension_minutes:
                 left = settings.max_hold_extension_minutes - hold.extended_minutes
-                raise Invalid(f"extensions may add at most {settings.max_hold_extension_minutes} minutes in all; "
-                              f"{left} remain", field="minutes")
-        await _transition(uow, hold, expires_at=hold.expires_at + timedelta(minutes=body.minutes),
-                          extensions=hold.extensions + 1, extended_minutes=hold.extended_minutes + body.minutes)
+                raise Invalid(
+                    f"extensions may add at most {settings.max_hold_extension_minutes} minutes in all; {left} remain",
+                    field="minutes",
+                )
+        await _transition(
+            uow,
+            hold,
+            expires_at=hold.expires_at + timedelta(minutes=body.minutes),
+            extensions=hold.extensions + 1,
+            extended_minutes=hold.extended_minutes + body.minutes,
+        )
         return "hold.extended"
 
     return await _change(db, actor, hold_id, "hold.extend", apply)
@@ -215,8 +250,15 @@ async def release_hold(db: Database, actor: Actor, hold_id: str) -> Hold:
 async def decline_hold(db: Database, actor: Actor, hold_id: str, body: DeclineIn) -> Hold:
     async def apply(uow: UnitOfWork, hold: Hold, unit: Unit) -> str:
         ensure_role(actor, "bed_manager", action="decline a hold")
-        await _transition(uow, hold, status="declined", ended_at=uow.now, ended_by=actor.username,
-                          decline_reason=body.reason, decline_note=body.note)
+        await _transition(
+            uow,
+            hold,
+            status="declined",
+            ended_at=uow.now,
+            ended_by=actor.username,
+            decline_reason=body.reason,
+            decline_note=body.note,
+        )
         return "hold.declined"
 
     return await _change(db, actor, hold_id, "hold.decline", apply)
@@ -239,15 +281,29 @@ async def arrive(db: Database, actor: Actor, hold_id: str, body: ArriveIn) -> Pl
             await check_unit_takes(session, unit, hold.person_age, hold.person_sex, hold.home_area)
         home = await check_person(session, hold.person_ref, hold.home_area)
         await _transition(uow, hold, status="arrived", ended_at=arrived_at, ended_by=actor.username)
-        person = {k: getattr(hold, k) for k in ("person_ref", "person_age", "person_sex", "person_ethnicity",
-                                                 "home_area")}
+        person = {
+            k: getattr(hold, k) for k in ("person_ref", "person_age", "person_sex", "person_ethnicity", "home_area")
+        }
         placement = await start_placement(
-            uow, actor=actor, unit=unit, home=home, person=person,
-            legal_basis=body.legal_basis or LEGAL_BASIS_OF_PURPOSE[hold.purpose], started_at=arrived_at,
-            s136_clock_started_at=body.s136_clock_started_at, oap_reason=body.oap_reason, hold_id=hold.id,
+            uow,
+            actor=actor,
+            unit=unit,
+            home=home,
+            person=person,
+            legal_basis=body.legal_basis or LEGAL_BASIS_OF_PURPOSE[hold.purpose],
+            started_at=arrived_at,
+            s136_clock_started_at=body.s136_clock_started_at,
+            oap_reason=body.oap_reason,
+            hold_id=hold.id,
         )
-        uow.audit(actor=actor, action="hold.arrive", object_type="hold", object_id=hold.id, before=before,
-                  after=hold_snapshot(hold))
+        uow.audit(
+            actor=actor,
+            action="hold.arrive",
+            object_type="hold",
+            object_id=hold.id,
+            before=before,
+            after=hold_snapshot(hold),
+        )
         uow.emit(hold_event("hold.arrived", hold, unit, now, placement_id=placement.id))
         uow.emit(placement_event("placement.started", placement, unit, now))
         uow.emit(availability_event(await unit_figures(uow, unit), now))
@@ -266,24 +322,35 @@ class HoldView:
 
 async def _views(session: AsyncSession, holds: list[Hold], now: datetime) -> list[HoldView]:
     ids = [h.id for h in holds]
-    placements = dict((await session.execute(
-        select(Placement.hold_id, Placement.id).where(Placement.hold_id.in_(ids)))).all()) if ids else {}
-    conveyances = {c.hold_id: c for c in (await session.scalars(
-        select(Conveyance).where(Conveyance.hold_id.in_(ids)))).all()} if ids else {}
+    placements = (
+        dict((await session.execute(select(Placement.hold_id, Placement.id).where(Placement.hold_id.in_(ids)))).all())
+        if ids
+        else {}
+    )
+    conveyances = (
+        {c.hold_id: c for c in (await session.scalars(select(Conveyance).where(Conveyance.hold_id.in_(ids)))).all()}
+        if ids
+        else {}
+    )
     return [HoldView(h, effective_status(h, now), placements.get(h.id), conveyances.get(h.id)) for h in holds]
 
 
 async def read_hold(db: Database, actor: Actor, hold_id: str) -> tuple[HoldView, datetime]:
     """One hold in the caller's scope, and the instant it was read at; the read of person data is audited."""
     async with db.read() as reading:
-        row = (await reading.session.execute(
-            select(Hold, Unit.provider_id, Unit.area_code).join(Unit, Unit.id == Hold.unit_id)
-            .where(Hold.id == hold_id))).one_or_none()
+        row = (
+            await reading.session.execute(
+                select(Hold, Unit.provider_id, Unit.area_code)
+                .join(Unit, Unit.id == Hold.unit_id)
+                .where(Hold.id == hold_id)
+            )
+        ).one_or_none()
         if row is None:
             raise NotFound(f"no hold with id {hold_id}")
         hold, provider_id, unit_area = row
-        ensure_sees_person(actor, "hold", hold_id, home_area=hold.home_area, provider_id=provider_id,
-                           unit_area=unit_area)
+        ensure_sees_person(
+            actor, "hold", hold_id, home_area=hold.home_area, provider_id=provider_id, unit_area=unit_area
+        )
         view = (await _views(reading.session, [hold], reading.now))[0]
     await audited_read(db, actor, action="hold.read", object_type="hold", object_id=hold.id)
     return view, reading.now
@@ -293,10 +360,15 @@ async def list_holds(db: Database, actor: Actor, status: str | None) -> tuple[li
     """The caller's holds, newest first; `status` is the effective status (expiry exact at read time)."""
     async with db.read() as reading:
         now = reading.now
-        stmt = (select(Hold).join(Unit, Unit.id == Hold.unit_id)
-                .where(person_filter(actor, home_area=Hold.home_area, provider_id=Unit.provider_id,
-                                     unit_area=Unit.area_code))
-                .order_by(Hold.created_at.desc()).limit(500))
+        stmt = (
+            select(Hold)
+            .join(Unit, Unit.id == Hold.unit_id)
+            .where(
+                person_filter(actor, home_area=Hold.home_area, provider_id=Unit.provider_id, unit_area=Unit.area_code)
+            )
+            .order_by(Hold.created_at.desc())
+            .limit(500)
+        )
         if status == "held":
             stmt = stmt.where(Hold.status == "held", Hold.expires_at > now)
         elif status == "expired":
@@ -305,6 +377,7 @@ async def list_holds(db: Database, actor: Actor, status: str | None) -> tuple[li
             stmt = stmt.where(Hold.status == status)
         holds = list((await reading.session.scalars(stmt)).all())
         views = await _views(reading.session, holds, now)
-    await audited_read(db, actor, action="hold.list", object_type="hold", object_id=None,
-                       after={"ids": [h.id for h in holds]})
+    await audited_read(
+        db, actor, action="hold.list", object_type="hold", object_id=None, after={"ids": [h.id for h in holds]}
+    )
     return views, now

@@ -153,9 +153,7 @@ class Hold(IdMixin, PersonMixin, Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
-        CheckConstraint(
-            "status in ('held', 'arrived', 'released', 'declined', 'expired')", name="status"
-        ),
+        CheckConstraint("status in ('held', 'arrived', 'released', 'declined', 'expired')", name="status"),
         # Live holds of a unit are counted on every availability read.
         Index("ix_holds_unit_status_expires", "unit_id", "status", "expires_at"),
         Index("ix_holds_status_expires", "status", "expires_at"),
@@ -190,13 +188,26 @@ class Placement(IdMixin, PersonMixin, Base):
         Index("ix_placements_unit_ended", "unit_id", "ended_at"),
         Index("ix_placements_home_started", "home_area", "started_at"),
         # The reports read out-of-area and s136 placements of one area; the sweep only open s136 clocks.
-        Index("ix_placements_oap_home_started", "home_area", "started_at",
-              postgresql_where=text("out_of_area IS true"), sqlite_where=text("out_of_area IS 1")),
-        Index("ix_placements_s136_home_clock", "home_area", "s136_clock_started_at",
-              postgresql_where=text("legal_basis = 's136'"), sqlite_where=text("legal_basis = 's136'")),
-        Index("ix_placements_open_s136_deadline", "s136_deadline",
-              postgresql_where=text("ended_at IS NULL AND s136_breached_at IS NULL"),
-              sqlite_where=text("ended_at IS NULL AND s136_breached_at IS NULL")),
+        Index(
+            "ix_placements_oap_home_started",
+            "home_area",
+            "started_at",
+            postgresql_where=text("out_of_area IS true"),
+            sqlite_where=text("out_of_area IS 1"),
+        ),
+        Index(
+            "ix_placements_s136_home_clock",
+            "home_area",
+            "s136_clock_started_at",
+            postgresql_where=text("legal_basis = 's136'"),
+            sqlite_where=text("legal_basis = 's136'"),
+        ),
+        Index(
+            "ix_placements_open_s136_deadline",
+            "s136_deadline",
+            postgresql_where=text("ended_at IS NULL AND s136_breached_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL AND s136_breached_at IS NULL"),
+        ),
     )
 
 
@@ -259,7 +270,10 @@ class S136Detention(IdMixin, PersonMixin, Base):
         # s136A: never a police station for a person under 18, whatever the code above does.
         CheckConstraint("place_type != 'police_station' or person_age >= 18", name="no_under_18_in_police_station"),
         Index("ix_s136_detentions_home_detained", "home_area", "detained_at"),
-        Index("ix_s136_detentions_open_deadline", "deadline",
-              postgresql_where=text("ended_at IS NULL AND breached_at IS NULL"),
-              sqlite_where=text("ended_at IS NULL AND breached_at IS NULL")),
+        Index(
+            "ix_s136_detentions_open_deadline",
+            "deadline",
+            postgresql_where=text("ended_at IS NULL AND breached_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL AND breached_at IS NULL"),
+        ),
     )

@@ -18,8 +18,12 @@ HOME_AREA = Annotated[str, Meta(pattern=r"^[EWSN]\d{8}$", description="ONS code 
 class PersonIn(msgspec.Struct, forbid_unknown_fields=True):
     ref: Annotated[
         str,
-        Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9/_.-]*$",
-             description="pseudonymous local reference; never an NHS number or a name"),
+        Meta(
+            min_length=1,
+            max_length=40,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9/_.-]*$",
+            description="pseudonymous local reference; never an NHS number or a name",
+        ),
     ]
     age: Annotated[int, Meta(ge=0, le=120)]
     sex: PersonSex

@@ -75,8 +75,9 @@ async def start_placement(
     """Write a placement on a unit already locked by the caller, with its OAP and s136 facts."""
     out_of_area, distance = placement_geography(home, unit, set(home.local_provider_ids))
     if out_of_area and unit.kind in ACUTE_KINDS and oap_reason is None:
-        raise Invalid("an out-of-area placement in an inpatient bed needs an oap_reason (10-14, 99)",
-                      field="oap_reason")
+        raise Invalid(
+            "an out-of-area placement in an inpatient bed needs an oap_reason (10-14, 99)", field="oap_reason"
+        )
     if oap_reason is not None and not out_of_area:
         raise Invalid("oap_reason is only for out-of-area placements", field="oap_reason")
     clock_start = deadline = None
@@ -89,20 +90,47 @@ async def start_placement(
     elif s136_clock_started_at is not None:
         raise Invalid("s136_clock_started_at is only for legal_basis s136", field="s136_clock_started_at")
     placement = Placement(
-        unit_id=unit.id, hold_id=hold_id, legal_basis=legal_basis, started_at=started_at,
-        out_of_area=out_of_area, oap_reason=oap_reason, distance_km=distance, daily_cost=unit.daily_cost,
-        created_by=actor.username, s136_clock_started_at=clock_start, s136_deadline=deadline, **person,
+        unit_id=unit.id,
+        hold_id=hold_id,
+        legal_basis=legal_basis,
+        started_at=started_at,
+        out_of_area=out_of_area,
+        oap_reason=oap_reason,
+        distance_km=distance,
+        daily_cost=unit.daily_cost,
+        created_by=actor.username,
+        s136_clock_started_at=clock_start,
+        s136_deadline=deadline,
+        **person,
     )
     uow.session.add(placement)
     await uow.session.flush()
-    uow.audit(actor=actor, action="placement.start", object_type="placement", object_id=placement.id,
-              after=placement_snapshot(placement))
+    uow.audit(
+        actor=actor,
+        action="placement.start",
+        object_type="placement",
+        object_id=placement.id,
+        after=placement_snapshot(placement),
+    )
     return placement
 
 
 def placement_snapshot(p: Placement) -> dict:
-    keys = ("unit_id", "hold_id", "legal_basis", "started_at", "ended_at", "outcome", "out_of_area", "oap_reason",
-            "s136_deadline", "s136_extension_hours", "s136_breached_at", "person_ref", "home_area")
+    keys = (
+        "unit_id",
+        "hold_id",
+        "legal_basis",
+        "started_at",
+        "ended_at",
+        "outcome",
+        "out_of_area",
+        "oap_reason",
+        "s136_deadline",
+        "s136_extension_hours",
+        "s136_breached_at",
+        "person_ref",
+        "home_area",
+    )
     return {k: (v.isoformat() if isinstance(v := getattr(p, k), datetime) else v) for k in keys}
 
 
@@ -119,9 +147,16 @@ async def admit(db: Database, actor: Actor, body: PlacementIn) -> Placement:
             raise Conflict("no place is free at this unit", field="unit_id")
         started_at = not_in_future(body.started_at or now, now, "started_at")
         placement = await start_placement(
-            uow, actor=actor, unit=unit, home=home, person=person_columns(body.person),
-            legal_basis=body.legal_basis, started_at=started_at,
-            s136_clock_started_at=body.s136_clock_started_at, oap_reason=body.oap_reason, hold_id=None,
+            uow,
+            actor=actor,
+            unit=unit,
+            home=home,
+            person=person_columns(body.person),
+            legal_basis=body.legal_basis,
+            started_at=started_at,
+            s136_clock_started_at=body.s136_clock_started_at,
+            oap_reason=body.oap_reason,
+            hold_id=None,
         )
         uow.emit(placement_event("placement.started", placement, unit, now))
         uow.emit(availability_event(await unit_figures(uow, unit), now))
@@ -131,16 +166,24 @@ async def admit(db: Database, actor: Actor, body: PlacementIn) -> Placement:
 
 
 def _ensure_sees(actor: Actor, placement: Placement, unit: Unit) -> None:
-    ensure_sees_person(actor, "placement", placement.id, home_area=placement.home_area,
-                       provider_id=unit.provider_id, unit_area=unit.area_code)
+    ensure_sees_person(
+        actor,
+        "placement",
+        placement.id,
+        home_area=placement.home_area,
+        provider_id=unit.provider_id,
+        unit_area=unit.area_code,
+    )
 
 
 async def read_placement(db: Database, actor: Actor, placement_id: str) -> Placement:
     """A placement in the caller's scope; the read of person data is audited."""
     async with db.read() as reading:
-        row = (await reading.session.execute(
-            select(Placement, Unit).join(Unit, Unit.id == Placement.unit_id).where(Placement.id == placement_id)
-        )).one_or_none()
+        row = (
+            await reading.session.execute(
+                select(Placement, Unit).join(Unit, Unit.id == Placement.unit_id).where(Placement.id == placement_id)
+            )
+        ).one_or_none()
     if row is None:
         raise NotFound(f"no placement with id {placement_id}")
     placement, unit = row
@@ -151,15 +194,27 @@ async def read_placement(db: Database, actor: Actor, placement_id: str) -> Place
 
 async def list_placements(db: Database, actor: Actor, active: bool | None) -> list[Placement]:
     async with db.read() as reading:
-        stmt = (select(Placement).join(Unit, Unit.id == Placement.unit_id)
-                .where(person_filter(actor, home_area=Placement.home_area, provider_id=Unit.provider_id,
-                                     unit_area=Unit.area_code))
-                .order_by(Placement.started_at))
+        stmt = (
+            select(Placement)
+            .join(Unit, Unit.id == Placement.unit_id)
+            .where(
+                person_filter(
+                    actor, home_area=Placement.home_area, provider_id=Unit.provider_id, unit_area=Unit.area_code
+                )
+            )
+            .order_by(Placement.started_at)
+        )
         if active is not None:
             stmt = stmt.where(Placement.ended_at.is_(None) if active else Placement.ended_at.is_not(None))
         found = list((await reading.session.scalars(stmt.limit(1000))).all())
-    await audited_read(db, actor, action="placement.list", object_type="placement", object_id=None,
-                       after={"ids": [p.id for p in found]})
+    await audited_read(
+        db,
+        actor,
+        action="placement.list",
+        object_type="placement",
+        object_id=None,
+        after={"ids": [p.id for p in found]},
+    )
     return found
 
 
@@ -188,14 +243,22 @@ async def discharge(db: Database, actor: Actor, placement_id: str, body: Dischar
         if placement.s136_deadline is not None and ended_at > placement.s136_deadline:
             values["s136_breached_at"] = placement.s136_breached_at or placement.s136_deadline
         done = await uow.session.execute(
-            update(Placement).where(Placement.id == placement.id, Placement.ended_at.is_(None))
-            .values(**values).returning(Placement.id)
+            update(Placement)
+            .where(Placement.id == placement.id, Placement.ended_at.is_(None))
+            .values(**values)
+            .returning(Placement.id)
         )
         if done.first() is None:
             raise Conflict("the placement has already ended")
         await uow.session.refresh(placement)
-        uow.audit(actor=actor, action="placement.discharge", object_type="placement", object_id=placement.id,
-                  before=before, after=placement_snapshot(placement))
+        uow.audit(
+            actor=actor,
+            action="placement.discharge",
+            object_type="placement",
+            object_id=placement.id,
+            before=before,
+            after=placement_snapshot(placement),
+        )
         uow.emit(placement_event("placement.discharged", placement, unit, now))
         uow.emit(availability_event(await unit_figures(uow, unit), now))
         return placement
@@ -215,18 +278,32 @@ async def extend_s136(db: Database, actor: Actor, placement_id: str, body: S136E
         before = placement_snapshot(placement)
         done = await uow.session.execute(
             update(Placement)
-            .where(Placement.id == placement.id, Placement.ended_at.is_(None),
-                   Placement.s136_extension_hours.is_(None), Placement.s136_deadline > now)
-            .values(s136_deadline=placement.s136_deadline + timedelta(hours=body.hours),
-                    s136_extension_hours=body.hours, s136_extension_authorised_by=body.authorised_by,
-                    s136_extension_reason=body.reason, s136_extension_recorded_at=now)
+            .where(
+                Placement.id == placement.id,
+                Placement.ended_at.is_(None),
+                Placement.s136_extension_hours.is_(None),
+                Placement.s136_deadline > now,
+            )
+            .values(
+                s136_deadline=placement.s136_deadline + timedelta(hours=body.hours),
+                s136_extension_hours=body.hours,
+                s136_extension_authorised_by=body.authorised_by,
+                s136_extension_reason=body.reason,
+                s136_extension_recorded_at=now,
+            )
             .returning(Placement.id)
         )
         if done.first() is None:
             raise Conflict("an extension may be recorded once, before the deadline, while the person is detained")
         await uow.session.refresh(placement)
-        uow.audit(actor=actor, action="placement.s136_extension", object_type="placement", object_id=placement.id,
-                  before=before, after=placement_snapshot(placement))
+        uow.audit(
+            actor=actor,
+            action="placement.s136_extension",
+            object_type="placement",
+            object_id=placement.id,
+            before=before,
+            after=placement_snapshot(placement),
+        )
         uow.emit(placement_event("s136.extended", placement, unit, now))
         return placement
 

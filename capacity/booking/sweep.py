@@ -30,18 +30,27 @@ class SweepResult:
 async def expire_holds(db: Database) -> list[str]:
     async def work(uow: UnitOfWork) -> list[str]:
         # Lock the units with holds past their expiry, as every other capacity change does (rule 1).
-        due = await uow.session.scalars(select(Hold.unit_id).where(Hold.status == "held",
-                                                                    Hold.expires_at <= db.clock.now()).distinct())
+        due = await uow.session.scalars(
+            select(Hold.unit_id).where(Hold.status == "held", Hold.expires_at <= db.clock.now()).distinct()
+        )
         units = await uow.lock_units(due.all())
         now = uow.now
-        expired = (await uow.session.scalars(
-            update(Hold).where(Hold.status == "held", Hold.expires_at <= now, Hold.unit_id.in_(units))
-            .values(status="expired", ended_at=Hold.expires_at, ended_by="system")
-            .returning(Hold)
-        )).all()
+        expired = (
+            await uow.session.scalars(
+                update(Hold)
+                .where(Hold.status == "held", Hold.expires_at <= now, Hold.unit_id.in_(units))
+                .values(status="expired", ended_at=Hold.expires_at, ended_by="system")
+                .returning(Hold)
+            )
+        ).all()
         for hold in expired:
-            uow.audit(actor=SYSTEM, action="hold.expire", object_type="hold", object_id=hold.id,
-                      after={"status": "expired", "expires_at": hold.expires_at.isoformat()})
+            uow.audit(
+                actor=SYSTEM,
+                action="hold.expire",
+                object_type="hold",
+                object_id=hold.id,
+                after={"status": "expired", "expires_at": hold.expires_at.isoformat()},
+            )
             uow.emit(hold_event("hold.expired", hold, units[hold.unit_id], now))
         changed = sorted({h.unit_id for h in expired})
         for found in (await figures(uow, [units[u] for u in changed])).values():
@@ -54,30 +63,52 @@ async def expire_holds(db: Database) -> list[str]:
 async def record_s136_breaches(db: Database) -> list[str]:
     async def work(uow: UnitOfWork) -> list[str]:
         now, session = uow.now, uow.session
-        breached = (await session.scalars(
-            update(Placement)
-            .where(Placement.legal_basis == "s136", Placement.ended_at.is_(None),
-                   Placement.s136_breached_at.is_(None), Placement.s136_deadline <= now)
-            .values(s136_breached_at=Placement.s136_deadline)
-            .returning(Placement)
-        )).all()
-        units = {u.id: u for u in (await session.scalars(
-            select(Unit).where(Unit.id.in_({p.unit_id for p in breached})))).all()} if breached else {}
+        breached = (
+            await session.scalars(
+                update(Placement)
+                .where(
+                    Placement.legal_basis == "s136",
+                    Placement.ended_at.is_(None),
+                    Placement.s136_breached_at.is_(None),
+                    Placement.s136_deadline <= now,
+                )
+                .values(s136_breached_at=Placement.s136_deadline)
+                .returning(Placement)
+            )
+        ).all()
+        units = (
+            {
+                u.id: u
+                for u in (await session.scalars(select(Unit).where(Unit.id.in_({p.unit_id for p in breached})))).all()
+            }
+            if breached
+            else {}
+        )
         for placement in breached:
             assert placement.s136_deadline is not None
-            uow.audit(actor=SYSTEM, action="placement.s136_breach", object_type="placement", object_id=placement.id,
-                      after={"s136_deadline": placement.s136_deadline.isoformat()})
+            uow.audit(
+                actor=SYSTEM,
+                action="placement.s136_breach",
+                object_type="placement",
+                object_id=placement.id,
+                after={"s136_deadline": placement.s136_deadline.isoformat()},
+            )
             uow.emit(placement_event("s136.breach", placement, units[placement.unit_id], now))
         # Detentions at places that are not units: recorded for the reports; no unit hears of them.
-        elsewhere = (await session.scalars(
-            update(S136Detention)
-            .where(S136Detention.ended_at.is_(None), S136Detention.breached_at.is_(None), S136Detention.deadline <= now)
-            .values(breached_at=S136Detention.deadline)
-            .returning(S136Detention.id)
-        )).all()
+        elsewhere = (
+            await session.scalars(
+                update(S136Detention)
+                .where(
+                    S136Detention.ended_at.is_(None), S136Detention.breached_at.is_(None), S136Detention.deadline <= now
+                )
+                .values(breached_at=S136Detention.deadline)
+                .returning(S136Detention.id)
+            )
+        ).all()
         for detention_id in elsewhere:
-            uow.audit(actor=SYSTEM, action="s136_detention.breach", object_type="s136_detention",
-                      object_id=detention_id)
+            uow.audit(
+                actor=SYSTEM, action="s136_detention.breach", object_type="s136_detention", object_id=detention_id
+            )
         return [p.id for p in breached] + list(elsewhere)
 
     return await db.write(work)

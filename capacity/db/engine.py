@@ -48,8 +48,7 @@ def make_engine(url: str, lock_timeout_ms: int | None = None) -> AsyncEngine:
     else:
         # lock_timeout as a session default set at connect: no SET LOCAL round trip per write.
         connect_args = {"server_settings": {"lock_timeout": str(int(lock_timeout_ms))}} if lock_timeout_ms else {}
-        engine = create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
-                                     connect_args=connect_args)
+        engine = create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
     return engine
 
 

@@ -113,8 +113,18 @@ class UnitOfWork:
         after: dict | None = None,
     ) -> None:
         """Add an entry to the append-only audit log, in this transaction, at its instant."""
-        self.session.add(AuditEntry(at=self.now, username=actor.username, role=actor.role, action=action,
-                                    object_type=object_type, object_id=object_id, before=before, after=after))
+        self.session.add(
+            AuditEntry(
+                at=self.now,
+                username=actor.username,
+                role=actor.role,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                before=before,
+                after=after,
+            )
+        )
 
 
 @dataclass
@@ -127,4 +137,3 @@ class Reading:
 
     async def checked(self) -> None:
         """A read changes nothing, so there is nothing to interleave."""
-

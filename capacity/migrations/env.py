@@ -19,9 +19,7 @@ def _url() -> str:
 
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
-    is_sqlite = (url or "").startswith("sqlite") or (
-        connection is not None and connection.dialect.name == "sqlite"
-    )
+    is_sqlite = (url or "").startswith("sqlite") or (connection is not None and connection.dialect.name == "sqlite")
     context.configure(
         connection=connection,
         url=url,

@@ -37,18 +37,25 @@ class AlertSent(IdMixin, Base):
 async def claim(session: AsyncSession, kind: str, object_id: str, key: str, now: datetime) -> bool:
     """Record the alert; True only for the one transaction that recorded it first."""
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    stmt = (insert(AlertSent).values(kind=kind, object_id=object_id, key=key, sent_at=now)
-            .on_conflict_do_nothing().returning(AlertSent.id))
+    stmt = (
+        insert(AlertSent)
+        .values(kind=kind, object_id=object_id, key=key, sent_at=now)
+        .on_conflict_do_nothing()
+        .returning(AlertSent.id)
+    )
     return (await session.execute(stmt)).first() is not None
 
 
 async def alert_expiring_holds(uow: UnitOfWork) -> int:
     session, now, settings = uow.session, uow.now, uow.settings
     soon = now + timedelta(minutes=settings.hold_expiring_minutes)
-    rows = (await session.execute(
-        select(Hold, Unit).join(Unit, Unit.id == Hold.unit_id)
-        .where(Hold.status == "held", Hold.expires_at > now, Hold.expires_at <= soon)
-    )).all()
+    rows = (
+        await session.execute(
+            select(Hold, Unit)
+            .join(Unit, Unit.id == Hold.unit_id)
+            .where(Hold.status == "held", Hold.expires_at > now, Hold.expires_at <= soon)
+        )
+    ).all()
     sent = 0
     for hold, unit in rows:
         # Keyed by the expiry, so a hold extended and then nearing its new expiry is warned again.
@@ -62,12 +69,19 @@ async def alert_expiring_holds(uow: UnitOfWork) -> int:
 async def alert_s136_deadlines(uow: UnitOfWork) -> int:
     session, now, settings = uow.session, uow.now, uow.settings
     thresholds = sorted(settings.s136_warning_minutes, reverse=True)
-    rows = (await session.execute(
-        select(Placement, Unit).join(Unit, Unit.id == Placement.unit_id)
-        .where(Placement.legal_basis == "s136", Placement.ended_at.is_(None), Placement.s136_breached_at.is_(None),
-               Placement.s136_deadline > now,
-               Placement.s136_deadline <= now + timedelta(minutes=thresholds[0]))
-    )).all()
+    rows = (
+        await session.execute(
+            select(Placement, Unit)
+            .join(Unit, Unit.id == Placement.unit_id)
+            .where(
+                Placement.legal_basis == "s136",
+                Placement.ended_at.is_(None),
+                Placement.s136_breached_at.is_(None),
+                Placement.s136_deadline > now,
+                Placement.s136_deadline <= now + timedelta(minutes=thresholds[0]),
+            )
+        )
+    ).all()
     sent = 0
     for placement, unit in rows:
         left = (placement.s136_deadline - now).total_seconds() / 60
@@ -85,18 +99,32 @@ async def alert_s136_deadlines(uow: UnitOfWork) -> int:
 async def alert_stale_units(uow: UnitOfWork) -> int:
     session, now, settings = uow.session, uow.now, uow.settings
     windows = settings.stale_minutes
-    stale = or_(*(and_(Unit.kind == kind, Unit.last_confirmed_at < now - timedelta(minutes=minutes))
-                  for kind, minutes in windows.items()))
+    stale = or_(
+        *(
+            and_(Unit.kind == kind, Unit.last_confirmed_at < now - timedelta(minutes=minutes))
+            for kind, minutes in windows.items()
+        )
+    )
     sent = 0
     for unit in (await session.scalars(select(Unit).where(stale))).all():
         # One reminder per stale episode: a confirmation moves last_confirmed_at and re-arms it.
         if await claim(session, "unit.stale", unit.id, unit.last_confirmed_at.isoformat(), now):
-            uow.emit(Event(
-                type="unit.stale", at=now, unit_id=unit.id, provider_id=unit.provider_id, unit_area=unit.area_code,
-                data={"unit_id": unit.id, "name": unit.name, "last_confirmed_at": unit.last_confirmed_at.isoformat(),
-                      "last_confirmed_by": unit.last_confirmed_by,
-                      "stale_after_minutes": windows[unit.kind]},
-            ))
+            uow.emit(
+                Event(
+                    type="unit.stale",
+                    at=now,
+                    unit_id=unit.id,
+                    provider_id=unit.provider_id,
+                    unit_area=unit.area_code,
+                    data={
+                        "unit_id": unit.id,
+                        "name": unit.name,
+                        "last_confirmed_at": unit.last_confirmed_at.isoformat(),
+                        "last_confirmed_by": unit.last_confirmed_by,
+                        "stale_after_minutes": windows[unit.kind],
+                    },
+                )
+            )
             sent += 1
     return sent
 

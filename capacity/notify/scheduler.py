@@ -25,14 +25,16 @@ async def run_sweep(db: Database) -> None:
         log.warning("sweep skipped: database busy; the next run will catch up")
         return
     if result.expired or result.breached or alerts:
-        log.info("sweep: %d holds expired, %d s136 breaches, %d alerts", len(result.expired),
-                 len(result.breached), alerts)
+        log.info(
+            "sweep: %d holds expired, %d s136 breaches, %d alerts", len(result.expired), len(result.breached), alerts
+        )
 
 
 def make_scheduler(db: Database) -> AsyncIOScheduler:
     # APScheduler logs every run at INFO; the sweep logs what it did itself.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(run_sweep, "interval", seconds=db.settings.sweep_seconds, args=[db], id="sweep",
-                      max_instances=1, coalesce=True)
+    scheduler.add_job(
+        run_sweep, "interval", seconds=db.settings.sweep_seconds, args=[db], id="sweep", max_instances=1, coalesce=True
+    )
     return scheduler

@@ -102,19 +102,25 @@ def summary(kind: str, data: dict, names: dict[str, str] | None = None) -> str:
     if kind == "error":
         return str(data.get("detail", data))
     if kind == "unit.availability":
-        text = (f"{unit}: {data.get('available')} available ({data.get('open_places')} open, "
-                f"{data.get('held')} held, {data.get('occupied')} occupied)")
+        text = (
+            f"{unit}: {data.get('available')} available ({data.get('open_places')} open, "
+            f"{data.get('held')} held, {data.get('occupied')} occupied)"
+        )
         if data.get("status") != "open":
             text += f" {str(data.get('status')).upper()}"
         return text + (" STALE" if data.get("stale") else "")
     if kind == "unit.stale":
-        return (f"{data.get('name') or unit}: not confirmed since {_clock(data.get('last_confirmed_at'))} "
-                f"by {data.get('last_confirmed_by')} (stale after {data.get('stale_after_minutes')} min)")
+        return (
+            f"{data.get('name') or unit}: not confirmed since {_clock(data.get('last_confirmed_at'))} "
+            f"by {data.get('last_confirmed_by')} (stale after {data.get('stale_after_minutes')} min)"
+        )
     if kind == "conveyance.updated":
         text = f"hold {_short(data.get('hold_id'))} to {unit}: {data.get('mode')}"
         if data.get("ambulance_response_minutes") is not None:
-            text += (f", ambulance response {data['ambulance_response_minutes']} min"
-                     f" (standard {data.get('ambulance_standard_minutes')})")
+            text += (
+                f", ambulance response {data['ambulance_response_minutes']} min"
+                f" (standard {data.get('ambulance_standard_minutes')})"
+            )
         if data.get("eta"):
             text += f", eta {_clock(data['eta'])}"
         if data.get("arrived_at"):
@@ -149,8 +155,9 @@ def format_frame(frame: dict, names: dict[str, str] | None = None) -> str:
 
 async def login(client: httpx.AsyncClient, options: WatchOptions) -> str:
     try:
-        response = await client.post("/api/auth/token",
-                                      json={"username": options.username, "password": options.password})
+        response = await client.post(
+            "/api/auth/token", json={"username": options.username, "password": options.password}
+        )
     except httpx.HTTPError as exc:
         raise ConnectionError(f"cannot reach {options.url}: {exc}") from exc
     if response.status_code == 401:
@@ -180,8 +187,12 @@ async def watch(options: WatchOptions, out: Callable[[str], None] | None = None)
     """Print the stream until cancelled; return 1 after `retries` failed reconnections in a row."""
     emit = out or (lambda line: print(line, flush=True))
     url = events_url(options.url)
-    subscription = {"action": "subscribe", "areas": list(options.areas), "providers": list(options.providers),
-                    "units": list(options.units)}
+    subscription = {
+        "action": "subscribe",
+        "areas": list(options.areas),
+        "providers": list(options.providers),
+        "units": list(options.units),
+    }
     wants_subscription = bool(options.areas or options.providers or options.units)
     token: str | None = None
     failures = 0
@@ -235,7 +246,21 @@ async def watch(options: WatchOptions, out: Callable[[str], None] | None = None)
             await asyncio.sleep(delay)
 
 
-def options_from(url: str, username: str, password: str, areas: Iterable[str], units: Iterable[str],
-                 providers: Iterable[str], retries: int) -> WatchOptions:
-    return WatchOptions(url=url, username=username, password=password, areas=tuple(areas), units=tuple(units),
-                        providers=tuple(providers), retries=retries)
+def options_from(
+    url: str,
+    username: str,
+    password: str,
+    areas: Iterable[str],
+    units: Iterable[str],
+    providers: Iterable[str],
+    retries: int,
+) -> WatchOptions:
+    return WatchOptions(
+        url=url,
+        username=username,
+        password=password,
+        areas=tuple(areas),
+        units=tuple(units),
+        providers=tuple(providers),
+        retries=retries,
+    )

@@ -36,8 +36,9 @@ PERSON_ROLES = {"admin", "bed_manager", "amhp", "conveyance"}
 
 def visible(actor: Actor, event: Event) -> bool:
     """Whether this caller may hear this event: the REST API's scope (capacity.auth.scope), on the stream."""
-    return event.type in PUBLIC_TYPES or hears(actor, home_area=event.home_area, provider_id=event.provider_id,
-                                               unit_area=event.unit_area)
+    return event.type in PUBLIC_TYPES or hears(
+        actor, home_area=event.home_area, provider_id=event.provider_id, unit_area=event.unit_area
+    )
 
 
 @dataclass
@@ -129,8 +130,9 @@ class Stream:
                 continue
             if message.action == "subscribe":
                 self.filter = Filter(set(message.areas), set(message.providers), set(message.units))
-                await self.send("subscribed", {"areas": message.areas, "providers": message.providers,
-                                               "units": message.units})
+                await self.send(
+                    "subscribed", {"areas": message.areas, "providers": message.providers, "units": message.units}
+                )
             elif message.action == "ping":
                 await self.send("pong", {})
             else:
@@ -153,10 +155,15 @@ async def events_socket(socket: WebSocket, channels: ChannelsPlugin) -> None:
 
     stream = Stream(socket, actor)
     subscriber: BoundedSubscriber = await channels.subscribe([CHANNEL])  # type: ignore[assignment]
-    await stream.send("hello", {"username": actor.username, "role": actor.role,
-                                "resync": "GET /api/units is the snapshot after a reconnect"})
-    tasks = [asyncio.create_task(stream.forward(subscriber)), asyncio.create_task(stream.listen()),
-             asyncio.create_task(subscriber.overflowed.wait())]
+    await stream.send(
+        "hello",
+        {"username": actor.username, "role": actor.role, "resync": "GET /api/units is the snapshot after a reconnect"},
+    )
+    tasks = [
+        asyncio.create_task(stream.forward(subscriber)),
+        asyncio.create_task(stream.listen()),
+        asyncio.create_task(subscriber.overflowed.wait()),
+    ]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks[2] in done:

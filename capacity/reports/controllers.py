@@ -19,22 +19,36 @@ from capacity.reports.service import run_report
 
 FORMATS = ("json", "csv", "xlsx")
 # Dates and the format are checked here, not by Litestar, so that a 422 names the query parameter itself.
-FromDate = Annotated[str, QueryParameter(
-    name="from", description="first day of the period, a Europe/London calendar date (YYYY-MM-DD), inclusive",
-    schema_extra={"format": "date"})]
-ToDate = Annotated[str, QueryParameter(
-    description="last day of the period, a Europe/London calendar date (YYYY-MM-DD), inclusive",
-    schema_extra={"format": "date"})]
+FromDate = Annotated[
+    str,
+    QueryParameter(
+        name="from",
+        description="first day of the period, a Europe/London calendar date (YYYY-MM-DD), inclusive",
+        schema_extra={"format": "date"},
+    ),
+]
+ToDate = Annotated[
+    str,
+    QueryParameter(
+        description="last day of the period, a Europe/London calendar date (YYYY-MM-DD), inclusive",
+        schema_extra={"format": "date"},
+    ),
+]
 AreaCode = Annotated[
     str | None,
-    QueryParameter(description="ONS code of the home area reported on (for the capacity report's occupancy, the "
-                               "area the units stand in); default: all of a commissioner's areas, or all areas "
-                               "for an admin"),
+    QueryParameter(
+        description="ONS code of the home area reported on (for the capacity report's occupancy, the "
+        "area the units stand in); default: all of a commissioner's areas, or all areas "
+        "for an admin"
+    ),
 ]
 Format = Annotated[
     str | None,
-    QueryParameter(name="format", description="json (default), csv or xlsx; `Accept: text/csv` also gives CSV",
-                   schema_extra={"enum": list(FORMATS)}),
+    QueryParameter(
+        name="format",
+        description="json (default), csv or xlsx; `Accept: text/csv` also gives CSV",
+        schema_extra={"enum": list(FORMATS)},
+    ),
 ]
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -62,8 +76,14 @@ def _format(requested: str | None, accept: str) -> str:
 
 
 async def _respond(
-    request: Request, db: Database, actor: Actor, name: str, from_: str, to: str,
-    area: str | None, requested: str | None,
+    request: Request,
+    db: Database,
+    actor: Actor,
+    name: str,
+    from_: str,
+    to: str,
+    area: str | None,
+    requested: str | None,
 ) -> Response[Any]:
     first, last = _date(from_, "from"), _date(to, "to")
     fmt = _format(requested, request.headers.get("accept", ""))
@@ -73,8 +93,9 @@ async def _respond(
     areas = report["parameters"]["areas"].replace(" ", "+")
     filename = f"{name.replace('_', '-')}_{areas}_{first.isoformat()}_{last.isoformat()}.{fmt}"
     content, media_type = (to_csv(report), CSV_MEDIA_TYPE) if fmt == "csv" else (to_xlsx(report), XLSX_MEDIA_TYPE)
-    return Response(content, media_type=media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
 
 
 class ReportController(Controller):
@@ -82,34 +103,66 @@ class ReportController(Controller):
     tags = ["Reports"]
     guards = [require_roles("commissioner", "admin")]
 
-    @get("/out-of-area", summary="Out-of-area placements: started, ended, active, bed days, cost, by reason, "
-                                 "area, provider, bed type, length and distance bands")
+    @get(
+        "/out-of-area",
+        summary="Out-of-area placements: started, ended, active, bed days, cost, by reason, "
+        "area, provider, bed type, length and distance bands",
+    )
     async def out_of_area(
-        self, request: Request, db: Database, actor: Actor, from_: FromDate, to: ToDate,
-        area: AreaCode = None, format_: Format = None,
+        self,
+        request: Request,
+        db: Database,
+        actor: Actor,
+        from_: FromDate,
+        to: ToDate,
+        area: AreaCode = None,
+        format_: Format = None,
     ) -> Response[dict[str, Any]]:
         return await _respond(request, db, actor, "out_of_area", from_, to, area, format_)
 
-    @get("/s136", summary="Section 136 detentions: places of safety, under-18s, durations, breaches, "
-                          "conveyance, ambulance response, outcomes, repeats, out of hours")
+    @get(
+        "/s136",
+        summary="Section 136 detentions: places of safety, under-18s, durations, breaches, "
+        "conveyance, ambulance response, outcomes, repeats, out of hours",
+    )
     async def s136(
-        self, request: Request, db: Database, actor: Actor, from_: FromDate, to: ToDate,
-        area: AreaCode = None, format_: Format = None,
+        self,
+        request: Request,
+        db: Database,
+        actor: Actor,
+        from_: FromDate,
+        to: ToDate,
+        area: AreaCode = None,
+        format_: Format = None,
     ) -> Response[dict[str, Any]]:
         return await _respond(request, db, actor, "s136", from_, to, area, format_)
 
-    @get("/capacity", summary="Capacity use: occupancy by unit and kind, hold outcomes, time to arrival, "
-                              "unmet demand")
+    @get("/capacity", summary="Capacity use: occupancy by unit and kind, hold outcomes, time to arrival, unmet demand")
     async def capacity(
-        self, request: Request, db: Database, actor: Actor, from_: FromDate, to: ToDate,
-        area: AreaCode = None, format_: Format = None,
+        self,
+        request: Request,
+        db: Database,
+        actor: Actor,
+        from_: FromDate,
+        to: ToDate,
+        area: AreaCode = None,
+        format_: Format = None,
     ) -> Response[dict[str, Any]]:
         return await _respond(request, db, actor, "capacity", from_, to, area, format_)
 
-    @get("/equality", summary="Equality monitoring: detentions and placements by ethnicity, sex and age band, "
-                              "small counts suppressed")
+    @get(
+        "/equality",
+        summary="Equality monitoring: detentions and placements by ethnicity, sex and age band, "
+        "small counts suppressed",
+    )
     async def equality(
-        self, request: Request, db: Database, actor: Actor, from_: FromDate, to: ToDate,
-        area: AreaCode = None, format_: Format = None,
+        self,
+        request: Request,
+        db: Database,
+        actor: Actor,
+        from_: FromDate,
+        to: ToDate,
+        area: AreaCode = None,
+        format_: Format = None,
     ) -> Response[dict[str, Any]]:
         return await _respond(request, db, actor, "equality", from_, to, area, format_)

@@ -19,8 +19,7 @@ from capacity.booking.models import Placement
 from capacity.reports.common import ReportQuery, integer
 from capacity.reports.s136 import period_detentions
 
-ETHNIC_CATEGORIES = ("A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z",
-                     "not_known")
+ETHNIC_CATEGORIES = ("A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "not_known")
 SEXES = ("female", "male", "other", "unknown")
 AGE_BANDS = ("0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 SUPPRESSED = "*"
@@ -41,8 +40,15 @@ def _people(age, sex, ethnicity):
     return (
         func.coalesce(ethnicity, "not_known").label("ethnicity"),
         sex.label("sex"),
-        case((age < 18, "0-17"), (age < 25, "18-24"), (age < 35, "25-34"), (age < 45, "35-44"),
-             (age < 55, "45-54"), (age < 65, "55-64"), else_="65+").label("age_band"),
+        case(
+            (age < 18, "0-17"),
+            (age < 25, "18-24"),
+            (age < 35, "25-34"),
+            (age < 45, "35-44"),
+            (age < 55, "45-54"),
+            (age < 65, "55-64"),
+            else_="65+",
+        ).label("age_band"),
     )
 
 

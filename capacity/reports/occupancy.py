@@ -44,8 +44,11 @@ def _occupied(q: ReportQuery):
     return (
         select(Placement.unit_id.label("unit_id"), total(nights).label("nights"))
         .join(Unit, Unit.id == Placement.unit_id)
-        .where(q.in_areas(Unit.area_code), Placement.started_at < q.end,
-               or_(Placement.ended_at.is_(None), Placement.ended_at >= q.start))
+        .where(
+            q.in_areas(Unit.area_code),
+            Placement.started_at < q.end,
+            or_(Placement.ended_at.is_(None), Placement.ended_at >= q.start),
+        )
         .group_by(Placement.unit_id)
         .subquery("occupied")
     )
@@ -89,35 +92,39 @@ async def capacity_report(session: AsyncSession, q: ReportQuery) -> dict:
     occupied_nights = func.coalesce(occupied.c.nights, 0)
     open_nights = func.coalesce(open_.c.nights, 0)
     units = (
-        select(Unit.id, Unit.name, Unit.kind, Unit.area_code, occupied_nights.label("occupied"),
-               open_nights.label("open"))
+        select(
+            Unit.id, Unit.name, Unit.kind, Unit.area_code, occupied_nights.label("occupied"), open_nights.label("open")
+        )
         .outerjoin(occupied, occupied.c.unit_id == Unit.id)
         .outerjoin(open_, open_.c.unit_id == Unit.id)
         .where(q.in_areas(Unit.area_code))
         .subquery("unit_nights")
     )
     by_unit = (await session.execute(select(units).order_by(units.c.name, units.c.id))).all()
-    by_kind = (await session.execute(
-        select(units.c.kind, total(units.c.occupied).label("occupied"), total(units.c.open).label("open"))
-        .group_by(units.c.kind).order_by(units.c.kind)
-    )).all()
-    overall = (await session.execute(
-        select(total(units.c.occupied).label("occupied"), total(units.c.open).label("open"))
-    )).one()
+    by_kind = (
+        await session.execute(
+            select(units.c.kind, total(units.c.occupied).label("occupied"), total(units.c.open).label("open"))
+            .group_by(units.c.kind)
+            .order_by(units.c.kind)
+        )
+    ).all()
+    overall = (
+        await session.execute(select(total(units.c.occupied).label("occupied"), total(units.c.open).label("open")))
+    ).one()
 
     holds = (
         select(
-            case((and_(Hold.status == "held", Hold.expires_at <= q.now), literal("expired")),
-                 else_=Hold.status).label("status"),
-            case((Hold.status == "arrived", seconds_between(Hold.created_at, Hold.ended_at) / 60.0))
-            .label("to_arrival_minutes"),
+            case((and_(Hold.status == "held", Hold.expires_at <= q.now), literal("expired")), else_=Hold.status).label(
+                "status"
+            ),
+            case((Hold.status == "arrived", seconds_between(Hold.created_at, Hold.ended_at) / 60.0)).label(
+                "to_arrival_minutes"
+            ),
         )
         .where(q.in_areas(Hold.home_area), q.in_period(Hold.created_at))
         .subquery("period_holds")
     )
-    outcomes = dict((await session.execute(
-        select(holds.c.status, func.count()).group_by(holds.c.status)
-    )).all())
+    outcomes = dict((await session.execute(select(holds.c.status, func.count()).group_by(holds.c.status))).all())
     to_arrival = (await session.execute(nearest_rank(select(holds.c.to_arrival_minutes), MEDIAN, P90))).one()
 
     unmet = (
@@ -129,8 +136,7 @@ async def capacity_report(session: AsyncSession, q: ReportQuery) -> dict:
         .where(q.in_areas(UnmetDemand.home_area), q.in_period(UnmetDemand.at))
         .subquery("unmet")
     )
-    unmet_sources = dict((await session.execute(
-        select(unmet.c.source, func.count()).group_by(unmet.c.source))).all())
+    unmet_sources = dict((await session.execute(select(unmet.c.source, func.count()).group_by(unmet.c.source))).all())
     unmet_kinds = dict((await session.execute(select(unmet.c.kind, func.count()).group_by(unmet.c.kind))).all())
     unmet_hours = dict((await session.execute(select(unmet.c.hour, func.count()).group_by(unmet.c.hour))).all())
 

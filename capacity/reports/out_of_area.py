@@ -66,13 +66,20 @@ def _oaps(q: ReportQuery):
             case((Placement.oap_reason == INAPPROPRIATE, 1), else_=0).label("inappropriate"),
             case(
                 (Placement.ended_at.is_(None), None),
-                (length <= 7, "1-7"), (length <= 14, "8-14"), (length <= 30, "15-30"), (length <= 90, "31-90"),
+                (length <= 7, "1-7"),
+                (length <= 14, "8-14"),
+                (length <= 30, "15-30"),
+                (length <= 90, "31-90"),
                 else_="91+",
             ).label("length_band"),
             case(
                 (distance.is_(None), "not_known"),
-                (distance < 25, "<25"), (distance < 50, "25-50"), (distance < 100, "50-100"),
-                (distance < 200, "100-200"), (distance < 300, "200-300"), else_="300+",
+                (distance < 25, "<25"),
+                (distance < 50, "25-50"),
+                (distance < 100, "50-100"),
+                (distance < 200, "100-200"),
+                (distance < 300, "200-300"),
+                else_="300+",
             ).label("distance_band"),
         )
         .select_from(Placement)
@@ -121,11 +128,15 @@ async def _breakdown(session: AsyncSession, oap, *keys) -> list:
 async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
     oap = _oaps(q)
     inappropriate = oap.c.inappropriate == 1
-    totals = (await session.execute(select(
-        *_measures(oap),
-        total(oap.c.private_nights).label("private_nights"),
-        *_measures(oap, inappropriate, prefix="inappropriate_"),
-    ))).one()
+    totals = (
+        await session.execute(
+            select(
+                *_measures(oap),
+                total(oap.c.private_nights).label("private_nights"),
+                *_measures(oap, inappropriate, prefix="inappropriate_"),
+            )
+        )
+    ).one()
     bed_days = integer(totals.bed_days)
     cost = money(totals.cost)
     inappropriate_figures = {
@@ -152,12 +163,20 @@ async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
     ]
     by_kind = [{"kind": row.kind, **_figures(row)} for row in await _breakdown(session, oap, oap.c.kind)]
 
-    lengths = dict((await session.execute(
-        select(oap.c.length_band, func.count()).where(oap.c.ended == 1).group_by(oap.c.length_band)
-    )).all())
-    distances = dict((await session.execute(
-        select(oap.c.distance_band, func.count()).where(oap.c.started == 1).group_by(oap.c.distance_band)
-    )).all())
+    lengths = dict(
+        (
+            await session.execute(
+                select(oap.c.length_band, func.count()).where(oap.c.ended == 1).group_by(oap.c.length_band)
+            )
+        ).all()
+    )
+    distances = dict(
+        (
+            await session.execute(
+                select(oap.c.distance_band, func.count()).where(oap.c.started == 1).group_by(oap.c.distance_band)
+            )
+        ).all()
+    )
 
     return {
         "totals": {

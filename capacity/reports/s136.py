@@ -32,8 +32,16 @@ from capacity.reports.sql import count_if, london_hour, london_isodow, nearest_r
 
 PLACES = ("health_based_place_of_safety", "other_health_setting", "emergency_department", "police_station", "other")
 MODES = ("ambulance", "police_vehicle", "secure_transport", "other", "not_recorded")
-OUTCOMES = ("admitted_informal", "detained_s2", "detained_s3", "discharged", "referred_community", "other",
-            "not_recorded", "ongoing")
+OUTCOMES = (
+    "admitted_informal",
+    "detained_s2",
+    "detained_s3",
+    "discharged",
+    "referred_community",
+    "other",
+    "not_recorded",
+    "ongoing",
+)
 MEDIAN, P90 = (1, 2), (9, 10)
 
 
@@ -51,8 +59,10 @@ def _all_detentions(q: ReportQuery):
             Placement.person_ethnicity.label("ethnicity"),
             Placement.s136_clock_started_at.label("clock_start"),
             Placement.ended_at.label("ended_at"),
-            case((Unit.kind == "s136_suite", literal("health_based_place_of_safety")),
-                 else_=literal("other_health_setting")).label("place"),
+            case(
+                (Unit.kind == "s136_suite", literal("health_based_place_of_safety")),
+                else_=literal("other_health_setting"),
+            ).label("place"),
             case((Placement.s136_breached_at.is_not(None), 1), else_=0).label("breached"),
             case((Placement.s136_extension_hours.is_not(None), 1), else_=0).label("extended"),
             func.coalesce(Conveyance.mode, "not_recorded").label("mode"),
@@ -73,7 +83,13 @@ def _all_detentions(q: ReportQuery):
     )
     d = S136Detention
     from_detentions = select(
-        d.home_area, d.person_ref, d.person_age, d.person_sex, d.person_ethnicity, d.detained_at, d.ended_at,
+        d.home_area,
+        d.person_ref,
+        d.person_age,
+        d.person_sex,
+        d.person_ethnicity,
+        d.detained_at,
+        d.ended_at,
         d.place_type,
         case((d.breached_at.is_not(None), 1), else_=0),
         case((d.extension_hours.is_not(None), 1), else_=0),
@@ -99,17 +115,26 @@ def period_detentions(q: ReportQuery):
     hour = london_hour(every.c.clock_start)
     return (
         select(
-            every.c.age, every.c.sex, every.c.ethnicity, every.c.place, every.c.breached, every.c.extended,
-            every.c.mode, every.c.ended_at,
+            every.c.age,
+            every.c.sex,
+            every.c.ethnicity,
+            every.c.place,
+            every.c.breached,
+            every.c.extended,
+            every.c.mode,
+            every.c.ended_at,
             func.coalesce(every.c.police_vehicle_reason, "not_recorded").label("police_vehicle_reason"),
-            case((every.c.ended_at.is_(None), literal("ongoing")),
-                 else_=func.coalesce(every.c.outcome, "not_recorded")).label("outcome"),
+            case(
+                (every.c.ended_at.is_(None), literal("ongoing")), else_=func.coalesce(every.c.outcome, "not_recorded")
+            ).label("outcome"),
             case((repeat, 1), else_=0).label("repeat"),
-            case((or_(london_isodow(every.c.clock_start) >= 6, hour < 9, hour >= 17), 1), else_=0)
-            .label("out_of_hours"),
+            case((or_(london_isodow(every.c.clock_start) >= 6, hour < 9, hour >= 17), 1), else_=0).label(
+                "out_of_hours"
+            ),
             (seconds_between(every.c.clock_start, every.c.ended_at) / 3600.0).label("duration_hours"),
-            (seconds_between(every.c.ambulance_requested_at, every.c.ambulance_at_scene_at) / 60.0)
-            .label("ambulance_minutes"),
+            (seconds_between(every.c.ambulance_requested_at, every.c.ambulance_at_scene_at) / 60.0).label(
+                "ambulance_minutes"
+            ),
         )
         .where(q.in_period(every.c.clock_start))
         .cte("detentions")
@@ -123,30 +148,36 @@ async def _counts(session: AsyncSession, column, keys: tuple[str, ...]) -> dict:
 
 async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_minutes: int) -> dict:
     det = period_detentions(q)
-    totals = (await session.execute(select(
-        func.count().label("detentions"),
-        count_if(det.c.ended_at.is_not(None)).label("ended"),
-        count_if(det.c.age < 18).label("under_18"),
-        count_if(and_(det.c.age < 18, det.c.place == "police_station")).label("under_18_in_police_station"),
-        count_if(det.c.breached == 1).label("breaches"),
-        count_if(det.c.extended == 1).label("extensions"),
-        count_if(det.c.out_of_hours == 1).label("out_of_hours"),
-        count_if(det.c.repeat == 1).label("repeat_detentions"),
-        count_if(det.c.mode == "police_vehicle").label("police_vehicle"),
-    ))).one()
+    totals = (
+        await session.execute(
+            select(
+                func.count().label("detentions"),
+                count_if(det.c.ended_at.is_not(None)).label("ended"),
+                count_if(det.c.age < 18).label("under_18"),
+                count_if(and_(det.c.age < 18, det.c.place == "police_station")).label("under_18_in_police_station"),
+                count_if(det.c.breached == 1).label("breaches"),
+                count_if(det.c.extended == 1).label("extensions"),
+                count_if(det.c.out_of_hours == 1).label("out_of_hours"),
+                count_if(det.c.repeat == 1).label("repeat_detentions"),
+                count_if(det.c.mode == "police_vehicle").label("police_vehicle"),
+            )
+        )
+    ).one()
     detentions = integer(totals.detentions)
 
     durations = (await session.execute(nearest_rank(select(det.c.duration_hours), MEDIAN, P90))).one()
     response = (await session.execute(nearest_rank(select(det.c.ambulance_minutes), MEDIAN, P90))).one()
-    within = (await session.execute(
-        select(count_if(det.c.ambulance_minutes <= ambulance_standard_minutes))
-    )).scalar_one()
-    reasons = (await session.execute(
-        select(det.c.police_vehicle_reason, func.count())
-        .where(det.c.mode == "police_vehicle")
-        .group_by(det.c.police_vehicle_reason)
-        .order_by(func.count().desc(), det.c.police_vehicle_reason)
-    )).all()
+    within = (
+        await session.execute(select(count_if(det.c.ambulance_minutes <= ambulance_standard_minutes)))
+    ).scalar_one()
+    reasons = (
+        await session.execute(
+            select(det.c.police_vehicle_reason, func.count())
+            .where(det.c.mode == "police_vehicle")
+            .group_by(det.c.police_vehicle_reason)
+            .order_by(func.count().desc(), det.c.police_vehicle_reason)
+        )
+    ).all()
 
     return {
         "totals": {
@@ -168,9 +199,7 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
             "p90": number(durations[2], 2),
         },
         "conveyance": await _counts(session, det.c.mode, MODES),
-        "police_vehicle_reasons": [
-            {"reason": reason, "count": integer(n)} for reason, n in reasons
-        ],
+        "police_vehicle_reasons": [{"reason": reason, "count": integer(n)} for reason, n in reasons],
         "ambulance_response": {
             "standard_minutes": ambulance_standard_minutes,
             "measured": integer(response[0]),

@@ -75,9 +75,18 @@ async def run_report(
     report = {"parameters": query.parameters(name), **body}
 
     async def record(uow: UnitOfWork) -> None:
-        uow.audit(actor=actor, action=f"report.{name}", object_type="report", object_id=name,
-                  after={"from": first.isoformat(), "to": last.isoformat(),
-                            "areas": "all" if areas is None else list(areas), "format": fmt})
+        uow.audit(
+            actor=actor,
+            action=f"report.{name}",
+            object_type="report",
+            object_id=name,
+            after={
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "areas": "all" if areas is None else list(areas),
+                "format": fmt,
+            },
+        )
 
     await db.write(record)
     return report

@@ -264,8 +264,7 @@ def nearest_rank(values: Select, *fractions: tuple[int, int]) -> Select:
     inner = values.subquery("percentile_values")
     value = inner.c[0]
     ranked = (
-        select(value.label("v"), func.row_number().over(order_by=value).label("rn"),
-               func.count().over().label("n"))
+        select(value.label("v"), func.row_number().over(order_by=value).label("rn"), func.count().over().label("n"))
         .where(value.is_not(None))
         .subquery("ranked")
     )

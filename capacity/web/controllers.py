@@ -41,8 +41,15 @@ class WebController(Controller):
         jwt_auth = request.app.state.jwt_auth
         token = jwt_auth.create_token(identifier=user.id, token_extras={"role": user.role})
         # The token lives only in an HttpOnly cookie: page scripts never see it.
-        cookie = Cookie(key=SESSION_COOKIE, value=f"Bearer {token}", httponly=True, samesite="strict",
-                        secure=jwt_auth.secure, max_age=settings.token_minutes * 60, path="/")
+        cookie = Cookie(
+            key=SESSION_COOKIE,
+            value=f"Bearer {token}",
+            httponly=True,
+            samesite="strict",
+            secure=jwt_auth.secure,
+            max_age=settings.token_minutes * 60,
+            path="/",
+        )
         return Response({"role": user.role, "page": page}, cookies=[cookie])
 
     @post("/logout", status_code=200)

@@ -37,5 +37,10 @@ def _has_session_cookie(scope: Scope) -> bool:
 
 def csrf_config(secret: str, secure: bool) -> CSRFConfig:
     # The page's script reads this cookie and echoes it in the x-csrftoken header, so it is not HttpOnly.
-    return CSRFConfig(secret=secret, cookie_name="capacity_csrf", header_name="x-csrftoken",
-                      cookie_samesite="strict", cookie_secure=secure)
+    return CSRFConfig(
+        secret=secret,
+        cookie_name="capacity_csrf",
+        header_name="x-csrftoken",
+        cookie_samesite="strict",
+        cookie_secure=secure,
+    )

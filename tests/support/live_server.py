@@ -145,19 +145,28 @@ class LiveServer:
         async with self.db.read_sessions() as session:
             return await session.get(Provider, unit.provider_id)
 
-    async def add_user(self, username: str, role: str, *, provider_id: str | None = None,
-                       areas: tuple[str, ...] = ()) -> None:
+    async def add_user(
+        self, username: str, role: str, *, provider_id: str | None = None, areas: tuple[str, ...] = ()
+    ) -> None:
         """A user who cannot log in with a password (tests use `token`); argon2 hashing is slow."""
 
         async def work(uow: UnitOfWork) -> None:
-            uow.session.add(User(username=username, password_hash="!no-password", role=role,
-                             provider_id=provider_id, created_at=self.clock.now(),
-                             area_links=[UserArea(area_code=a) for a in areas]))
+            uow.session.add(
+                User(
+                    username=username,
+                    password_hash="!no-password",
+                    role=role,
+                    provider_id=provider_id,
+                    created_at=self.clock.now(),
+                    area_links=[UserArea(area_code=a) for a in areas],
+                )
+            )
 
         await self.db.write(work)
 
-    async def connect(self, as_: str | None = None, *, token: str | None = None, via: str = "query",
-                      hello: bool = True, **kwargs: Any) -> Client:
+    async def connect(
+        self, as_: str | None = None, *, token: str | None = None, via: str = "query", hello: bool = True, **kwargs: Any
+    ) -> Client:
         """A WebSocket client, authenticated by `?token=` or by the first message; waits for `hello`."""
         token = token if token is not None else (await self.token(as_) if as_ else None)
         url = f"{self.ws_url}?token={token}" if token is not None and via == "query" else self.ws_url
@@ -181,14 +190,18 @@ class LiveServer:
         self._barriers += 1
         marker = 100 + self._barriers
         unit = await self.unit(unit_name)
-        response = await self.put(f"/api/units/{unit.id}/availability", "admin",
-                                  json={"open_places": marker, "status": "open"})
+        response = await self.put(
+            f"/api/units/{unit.id}/availability", "admin", json={"open_places": marker, "status": "open"}
+        )
         assert response.status_code == 200, response.text
 
         def is_marker(frame: dict) -> bool:
             data = frame.get("data", {})
-            return (frame["type"] == "unit.availability" and data.get("unit_id") == unit.id
-                    and data.get("open_places") == marker)
+            return (
+                frame["type"] == "unit.availability"
+                and data.get("unit_id") == unit.id
+                and data.get("open_places") == marker
+            )
 
         return [(await c.until(is_marker))[:-1] for c in clients]
 
@@ -223,8 +236,13 @@ async def serve(app: Litestar, *, small_buffers: bool = False, port: int = 0) ->
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", timeout_graceful_shutdown=2,
-                            ws=SmallBufferWebSocket if small_buffers else "auto")
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        ws=SmallBufferWebSocket if small_buffers else "auto",
+    )
     server = uvicorn.Server(config)
     channels = app.state.channels
     await channels.__aenter__()
