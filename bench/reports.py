@@ -92,8 +92,8 @@ from capacity.booking.models import (  # noqa: E402
     UnmetDemand,
 )
 from capacity.clock import Clock  # noqa: E402
+from capacity.codes import ACUTE_KINDS  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
-from capacity.kinds import ACUTE_KINDS  # noqa: E402
 
 ADMIN_USER, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"
 NAMESPACE = uuid.UUID("6f1c3d1e-5d0b-4b5e-9a36-136136136136")

@@ -85,8 +85,8 @@ from capacity.booking.models import (  # noqa: E402
     Unit,
     UnitAreaRule,
 )
+from capacity.codes import KINDS  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
-from capacity.kinds import KINDS  # noqa: E402
 
 AMHP_USER, AMHP_PASSWORD = "amhp", "bench-password"
 SLO_MS = 50.0  # the step search keeps p99 under this

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from capacity.kinds import KINDS
+from capacity.codes import KINDS
 
 DEFAULT_HOLD_SECONDS = {
     "s136_suite": 60 * 60,

@@ -29,9 +29,9 @@ from capacity.booking import holds as hold_service
 from capacity.booking.models import Hold, Unit
 from capacity.booking.sweep import sweep
 from capacity.clock import FixedClock
+from capacity.codes import KINDS
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
-from capacity.kinds import KINDS
 from capacity.notify import ws as ws_module
 from capacity.notify.alerts import AlertSent, send_alerts
 from capacity.notify.channels import CHANNEL, make_publisher

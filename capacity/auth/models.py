@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from capacity.codes import Role, check_in
 from capacity.db.base import Base, IdMixin
 
 
@@ -27,7 +28,7 @@ class User(IdMixin, Base):
     area_links: Mapped[list[UserArea]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     __table_args__ = (
-        CheckConstraint("role in ('bed_manager', 'amhp', 'conveyance', 'commissioner', 'admin')", name="role"),
+        check_in("role", Role),
         # A bed manager belongs to exactly one provider.
         CheckConstraint("role != 'bed_manager' or provider_id is not null", name="bed_manager_provider"),
     )

@@ -15,15 +15,17 @@ from capacity.booking.models import Area, Provider
 from capacity.booking.schemas import (
     AreaOut,
     AvailabilityIn,
+    CodesOut,
     ProviderOut,
     UnitDetail,
     UnitOut,
+    codes_out,
     unit_detail,
     unit_out,
 )
+from capacity.codes import UnitKind
 from capacity.db.engine import Database
 from capacity.errors import Invalid
-from capacity.kinds import Kind
 
 
 class ReferenceController(Controller):
@@ -41,6 +43,14 @@ class ReferenceController(Controller):
         async with db.read_sessions() as session:
             providers = (await session.scalars(select(Provider).order_by(Provider.name))).all()
             return [ProviderOut(p.id, p.name, p.sector) for p in providers]  # type: ignore[arg-type]
+
+    @get(
+        "/codes",
+        summary="Every code set with its labels: unit kinds, roles, reasons, outcomes, ethnic categories and the rest",
+        sync_to_thread=False,
+    )
+    def list_codes(self) -> CodesOut:  # type: ignore[valid-type]
+        return codes_out()
 
 
 def parse_near(near: str | None) -> tuple[float, float] | None:
@@ -64,7 +74,7 @@ class UnitController(Controller):
         self,
         db: Database,
         actor: Actor,
-        kind: FromQuery[list[Kind] | None] = None,
+        kind: FromQuery[list[UnitKind] | None] = None,
         sex: Annotated[Literal["female", "male"] | None, QueryParameter(description="the person's sex")] = None,
         age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,
         home_area: Annotated[str | None, QueryParameter(pattern=r"^[EWSN]\d{8}$", description="ONS code")] = None,

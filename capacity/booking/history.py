@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple, get_args
+from typing import NamedTuple
 
 import msgspec
 from sqlalchemy import insert, select
@@ -42,14 +42,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capacity.auth.security import Actor
 from capacity.booking.availability import figures
 from capacity.booking.models import Area, AreaLocalProvider, Placement, Unit
-from capacity.booking.persons import Ethnicity, PersonIn, PersonSex, looks_like_nhs_number
+from capacity.booking.persons import PersonIn, looks_like_nhs_number
 from capacity.booking.placements import S136_HOURS, not_in_future, placement_geography
-from capacity.booking.schemas import LegalBasis, OapReason, Outcome
+from capacity.codes import ACUTE_KINDS, Ethnicity, LegalBasis, OapReason, Outcome, PersonSex, values
 from capacity.db.base import UTCDateTime
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Invalid
-from capacity.kinds import ACUTE_KINDS
 
 COLUMNS = (
     "person_ref",
@@ -77,11 +76,11 @@ SQLITE_IMPORT_CACHE_KIB = 256 * 1024
 # Whoever runs the command line: a system actor, not a user of the service.
 IMPORT_ACTOR = Actor(id="cli-import", username="cli-import", role="system", provider_id=None, areas=())
 
-SEXES = frozenset(get_args(PersonSex))
-ETHNICITIES = frozenset(get_args(Ethnicity))
-LEGAL_BASES = frozenset(get_args(LegalBasis))
-OUTCOMES = frozenset(get_args(Outcome))
-OAP_REASONS = frozenset(get_args(OapReason))
+SEXES = frozenset(values(PersonSex))
+ETHNICITIES = frozenset(values(Ethnicity))
+LEGAL_BASES = frozenset(values(LegalBasis))
+OUTCOMES = frozenset(values(Outcome))
+OAP_REASONS = frozenset(values(OapReason))
 
 
 def _person_constraints() -> tuple[int, re.Pattern[str], int, int]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from capacity.codes import AreaRule, HoldStatus, PlaceType, Sector, UnitKind, UnitSex, UnitStatus, check_in
 from capacity.db.base import Base, IdMixin
 
 
@@ -48,7 +49,7 @@ class Provider(IdMixin, Base):
     __tablename__ = "providers"
     name: Mapped[str] = mapped_column(String(200), unique=True)
     sector: Mapped[str] = mapped_column(String(16))
-    __table_args__ = (CheckConstraint("sector in ('nhs', 'private', 'voluntary')", name="sector"),)
+    __table_args__ = (check_in("sector", Sector),)
 
 
 class UnitAreaRule(Base):
@@ -58,7 +59,7 @@ class UnitAreaRule(Base):
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
     area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), primary_key=True)
     rule: Mapped[str] = mapped_column(String(8))
-    __table_args__ = (CheckConstraint("rule in ('accepts', 'refuses')", name="rule"),)
+    __table_args__ = (check_in("rule", AreaRule),)
 
 
 class Unit(IdMixin, Base):
@@ -87,13 +88,9 @@ class Unit(IdMixin, Base):
 
     __table_args__ = (
         CheckConstraint("open_places >= 0", name="open_places_not_negative"),
-        CheckConstraint("status in ('open', 'closed')", name="status"),
-        CheckConstraint("sex in ('any', 'female', 'male')", name="sex"),
-        CheckConstraint(
-            "kind in ('s136_suite', 'crisis_house', 'community_bed', 'respite', "
-            "'acute_adult', 'acute_older_adult', 'picu')",
-            name="kind",
-        ),
+        check_in("status", UnitStatus),
+        check_in("sex", UnitSex),
+        check_in("kind", UnitKind),
         Index("ix_units_kind_sex_ages", "kind", "sex", "min_age", "max_age"),
     )
 
@@ -153,7 +150,7 @@ class Hold(IdMixin, PersonMixin, Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
-        CheckConstraint("status in ('held', 'arrived', 'released', 'declined', 'expired')", name="status"),
+        check_in("status", HoldStatus),
         # Live holds of a unit are counted on every availability read.
         Index("ix_holds_unit_status_expires", "unit_id", "status", "expires_at"),
         Index("ix_holds_status_expires", "status", "expires_at"),
@@ -266,7 +263,7 @@ class S136Detention(IdMixin, PersonMixin, Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (
-        CheckConstraint("place_type in ('emergency_department', 'police_station', 'other')", name="place_type"),
+        check_in("place_type", PlaceType),
         # s136A: never a police station for a person under 18, whatever the code above does.
         CheckConstraint("place_type != 'police_station' or person_age >= 18", name="no_under_18_in_police_station"),
         Index("ix_s136_detentions_home_detained", "home_area", "detained_at"),

@@ -15,10 +15,10 @@ from capacity.booking.models import Area, Placement, Unit
 from capacity.booking.persons import person_columns
 from capacity.booking.schemas import DischargeIn, PlacementIn, S136ExtensionIn
 from capacity.booking.units import availability_event, ensure_manages
+from capacity.codes import ACUTE_KINDS
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
-from capacity.kinds import ACUTE_KINDS
 from capacity.notify.events import Event
 
 S136_HOURS = 24  # s136(2A) Mental Health Act 1983

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from capacity.booking.availability import UnitFigures
-from capacity.booking.persons import PersonIn, PersonOut, RiskFlag
-from capacity.kinds import ClosedReason, Kind, Sector, UnitSex, UnitStatus
+from capacity.booking.persons import PersonIn, PersonOut
+from capacity.codes import (
+    ACUTE_KINDS,
+    CODE_SETS,
+    KIND_PURPOSE,
+    ClosedReason,
+    Code,
+    ConveyanceMode,
+    DeclineReason,
+    HoldPurpose,
+    HoldStatus,
+    LegalBasis,
+    OapReason,
+    Outcome,
+    PlaceType,
+    PoliceStationCriterion,
+    RiskFlag,
+    Sector,
+    UnitKind,
+    UnitSex,
+    UnitStatus,
+    values,
+)
 
 
 class AreaOut(msgspec.Struct):
@@ -31,7 +53,7 @@ class ProviderOut(msgspec.Struct):
 class UnitOut(msgspec.Struct, omit_defaults=True):
     id: str
     name: str
-    kind: Kind
+    kind: UnitKind
     provider_id: str
     area_code: str
     lat: float
@@ -114,19 +136,12 @@ def unit_detail(f: UnitFigures) -> UnitDetail:
 
 # --- Holds, placements and conveyance ---------------------------------------------------------------
 
-Purpose = Literal["s136", "crisis", "respite", "admission"]
-LegalBasis = Literal["informal", "s135", "s136", "s2", "s3", "s4", "other"]
-Outcome = Literal["admitted_informal", "detained_s2", "detained_s3", "discharged", "referred_community", "other"]
-OapReason = Literal["10", "11", "12", "13", "14", "99"]
-DeclineReason = Literal["unit_closed", "clinically_unsuitable", "staffing", "other"]
-ConveyanceMode = Literal["ambulance", "police_vehicle", "secure_transport", "other"]
-HoldStatus = Literal["held", "arrived", "released", "declined", "expired"]
 Note = Annotated[str, Meta(max_length=280)]
 
 
 class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
     unit_id: Annotated[str, Meta(min_length=1, max_length=36)]
-    purpose: Purpose
+    purpose: HoldPurpose
     person: PersonIn
     risk_flags: list[RiskFlag] = []
     note: Note | None = None
@@ -182,7 +197,7 @@ class HoldOut(msgspec.Struct):
     id: str
     unit_id: str
     status: HoldStatus
-    purpose: Purpose
+    purpose: HoldPurpose
     person: PersonOut
     risk_flags: list[str]
     note: str | None
@@ -237,12 +252,8 @@ class PlacementOut(msgspec.Struct):
     s136_breached_at: datetime | None = None
 
 
-PlaceType = Literal["emergency_department", "police_station", "other"]
 # The Places of Safety Regulations 2017 (SI 2017/1036) reg. 2: all must hold for an adult in a police station.
-PoliceStationCriterion = Literal[
-    "imminent_risk_of_serious_injury_or_death", "no_other_place_reasonably_available", "health_professional_present"
-]
-POLICE_STATION_CRITERIA: tuple[str, ...] = PoliceStationCriterion.__args__  # type: ignore[attr-defined]
+POLICE_STATION_CRITERIA: tuple[str, ...] = values(PoliceStationCriterion)
 
 
 class DetentionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -281,3 +292,37 @@ class DetentionOut(msgspec.Struct):
     police_vehicle_reason: str | None
     ambulance_requested_at: datetime | None
     ambulance_at_scene_at: datetime | None
+
+
+# --- The code sets (GET /api/codes) -----------------------------------------------------------------
+
+
+class CodeOut(msgspec.Struct):
+    code: str
+    label: str
+
+
+class KindCodeOut(CodeOut, kw_only=True):
+    purpose: HoldPurpose  # what a hold at a unit of this kind is for, unless the AMHP says otherwise
+    acute: bool  # an inpatient bed: an out-of-area placement there needs an OAP reason
+
+
+# One list of {code, label} per code set of capacity.codes, under the key CODE_SETS names it by.
+CodesOut = msgspec.defstruct(
+    "CodesOut",
+    [(key, list[KindCodeOut] if code is UnitKind else list[CodeOut]) for key, code in CODE_SETS.items()],
+    module=__name__,
+)
+
+
+@functools.cache  # the codes never change while the service runs
+def codes_out() -> CodesOut:  # type: ignore[valid-type]
+    def entries(code: type[Code]) -> list[CodeOut]:
+        if code is UnitKind:
+            return [
+                KindCodeOut(kind.value, kind.label, purpose=KIND_PURPOSE[kind], acute=kind in ACUTE_KINDS)
+                for kind in UnitKind
+            ]
+        return [CodeOut(member.value, member.label) for member in code]
+
+    return CodesOut(**{key: entries(code) for key, code in CODE_SETS.items()})

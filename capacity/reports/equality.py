@@ -16,11 +16,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.models import Placement
+from capacity.codes import Ethnicity, PersonSex, values
 from capacity.reports.common import ReportQuery, integer
 from capacity.reports.s136 import period_detentions
 
-ETHNIC_CATEGORIES = ("A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "not_known")
-SEXES = ("female", "male", "other", "unknown")
+ETHNIC_CATEGORIES = (*values(Ethnicity), "not_known")
+SEXES = values(PersonSex)
 AGE_BANDS = ("0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 SUPPRESSED = "*"
 SMALLEST_SHOWN = 5

@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.models import AvailabilityDeclaration, Hold, Placement, Unit, UnmetDemand
-from capacity.kinds import KINDS
+from capacity.codes import KINDS, HoldStatus, UnmetDemandSource, values
 from capacity.reports.common import ReportQuery, integer, number, ratio
 from capacity.reports.sql import (
     days_between,
@@ -35,7 +35,7 @@ from capacity.reports.sql import (
     total,
 )
 
-HOLD_STATUSES = ("held", "arrived", "released", "declined", "expired")
+HOLD_STATUSES = values(HoldStatus)
 MEDIAN, P90 = (1, 2), (9, 10)
 
 
@@ -158,8 +158,7 @@ async def capacity_report(session: AsyncSession, q: ReportQuery) -> dict:
         },
         "unmet_demand": {
             "total": sum(integer(n) for n in unmet_sources.values()),
-            "search": integer(unmet_sources.get("search")),
-            "hold": integer(unmet_sources.get("hold")),
+            **{source: integer(unmet_sources.get(source)) for source in values(UnmetDemandSource)},
         },
         "unmet_demand_by_kind": {kind: integer(unmet_kinds.get(kind)) for kind in (*KINDS, "any")},
         "unmet_demand_by_hour": {f"{hour:02d}": integer(unmet_hours.get(hour)) for hour in range(24)},

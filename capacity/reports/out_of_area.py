@@ -25,22 +25,17 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.models import Area, Placement, Provider, Unit
-from capacity.kinds import ACUTE_KINDS
+from capacity.codes import ACUTE_KINDS, INAPPROPRIATE_OAP_REASON, OapReason
 from capacity.reports.common import ReportQuery, integer, money, ratio
 from capacity.reports.sql import nights_in, stay_nights, total
 
+INAPPROPRIATE = INAPPROPRIATE_OAP_REASON.value
 # NHS Data Dictionary, "referred out of area reason".
 OAP_REASONS = {
-    "10": "unavailable bed at referring organisation (inappropriate)",
-    "11": "safeguarding",
-    "12": "offending restrictions",
-    "13": "staff member or family/friend within the referring organisation",
-    "14": "patient choice",
-    "99": "not known",
+    reason.value: f"{reason.label} (inappropriate)" if reason == INAPPROPRIATE else reason.label for reason in OapReason
 }
 LENGTH_BANDS = ("1-7", "8-14", "15-30", "31-90", "91+")
 DISTANCE_BANDS = ("<25", "25-50", "50-100", "100-200", "200-300", "300+")
-INAPPROPRIATE = "10"
 
 
 def _oaps(q: ReportQuery):

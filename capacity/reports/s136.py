@@ -27,21 +27,14 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.models import Conveyance, Placement, S136Detention, Unit
+from capacity.codes import ConveyanceMode, LegalBasis, Outcome, PlaceType, UnitKind, values
 from capacity.reports.common import ReportQuery, integer, number, ratio
 from capacity.reports.sql import count_if, london_hour, london_isodow, nearest_rank, seconds_between, year_before
 
-PLACES = ("health_based_place_of_safety", "other_health_setting", "emergency_department", "police_station", "other")
-MODES = ("ambulance", "police_vehicle", "secure_transport", "other", "not_recorded")
-OUTCOMES = (
-    "admitted_informal",
-    "detained_s2",
-    "detained_s3",
-    "discharged",
-    "referred_community",
-    "other",
-    "not_recorded",
-    "ongoing",
-)
+# A placement's place of safety is one of the first two (by its unit's kind), a detention's its place type.
+PLACES = ("health_based_place_of_safety", "other_health_setting", *values(PlaceType))
+MODES = (*values(ConveyanceMode), "not_recorded")
+OUTCOMES = (*values(Outcome), "not_recorded", "ongoing")
 MEDIAN, P90 = (1, 2), (9, 10)
 
 
@@ -49,7 +42,7 @@ def _all_detentions(q: ReportQuery):
     """Every detention of the areas whose clock started in the period or the year (and a day) before it:
     the period's detentions and those that can make them repeats."""
     since = q.start - timedelta(days=367)
-    ambulance = Conveyance.mode == "ambulance"
+    ambulance = Conveyance.mode == ConveyanceMode.AMBULANCE.value
     from_placements = (
         select(
             Placement.home_area.label("home_area"),
@@ -60,7 +53,7 @@ def _all_detentions(q: ReportQuery):
             Placement.s136_clock_started_at.label("clock_start"),
             Placement.ended_at.label("ended_at"),
             case(
-                (Unit.kind == "s136_suite", literal("health_based_place_of_safety")),
+                (Unit.kind == UnitKind.S136_SUITE.value, literal("health_based_place_of_safety")),
                 else_=literal("other_health_setting"),
             ).label("place"),
             case((Placement.s136_breached_at.is_not(None), 1), else_=0).label("breached"),
@@ -75,7 +68,7 @@ def _all_detentions(q: ReportQuery):
         .join(Unit, Unit.id == Placement.unit_id)
         .outerjoin(Conveyance, Conveyance.hold_id == Placement.hold_id)
         .where(
-            Placement.legal_basis == "s136",
+            Placement.legal_basis == LegalBasis.S136.value,
             q.in_areas(Placement.home_area),
             Placement.s136_clock_started_at >= since,
             Placement.s136_clock_started_at < q.end,
@@ -154,12 +147,14 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
                 func.count().label("detentions"),
                 count_if(det.c.ended_at.is_not(None)).label("ended"),
                 count_if(det.c.age < 18).label("under_18"),
-                count_if(and_(det.c.age < 18, det.c.place == "police_station")).label("under_18_in_police_station"),
+                count_if(and_(det.c.age < 18, det.c.place == PlaceType.POLICE_STATION.value)).label(
+                    "under_18_in_police_station"
+                ),
                 count_if(det.c.breached == 1).label("breaches"),
                 count_if(det.c.extended == 1).label("extensions"),
                 count_if(det.c.out_of_hours == 1).label("out_of_hours"),
                 count_if(det.c.repeat == 1).label("repeat_detentions"),
-                count_if(det.c.mode == "police_vehicle").label("police_vehicle"),
+                count_if(det.c.mode == ConveyanceMode.POLICE_VEHICLE.value).label("police_vehicle"),
             )
         )
     ).one()
@@ -173,7 +168,7 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
     reasons = (
         await session.execute(
             select(det.c.police_vehicle_reason, func.count())
-            .where(det.c.mode == "police_vehicle")
+            .where(det.c.mode == ConveyanceMode.POLICE_VEHICLE.value)
             .group_by(det.c.police_vehicle_reason)
             .order_by(func.count().desc(), det.c.police_vehicle_reason)
         )

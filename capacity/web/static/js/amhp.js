@@ -1,19 +1,14 @@
 // The AMHP's finder: units near their area with live availability from the first moment, a search by
 // eligibility and location that also says why a unit is not eligible, holds with countdowns, extend and
 // release, conveyance, arrival, and s136 clocks with their warnings.
-import { api, ApiError, connectEvents, countdown, el, londonTime, showBanner, whoAmI } from "./common.js";
+import { api, ApiError, codeOptions, connectEvents, countdown, el, loadCodes, londonTime, showBanner, whoAmI } from "./common.js";
 
-const KINDS = ["s136_suite", "crisis_house", "community_bed", "respite", "acute_adult", "acute_older_adult", "picu"];
-const ETHNICITY = ["A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z"];
-const MODES = ["ambulance", "police_vehicle", "secure_transport", "other"];
 const TIMES = [["requested_at", "Requested"], ["dispatched_at", "Dispatched"], ["at_scene_at", "At scene"],
   ["departed_at", "Departed"], ["arrived_at", "Arrived"], ["eta", "ETA"]];
-const OAP_REASONS = { "10": "10 unavailable bed", "11": "11 safeguarding", "12": "12 offending restrictions",
-  "13": "13 staff member or family/friend", "14": "14 patient choice", "99": "99 not known" };
-
 const app = document.getElementById("app");
 const state = { me: null, areas: new Map(), results: [], ineligible: [], holds: [], placements: [], query: null };
-const label = (v) => v.replaceAll("_", " ");
+const codes = await loadCodes();
+const withCode = (c) => `${c.code} ${c.label}`;
 
 // datetime-local inputs speak the browser's local time; the API speaks UTC ISO 8601.
 const toLocalInput = (iso) => {
@@ -36,10 +31,11 @@ function searchForm() {
     el("option", { value: "coords" }, "coordinates…"));
   near.value = q.near_area;
   const coords = el("input", { name: "coords", placeholder: "51.45,-2.59", value: q.coords || "" });
-  const kind = el("select", { name: "kind" }, el("option", { value: "" }, "any kind"), KINDS.map((k) => el("option", { value: k }, label(k))));
+  const kind = el("select", { name: "kind" }, el("option", { value: "" }, "any kind"), codeOptions(codes.kinds));
   kind.value = q.kind;
-  const sex = el("select", { name: "sex" }, el("option", { value: "" }, "not given"), el("option", { value: "female" }, "female"),
-    el("option", { value: "male" }, "male"));
+  // The search takes the sexes a unit can be limited to.
+  const sex = el("select", { name: "sex" }, el("option", { value: "" }, "not given"),
+    codeOptions(codes.person_sexes.filter((s) => codes.has("unit_sexes", s.code))));
   sex.value = q.sex;
   const age = el("input", { name: "age", type: "number", min: "0", max: "120", value: q.age ?? "" });
   const available = el("input", { name: "available_only", type: "checkbox", checked: q.available_only, style: "width:auto" });
@@ -93,7 +89,7 @@ function whyNot(unit) {
   if (q.age !== null && (q.age < unit.min_age || (unit.max_age !== null && q.age > unit.max_age))) {
     reasons.push(`takes ages ${unit.min_age}${unit.max_age === null ? "+" : `–${unit.max_age}`}`);
   }
-  if (q.sex && unit.sex !== "any" && unit.sex !== q.sex) reasons.push(`${unit.sex} only`);
+  if (q.sex && codes.has("person_sexes", unit.sex) && unit.sex !== q.sex) reasons.push(codes.label("unit_sexes", unit.sex));
   if (!reasons.length) reasons.push(`does not take people from ${state.areas.get(q.home_area)?.name || q.home_area}`);
   return reasons.join("; ");
 }
@@ -102,11 +98,11 @@ function holdForm(unit) {
   const q = state.query;
   const ref = el("input", { required: true, maxlength: "40", placeholder: "your team's reference, never an NHS number" });
   const age = el("input", { type: "number", min: "0", max: "120", required: true, value: q.age ?? "" });
-  const sex = el("select", {}, ["female", "male", "other", "unknown"].map((s) => el("option", { value: s }, s)));
+  const sex = el("select", {}, codeOptions(codes.person_sexes));
   if (q.sex) sex.value = q.sex;
-  const ethnicity = el("select", {}, el("option", { value: "" }, "not recorded"), ETHNICITY.map((c) => el("option", { value: c }, c)));
-  const purpose = el("select", {}, ["s136", "crisis", "respite", "admission"].map((p) => el("option", { value: p }, p)));
-  if (unit.kind === "s136_suite") purpose.value = "s136";
+  const ethnicity = el("select", {}, el("option", { value: "" }, "not recorded"), codeOptions(codes.ethnicities, withCode));
+  const purpose = el("select", {}, codeOptions(codes.purposes));
+  purpose.value = codes.find("kinds", unit.kind)?.purpose ?? purpose.value;
   const error = el("p", { class: "error", role: "alert", hidden: true });
   const form = el("form", { class: "card", "aria-label": `Hold a place at ${unit.name}` },
     el("h3", {}, `Hold a place at ${unit.name}`),
@@ -138,7 +134,7 @@ function holdForm(unit) {
 
 function resultRow(unit) {
   const row = el("tr", { "data-unit": unit.id },
-    el("td", {}, el("strong", {}, unit.name), el("div", { class: "muted" }, label(unit.kind),
+    el("td", {}, el("strong", {}, unit.name), el("div", { class: "muted" }, codes.label("kinds", unit.kind),
       unit.out_of_area ? " · out of area" : "")),
     el("td", {}, unit.distance_km !== undefined ? `${unit.distance_km} km` : "—"),
     el("td", {}, unit.status === "closed" ? el("span", { class: "badge bad" }, "closed")
@@ -151,8 +147,8 @@ function resultRow(unit) {
 
 function conveyancePanel(hold) {
   const c = hold.conveyance || {};
-  const mode = el("select", {}, MODES.map((m) => el("option", { value: m }, label(m))));
-  mode.value = c.mode || "ambulance";
+  const mode = el("select", {}, codeOptions(codes.conveyance_modes));
+  mode.value = c.mode || codes.conveyance_modes[0].code;
   const reason = el("input", { placeholder: "why a police vehicle", value: c.police_vehicle_reason || "" });
   const inputs = Object.fromEntries(TIMES.map(([name]) => [name, el("input", { type: "datetime-local", value: toLocalInput(c[name]) })]));
   const error = el("p", { class: "error", role: "alert", hidden: true });
@@ -180,7 +176,7 @@ function holdCard(hold) {
   const minutes = el("input", { type: "number", min: "1", max: "240", value: "30", style: "width:5rem" });
   const why = el("input", { placeholder: "reason, e.g. ambulance delayed" });
   const clockStart = el("input", { type: "datetime-local" });
-  const oap = el("select", {}, el("option", { value: "" }, "not out of area"), Object.entries(OAP_REASONS).map(([v, t]) => el("option", { value: v }, t)));
+  const oap = el("select", {}, el("option", { value: "" }, "not out of area"), codeOptions(codes.oap_reasons, withCode));
   const error = el("p", { class: "error", role: "alert", hidden: true });
   const act = async (path, body) => {
     error.hidden = true;
@@ -221,7 +217,7 @@ async function loadHolds() {
 }
 
 async function loadPlacements() {
-  state.placements = (await api("/api/placements?active=true")).filter((p) => p.legal_basis === "s136");
+  state.placements = (await api("/api/placements?active=true")).filter((p) => p.s136_deadline);
   render();
 }
 

@@ -1,17 +1,10 @@
 // The bed manager's live board: their units' figures, holds on them with countdowns, arrivals and
 // discharges. Everything re-reads from the API after a reconnect; events patch the board in between.
-import { api, ApiError, connectEvents, countdown, el, londonTime, showBanner, whoAmI } from "./common.js";
+import { api, ApiError, codeOptions, connectEvents, countdown, el, loadCodes, londonTime, showBanner, whoAmI } from "./common.js";
 
-const CLOSED_REASONS = ["staffing", "maintenance", "infection_control", "other"];
-const DECLINE_REASONS = ["clinically_unsuitable", "staffing", "unit_closed", "other"];
-const OUTCOMES = ["admitted_informal", "detained_s2", "detained_s3", "discharged", "referred_community", "other"];
-const OAP_REASONS = { "10": "10 unavailable bed", "11": "11 safeguarding", "12": "12 offending restrictions",
-  "13": "13 staff member or family/friend", "14": "14 patient choice", "99": "99 not known" };
-
+const codes = await loadCodes();
 const app = document.getElementById("app");
 const state = { me: null, units: new Map(), holds: [], placements: [] };
-
-const options = (values, labels = {}) => values.map((v) => el("option", { value: v }, labels[v] || v.replaceAll("_", " ")));
 
 function mine(unit) {
   return state.me.role === "admin" || unit.provider_id === state.me.provider_id;
@@ -49,11 +42,11 @@ function unitRow(unit) {
   const places = el("input", { type: "number", min: "0", value: unit.open_places, "aria-label": `Open places at ${unit.name}`,
     class: "places", style: "width:5rem" });
   const step = (delta) => () => { places.value = Math.max(0, Number(places.value) + delta); };
-  const reason = el("select", { "aria-label": `Reason ${unit.name} is closed` }, options(CLOSED_REASONS));
+  const reason = el("select", { "aria-label": `Reason ${unit.name} is closed` }, codeOptions(codes.closed_reasons));
   if (unit.closed_reason) reason.value = unit.closed_reason;
   const closed = unit.status === "closed";
   return el("tr", { "data-unit": unit.id },
-    el("td", {}, el("strong", {}, unit.name), el("div", { class: "muted" }, unit.kind.replaceAll("_", " "))),
+    el("td", {}, el("strong", {}, unit.name), el("div", { class: "muted" }, codes.label("kinds", unit.kind))),
     el("td", {},
       el("div", { class: "row-actions" },
         el("button", { type: "button", class: "secondary", "aria-label": `One fewer place at ${unit.name}`, onclick: step(-1) }, "−"),
@@ -63,7 +56,7 @@ function unitRow(unit) {
     el("td", {}, el("span", { class: `badge ${unit.available > 0 ? "ok" : "bad"}`, "data-field": "available" },
       `${unit.available} free`), el("div", { class: "muted" }, `${unit.held} held · ${unit.occupied} occupied`)),
     el("td", {}, closed
-      ? el("div", {}, el("span", { class: "badge bad" }, `closed: ${(unit.closed_reason || "").replaceAll("_", " ")}`),
+      ? el("div", {}, el("span", { class: "badge bad" }, `closed: ${unit.closed_reason ? codes.label("closed_reasons", unit.closed_reason) : ""}`),
         el("button", { type: "button", class: "secondary", onclick: () => declare(unit, { status: "open" }) }, "Reopen"))
       : el("div", { class: "row-actions" }, reason,
         el("button", { type: "button", class: "danger", onclick: () => declare(unit, { status: "closed", closed_reason: reason.value }) }, "Close"))),
@@ -76,9 +69,9 @@ function unitRow(unit) {
 
 function holdRow(hold) {
   const unit = state.units.get(hold.unit_id);
-  const reason = el("select", { "aria-label": "Decline reason" }, options(DECLINE_REASONS));
+  const reason = el("select", { "aria-label": "Decline reason" }, codeOptions(codes.decline_reasons));
   const oap = el("select", { "aria-label": "Out-of-area reason (if asked)" }, el("option", { value: "" }, "no OAP reason"),
-    Object.entries(OAP_REASONS).map(([v, label]) => el("option", { value: v }, label)));
+    codeOptions(codes.oap_reasons, (c) => `${c.code} ${c.label}`));
   const act = async (path, body, done) => {
     try {
       await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
@@ -88,8 +81,8 @@ function holdRow(hold) {
   };
   return el("tr", { "data-hold": hold.id },
     el("td", {}, unit ? unit.name : hold.unit_id),
-    el("td", {}, `${hold.person.ref}, ${hold.person.age}, ${hold.person.sex}`, el("div", { class: "muted" }, hold.purpose,
-      hold.risk_flags.length ? ` · risks: ${hold.risk_flags.join(", ").replaceAll("_", " ")}` : "")),
+    el("td", {}, `${hold.person.ref}, ${hold.person.age}, ${hold.person.sex}`, el("div", { class: "muted" }, codes.label("purposes", hold.purpose),
+      hold.risk_flags.length ? ` · risks: ${hold.risk_flags.map((f) => codes.label("risk_flags", f)).join(", ")}` : "")),
     el("td", {}, el("span", { class: "countdown", "data-expires": hold.expires_at }, countdown(hold.expires_at)),
       el("div", { class: "muted" }, `until ${londonTime(hold.expires_at)}`),
       hold.conveyance?.eta ? el("div", {}, `ETA ${londonTime(hold.conveyance.eta)}`) : null),
@@ -101,7 +94,7 @@ function holdRow(hold) {
 
 function placementRow(p) {
   const unit = state.units.get(p.unit_id);
-  const outcome = el("select", { "aria-label": "Discharge outcome" }, options(OUTCOMES));
+  const outcome = el("select", { "aria-label": "Discharge outcome" }, codeOptions(codes.outcomes));
   const discharge = async () => {
     try {
       await api(`/api/placements/${p.id}/discharge`, { method: "POST", body: { outcome: outcome.value } });
@@ -112,7 +105,7 @@ function placementRow(p) {
   return el("tr", { "data-placement": p.id },
     el("td", {}, unit ? unit.name : p.unit_id),
     el("td", {}, `${p.person.ref}, ${p.person.age}, ${p.person.sex}`),
-    el("td", {}, p.legal_basis, el("div", { class: "muted" }, `since ${londonTime(p.started_at)}`)),
+    el("td", {}, codes.label("legal_bases", p.legal_basis), el("div", { class: "muted" }, `since ${londonTime(p.started_at)}`)),
     el("td", {}, p.s136_deadline ? el("span", { class: "countdown", "data-expires": p.s136_deadline }, countdown(p.s136_deadline)) : "—"),
     el("td", {}, el("div", { class: "row-actions" }, outcome, el("button", { type: "button", onclick: discharge }, "Discharge"))),
   );

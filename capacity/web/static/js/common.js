@@ -1,5 +1,5 @@
-// Shared by every page: the API over the session cookie (with the CSRF header), the live stream with
-// reconnect and resync, and times shown in Europe/London.
+// Shared by every page: the API over the session cookie (with the CSRF header), the code sets, the live
+// stream with reconnect and resync, and times shown in Europe/London.
 
 const CSRF_COOKIE = "capacity_csrf";
 
@@ -34,6 +34,25 @@ export async function api(path, { method = "GET", body, headers: extra = {} } = 
   if (!response.ok) throw new ApiError(data || { status: response.status });
   return data;
 }
+
+// The code sets and their labels (GET /api/codes), read once per page load: the pages keep no copies of
+// code lists. `codes.kinds` and the like are [{code, label, ...}]; `codes.label("kinds", code)` names one.
+let codesOnce = null;
+export function loadCodes() {
+  codesOnce ??= api("/api/codes").then((sets) => {
+    const byCode = Object.fromEntries(Object.entries(sets).map(([set, list]) => [set, new Map(list.map((c) => [c.code, c]))]));
+    return {
+      ...sets,
+      find: (set, code) => byCode[set]?.get(code),
+      label: (set, code) => byCode[set]?.get(code)?.label ?? String(code ?? "").replaceAll("_", " "),
+      has: (set, code) => Boolean(byCode[set]?.has(code)),
+    };
+  });
+  return codesOnce;
+}
+
+// <option>s for a code set: value the code, text its label (or what `text` makes of the entry).
+export const codeOptions = (list, text = (c) => c.label) => list.map((c) => el("option", { value: c.code }, text(c)));
 
 const LONDON = new Intl.DateTimeFormat("en-GB", {
   timeZone: "Europe/London", day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit",
@@ -98,8 +117,8 @@ export function connectEvents({ onEvent, resync, subscribe }) {
 }
 
 export async function whoAmI() {
-  const me = await api("/api/me");
-  document.getElementById("who").textContent = `${me.username} (${me.role.replace("_", " ")})`;
+  const [me, codes] = await Promise.all([api("/api/me"), loadCodes()]);
+  document.getElementById("who").textContent = `${me.username} (${codes.label("roles", me.role)})`;
   document.getElementById("logout")?.addEventListener("click", async () => {
     await api("/logout", { method: "POST" });
     window.location.assign("/");
