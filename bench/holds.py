@@ -79,7 +79,9 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from capacity.auth.models import User, UserArea  # noqa: E402
 from capacity.auth.security import Actor  # noqa: E402
-from capacity.booking.models import Area, AreaLocalProvider, Hold, Placement, Provider, Unit  # noqa: E402
+from capacity.booking.holds.models import Hold
+from capacity.booking.placements.models import Placement  # noqa: E402
+from capacity.booking.units.models import Area, AreaLocalProvider, Provider, Unit
 from capacity.db.engine import Database  # noqa: E402
 from capacity.settings import Settings  # noqa: E402
 
@@ -488,9 +490,9 @@ async def raw_run(args, url: str, world: World, set_name: str, placement: str, w
 
 
 async def service_run(args, url: str, world: World, set_name: str, workers: int, duration: float) -> Run:
-    from capacity.booking.holds import create_hold
+    from capacity.booking.holds.schemas import HoldIn
+    from capacity.booking.holds.service import create_hold
     from capacity.booking.persons import PersonIn
-    from capacity.booking.schemas import HoldIn
     from capacity.errors import Conflict, ServiceBusy
 
     run = Run("service", workers, "spread", world.unit_sets[set_name])

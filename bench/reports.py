@@ -78,22 +78,14 @@ from sqlalchemy import bindparam, event, func, insert, select, text, update  # n
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from capacity.auth.models import User  # noqa: E402
-from capacity.booking.history import COLUMNS, BulkInsert, import_placements, ordered_ids  # noqa: E402
-from capacity.booking.models import (  # noqa: E402
-    Area,
-    AreaLocalProvider,
-    AvailabilityDeclaration,
-    Conveyance,
-    Hold,
-    Placement,
-    Provider,
-    S136Detention,
-    Unit,
-    UnmetDemand,
-)
+from capacity.booking.detentions.models import S136Detention
+from capacity.booking.holds.models import Conveyance, Hold
+from capacity.booking.placements.models import Placement
+from capacity.booking.units.models import Area, AreaLocalProvider, AvailabilityDeclaration, Provider, Unit, UnmetDemand
 from capacity.clock import Clock  # noqa: E402
 from capacity.codes import ACUTE_KINDS  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
+from capacity.imports.placements import COLUMNS, BulkInsert, import_placements, ordered_ids  # noqa: E402
 
 ADMIN_USER, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"
 NAMESPACE = uuid.UUID("6f1c3d1e-5d0b-4b5e-9a36-136136136136")

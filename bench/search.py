@@ -73,18 +73,11 @@ from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from capacity.auth.models import User, UserArea  # noqa: E402
-from capacity.booking import availability  # noqa: E402
-from capacity.booking.availability import UnitSearch, search_units  # noqa: E402
-from capacity.booking.models import (  # noqa: E402
-    Area,
-    AreaLocalProvider,
-    AvailabilityDeclaration,
-    Hold,
-    Placement,
-    Provider,
-    Unit,
-    UnitAreaRule,
-)
+from capacity.booking.holds.models import Hold
+from capacity.booking.placements.models import Placement
+from capacity.booking.units import availability  # noqa: E402
+from capacity.booking.units.availability import UnitSearch, search_units  # noqa: E402
+from capacity.booking.units.models import Area, AreaLocalProvider, AvailabilityDeclaration, Provider, Unit, UnitAreaRule
 from capacity.codes import KINDS  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
 

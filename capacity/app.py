@@ -18,8 +18,10 @@ from litestar.template.config import TemplateConfig
 from capacity.audit.controllers import AuditController
 from capacity.auth.controllers import AuthController
 from capacity.auth.security import LoginThrottle, make_jwt_auth
-from capacity.booking.controllers import ReferenceController, UnitController
-from capacity.booking.hold_controllers import DetentionController, HoldController, PlacementController
+from capacity.booking.detentions.controllers import DetentionController
+from capacity.booking.holds.controllers import HoldController
+from capacity.booking.placements.controllers import PlacementController
+from capacity.booking.units.controllers import ReferenceController, UnitController
 from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.deps import dependencies

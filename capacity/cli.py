@@ -113,8 +113,8 @@ def import_placements(file: Path) -> None:
     """Import historical placements from FILE.csv, all or nothing (see README, "Importing history")."""
     from sqlalchemy.exc import DBAPIError
 
-    from capacity.booking.history import ImportRefused
     from capacity.errors import ServiceBusy
+    from capacity.imports.placements import ImportRefused
 
     settings = Settings.from_env()
     try:
@@ -134,8 +134,8 @@ async def _run_import(settings: Settings, file: Path):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from capacity.booking.history import import_placements
     from capacity.db.engine import Database
+    from capacity.imports.placements import import_placements
 
     db = Database(settings)
     columns = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -13,16 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.auth.models import User, UserArea
 from capacity.auth.passwords import hash_password
-from capacity.booking.models import (
-    Area,
-    AreaLocalProvider,
-    AvailabilityDeclaration,
-    Placement,
-    Provider,
-    Unit,
-    UnitAreaRule,
-)
-from capacity.booking.placements import placement_geography
+from capacity.booking.placements.models import Placement
+from capacity.booking.placements.service import placement_geography
+from capacity.booking.units.models import Area, AreaLocalProvider, AvailabilityDeclaration, Provider, Unit, UnitAreaRule
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 

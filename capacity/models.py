@@ -2,15 +2,14 @@
 
 from capacity.audit import AuditEntry
 from capacity.auth.models import User, UserArea
-from capacity.booking.models import (
+from capacity.booking.detentions.models import S136Detention
+from capacity.booking.holds.models import Conveyance, Hold
+from capacity.booking.placements.models import Placement
+from capacity.booking.units.models import (
     Area,
     AreaLocalProvider,
     AvailabilityDeclaration,
-    Conveyance,
-    Hold,
-    Placement,
     Provider,
-    S136Detention,
     Unit,
     UnitAreaRule,
     UnmetDemand,

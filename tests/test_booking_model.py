@@ -35,8 +35,9 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 
 from capacity.app import create_app
-from capacity.booking.models import Placement, Unit
+from capacity.booking.placements.models import Placement
 from capacity.booking.sweep import sweep
+from capacity.booking.units.models import Unit
 from capacity.clock import FixedClock
 from support.api import Api
 from support.demo import ENGINES, START, reset_postgres

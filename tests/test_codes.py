@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import CheckConstraint, insert, select
 from sqlalchemy.exc import IntegrityError
 
-import capacity.booking.controllers
+import capacity
 import capacity.booking.persons
+import capacity.booking.units.controllers
 from capacity.app import create_app
-from capacity.booking.models import Area, Provider, Unit
+from capacity.booking.units.models import Area, Provider, Unit
 from capacity.codes import ACUTE_KINDS, CODE_SETS, KIND_PURPOSE, Code, values
 from capacity.models import Base
 from support.api import Api, assert_problem
@@ -25,7 +26,7 @@ from support.demo import DEMO_USERS, START
 from support.settings import settings_for
 
 BRISTOL = "E06000023"
-JS = Path(capacity.booking.controllers.__file__).parents[1] / "web" / "static" / "js"
+JS = Path(capacity.__file__).parent / "web" / "static" / "js"
 # Short enough for the narrowest coded column (8 characters), so that only its CHECK can refuse it.
 UNKNOWN = "nocode"
 PERSON = {"ref": "CODES-0001", "age": 30, "sex": "female", "home_area": BRISTOL}

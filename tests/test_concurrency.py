@@ -24,7 +24,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from capacity.booking.models import Hold, UnmetDemand
+from capacity.booking.holds.models import Hold
+from capacity.booking.units.models import UnmetDemand
 from capacity.db.engine import Database
 from support.api import Api, assert_problem
 from support.demo import PG_URL, reset_postgres

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from capacity.booking.schemas import POLICE_STATION_CRITERIA
+from capacity.booking.detentions.schemas import POLICE_STATION_CRITERIA
 from capacity.booking.sweep import sweep
 from support.api import Api, assert_problem
 from support.demo import START

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from capacity.audit import AuditEntry
-from capacity.booking.models import AvailabilityDeclaration
+from capacity.booking.units.models import AvailabilityDeclaration
 from support.api import Api, assert_problem
 
 OWN_UNIT = "Bristol Place of Safety"  # the demo bed manager's

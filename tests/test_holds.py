@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from capacity.booking.models import Hold, UnmetDemand
+from capacity.booking.holds.models import Hold
 from capacity.booking.sweep import sweep
+from capacity.booking.units.models import UnmetDemand
 from support.api import Api, assert_problem
 from support.demo import START
 

@@ -14,13 +14,14 @@ from sqlalchemy import func, select
 
 from capacity.audit import AuditEntry
 from capacity.auth.scope import SYSTEM
-from capacity.booking.history import COLUMNS, ImportRefused, import_placements, oap_reason_problem
-from capacity.booking.models import Area, Placement, Unit
-from capacity.booking.placements import placement_geography, start_placement
+from capacity.booking.placements.models import Placement
+from capacity.booking.placements.service import placement_geography, start_placement
+from capacity.booking.units.models import Area, Unit
 from capacity.cli import main
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import ROW_LOCKS, UnitOfWork
 from capacity.errors import Invalid
+from capacity.imports.placements import COLUMNS, ImportRefused, import_placements, oap_reason_problem
 from support.api import Api
 from support.demo import START
 from support.settings import settings_for

@@ -25,9 +25,10 @@ from sqlalchemy import func, select, update
 
 from capacity.app import create_app
 from capacity.auth.models import User
-from capacity.booking import holds as hold_service
-from capacity.booking.models import Hold, Unit
+from capacity.booking.holds import service as hold_service
+from capacity.booking.holds.models import Hold
 from capacity.booking.sweep import sweep
+from capacity.booking.units.models import Unit
 from capacity.clock import FixedClock
 from capacity.codes import KINDS
 from capacity.db.engine import Database

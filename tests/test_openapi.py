@@ -23,7 +23,8 @@ from sqlalchemy import select
 
 from capacity.app import create_app
 from capacity.auth.models import User
-from capacity.booking.models import Placement, Unit
+from capacity.booking.placements.models import Placement
+from capacity.booking.units.models import Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
 from support.demo import START

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from capacity.booking.history import COLUMNS, ImportRefused, import_placements
 from capacity.db.unit_of_work import NO_LOCKS, ROW_LOCKS
+from capacity.imports.placements import COLUMNS, ImportRefused, import_placements
 from support.api import Api
 
 SUITE = "Bristol Place of Safety"  # the bed manager's provider's; takes people from 16

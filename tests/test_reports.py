@@ -17,7 +17,10 @@ from openpyxl import load_workbook
 from sqlalchemy import delete, select
 
 from capacity.audit import AuditEntry
-from capacity.booking.models import AvailabilityDeclaration, Hold, Placement, S136Detention, UnmetDemand
+from capacity.booking.detentions.models import S136Detention
+from capacity.booking.holds.models import Hold
+from capacity.booking.placements.models import Placement
+from capacity.booking.units.models import AvailabilityDeclaration, UnmetDemand
 from capacity.reports.equality import suppress
 from support.api import Api, assert_problem
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from capacity.audit import AuditEntry
-from capacity.booking.models import AvailabilityDeclaration
+from capacity.booking.units.models import AvailabilityDeclaration
 from capacity.demo import AREAS, PROVIDERS
 from support.api import Api, assert_problem
 from support.demo import DEMO_USERS

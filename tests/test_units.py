@@ -106,7 +106,7 @@ async def test_bed_manager_declares_and_history_is_kept(api: Api) -> None:
     assert body["last_confirmed_at"].startswith("2026-03-02T09:30:00")
     from sqlalchemy import select
 
-    from capacity.booking.models import AvailabilityDeclaration
+    from capacity.booking.units.models import AvailabilityDeclaration
 
     async with api.db.read_sessions() as session:
         history = (

@@ -91,3 +91,7 @@ def report_areas(actor: Actor, area: str | None) -> tuple[str, ...] | None:
     if not actor.areas:
         raise Forbidden("no areas are assigned to this commissioner")
     return tuple(sorted(actor.areas))
+
+
+# Commissioners see aggregates only, never a hold or placement.
+PERSON_ROLES = ("amhp", "bed_manager", "conveyance", "admin")

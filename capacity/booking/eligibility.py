@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity.booking.models import Area, Unit, UnitAreaRule
 from capacity.booking.persons import looks_like_nhs_number
+from capacity.booking.units.models import Area, Unit, UnitAreaRule
 from capacity.errors import Forbidden, Invalid
 
 

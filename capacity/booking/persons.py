@@ -7,6 +7,12 @@ from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
+from sqlalchemy import (
+    ForeignKey,
+    Integer,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
 
 # NHS ethnic category codes (NHS Data Dictionary): A-H, J-N, P, R, S, Z (not stated).
 Ethnicity = Literal["A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z"]
@@ -63,3 +69,16 @@ def person_columns(person: PersonIn) -> dict:
 
 def person_out(row) -> PersonOut:
     return PersonOut(row.person_ref, row.person_age, row.person_sex, row.person_ethnicity, row.home_area)
+
+
+class PersonMixin:
+    """The minimum person data (DOMAIN.md): a pseudonymous reference, never a name or NHS number."""
+
+    person_ref: Mapped[str] = mapped_column(String(40))
+    person_age: Mapped[int] = mapped_column(Integer)
+    person_sex: Mapped[str] = mapped_column(String(8))
+    person_ethnicity: Mapped[str | None] = mapped_column(String(2))
+    home_area: Mapped[str] = mapped_column(ForeignKey("areas.code"))
+
+
+Note = Annotated[str, Meta(max_length=280)]

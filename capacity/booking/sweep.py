@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from capacity.auth.scope import SYSTEM
-from capacity.booking.availability import figures
-from capacity.booking.holds import hold_event
-from capacity.booking.models import Hold, Placement, S136Detention, Unit
-from capacity.booking.placements import placement_event
-from capacity.booking.units import availability_event
+from capacity.booking.detentions.models import S136Detention
+from capacity.booking.holds.models import Hold
+from capacity.booking.holds.service import hold_event
+from capacity.booking.placements.models import Placement
+from capacity.booking.placements.service import placement_event
+from capacity.booking.units.availability import figures
+from capacity.booking.units.models import Unit
+from capacity.booking.units.service import availability_event
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 

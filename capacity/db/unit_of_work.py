@@ -25,7 +25,7 @@ from capacity.clock import Clock
 from capacity.errors import NotFound
 
 if TYPE_CHECKING:
-    from capacity.booking.models import Unit
+    from capacity.booking.units.models import Unit
     from capacity.notify.events import Event
     from capacity.settings import Settings
 
@@ -77,7 +77,7 @@ class UnitOfWork:
             raise RuntimeError("lock_units runs only inside a write transaction")
         if self._now is not None:
             raise RuntimeError("lock the units before reading the clock: a time read before a lock wait is stale")
-        from capacity.booking.models import Unit  # the booking model; db/ must not import booking at load
+        from capacity.booking.units.models import Unit
 
         wanted = sorted(set(ids))
         stmt = select(Unit).where(Unit.id.in_(wanted)).order_by(Unit.id)

@@ -15,9 +15,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from capacity.booking.holds import hold_event
-from capacity.booking.models import Hold, Placement, Unit
-from capacity.booking.placements import placement_event
+from capacity.booking.holds.models import Hold
+from capacity.booking.holds.service import hold_event
+from capacity.booking.placements.models import Placement
+from capacity.booking.placements.service import placement_event
+from capacity.booking.units.models import Unit
 from capacity.db.base import Base, IdMixin
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork

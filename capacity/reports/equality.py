@@ -15,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity.booking.models import Placement
+from capacity.booking.placements.models import Placement
 from capacity.codes import Ethnicity, PersonSex, values
 from capacity.reports.common import ReportQuery, integer
 from capacity.reports.s136 import period_detentions

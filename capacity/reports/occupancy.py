@@ -19,7 +19,9 @@ from __future__ import annotations
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity.booking.models import AvailabilityDeclaration, Hold, Placement, Unit, UnmetDemand
+from capacity.booking.holds.models import Hold
+from capacity.booking.placements.models import Placement
+from capacity.booking.units.models import AvailabilityDeclaration, Unit, UnmetDemand
 from capacity.codes import KINDS, HoldStatus, UnmetDemandSource, values
 from capacity.reports.common import ReportQuery, integer, number, ratio
 from capacity.reports.sql import (

@@ -24,7 +24,8 @@ from __future__ import annotations
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity.booking.models import Area, Placement, Provider, Unit
+from capacity.booking.placements.models import Placement
+from capacity.booking.units.models import Area, Provider, Unit
 from capacity.codes import ACUTE_KINDS, INAPPROPRIATE_OAP_REASON, OapReason
 from capacity.reports.common import ReportQuery, integer, money, ratio
 from capacity.reports.sql import nights_in, stay_nights, total

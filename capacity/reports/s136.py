@@ -26,7 +26,10 @@ from datetime import timedelta
 from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity.booking.models import Conveyance, Placement, S136Detention, Unit
+from capacity.booking.detentions.models import S136Detention
+from capacity.booking.holds.models import Conveyance
+from capacity.booking.placements.models import Placement
+from capacity.booking.units.models import Unit
 from capacity.codes import ConveyanceMode, LegalBasis, Outcome, PlaceType, UnitKind, values
 from capacity.reports.common import ReportQuery, integer, number, ratio
 from capacity.reports.sql import count_if, london_hour, london_isodow, nearest_rank, seconds_between, year_before

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.auth.scope import report_areas
 from capacity.auth.security import Actor
-from capacity.booking.models import Area
+from capacity.booking.units.models import Area
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Invalid

@@ -9,7 +9,7 @@ from litestar import Litestar
 from sqlalchemy import select
 
 from capacity.auth.models import User
-from capacity.booking.models import Area, Provider, Unit
+from capacity.booking.units.models import Area, Provider, Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
 

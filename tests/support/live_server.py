@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from capacity.auth.models import User, UserArea
-from capacity.booking.models import Provider, Unit
+from capacity.booking.units.models import Provider, Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork

@@ -21,13 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
-from capacity.booking.availability import unit_figures
 from capacity.booking.eligibility import check_hold_eligibility, check_person, check_unit_takes, ensure_amhp_area
-from capacity.booking.models import Conveyance, Hold, Placement, Unit, UnmetDemand
+from capacity.booking.holds.models import Conveyance, Hold
+from capacity.booking.holds.schemas import ArriveIn, DeclineIn, ExtendIn, HoldIn
 from capacity.booking.persons import person_columns
-from capacity.booking.placements import not_in_future, placement_event, start_placement
-from capacity.booking.schemas import ArriveIn, DeclineIn, ExtendIn, HoldIn
-from capacity.booking.units import availability_event
+from capacity.booking.placements.models import Placement
+from capacity.booking.placements.service import not_in_future, placement_event, start_placement
+from capacity.booking.units.availability import unit_figures
+from capacity.booking.units.models import Unit, UnmetDemand
+from capacity.booking.units.service import availability_event
 from capacity.db.base import new_id
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork

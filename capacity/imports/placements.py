@@ -40,10 +40,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.auth.security import Actor
-from capacity.booking.availability import figures
-from capacity.booking.models import Area, AreaLocalProvider, Placement, Unit
 from capacity.booking.persons import PersonIn, looks_like_nhs_number
-from capacity.booking.placements import S136_HOURS, not_in_future, placement_geography
+from capacity.booking.placements.models import Placement
+from capacity.booking.placements.service import S136_HOURS, not_in_future, placement_geography
+from capacity.booking.units.availability import figures
+from capacity.booking.units.models import Area, AreaLocalProvider, Unit
 from capacity.codes import ACUTE_KINDS, Ethnicity, LegalBasis, OapReason, Outcome, PersonSex, values
 from capacity.db.base import UTCDateTime
 from capacity.db.engine import Database

@@ -1,4 +1,4 @@
-"""Reference data and units: thin handlers that call one service each."""
+"""Reference data, codes and units: thin handlers that call one service each."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import select
 
 from capacity.auth.security import Actor, require_roles
-from capacity.booking import units as unit_service
-from capacity.booking.availability import UnitSearch, read_unit
-from capacity.booking.models import Area, Provider
-from capacity.booking.schemas import (
+from capacity.booking.units import service as unit_service
+from capacity.booking.units.availability import UnitSearch, read_unit
+from capacity.booking.units.models import Area, Provider
+from capacity.booking.units.schemas import (
     AreaOut,
     AvailabilityIn,
     CodesOut,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from capacity.auth.security import Actor
-from capacity.booking.availability import UnitFigures, UnitSearch, search_units, unit_figures
-from capacity.booking.models import AvailabilityDeclaration, Unit, UnmetDemand
-from capacity.booking.schemas import AvailabilityIn
+from capacity.booking.units.availability import UnitFigures, UnitSearch, search_units, unit_figures
+from capacity.booking.units.models import AvailabilityDeclaration, Unit, UnmetDemand
+from capacity.booking.units.schemas import AvailabilityIn
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Forbidden, Invalid

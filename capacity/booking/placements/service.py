@@ -9,12 +9,13 @@ from sqlalchemy import select, update
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
-from capacity.booking.availability import great_circle_km, unit_figures
 from capacity.booking.eligibility import check_person, check_unit_takes
-from capacity.booking.models import Area, Placement, Unit
 from capacity.booking.persons import person_columns
-from capacity.booking.schemas import DischargeIn, PlacementIn, S136ExtensionIn
-from capacity.booking.units import availability_event, ensure_manages
+from capacity.booking.placements.models import Placement
+from capacity.booking.placements.schemas import DischargeIn, PlacementIn, S136ExtensionIn
+from capacity.booking.units.availability import great_circle_km, unit_figures
+from capacity.booking.units.models import Area, Unit
+from capacity.booking.units.service import availability_event, ensure_manages
 from capacity.codes import ACUTE_KINDS
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork

@@ -13,9 +13,9 @@ from sqlalchemy import update
 
 from capacity.auth.scope import ensure_role
 from capacity.auth.security import Actor
-from capacity.booking.holds import effective_status, hold_event, lock_hold
-from capacity.booking.models import Conveyance, Hold
-from capacity.booking.schemas import ConveyanceIn, ConveyanceOut
+from capacity.booking.holds.models import Conveyance, Hold
+from capacity.booking.holds.schemas import ConveyanceIn, ConveyanceOut
+from capacity.booking.holds.service import effective_status, hold_event, lock_hold
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid

@@ -16,7 +16,9 @@ from sqlalchemy import Select, and_, exists, func, literal, or_, select, union_a
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from capacity.booking.models import Area, AreaLocalProvider, Hold, Placement, Unit, UnitAreaRule
+from capacity.booking.holds.models import Hold
+from capacity.booking.placements.models import Placement
+from capacity.booking.units.models import Area, AreaLocalProvider, Unit, UnitAreaRule
 from capacity.errors import Invalid, NotFound
 from capacity.settings import Settings
 

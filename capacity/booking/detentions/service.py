@@ -14,11 +14,11 @@ from sqlalchemy import select, update
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
+from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.schemas import POLICE_STATION_CRITERIA, DetentionEndIn, DetentionIn
 from capacity.booking.eligibility import check_person, ensure_amhp_area
-from capacity.booking.models import S136Detention
 from capacity.booking.persons import person_columns
-from capacity.booking.placements import S136_HOURS, not_in_future
-from capacity.booking.schemas import POLICE_STATION_CRITERIA, DetentionEndIn, DetentionIn
+from capacity.booking.placements.service import S136_HOURS, not_in_future
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound

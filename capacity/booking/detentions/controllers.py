@@ -1,0 +1,58 @@
+"""s136 detentions at places that are not units: thin handlers."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+
+from capacity.auth.security import Actor, require_roles
+from capacity.booking.detentions import service as detention_service
+from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.schemas import DetentionEndIn, DetentionIn, DetentionOut
+from capacity.booking.persons import person_out
+from capacity.db.engine import Database
+
+
+def detention_out(d: S136Detention) -> DetentionOut:
+    return DetentionOut(
+        id=d.id,
+        place_type=d.place_type,
+        place_name=d.place_name,
+        person=person_out(d),  # type: ignore[arg-type]
+        detained_at=d.detained_at,
+        deadline=d.deadline,
+        ended_at=d.ended_at,
+        outcome=d.outcome,
+        breached_at=d.breached_at,
+        police_station_criteria=list(d.police_station_criteria or []),
+        authorising_inspector=d.authorising_inspector,
+        conveyance_mode=d.conveyance_mode,
+        police_vehicle_reason=d.police_vehicle_reason,
+        ambulance_requested_at=d.ambulance_requested_at,
+        ambulance_at_scene_at=d.ambulance_at_scene_at,
+    )
+
+
+class DetentionController(Controller):
+    """s136 detentions at places of safety that are not bookable units (emergency department, police station)."""
+
+    path = "/api/s136-detentions"
+    tags = ["Section 136"]
+    guards = [require_roles("amhp", "admin")]
+
+    @post(
+        "/", summary="Record an s136 detention at an emergency department, police station or elsewhere", status_code=201
+    )
+    async def record(self, db: Database, actor: Actor, data: DetentionIn) -> DetentionOut:
+        return detention_out(await detention_service.record_detention(db, actor, data))
+
+    @get("/", summary="s136 detentions at other places, in the caller's areas")
+    async def list_detentions(self, db: Database, actor: Actor) -> list[DetentionOut]:
+        return [detention_out(d) for d in await detention_service.list_detentions(db, actor)]
+
+    @get("/{detention_id:str}", summary="One s136 detention")
+    async def get_detention(self, db: Database, actor: Actor, detention_id: str) -> DetentionOut:
+        return detention_out(await detention_service.read_detention(db, actor, detention_id))
+
+    @post("/{detention_id:str}/end", summary="End a detention with its outcome", status_code=200)
+    async def end(self, db: Database, actor: Actor, detention_id: str, data: DetentionEndIn) -> DetentionOut:
+        return detention_out(await detention_service.end_detention(db, actor, detention_id, data))

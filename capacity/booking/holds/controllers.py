@@ -1,0 +1,106 @@
+"""Holds and conveyance: thin handlers, one service call each."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, Response, get, post, put
+from litestar.params import FromQuery, HeaderParameter
+
+from capacity.auth.scope import PERSON_ROLES
+from capacity.auth.security import Actor, require_roles
+from capacity.booking.holds import conveyance as conveyance_service
+from capacity.booking.holds import service as hold_service
+from capacity.booking.holds.conveyance import conveyance_out
+from capacity.booking.holds.schemas import ArriveIn, ConveyanceIn, ConveyanceOut, DeclineIn, ExtendIn, HoldIn, HoldOut
+from capacity.booking.holds.service import HoldView
+from capacity.booking.persons import person_out
+from capacity.booking.placements.controllers import placement_out
+from capacity.booking.placements.schemas import PlacementOut
+from capacity.codes import HoldStatus
+from capacity.db.engine import Database
+from capacity.settings import Settings
+
+
+def hold_out(view: HoldView, now: datetime, settings: Settings) -> HoldOut:
+    h = view.hold
+    return HoldOut(
+        id=h.id,
+        unit_id=h.unit_id,
+        status=view.status,
+        purpose=h.purpose,
+        person=person_out(h),  # type: ignore[arg-type]
+        risk_flags=list(h.risk_flags or []),
+        note=h.note,
+        created_at=h.created_at,
+        created_by=h.created_by,
+        expires_at=h.expires_at,
+        ended_at=h.ended_at,
+        extensions=h.extensions,
+        extended_minutes=h.extended_minutes,
+        decline_reason=h.decline_reason,
+        placement_id=view.placement_id,
+        conveyance=conveyance_out(view.conveyance, now, settings.ambulance_standard_minutes)
+        if view.conveyance
+        else None,
+    )
+
+
+class HoldController(Controller):
+    path = "/api/holds"
+    tags = ["Holds"]
+    guards = [require_roles(*PERSON_ROLES)]
+
+    async def _view(self, db: Database, actor: Actor, hold_id: str) -> HoldOut:
+        view, now = await hold_service.read_hold(db, actor, hold_id)
+        return hold_out(view, now, db.settings)
+
+    @post("/", summary="Hold a place for a person (AMHP)", status_code=201)
+    async def create(
+        self,
+        db: Database,
+        actor: Actor,
+        data: HoldIn,
+        idempotency_key: Annotated[
+            str | None, HeaderParameter(header="Idempotency-Key", max_length=200, required=False)
+        ] = None,
+    ) -> Response[HoldOut]:
+        result = await hold_service.create_hold(db, actor, data, idempotency_key)
+        view = HoldView(result.hold, hold_service.effective_status(result.hold, result.now), None, None)
+        return Response(hold_out(view, result.now, db.settings), status_code=201 if result.created else 200)
+
+    @get("/", summary="Holds in the caller's scope, newest first")
+    async def list_holds(
+        self, db: Database, actor: Actor, status: FromQuery[HoldStatus | None] = None
+    ) -> list[HoldOut]:
+        views, now = await hold_service.list_holds(db, actor, status)
+        return [hold_out(v, now, db.settings) for v in views]
+
+    @get("/{hold_id:str}", summary="One hold")
+    async def get_hold(self, db: Database, actor: Actor, hold_id: str) -> HoldOut:
+        return await self._view(db, actor, hold_id)
+
+    @post("/{hold_id:str}/extend", summary="Extend a live hold, with a reason", status_code=200)
+    async def extend(self, db: Database, actor: Actor, hold_id: str, data: ExtendIn) -> HoldOut:
+        await hold_service.extend_hold(db, actor, hold_id, data)
+        return await self._view(db, actor, hold_id)
+
+    @post("/{hold_id:str}/release", summary="Release a hold (AMHP)", status_code=200)
+    async def release(self, db: Database, actor: Actor, hold_id: str) -> HoldOut:
+        await hold_service.release_hold(db, actor, hold_id)
+        return await self._view(db, actor, hold_id)
+
+    @post("/{hold_id:str}/decline", summary="Decline a hold (the unit's bed manager)", status_code=200)
+    async def decline(self, db: Database, actor: Actor, hold_id: str, data: DeclineIn) -> HoldOut:
+        await hold_service.decline_hold(db, actor, hold_id, data)
+        return await self._view(db, actor, hold_id)
+
+    @post("/{hold_id:str}/arrive", summary="Record arrival: the hold becomes a placement", status_code=201)
+    async def arrive(self, db: Database, actor: Actor, hold_id: str, data: ArriveIn) -> PlacementOut:
+        return placement_out(await hold_service.arrive(db, actor, hold_id, data))
+
+    @put("/{hold_id:str}/conveyance", summary="Record conveyance: mode, times and ETA")
+    async def conveyance(self, db: Database, actor: Actor, hold_id: str, data: ConveyanceIn) -> ConveyanceOut:
+        result = await conveyance_service.update_conveyance(db, actor, hold_id, data)
+        return conveyance_out(result.conveyance, result.now, db.settings.ambulance_standard_minutes)

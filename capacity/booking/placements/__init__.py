@@ -1,0 +1,1 @@
+"""Placements: a person staying at a unit, from arrival or direct admission to discharge."""

@@ -1,0 +1,1 @@
+"""Units and their live availability: reference data, declarations, search."""

@@ -1,0 +1,130 @@
+"""Areas, providers, units, their area rules, declaration history and unmet demand."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from capacity.codes import AreaRule, Sector, UnitKind, UnitSex, UnitStatus, check_in
+from capacity.db.base import Base, IdMixin
+
+
+class AreaLocalProvider(Base):
+    """A provider that forms part of an area's usual local network (DHSC OAP definition)."""
+
+    __tablename__ = "area_local_providers"
+    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code", ondelete="CASCADE"), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Area(Base):
+    __tablename__ = "areas"
+    code: Mapped[str] = mapped_column(String(9), primary_key=True)  # ONS code, e.g. E06000022
+    name: Mapped[str] = mapped_column(String(120))
+    region: Mapped[str] = mapped_column(String(80), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    local_providers: Mapped[list[AreaLocalProvider]] = relationship(lazy="selectin", cascade="all")
+
+    @property
+    def local_provider_ids(self) -> list[str]:
+        return sorted(link.provider_id for link in self.local_providers)
+
+
+class Provider(IdMixin, Base):
+    __tablename__ = "providers"
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    sector: Mapped[str] = mapped_column(String(16))
+    __table_args__ = (check_in("sector", Sector),)
+
+
+class UnitAreaRule(Base):
+    """A home area a unit accepts exclusively (`accepts`) or refuses (`refuses`)."""
+
+    __tablename__ = "unit_area_rules"
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(8))
+    __table_args__ = (check_in("rule", AreaRule),)
+
+
+class Unit(IdMixin, Base):
+    __tablename__ = "units"
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"), index=True)
+    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(24))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    postcode: Mapped[str | None] = mapped_column(String(10))
+    sex: Mapped[str] = mapped_column(String(8), default="any")
+    min_age: Mapped[int] = mapped_column(Integer, default=18)
+    max_age: Mapped[int | None] = mapped_column(Integer)
+    mother_and_baby: Mapped[bool] = mapped_column(Boolean, default=False)
+    accepts_intoxicated: Mapped[bool] = mapped_column(Boolean, default=False)
+    accepts_detained: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_stay_days: Mapped[int | None] = mapped_column(Integer)
+    daily_cost: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False), default=0)
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    open_places: Mapped[int] = mapped_column(Integer, default=0)
+    closed_reason: Mapped[str | None] = mapped_column(String(32))
+    last_confirmed_at: Mapped[datetime]
+    last_confirmed_by: Mapped[str] = mapped_column(String(80))
+    area_rules: Mapped[list[UnitAreaRule]] = relationship(lazy="raise", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        CheckConstraint("open_places >= 0", name="open_places_not_negative"),
+        check_in("status", UnitStatus),
+        check_in("sex", UnitSex),
+        check_in("kind", UnitKind),
+        Index("ix_units_kind_sex_ages", "kind", "sex", "min_age", "max_age"),
+    )
+
+    @property
+    def accepts_from_areas(self) -> list[str]:
+        return sorted(r.area_code for r in self.area_rules if r.rule == "accepts")
+
+    @property
+    def refuses_areas(self) -> list[str]:
+        return sorted(r.area_code for r in self.area_rules if r.rule == "refuses")
+
+
+class AvailabilityDeclaration(IdMixin, Base):
+    """Every declaration or confirmation of a unit's figures: who, when, before and after."""
+
+    __tablename__ = "availability_declarations"
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    declared_at: Mapped[datetime]
+    declared_by: Mapped[str] = mapped_column(String(80))
+    before_open_places: Mapped[int | None] = mapped_column(Integer)
+    after_open_places: Mapped[int] = mapped_column(Integer)
+    before_status: Mapped[str | None] = mapped_column(String(8))
+    after_status: Mapped[str] = mapped_column(String(8))
+    closed_reason: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    confirmation: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (Index("ix_availability_declarations_unit_at", "unit_id", "declared_at"),)
+
+
+class UnmetDemand(IdMixin, Base):
+    """A hold refused for lack of a place, or a search that found nothing: no person data."""
+
+    __tablename__ = "unmet_demand"
+    at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(12))  # 'search' | 'hold'
+    kind: Mapped[str | None] = mapped_column(String(24))
+    home_area: Mapped[str | None] = mapped_column(String(9))
+    unit_id: Mapped[str | None] = mapped_column(String(36))
+    __table_args__ = (Index("ix_unmet_demand_area_at", "home_area", "at"),)

@@ -1,0 +1,154 @@
+"""What the API takes and returns for reference data, codes and units (msgspec Structs, API.md)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from capacity.booking.units.availability import UnitFigures
+from capacity.codes import (
+    ACUTE_KINDS,
+    CODE_SETS,
+    KIND_PURPOSE,
+    ClosedReason,
+    Code,
+    HoldPurpose,
+    Sector,
+    UnitKind,
+    UnitSex,
+    UnitStatus,
+)
+
+
+class AreaOut(msgspec.Struct):
+    code: str
+    name: str
+    lat: float
+    lon: float
+    local_provider_ids: list[str]
+    region: str = ""
+
+
+class ProviderOut(msgspec.Struct):
+    id: str
+    name: str
+    sector: Sector
+
+
+class UnitOut(msgspec.Struct, omit_defaults=True):
+    id: str
+    name: str
+    kind: UnitKind
+    provider_id: str
+    area_code: str
+    lat: float
+    lon: float
+    sex: UnitSex
+    min_age: int
+    max_age: int | None
+    status: UnitStatus
+    closed_reason: ClosedReason | None
+    open_places: int
+    available: int
+    held: int
+    occupied: int
+    last_confirmed_at: datetime
+    last_confirmed_by: str
+    stale: bool
+    distance_km: float | UnsetType = UNSET
+    out_of_area: bool | UnsetType = UNSET
+
+
+class UnitDetail(UnitOut, kw_only=True, omit_defaults=True):
+    postcode: str | None
+    mother_and_baby: bool
+    accepts_intoxicated: bool
+    accepts_detained: bool
+    max_stay_days: int | None
+    daily_cost: float
+    accepts_from_areas: list[str]
+    refuses_areas: list[str]
+
+
+class AvailabilityIn(msgspec.Struct, forbid_unknown_fields=True):
+    open_places: Annotated[int, Meta(ge=0, le=10_000)]
+    status: UnitStatus
+    closed_reason: ClosedReason | None = None
+    note: Annotated[str, Meta(max_length=500)] | None = None
+
+
+def unit_out(f: UnitFigures) -> UnitOut:
+    u = f.unit
+    return UnitOut(
+        id=u.id,
+        name=u.name,
+        kind=u.kind,  # type: ignore[arg-type]
+        provider_id=u.provider_id,
+        area_code=u.area_code,
+        lat=u.lat,
+        lon=u.lon,
+        sex=u.sex,  # type: ignore[arg-type]
+        min_age=u.min_age,
+        max_age=u.max_age,
+        status=u.status,  # type: ignore[arg-type]
+        closed_reason=u.closed_reason,  # type: ignore[arg-type]
+        open_places=u.open_places,
+        available=f.available,
+        held=f.held,
+        occupied=f.occupied,
+        last_confirmed_at=u.last_confirmed_at,
+        last_confirmed_by=u.last_confirmed_by,
+        stale=f.stale,
+        distance_km=UNSET if f.distance_km is None else f.distance_km,
+        out_of_area=UNSET if f.out_of_area is None else f.out_of_area,
+    )
+
+
+def unit_detail(f: UnitFigures) -> UnitDetail:
+    u = f.unit
+    return UnitDetail(
+        **msgspec.structs.asdict(unit_out(f)),
+        postcode=u.postcode,
+        mother_and_baby=u.mother_and_baby,
+        accepts_intoxicated=u.accepts_intoxicated,
+        accepts_detained=u.accepts_detained,
+        max_stay_days=u.max_stay_days,
+        daily_cost=float(u.daily_cost or 0),
+        accepts_from_areas=u.accepts_from_areas,
+        refuses_areas=u.refuses_areas,
+    )
+
+
+class CodeOut(msgspec.Struct):
+    code: str
+    label: str
+
+
+class KindCodeOut(CodeOut, kw_only=True):
+    purpose: HoldPurpose  # what a hold at a unit of this kind is for, unless the AMHP says otherwise
+    acute: bool  # an inpatient bed: an out-of-area placement there needs an OAP reason
+
+
+# One list of {code, label} per code set of capacity.codes, under the key CODE_SETS names it by.
+CodesOut = msgspec.defstruct(
+    "CodesOut",
+    [(key, list[KindCodeOut] if code is UnitKind else list[CodeOut]) for key, code in CODE_SETS.items()],
+    module=__name__,
+)
+
+
+@functools.cache  # the codes never change while the service runs
+def codes_out() -> CodesOut:  # type: ignore[valid-type]
+    def entries(code: type[Code]) -> list[CodeOut]:
+        if code is UnitKind:
+            return [
+                KindCodeOut(kind.value, kind.label, purpose=KIND_PURPOSE[kind], acute=kind in ACUTE_KINDS)
+                for kind in UnitKind
+            ]
+        return [CodeOut(member.value, member.label) for member in code]
+
+    return CodesOut(**{key: entries(code) for key, code in CODE_SETS.items()})

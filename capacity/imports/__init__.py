@@ -1,0 +1,1 @@
+"""Bulk imports from CSV files (history for backfill and reports)."""
