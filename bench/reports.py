@@ -7,7 +7,7 @@ For each engine (--db sqlite, postgres or both) the script
      wards), 10 voluntary providers (crisis, community and respite beds, local to their region) and 10
      private hospitals (local to no one, so out-of-area placements arise), about 300 units;
   2. writes a valid CSV of --rows placements over --years years (under --workdir; reused when present)
-     and loads it with the history import service (capacity.booking.history.import_placements: the same
+     and loads it with the history import service (capacity.imports.placements.import_placements: the same
      checks and writes as `capacity import placements`), and times that;
   3. adds what the other reports read, by bulk insert: holds (some arrived, linked to s136 placements,
      with conveyance), s136 detentions at emergency departments, police stations and elsewhere, unmet
@@ -376,7 +376,7 @@ async def build(url: str, args, world: World, csv_path: Path, now: datetime) -> 
             [user_row(stable_id("user", ADMIN_USER), ADMIN_USER, ADMIN_PASSWORD, "admin", now)],
         )
 
-        log(f"importing {csv_path.name} with capacity.booking.history.import_placements")
+        log(f"importing {csv_path.name} with capacity.imports.placements.import_placements")
         shown = {"check": -1, "write": -1}
 
         def progress(phase: str, done: int, total: int) -> None:
