@@ -121,6 +121,7 @@ class Database:
                     uow = UnitOfWork(session, self.clock, self.settings, self.unit_locks, self.after_check)
                     async with session.begin():
                         result = await work(uow)
+                        await uow.write_audit()
                 if uow.events and self.publish is not None:
                     await self.publish(uow.events)
                 return result

@@ -17,17 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity.audit import AuditEntry
 from capacity.clock import Clock
+from capacity.db.base import Base
 from capacity.errors import NotFound
 
 if TYPE_CHECKING:
-    from capacity.booking.units.models import Unit
-    from capacity.notify.events import Event
+    from capacity.events import Event
     from capacity.settings import Settings
+
+
+def _unit_model() -> Any:
+    """The model of the `units` table, found through the declarative registry: db/ names no domain
+    package, so that nothing it imports can import it back."""
+    return next(m.class_ for m in Base.registry.mappers if m.local_table.name == "units")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class UnitOfWork:
         self._after_check = after_check
         self._now: datetime | None = None
         self.events: list[Event] = []
+        self.audit_entries: list[dict[str, Any]] = []
 
     @property
     def now(self) -> datetime:
@@ -70,17 +76,16 @@ class UnitOfWork:
             self._now = self._clock.now()
         return self._now
 
-    async def lock_units(self, ids: Iterable[str]) -> dict[str, Unit]:
+    async def lock_units(self, ids: Iterable[str]) -> dict[str, Any]:
         """Lock these units for the rest of the transaction, in sorted order (so two transactions that
         lock the same units cannot deadlock); 404 for an id that does not exist."""
         if not self.session.in_transaction():
             raise RuntimeError("lock_units runs only inside a write transaction")
         if self._now is not None:
             raise RuntimeError("lock the units before reading the clock: a time read before a lock wait is stale")
-        from capacity.booking.units.models import Unit
-
+        unit = _unit_model()
         wanted = sorted(set(ids))
-        stmt = select(Unit).where(Unit.id.in_(wanted)).order_by(Unit.id)
+        stmt = select(unit).where(unit.id.in_(wanted)).order_by(unit.id)
         if self._locks.row_locks:
             stmt = stmt.with_for_update()
         units = {u.id: u for u in (await self.session.scalars(stmt)).all()}
@@ -89,7 +94,7 @@ class UnitOfWork:
                 raise NotFound(f"no unit with id {unit_id}")
         return units
 
-    async def lock_unit(self, unit_id: str) -> Unit:
+    async def lock_unit(self, unit_id: str) -> Any:
         return (await self.lock_units([unit_id]))[unit_id]
 
     async def checked(self) -> None:
@@ -112,9 +117,10 @@ class UnitOfWork:
         before: dict | None = None,
         after: dict | None = None,
     ) -> None:
-        """Add an entry to the append-only audit log, in this transaction, at its instant."""
-        self.session.add(
-            AuditEntry(
+        """Add an entry to the append-only audit log at this transaction's instant; `Database.write`
+        inserts the transaction's entries, in one statement, just before it commits."""
+        self.audit_entries.append(
+            dict(
                 at=self.now,
                 username=actor.username,
                 role=actor.role,
@@ -125,6 +131,10 @@ class UnitOfWork:
                 after=after,
             )
         )
+
+    async def write_audit(self) -> None:
+        if self.audit_entries:
+            await self.session.execute(insert(Base.metadata.tables["audit_log"]), self.audit_entries)
 
 
 @dataclass

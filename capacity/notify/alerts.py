@@ -23,7 +23,7 @@ from capacity.booking.units.models import Unit
 from capacity.db.base import Base, IdMixin
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
-from capacity.notify.events import Event
+from capacity.events import Event
 
 
 class AlertSent(IdMixin, Base):

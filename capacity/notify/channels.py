@@ -18,7 +18,7 @@ from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from capacity.notify.events import Event, encode
+from capacity.events import Event, encode
 from capacity.settings import Settings
 
 log = logging.getLogger("capacity.notify")

@@ -25,7 +25,7 @@ from capacity.auth.models import User
 from capacity.auth.scope import hears
 from capacity.auth.security import SESSION_COOKIE, Actor
 from capacity.notify.channels import CHANNEL, BoundedSubscriber
-from capacity.notify.events import PUBLIC_TYPES, Event, decode
+from capacity.events import PUBLIC_TYPES, Event, decode
 
 # Close codes a client can act on.
 CLOSE_UNAUTHORISED = 4401

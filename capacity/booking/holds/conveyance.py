@@ -19,7 +19,7 @@ from capacity.booking.holds.service import effective_status, hold_event, lock_ho
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid
-from capacity.notify.events import Event
+from capacity.events import Event
 
 # The order the times must come in, when given.
 SEQUENCE = ("requested_at", "dispatched_at", "at_scene_at", "departed_at", "arrived_at")

@@ -34,7 +34,7 @@ from capacity.db.base import new_id
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
-from capacity.notify.events import Event
+from capacity.events import Event
 
 # The legal basis a placement takes from the purpose of its hold, unless the arrival says otherwise.
 LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "informal", "admission": "informal"}

@@ -20,7 +20,7 @@ from capacity.codes import ACUTE_KINDS
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
-from capacity.notify.events import Event
+from capacity.events import Event
 
 S136_HOURS = 24  # s136(2A) Mental Health Act 1983
 # Times a little ahead of the server's clock are accepted (device clocks drift); beyond that, refused.

@@ -11,7 +11,7 @@ from capacity.booking.units.schemas import AvailabilityIn
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Forbidden, Invalid
-from capacity.notify.events import Event
+from capacity.events import Event
 
 
 def ensure_manages(actor: Actor, unit: Unit) -> None:
