@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import select
 
@@ -23,8 +24,8 @@ class AuditEntryOut(msgspec.Struct):
     action: str
     object_type: str
     object_id: str | None
-    before: dict | None
-    after: dict | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
 
 
 class AuditController(Controller):
@@ -35,7 +36,7 @@ class AuditController(Controller):
     @get("/", summary="Query the append-only audit log (admin), newest first")
     async def query(
         self,
-        db: Database,
+        db: NamedDependency[Database],
         object_type: FromQuery[str | None] = None,
         object_id: FromQuery[str | None] = None,
         username: FromQuery[str | None] = None,

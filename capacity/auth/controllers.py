@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from msgspec import Meta
 
 from capacity.auth.security import Actor
@@ -41,7 +43,11 @@ class AuthController(Controller):
 
     @post("/auth/token", status_code=200, summary="Exchange a username and password for a bearer token")
     async def token(
-        self, request: Request[Any, Any, Any], db: Database, settings: Settings, data: TokenRequest
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        data: JSONBody[TokenRequest],
     ) -> TokenResponse:
         client = request.client.host if request.client else "unknown"
         user = await authenticate(db, request.app.state.login_throttle, data.username, data.password, client)
@@ -52,5 +58,5 @@ class AuthController(Controller):
         return TokenResponse(token, "bearer", wall_now() + lifetime, user.role)
 
     @get("/me", summary="The caller: role, provider and areas")
-    async def me(self, actor: Actor) -> Me:
+    async def me(self, actor: NamedDependency[Actor]) -> Me:
         return Me(actor.username, actor.role, actor.provider_id, list(actor.areas))

@@ -13,10 +13,12 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.channels import ChannelsPlugin
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from litestar.security.jwt import Token
 from sqlalchemy import select
@@ -24,8 +26,8 @@ from sqlalchemy import select
 from capacity.auth.models import User
 from capacity.auth.scope import hears
 from capacity.auth.security import SESSION_COOKIE, Actor
-from capacity.notify.channels import CHANNEL, BoundedSubscriber
 from capacity.events import PUBLIC_TYPES, Event, decode
+from capacity.notify.channels import CHANNEL, BoundedSubscriber
 
 # Close codes a client can act on.
 CLOSE_UNAUTHORISED = 4401
@@ -68,7 +70,7 @@ class SubscribeMessage(msgspec.Struct):
     token: str | None = None
 
 
-async def _actor_for(socket: WebSocket, encoded: str | None) -> Actor:
+async def _actor_for(socket: WebSocket[Any, Any, Any], encoded: str | None) -> Actor:
     if not encoded:
         raise NotAuthorizedException("no token")
     jwt_auth = socket.app.state.jwt_auth
@@ -80,7 +82,7 @@ async def _actor_for(socket: WebSocket, encoded: str | None) -> Actor:
     return Actor.of(user)
 
 
-def _body(type_: str, at: str, data: dict) -> str:
+def _body(type_: str, at: str, data: dict[str, Any]) -> str:
     """A frame's JSON without its opening brace and `seq`, which differ per connection."""
     return msgspec.json.encode({"type": type_, "at": at, "data": data}).decode()[1:]
 
@@ -99,14 +101,14 @@ def _prepared(raw: bytes) -> tuple[Event, str]:
 class Stream:
     """One connection: numbers the frames it sends and applies the caller's scope and filter."""
 
-    def __init__(self, socket: WebSocket, actor: Actor) -> None:
+    def __init__(self, socket: WebSocket[Any, Any, Any], actor: Actor) -> None:
         self.socket = socket
         self.actor = actor
         self.filter = Filter()
         self.seq = 0
         self.lock = asyncio.Lock()
 
-    async def send(self, type_: str, data: dict, at: datetime | None = None) -> None:
+    async def send(self, type_: str, data: dict[str, Any], at: datetime | None = None) -> None:
         await self.send_body(_body(type_, (at or self.socket.app.state.db.clock.now()).isoformat(), data))
 
     async def send_body(self, body: str) -> None:
@@ -140,7 +142,7 @@ class Stream:
 
 
 @websocket("/ws/events", opt={"exclude_from_auth": True})
-async def events_socket(socket: WebSocket, channels: ChannelsPlugin) -> None:
+async def events_socket(socket: WebSocket[Any, Any, Any], channels: NamedDependency[ChannelsPlugin]) -> None:
     await socket.accept()
     # A browser's session cookie, or a token in the query or the first message.
     encoded = socket.query_params.get("token") or socket.cookies.get(SESSION_COOKIE, "").split(" ")[-1]

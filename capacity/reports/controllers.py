@@ -8,6 +8,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.params import QueryParameter
 
@@ -76,7 +77,7 @@ def _format(requested: str | None, accept: str) -> str:
 
 
 async def _respond(
-    request: Request,
+    request: Request[Any, Any, Any],
     db: Database,
     actor: Actor,
     name: str,
@@ -110,9 +111,9 @@ class ReportController(Controller):
     )
     async def out_of_area(
         self,
-        request: Request,
-        db: Database,
-        actor: Actor,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
         from_: FromDate,
         to: ToDate,
         area: AreaCode = None,
@@ -127,9 +128,9 @@ class ReportController(Controller):
     )
     async def s136(
         self,
-        request: Request,
-        db: Database,
-        actor: Actor,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
         from_: FromDate,
         to: ToDate,
         area: AreaCode = None,
@@ -140,9 +141,9 @@ class ReportController(Controller):
     @get("/capacity", summary="Capacity use: occupancy by unit and kind, hold outcomes, time to arrival, unmet demand")
     async def capacity(
         self,
-        request: Request,
-        db: Database,
-        actor: Actor,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
         from_: FromDate,
         to: ToDate,
         area: AreaCode = None,
@@ -157,9 +158,9 @@ class ReportController(Controller):
     )
     async def equality(
         self,
-        request: Request,
-        db: Database,
-        actor: Actor,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
         from_: FromDate,
         to: ToDate,
         area: AreaCode = None,

@@ -6,6 +6,8 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar.response import Template
 
 from capacity.auth.controllers import TokenRequest
@@ -28,13 +30,17 @@ class WebController(Controller):
     opt = {"exclude_from_auth": True}
 
     @get("/")
-    async def login_page(self, settings: Settings) -> Template:
+    async def login_page(self, settings: NamedDependency[Settings]) -> Template:
         return Template("login.html", context={"demo": settings.demo})
 
     @post("/login", status_code=200)
     async def login(
-        self, request: Request[Any, Any, Any], db: Database, settings: Settings, data: TokenRequest
-    ) -> Response:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        data: JSONBody[TokenRequest],
+    ) -> Response[dict[str, str]]:
         client = request.client.host if request.client else "unknown"
         user = await authenticate(db, request.app.state.login_throttle, data.username, data.password, client)
         page, _ = PAGES[user.role]
@@ -53,7 +59,7 @@ class WebController(Controller):
         return Response({"role": user.role, "page": page}, cookies=[cookie])
 
     @post("/logout", status_code=200)
-    async def logout(self) -> Response:
+    async def logout(self) -> Response[dict[str, str]]:
         response = Response({"page": "/"})
         response.delete_cookie(SESSION_COOKIE)
         return response

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from capacity.auth.security import Actor, require_roles
 from capacity.booking.detentions import service as detention_service
 from capacity.booking.detentions.models import S136Detention
 from capacity.booking.detentions.schemas import DetentionEndIn, DetentionIn, DetentionOut
 from capacity.booking.persons import person_out
+from capacity.codes import PlaceType
 from capacity.db.engine import Database
 
 
 def detention_out(d: S136Detention) -> DetentionOut:
     return DetentionOut(
         id=d.id,
-        place_type=d.place_type,
+        place_type=cast(PlaceType, d.place_type),  # the table's check constraint: one of PlaceType
         place_name=d.place_name,
-        person=person_out(d),  # type: ignore[arg-type]
+        person=person_out(d),
         detained_at=d.detained_at,
         deadline=d.deadline,
         ended_at=d.ended_at,
@@ -42,17 +47,27 @@ class DetentionController(Controller):
     @post(
         "/", summary="Record an s136 detention at an emergency department, police station or elsewhere", status_code=201
     )
-    async def record(self, db: Database, actor: Actor, data: DetentionIn) -> DetentionOut:
+    async def record(
+        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[DetentionIn]
+    ) -> DetentionOut:
         return detention_out(await detention_service.record_detention(db, actor, data))
 
     @get("/", summary="s136 detentions at other places, in the caller's areas")
-    async def list_detentions(self, db: Database, actor: Actor) -> list[DetentionOut]:
+    async def list_detentions(self, db: NamedDependency[Database], actor: NamedDependency[Actor]) -> list[DetentionOut]:
         return [detention_out(d) for d in await detention_service.list_detentions(db, actor)]
 
     @get("/{detention_id:str}", summary="One s136 detention")
-    async def get_detention(self, db: Database, actor: Actor, detention_id: str) -> DetentionOut:
+    async def get_detention(
+        self, db: NamedDependency[Database], actor: NamedDependency[Actor], detention_id: FromPath[str]
+    ) -> DetentionOut:
         return detention_out(await detention_service.read_detention(db, actor, detention_id))
 
     @post("/{detention_id:str}/end", summary="End a detention with its outcome", status_code=200)
-    async def end(self, db: Database, actor: Actor, detention_id: str, data: DetentionEndIn) -> DetentionOut:
+    async def end(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        detention_id: FromPath[str],
+        data: JSONBody[DetentionEndIn],
+    ) -> DetentionOut:
         return detention_out(await detention_service.end_detention(db, actor, detention_id, data))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 from litestar import Controller, Response, get, post, put
-from litestar.params import FromQuery, HeaderParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from capacity.auth.scope import PERSON_ROLES
 from capacity.auth.security import Actor, require_roles
@@ -18,7 +19,7 @@ from capacity.booking.holds.service import HoldView
 from capacity.booking.persons import person_out
 from capacity.booking.placements.controllers import placement_out
 from capacity.booking.placements.schemas import PlacementOut
-from capacity.codes import HoldStatus
+from capacity.codes import HoldPurpose, HoldStatus
 from capacity.db.engine import Database
 from capacity.settings import Settings
 
@@ -28,9 +29,10 @@ def hold_out(view: HoldView, now: datetime, settings: Settings) -> HoldOut:
     return HoldOut(
         id=h.id,
         unit_id=h.unit_id,
-        status=view.status,
-        purpose=h.purpose,
-        person=person_out(h),  # type: ignore[arg-type]
+        # The table's check constraints keep these to HoldStatus and HoldPurpose.
+        status=cast(HoldStatus, view.status),
+        purpose=cast(HoldPurpose, h.purpose),
+        person=person_out(h),
         risk_flags=list(h.risk_flags or []),
         note=h.note,
         created_at=h.created_at,
@@ -59,11 +61,11 @@ class HoldController(Controller):
     @post("/", summary="Hold a place for a person (AMHP)", status_code=201)
     async def create(
         self,
-        db: Database,
-        actor: Actor,
-        data: HoldIn,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        data: JSONBody[HoldIn],
         idempotency_key: Annotated[
-            str | None, HeaderParameter(header="Idempotency-Key", max_length=200, required=False)
+            str | None, HeaderParameter(name="Idempotency-Key", max_length=200, required=False)
         ] = None,
     ) -> Response[HoldOut]:
         result = await hold_service.create_hold(db, actor, data, idempotency_key)
@@ -72,35 +74,63 @@ class HoldController(Controller):
 
     @get("/", summary="Holds in the caller's scope, newest first")
     async def list_holds(
-        self, db: Database, actor: Actor, status: FromQuery[HoldStatus | None] = None
+        self, db: NamedDependency[Database], actor: NamedDependency[Actor], status: FromQuery[HoldStatus | None] = None
     ) -> list[HoldOut]:
         views, now = await hold_service.list_holds(db, actor, status)
         return [hold_out(v, now, db.settings) for v in views]
 
     @get("/{hold_id:str}", summary="One hold")
-    async def get_hold(self, db: Database, actor: Actor, hold_id: str) -> HoldOut:
+    async def get_hold(
+        self, db: NamedDependency[Database], actor: NamedDependency[Actor], hold_id: FromPath[str]
+    ) -> HoldOut:
         return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/extend", summary="Extend a live hold, with a reason", status_code=200)
-    async def extend(self, db: Database, actor: Actor, hold_id: str, data: ExtendIn) -> HoldOut:
+    async def extend(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        hold_id: FromPath[str],
+        data: JSONBody[ExtendIn],
+    ) -> HoldOut:
         await hold_service.extend_hold(db, actor, hold_id, data)
         return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/release", summary="Release a hold (AMHP)", status_code=200)
-    async def release(self, db: Database, actor: Actor, hold_id: str) -> HoldOut:
+    async def release(
+        self, db: NamedDependency[Database], actor: NamedDependency[Actor], hold_id: FromPath[str]
+    ) -> HoldOut:
         await hold_service.release_hold(db, actor, hold_id)
         return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/decline", summary="Decline a hold (the unit's bed manager)", status_code=200)
-    async def decline(self, db: Database, actor: Actor, hold_id: str, data: DeclineIn) -> HoldOut:
+    async def decline(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        hold_id: FromPath[str],
+        data: JSONBody[DeclineIn],
+    ) -> HoldOut:
         await hold_service.decline_hold(db, actor, hold_id, data)
         return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/arrive", summary="Record arrival: the hold becomes a placement", status_code=201)
-    async def arrive(self, db: Database, actor: Actor, hold_id: str, data: ArriveIn) -> PlacementOut:
+    async def arrive(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        hold_id: FromPath[str],
+        data: JSONBody[ArriveIn],
+    ) -> PlacementOut:
         return placement_out(await hold_service.arrive(db, actor, hold_id, data))
 
     @put("/{hold_id:str}/conveyance", summary="Record conveyance: mode, times and ETA")
-    async def conveyance(self, db: Database, actor: Actor, hold_id: str, data: ConveyanceIn) -> ConveyanceOut:
+    async def conveyance(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        hold_id: FromPath[str],
+        data: JSONBody[ConveyanceIn],
+    ) -> ConveyanceOut:
         result = await conveyance_service.update_conveyance(db, actor, hold_id, data)
         return conveyance_out(result.conveyance, result.now, db.settings.ambulance_standard_minutes)

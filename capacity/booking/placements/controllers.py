@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
-from litestar.params import FromQuery
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from capacity.auth.scope import PERSON_ROLES
 from capacity.auth.security import Actor, require_roles
@@ -42,25 +43,39 @@ class PlacementController(Controller):
     guards = [require_roles(*PERSON_ROLES)]
 
     @post("/", summary="Record a direct admission (bed manager)", status_code=201)
-    async def admit(self, db: Database, actor: Actor, data: PlacementIn) -> PlacementOut:
+    async def admit(
+        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[PlacementIn]
+    ) -> PlacementOut:
         return placement_out(await placement_service.admit(db, actor, data))
 
     @get("/", summary="Placements in the caller's scope")
     async def list_placements(
-        self, db: Database, actor: Actor, active: FromQuery[bool | None] = None
+        self, db: NamedDependency[Database], actor: NamedDependency[Actor], active: FromQuery[bool | None] = None
     ) -> list[PlacementOut]:
         return [placement_out(p) for p in await placement_service.list_placements(db, actor, active)]
 
     @get("/{placement_id:str}", summary="One placement")
-    async def get_placement(self, db: Database, actor: Actor, placement_id: str) -> PlacementOut:
+    async def get_placement(
+        self, db: NamedDependency[Database], actor: NamedDependency[Actor], placement_id: FromPath[str]
+    ) -> PlacementOut:
         return placement_out(await placement_service.read_placement(db, actor, placement_id))
 
     @post("/{placement_id:str}/discharge", summary="Discharge with an outcome", status_code=200)
-    async def discharge(self, db: Database, actor: Actor, placement_id: str, data: DischargeIn) -> PlacementOut:
+    async def discharge(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        placement_id: FromPath[str],
+        data: JSONBody[DischargeIn],
+    ) -> PlacementOut:
         return placement_out(await placement_service.discharge(db, actor, placement_id, data))
 
     @post("/{placement_id:str}/s136-extension", summary="Record the s136B extension", status_code=200)
     async def s136_extension(
-        self, db: Database, actor: Actor, placement_id: str, data: S136ExtensionIn
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        placement_id: FromPath[str],
+        data: JSONBody[S136ExtensionIn],
     ) -> PlacementOut:
         return placement_out(await placement_service.extend_s136(db, actor, placement_id, data))

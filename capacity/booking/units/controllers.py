@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, get, put
-from litestar.params import FromQuery, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
 
 from capacity.auth.security import Actor, require_roles
@@ -33,13 +34,13 @@ class ReferenceController(Controller):
     tags = ["Reference data"]
 
     @get("/areas", summary="Areas with their centres and local provider networks")
-    async def list_areas(self, db: Database) -> list[AreaOut]:
+    async def list_areas(self, db: NamedDependency[Database]) -> list[AreaOut]:
         async with db.read_sessions() as session:
             areas = (await session.scalars(select(Area).order_by(Area.code))).all()
             return [AreaOut(a.code, a.name, a.lat, a.lon, a.local_provider_ids, a.region) for a in areas]
 
     @get("/providers", summary="Providers of crisis places")
-    async def list_providers(self, db: Database) -> list[ProviderOut]:
+    async def list_providers(self, db: NamedDependency[Database]) -> list[ProviderOut]:
         async with db.read_sessions() as session:
             providers = (await session.scalars(select(Provider).order_by(Provider.name))).all()
             return [ProviderOut(p.id, p.name, p.sector) for p in providers]  # type: ignore[arg-type]
@@ -72,8 +73,8 @@ class UnitController(Controller):
     @get("/", summary="Search units by eligibility and distance, with live availability")
     async def search(
         self,
-        db: Database,
-        actor: Actor,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
         kind: FromQuery[list[UnitKind] | None] = None,
         sex: Annotated[Literal["female", "male"] | None, QueryParameter(description="the person's sex")] = None,
         age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,
@@ -94,7 +95,7 @@ class UnitController(Controller):
         return [unit_out(f) for f in await unit_service.find_units(db, actor, search)]
 
     @get("/{unit_id:str}", summary="One unit with its eligibility attributes")
-    async def get_unit(self, db: Database, unit_id: str) -> UnitDetail:
+    async def get_unit(self, db: NamedDependency[Database], unit_id: FromPath[str]) -> UnitDetail:
         async with db.read() as reading:
             return unit_detail(await read_unit(reading, unit_id))
 
@@ -103,5 +104,11 @@ class UnitController(Controller):
         guards=[require_roles("bed_manager", "admin")],
         summary="Declare or confirm a unit's open places and status",
     )
-    async def declare(self, db: Database, actor: Actor, unit_id: str, data: AvailabilityIn) -> UnitDetail:
+    async def declare(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        unit_id: FromPath[str],
+        data: JSONBody[AvailabilityIn],
+    ) -> UnitDetail:
         return unit_detail(await unit_service.declare_availability(db, actor, unit_id, data))
