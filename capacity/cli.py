@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from capacity.demo import BANNER
 from capacity.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from rich.progress import TaskID
+
+    from capacity.imports.placements import ImportSummary
 
 # alembic.ini and migrations/ ship inside the package (pyproject package-data), so an installed wheel
 # can migrate. The ini's script_location is relative to the ini itself (%(here)s).
@@ -17,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parent
 ALEMBIC_INI = PACKAGE / "alembic.ini"
 
 
-def alembic_config(database_url: str):
+def alembic_config(database_url: str) -> Config:
     from alembic.config import Config
 
     config = Config(str(ALEMBIC_INI))
@@ -130,7 +137,7 @@ def import_placements(file: Path) -> None:
     click.echo(str(summary))
 
 
-async def _run_import(settings: Settings, file: Path):
+async def _run_import(settings: Settings, file: Path) -> ImportSummary:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -141,7 +148,7 @@ async def _run_import(settings: Settings, file: Path):
     columns = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(phase: str, done: int, total: int) -> None:
                 if phase not in tasks:

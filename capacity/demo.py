@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,7 +53,8 @@ PROVIDERS = {
 }
 
 # (provider, name, kind, area, lat, lon, postcode, places, extra attributes)
-UNITS = [
+# provider, name, kind, area, lat, lon, postcode, open places, other Unit columns (and `refuses`: areas)
+UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] = [
     (
         "awp",
         "Bristol Place of Safety (136 suite, demo)",
@@ -315,13 +317,13 @@ async def load_demo(db: Database, now: datetime) -> bool:
                 ]
             )
 
-        for username, role, provider, user_areas in USERS:
+        for username, role, user_provider, user_areas in USERS:
             session.add(
                 User(
                     username=username,
                     password_hash=_demo_password_hash(),
                     role=role,
-                    provider_id=providers[provider].id if provider else None,
+                    provider_id=providers[user_provider].id if user_provider else None,
                     created_at=now,
                     area_links=[UserArea(area_code=a) for a in user_areas],
                 )

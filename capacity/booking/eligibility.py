@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import BindParameter, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.persons import looks_like_nhs_number
 from capacity.booking.units.models import Area, Unit, UnitAreaRule
 from capacity.errors import Forbidden, Invalid
+
+if TYPE_CHECKING:
+    from capacity.auth.security import Actor
 
 
 def check_person_known(ref: str, home_area: str, home_known: bool) -> None:
@@ -24,10 +27,11 @@ async def check_person(session: AsyncSession, ref: str, home_area: str) -> Area:
     """check_person_known, reading the home area (which the caller gets back)."""
     area = await session.get(Area, home_area)
     check_person_known(ref, home_area, area is not None)
+    assert area is not None  # check_person_known refused a missing one
     return area
 
 
-def ensure_amhp_area(actor, home_area: str) -> None:
+def ensure_amhp_area(actor: Actor, home_area: str) -> None:
     """An AMHP acts for people from their own areas only."""
     if actor.role == "amhp" and home_area not in actor.areas:
         raise Forbidden("the person's home area is not one of your areas")
@@ -61,7 +65,9 @@ async def check_unit_takes(session: AsyncSession, unit: Unit, age: int, sex: str
 
 
 def _area_checks() -> Any:
-    rule, unit_id, home = UnitAreaRule, bindparam("unit_id"), bindparam("home_area")
+    rule = UnitAreaRule
+    unit_id: BindParameter[str] = bindparam("unit_id")
+    home: BindParameter[str] = bindparam("home_area")
     return select(
         exists().where(Area.code == home).label("home_known"),
         exists().where(rule.unit_id == unit_id, rule.rule == "refuses", rule.area_code == home).label("refused"),

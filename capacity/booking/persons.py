@@ -67,7 +67,7 @@ def person_columns(person: PersonIn) -> dict:
     )
 
 
-def person_out(row) -> PersonOut:
+def person_out(row: PersonMixin) -> PersonOut:
     return PersonOut(row.person_ref, row.person_age, row.person_sex, row.person_ethnicity, row.home_area)
 
 

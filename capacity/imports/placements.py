@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import Dialect, Table, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,7 +46,7 @@ from capacity.booking.placements.service import S136_HOURS, not_in_future, place
 from capacity.booking.units.availability import figures
 from capacity.booking.units.models import Area, AreaLocalProvider, Unit
 from capacity.codes import ACUTE_KINDS, Ethnicity, LegalBasis, OapReason, Outcome, PersonSex, values
-from capacity.db.base import UTCDateTime
+from capacity.db.base import UTCDateTime, table_of
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Invalid
@@ -86,10 +86,16 @@ OAP_REASONS = frozenset(values(OapReason))
 
 def _person_constraints() -> tuple[int, re.Pattern[str], int, int]:
     """The API's rules for a person reference and an age (PersonIn), so both ways in agree."""
-    fields = {f.name: f.type for f in msgspec.inspect.type_info(PersonIn).fields}
-    ref = fields["ref"].type  # Metadata(StrType(...))
-    age = fields["age"]
-    return ref.max_length, re.compile(ref.pattern), age.ge, age.le
+    info = msgspec.inspect.type_info(PersonIn)
+    assert isinstance(info, msgspec.inspect.StructType)
+    fields = {f.name: f.type for f in info.fields}
+    match fields["ref"], fields["age"]:
+        case (
+            msgspec.inspect.Metadata(type=msgspec.inspect.StrType(max_length=int(ref_max), pattern=str(pattern))),
+            msgspec.inspect.IntType(ge=int(age_min), le=int(age_max)),
+        ):
+            return ref_max, re.compile(pattern), age_min, age_max
+    raise TypeError("PersonIn no longer bounds ref (max_length, pattern) and age (ge, le)")
 
 
 REF_MAX, REF_PATTERN, AGE_MIN, AGE_MAX = _person_constraints()
@@ -320,11 +326,12 @@ class _Checker:
         if legal_basis not in LEGAL_BASES:
             problem(line, "legal_basis", f"{legal_basis[:20]!r} is not one of {', '.join(sorted(LEGAL_BASES))}")
 
-        started = _parse_time(started_raw) if started_raw else "is empty"
-        if isinstance(started, str):
-            problem(line, "started_at", started)
-            started = None
+        parsed_start = _parse_time(started_raw) if started_raw else "is empty"
+        started: datetime | None = None
+        if isinstance(parsed_start, str):
+            problem(line, "started_at", parsed_start)
         else:
+            started = parsed_start
             try:
                 not_in_future(started, now, "started_at")
             except Invalid as exc:
@@ -562,7 +569,7 @@ class BulkInsert:
     On SQLite the UTC time processor (a TypeDecorator over DATETIME's string formatting) is the largest cost;
     it is replaced by `_utc_text` only if both give the same text for sample times."""
 
-    def __init__(self, dialect, table, columns: Sequence[str]) -> None:
+    def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str]) -> None:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
         order = list(compiled.positiontup or ())
         if sorted(order) != sorted(columns):
@@ -580,8 +587,9 @@ class BulkInsert:
                 and isinstance(column_type, UTCDateTime)
                 and all(processor(v) == _utc_text(v) for v in _SAMPLE_TIMES)
             ):
-                processor = _utc_text
-            self.processors.append((position, processor))
+                self.processors.append((position, _utc_text))
+            else:
+                self.processors.append((position, processor))
 
     def params(self, rows: Iterable[tuple]) -> list[tuple]:
         reorder, processors = self.reorder, self.processors
@@ -637,7 +645,7 @@ async def write_rows(
     The rows go in chunks of CHUNK_ROWS through one executemany each of the Core `insert(Placement.__table__)`,
     compiled once, with the bind processors of its column types applied here rather than per row by
     SQLAlchemy's generic parameter handling (which costs more than SQLite's own work at a million rows)."""
-    bulk = BulkInsert(db.engine.dialect, Placement.__table__, INSERT_COLUMNS)
+    bulk = BulkInsert(db.engine.dialect, table_of(Placement), INSERT_COLUMNS)
     total = len(rows)
     import_id = str(uuid.uuid4())
 

@@ -38,7 +38,7 @@ class AlertSent(IdMixin, Base):
 
 async def claim(session: AsyncSession, kind: str, object_id: str, key: str, now: datetime) -> bool:
     """Record the alert; True only for the one transaction that recorded it first."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (
         insert(AlertSent)
         .values(kind=kind, object_id=object_id, key=key, sent_at=now)
@@ -86,10 +86,12 @@ async def alert_s136_deadlines(uow: UnitOfWork) -> int:
     ).all()
     sent = 0
     for placement, unit in rows:
-        left = (placement.s136_deadline - now).total_seconds() / 60
+        deadline = placement.s136_deadline
+        assert deadline is not None  # the query takes only placements with a deadline
+        left = (deadline - now).total_seconds() / 60
         # Only the nearest threshold crossed: a 30-minute warning does not also send the 2-hour one late.
         threshold = min(t for t in thresholds if left <= t)
-        key = f"{threshold}@{placement.s136_deadline.isoformat()}"
+        key = f"{threshold}@{deadline.isoformat()}"
         if await claim(session, "s136.warning", placement.id, key, now):
             event = placement_event("s136.warning", placement, unit, now)
             event.data.update(minutes_left=round(left, 1), threshold_minutes=threshold)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
 
-from litestar.channels import ChannelsPlugin, Subscriber
+from litestar.channels import ChannelsBackend, ChannelsPlugin, Subscriber
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from redis.asyncio import Redis
@@ -84,6 +84,7 @@ class BoundedSubscriber(Subscriber):
 
 
 def make_channels(settings: Settings) -> ChannelsPlugin:
+    backend: ChannelsBackend
     if settings.redis_url:
         backend = ResilientRedisBackend(redis=Redis.from_url(settings.redis_url))
     else:
@@ -97,7 +98,7 @@ def make_channels(settings: Settings) -> ChannelsPlugin:
     )
 
 
-def make_publisher(channels: ChannelsPlugin):
+def make_publisher(channels: ChannelsPlugin) -> Callable[[list[Event]], Awaitable[None]]:
     """The function `Database.write` calls with the events of each committed transaction."""
 
     async def publish(events: list[Event]) -> None:

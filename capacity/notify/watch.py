@@ -149,7 +149,9 @@ def summary(kind: str, data: dict, names: dict[str, str] | None = None) -> str:
 def format_frame(frame: dict, names: dict[str, str] | None = None) -> str:
     """One line: London time, seq, type, summary."""
     kind = str(frame.get("type", "?"))
-    data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
+    data = frame.get("data")
+    if not isinstance(data, dict):
+        data = {}
     return f"{local_time(frame.get('at'))}  #{frame.get('seq', '?'):<5} {kind:<19} {summary(kind, data, names)}"
 
 

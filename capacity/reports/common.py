@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import SupportsFloat, SupportsInt
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, SQLColumnExpression, true
 
 from capacity.reports.sql import london_date_of, london_midnight
 
@@ -36,14 +37,14 @@ class ReportQuery:
         today = london_date_of(self.now - timedelta(microseconds=1))
         return min(self.last + timedelta(days=1), max(today, self.first))
 
-    def in_areas(self, column: ColumnElement) -> ColumnElement:
+    def in_areas(self, column: SQLColumnExpression[str | None]) -> ColumnElement[bool]:
         return true() if self.areas is None else column.in_(self.areas)
 
-    def in_period(self, column: ColumnElement) -> ColumnElement:
+    def in_period(self, column: SQLColumnExpression[datetime | None]) -> ColumnElement[bool]:
         """The instant falls on a local date of the period."""
         return (column >= self.start) & (column < self.end)
 
-    def parameters(self, report: str) -> dict:
+    def parameters(self, report: str) -> dict[str, str]:
         return {
             "report": report,
             "from": self.first.isoformat(),
@@ -54,19 +55,19 @@ class ReportQuery:
         }
 
 
-def integer(value) -> int:
+def integer(value: SupportsInt | None) -> int:
     return int(value or 0)
 
 
-def money(value) -> float:
+def money(value: SupportsFloat | None) -> float:
     return round(float(value or 0), 2)
 
 
-def ratio(part, whole, digits: int = 4) -> float | None:
+def ratio(part: SupportsFloat | None, whole: SupportsFloat | None, digits: int = 4) -> float | None:
     """part / whole, rounded; None when there is nothing to divide by."""
     whole = float(whole or 0)
     return None if whole == 0 else round(float(part or 0) / whole, digits)
 
 
-def number(value, digits: int = 1) -> float | None:
+def number(value: SupportsFloat | None, digits: int = 1) -> float | None:
     return None if value is None else round(float(value), digits)

@@ -12,7 +12,9 @@ suppressed too. Zero stays 0; the total is always shown.
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+from typing import Any
+
+from sqlalchemy import Label, SQLColumnExpression, Subquery, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.placements.models import Placement
@@ -37,7 +39,9 @@ def suppress(cells: dict[str, int]) -> dict[str, int | str]:
     return {key: SUPPRESSED if key in hidden else n for key, n in cells.items()}
 
 
-def _people(age, sex, ethnicity):
+def _people(
+    age: SQLColumnExpression[Any], sex: SQLColumnExpression[Any], ethnicity: SQLColumnExpression[Any]
+) -> tuple[Label[Any], Label[Any], Label[str]]:
     return (
         func.coalesce(ethnicity, "not_known").label("ethnicity"),
         sex.label("sex"),
@@ -53,9 +57,9 @@ def _people(age, sex, ethnicity):
     )
 
 
-async def _breakdowns(session: AsyncSession, people) -> dict:
-    async def by(column, keys: tuple[str, ...]) -> dict:
-        found = dict((await session.execute(select(column, func.count()).group_by(column))).all())
+async def _breakdowns(session: AsyncSession, people: Subquery) -> dict:
+    async def by(column: SQLColumnExpression[Any], keys: tuple[str, ...]) -> dict[str, int | str]:
+        found: dict[str, int] = dict((await session.execute(select(column, func.count()).group_by(column))).all())
         cells = {**{key: 0 for key in keys}, **{key: integer(n) for key, n in sorted(found.items())}}
         return suppress(cells)
 

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Row, Subquery, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.holds.models import Hold
@@ -41,7 +41,7 @@ HOLD_STATUSES = values(HoldStatus)
 MEDIAN, P90 = (1, 2), (9, 10)
 
 
-def _occupied(q: ReportQuery):
+def _occupied(q: ReportQuery) -> Subquery:
     nights = nights_in(Placement.started_at, Placement.ended_at, q.first, q.nights_after)
     return (
         select(Placement.unit_id.label("unit_id"), total(nights).label("nights"))
@@ -56,7 +56,7 @@ def _occupied(q: ReportQuery):
     )
 
 
-def _open(q: ReportQuery):
+def _open(q: ReportQuery) -> Subquery:
     d = AvailabilityDeclaration
     declared_on = london_date(d.declared_at)
     history = (
@@ -81,7 +81,7 @@ def _open(q: ReportQuery):
     )
 
 
-def _occupancy(row) -> dict:
+def _occupancy(row: Row) -> dict:
     return {
         "occupied_nights": integer(row.occupied),
         "open_place_nights": integer(row.open),
@@ -126,7 +126,9 @@ async def capacity_report(session: AsyncSession, q: ReportQuery) -> dict:
         .where(q.in_areas(Hold.home_area), q.in_period(Hold.created_at))
         .subquery("period_holds")
     )
-    outcomes = dict((await session.execute(select(holds.c.status, func.count()).group_by(holds.c.status))).all())
+    outcomes: dict[str, int] = dict(
+        (await session.execute(select(holds.c.status, func.count()).group_by(holds.c.status))).all()
+    )
     to_arrival = (await session.execute(nearest_rank(select(holds.c.to_arrival_minutes), MEDIAN, P90))).one()
 
     unmet = (
@@ -138,9 +140,15 @@ async def capacity_report(session: AsyncSession, q: ReportQuery) -> dict:
         .where(q.in_areas(UnmetDemand.home_area), q.in_period(UnmetDemand.at))
         .subquery("unmet")
     )
-    unmet_sources = dict((await session.execute(select(unmet.c.source, func.count()).group_by(unmet.c.source))).all())
-    unmet_kinds = dict((await session.execute(select(unmet.c.kind, func.count()).group_by(unmet.c.kind))).all())
-    unmet_hours = dict((await session.execute(select(unmet.c.hour, func.count()).group_by(unmet.c.hour))).all())
+    unmet_sources: dict[str, int] = dict(
+        (await session.execute(select(unmet.c.source, func.count()).group_by(unmet.c.source))).all()
+    )
+    unmet_kinds: dict[str, int] = dict(
+        (await session.execute(select(unmet.c.kind, func.count()).group_by(unmet.c.kind))).all()
+    )
+    unmet_hours: dict[int, int] = dict(
+        (await session.execute(select(unmet.c.hour, func.count()).group_by(unmet.c.hour))).all()
+    )
 
     return {
         "occupancy": _occupancy(overall),

@@ -21,7 +21,9 @@ Every figure is aggregated in one CTE of the OAPs that overlap the period, then 
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, or_, select
+from typing import Any
+
+from sqlalchemy import CTE, ColumnElement, Label, Row, SQLColumnExpression, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.placements.models import Placement
@@ -39,7 +41,7 @@ LENGTH_BANDS = ("1-7", "8-14", "15-30", "31-90", "91+")
 DISTANCE_BANDS = ("<25", "25-50", "50-100", "100-200", "200-300", "300+")
 
 
-def _oaps(q: ReportQuery):
+def _oaps(q: ReportQuery) -> CTE:
     """One row per OAP that overlaps the period, with its measures for the period."""
     nights = nights_in(Placement.started_at, Placement.ended_at, q.first, q.nights_after)
     length = stay_nights(Placement.started_at, Placement.ended_at)
@@ -93,8 +95,8 @@ def _oaps(q: ReportQuery):
     )
 
 
-def _measures(oap, only=None, prefix: str = "") -> list:
-    def summed(column):
+def _measures(oap: CTE, only: ColumnElement[bool] | None = None, prefix: str = "") -> list[Label[Any]]:
+    def summed(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
         return total(column if only is None else case((only, column), else_=0))
 
     return [
@@ -106,7 +108,7 @@ def _measures(oap, only=None, prefix: str = "") -> list:
     ]
 
 
-def _figures(row) -> dict:
+def _figures(row: Row) -> dict:
     return {
         "started": integer(row.started),
         "ended": integer(row.ended),
@@ -116,7 +118,7 @@ def _figures(row) -> dict:
     }
 
 
-async def _breakdown(session: AsyncSession, oap, *keys) -> list:
+async def _breakdown(session: AsyncSession, oap: CTE, *keys: SQLColumnExpression[Any]) -> list[Row]:
     stmt = select(*keys, *_measures(oap)).group_by(*keys).order_by(*keys)
     return list((await session.execute(stmt)).all())
 
@@ -159,14 +161,14 @@ async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
     ]
     by_kind = [{"kind": row.kind, **_figures(row)} for row in await _breakdown(session, oap, oap.c.kind)]
 
-    lengths = dict(
+    lengths: dict[str, int] = dict(
         (
             await session.execute(
                 select(oap.c.length_band, func.count()).where(oap.c.ended == 1).group_by(oap.c.length_band)
             )
         ).all()
     )
-    distances = dict(
+    distances: dict[str, int] = dict(
         (
             await session.execute(
                 select(oap.c.distance_band, func.count()).where(oap.c.started == 1).group_by(oap.c.distance_band)

@@ -95,7 +95,9 @@ def _rows(section: Any) -> tuple[list[str], list[list[Any]]]:
 
 def to_xlsx(report: dict) -> bytes:
     book = Workbook()
-    book.remove(book.active)
+    blank = book.active  # the empty sheet a new workbook starts with
+    if blank is not None:
+        book.remove(blank)
     taken: set[str] = set()
     for name, section in report.items():
         sheet = book.create_sheet(_sheet_title(name, taken))

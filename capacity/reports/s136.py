@@ -22,8 +22,9 @@ unit `other_health_setting`; a detention its `place_type`.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
+from sqlalchemy import CTE, SQLColumnExpression, and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.detentions.models import S136Detention
@@ -41,7 +42,7 @@ OUTCOMES = (*values(Outcome), "not_recorded", "ongoing")
 MEDIAN, P90 = (1, 2), (9, 10)
 
 
-def _all_detentions(q: ReportQuery):
+def _all_detentions(q: ReportQuery) -> CTE:
     """Every detention of the areas whose clock started in the period or the year (and a day) before it:
     the period's detentions and those that can make them repeats."""
     since = q.start - timedelta(days=367)
@@ -98,7 +99,7 @@ def _all_detentions(q: ReportQuery):
     return union_all(from_placements, from_detentions).cte("all_detentions")
 
 
-def period_detentions(q: ReportQuery):
+def period_detentions(q: ReportQuery) -> CTE:
     """The period's detentions, one row each, with what the reports count about them."""
     every = _all_detentions(q)
     earlier = every.alias("earlier")
@@ -137,8 +138,8 @@ def period_detentions(q: ReportQuery):
     )
 
 
-async def _counts(session: AsyncSession, column, keys: tuple[str, ...]) -> dict:
-    found = dict((await session.execute(select(column, func.count()).group_by(column))).all())
+async def _counts(session: AsyncSession, column: SQLColumnExpression[Any], keys: tuple[str, ...]) -> dict[str, int]:
+    found: dict[str, int] = dict((await session.execute(select(column, func.count()).group_by(column))).all())
     return {**{key: 0 for key in keys}, **{key: integer(n) for key, n in sorted(found.items())}}
 
 

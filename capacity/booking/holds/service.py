@@ -30,7 +30,7 @@ from capacity.booking.placements.service import not_in_future, placement_event, 
 from capacity.booking.units.availability import unit_figures
 from capacity.booking.units.models import Unit, UnmetDemand
 from capacity.booking.units.service import availability_event
-from capacity.db.base import new_id
+from capacity.db.base import new_id, table_of
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
@@ -40,8 +40,8 @@ from capacity.events import Event
 LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "informal", "admission": "informal"}
 
 
-_INSERT_HOLD = insert(Hold.__table__)
-_HOLD_KEYS = [c.key for c in Hold.__table__.columns]
+_INSERT_HOLD = insert(table_of(Hold))
+_HOLD_KEYS = [c.key for c in table_of(Hold).columns]
 
 
 def effective_status(hold: Hold, now: datetime) -> str:

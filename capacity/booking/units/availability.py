@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, exists, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -37,8 +37,10 @@ class Snapshot(Protocol):
     """Where figures are computed: a write's unit of work (after its locks) or a read; both give one instant."""
 
     session: AsyncSession
-    now: datetime
     settings: Settings
+
+    @property
+    def now(self) -> datetime: ...
 
     async def checked(self) -> None: ...
 
@@ -136,8 +138,8 @@ class UnitSearch:
     limit: int | None = None
 
 
-def _eligibility_filters(search: UnitSearch) -> list:
-    filters = []
+def _eligibility_filters(search: UnitSearch) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = []
     if search.kinds:
         filters.append(Unit.kind.in_(search.kinds))
     if search.sex in ("female", "male"):

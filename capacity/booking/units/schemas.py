@@ -86,16 +86,16 @@ def unit_out(f: UnitFigures) -> UnitOut:
     return UnitOut(
         id=u.id,
         name=u.name,
-        kind=u.kind,  # type: ignore[arg-type]
+        kind=u.kind,
         provider_id=u.provider_id,
         area_code=u.area_code,
         lat=u.lat,
         lon=u.lon,
-        sex=u.sex,  # type: ignore[arg-type]
+        sex=u.sex,
         min_age=u.min_age,
         max_age=u.max_age,
-        status=u.status,  # type: ignore[arg-type]
-        closed_reason=u.closed_reason,  # type: ignore[arg-type]
+        status=u.status,
+        closed_reason=u.closed_reason,
         open_places=u.open_places,
         available=f.available,
         held=f.held,
