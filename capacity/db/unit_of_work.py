@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 def _unit_model() -> Any:
     """The model of the `units` table, found through the declarative registry: db/ names no domain
     package, so that nothing it imports can import it back."""
-    return next(m.class_ for m in Base.registry.mappers if m.local_table.name == "units")
+    units = Base.metadata.tables["units"]
+    return next(m.class_ for m in Base.registry.mappers if m.local_table is units)
 
 
 @dataclass(frozen=True)
