@@ -7,7 +7,7 @@ concerns, the area the unit stands in and, for anything about a person, the pers
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -26,6 +26,26 @@ class Event(msgspec.Struct, frozen=True):
     unit_area: str | None = None
     # The home area of the person the event is about; None when it is about no one.
     home_area: str | None = None
+
+
+class AtUnit(Protocol):
+    id: str
+    provider_id: str
+    area_code: str
+
+
+def unit_event(type_: str, unit: AtUnit, at: datetime, data: dict[str, Any], *, home_area: str | None = None) -> Event:
+    """An event about something at `unit` (and, with `home_area`, about a person from there): the unit's
+    facts are what the stream's scope decides by."""
+    return Event(
+        type=type_,
+        at=at,
+        data={"unit_id": unit.id, **data},
+        unit_id=unit.id,
+        provider_id=unit.provider_id,
+        unit_area=unit.area_code,
+        home_area=home_area,
+    )
 
 
 def encode(event: Event) -> bytes:

@@ -23,7 +23,7 @@ from capacity.booking.units.models import Unit
 from capacity.db.base import Base, IdMixin
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
-from capacity.events import Event
+from capacity.events import unit_event
 
 
 class AlertSent(IdMixin, Base):
@@ -113,22 +113,13 @@ async def alert_stale_units(uow: UnitOfWork) -> int:
     for unit in (await session.scalars(select(Unit).where(stale))).all():
         # One reminder per stale episode: a confirmation moves last_confirmed_at and re-arms it.
         if await claim(session, "unit.stale", unit.id, unit.last_confirmed_at.isoformat(), now):
-            uow.emit(
-                Event(
-                    type="unit.stale",
-                    at=now,
-                    unit_id=unit.id,
-                    provider_id=unit.provider_id,
-                    unit_area=unit.area_code,
-                    data={
-                        "unit_id": unit.id,
-                        "name": unit.name,
-                        "last_confirmed_at": unit.last_confirmed_at.isoformat(),
-                        "last_confirmed_by": unit.last_confirmed_by,
-                        "stale_after_minutes": windows[unit.kind],
-                    },
-                )
-            )
+            data = {
+                "name": unit.name,
+                "last_confirmed_at": unit.last_confirmed_at.isoformat(),
+                "last_confirmed_by": unit.last_confirmed_by,
+                "stale_after_minutes": windows[unit.kind],
+            }
+            uow.emit(unit_event("unit.stale", unit, now, data))
             sent += 1
     return sent
 

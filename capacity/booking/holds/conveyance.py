@@ -19,7 +19,7 @@ from capacity.booking.holds.service import effective_status, hold_event, lock_ho
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid
-from capacity.events import Event
+from capacity.events import unit_event
 
 # The order the times must come in, when given.
 SEQUENCE = ("requested_at", "dispatched_at", "at_scene_at", "departed_at", "arrived_at")
@@ -121,28 +121,18 @@ async def update_conveyance(db: Database, actor: Actor, hold_id: str, body: Conv
             after={**_snapshot(conveyance), "hold_extended_to": _iso(extended_to)},
         )
         out = conveyance_out(conveyance, now, db.settings.ambulance_standard_minutes)
-        uow.emit(
-            Event(
-                type="conveyance.updated",
-                at=now,
-                unit_id=unit.id,
-                provider_id=unit.provider_id,
-                unit_area=unit.area_code,
-                home_area=hold.home_area,
-                data={
-                    "hold_id": hold.id,
-                    "unit_id": unit.id,
-                    "mode": conveyance.mode,
-                    "eta": _iso(conveyance.eta),
-                    "requested_at": _iso(conveyance.requested_at),
-                    "at_scene_at": _iso(conveyance.at_scene_at),
-                    "arrived_at": _iso(conveyance.arrived_at),
-                    "ambulance_response_minutes": out.ambulance_response_minutes,
-                    "ambulance_standard_minutes": out.ambulance_standard_minutes,
-                    "hold_expires_at": hold.expires_at.isoformat(),
-                },
-            )
-        )
+        data = {
+            "hold_id": hold.id,
+            "mode": conveyance.mode,
+            "eta": _iso(conveyance.eta),
+            "requested_at": _iso(conveyance.requested_at),
+            "at_scene_at": _iso(conveyance.at_scene_at),
+            "arrived_at": _iso(conveyance.arrived_at),
+            "ambulance_response_minutes": out.ambulance_response_minutes,
+            "ambulance_standard_minutes": out.ambulance_standard_minutes,
+            "hold_expires_at": hold.expires_at.isoformat(),
+        }
+        uow.emit(unit_event("conveyance.updated", unit, now, data, home_area=hold.home_area))
         return ConveyanceResult(conveyance, hold, now)
 
     return await db.write(work)

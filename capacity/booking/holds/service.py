@@ -34,7 +34,7 @@ from capacity.db.base import new_id, table_of
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
-from capacity.events import Event
+from capacity.events import Event, unit_event
 
 # The legal basis a placement takes from the purpose of its hold, unless the arrival says otherwise.
 LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "informal", "admission": "informal"}
@@ -62,28 +62,16 @@ def hold_snapshot(hold: Hold) -> dict:
 
 
 def hold_event(kind: str, hold: Hold, unit: Unit, at: datetime, **extra: object) -> Event:
-    return Event(
-        type=kind,
-        at=at,
-        unit_id=unit.id,
-        provider_id=unit.provider_id,
-        unit_area=unit.area_code,
-        home_area=hold.home_area,
-        data={
-            "hold_id": hold.id,
-            "unit_id": unit.id,
-            "status": hold.status,
-            "purpose": hold.purpose,
-            "expires_at": hold.expires_at.isoformat(),
-            "person": {
-                "ref": hold.person_ref,
-                "age": hold.person_age,
-                "sex": hold.person_sex,
-                "home_area": hold.home_area,
-            },
-            **extra,
-        },
-    )
+    person = {"ref": hold.person_ref, "age": hold.person_age, "sex": hold.person_sex, "home_area": hold.home_area}
+    data = {
+        "hold_id": hold.id,
+        "status": hold.status,
+        "purpose": hold.purpose,
+        "expires_at": hold.expires_at.isoformat(),
+        "person": person,
+        **extra,
+    }
+    return unit_event(kind, unit, at, data, home_area=hold.home_area)
 
 
 def request_hash(body: HoldIn) -> str:

@@ -20,7 +20,7 @@ from capacity.codes import ACUTE_KINDS
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
-from capacity.events import Event
+from capacity.events import Event, unit_event
 
 S136_HOURS = 24  # s136(2A) Mental Health Act 1983
 # Times a little ahead of the server's clock are accepted (device clocks drift); beyond that, refused.
@@ -40,24 +40,16 @@ def not_in_future(value: datetime, now: datetime, field: str) -> datetime:
 
 
 def placement_event(kind: str, placement: Placement, unit: Unit, at: datetime) -> Event:
-    return Event(
-        type=kind,
-        at=at,
-        unit_id=unit.id,
-        provider_id=unit.provider_id,
-        unit_area=unit.area_code,
-        home_area=placement.home_area,
-        data={
-            "placement_id": placement.id,
-            "hold_id": placement.hold_id,
-            "unit_id": unit.id,
-            "legal_basis": placement.legal_basis,
-            "started_at": placement.started_at.isoformat(),
-            "ended_at": placement.ended_at.isoformat() if placement.ended_at else None,
-            "s136_deadline": placement.s136_deadline.isoformat() if placement.s136_deadline else None,
-            "person": {"ref": placement.person_ref, "age": placement.person_age, "sex": placement.person_sex},
-        },
-    )
+    data = {
+        "placement_id": placement.id,
+        "hold_id": placement.hold_id,
+        "legal_basis": placement.legal_basis,
+        "started_at": placement.started_at.isoformat(),
+        "ended_at": placement.ended_at.isoformat() if placement.ended_at else None,
+        "s136_deadline": placement.s136_deadline.isoformat() if placement.s136_deadline else None,
+        "person": {"ref": placement.person_ref, "age": placement.person_age, "sex": placement.person_sex},
+    }
+    return unit_event(kind, unit, at, data, home_area=placement.home_area)
 
 
 async def start_placement(

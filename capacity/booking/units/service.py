@@ -11,7 +11,7 @@ from capacity.booking.units.schemas import AvailabilityIn
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Forbidden, Invalid
-from capacity.events import Event
+from capacity.events import Event, unit_event
 
 
 def ensure_manages(actor: Actor, unit: Unit) -> None:
@@ -24,23 +24,16 @@ def ensure_manages(actor: Actor, unit: Unit) -> None:
 
 def availability_event(figures: UnitFigures, at: datetime) -> Event:
     u = figures.unit
-    return Event(
-        type="unit.availability",
-        at=at,
-        unit_id=u.id,
-        provider_id=u.provider_id,
-        unit_area=u.area_code,
-        data={
-            "unit_id": u.id,
-            "status": u.status,
-            "open_places": u.open_places,
-            "held": figures.held,
-            "occupied": figures.occupied,
-            "available": figures.available,
-            "last_confirmed_at": u.last_confirmed_at.isoformat(),
-            "stale": figures.stale,
-        },
-    )
+    data = {
+        "status": u.status,
+        "open_places": u.open_places,
+        "held": figures.held,
+        "occupied": figures.occupied,
+        "available": figures.available,
+        "last_confirmed_at": u.last_confirmed_at.isoformat(),
+        "stale": figures.stale,
+    }
+    return unit_event("unit.availability", u, at, data)
 
 
 async def declare_availability(db: Database, actor: Actor, unit_id: str, body: AvailabilityIn) -> UnitFigures:
