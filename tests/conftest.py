@@ -47,6 +47,7 @@ MODULE_KINDS = {
     "test_races": "concurrency",  # two changes interleaved by force for the last place
     "test_reports": "integration",
     "test_roles": "integration",
+    "test_times": "integration",
     "test_ui": "browser",
     "test_units": "integration",
     "test_web_session": "integration",

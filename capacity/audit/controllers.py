@@ -14,6 +14,7 @@ from sqlalchemy import select
 from capacity.audit.models import AuditEntry
 from capacity.auth.security import require_roles
 from capacity.db.engine import Database
+from capacity.times import require_offset
 
 
 class AuditEntryOut(msgspec.Struct):
@@ -54,6 +55,7 @@ class AuditController(Controller):
         ):
             if value is not None:
                 stmt = stmt.where(column == value)
+        since, until = require_offset(since, "since"), require_offset(until, "until")
         if since is not None:
             stmt = stmt.where(AuditEntry.at >= since)
         if until is not None:

@@ -16,6 +16,7 @@ from capacity.codes import (
     PoliceStationCriterion,
     values,
 )
+from capacity.times import Instant
 
 # The Places of Safety Regulations 2017 (SI 2017/1036) reg. 2: all must hold for an adult in a police station.
 POLICE_STATION_CRITERIA: tuple[str, ...] = values(PoliceStationCriterion)
@@ -24,21 +25,21 @@ POLICE_STATION_CRITERIA: tuple[str, ...] = values(PoliceStationCriterion)
 class DetentionIn(msgspec.Struct, forbid_unknown_fields=True):
     place_type: PlaceType
     person: PersonIn
-    detained_at: datetime
+    detained_at: Instant
     place_name: Annotated[str, Meta(max_length=200)] | None = None
     police_station_criteria: list[PoliceStationCriterion] = []
     authorising_inspector: Annotated[str, Meta(min_length=2, max_length=120)] | None = None
     conveyance_mode: ConveyanceMode | None = None
     police_vehicle_reason: Annotated[str, Meta(min_length=3, max_length=280)] | None = None
-    ambulance_requested_at: datetime | None = None
-    ambulance_at_scene_at: datetime | None = None
-    ended_at: datetime | None = None
+    ambulance_requested_at: Instant | None = None
+    ambulance_at_scene_at: Instant | None = None
+    ended_at: Instant | None = None
     outcome: Outcome | None = None
 
 
 class DetentionEndIn(msgspec.Struct, forbid_unknown_fields=True):
     outcome: Outcome
-    ended_at: datetime | None = None
+    ended_at: Instant | None = None
 
 
 class DetentionOut(msgspec.Struct):

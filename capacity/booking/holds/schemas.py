@@ -18,6 +18,7 @@ from capacity.codes import (
     OapReason,
     RiskFlag,
 )
+from capacity.times import Instant
 
 
 class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,8 +40,8 @@ class DeclineIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ArriveIn(msgspec.Struct, forbid_unknown_fields=True):
-    arrived_at: datetime | None = None
-    s136_clock_started_at: datetime | None = None
+    arrived_at: Instant | None = None
+    s136_clock_started_at: Instant | None = None
     legal_basis: LegalBasis | None = None
     oap_reason: OapReason | None = None
 
@@ -48,12 +49,12 @@ class ArriveIn(msgspec.Struct, forbid_unknown_fields=True):
 class ConveyanceIn(msgspec.Struct, forbid_unknown_fields=True):
     mode: ConveyanceMode
     police_vehicle_reason: Annotated[str, Meta(min_length=3, max_length=280)] | None = None
-    requested_at: datetime | None = None
-    dispatched_at: datetime | None = None
-    at_scene_at: datetime | None = None
-    departed_at: datetime | None = None
-    eta: datetime | None = None
-    arrived_at: datetime | None = None
+    requested_at: Instant | None = None
+    dispatched_at: Instant | None = None
+    at_scene_at: Instant | None = None
+    departed_at: Instant | None = None
+    eta: Instant | None = None
+    arrived_at: Instant | None = None
 
 
 class ConveyanceOut(msgspec.Struct):

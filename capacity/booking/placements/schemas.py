@@ -14,20 +14,21 @@ from capacity.codes import (
     OapReason,
     Outcome,
 )
+from capacity.times import Instant
 
 
 class PlacementIn(msgspec.Struct, forbid_unknown_fields=True):
     unit_id: Annotated[str, Meta(min_length=1, max_length=36)]
     person: PersonIn
     legal_basis: LegalBasis
-    started_at: datetime | None = None
-    s136_clock_started_at: datetime | None = None
+    started_at: Instant | None = None
+    s136_clock_started_at: Instant | None = None
     oap_reason: OapReason | None = None
 
 
 class DischargeIn(msgspec.Struct, forbid_unknown_fields=True):
     outcome: Outcome
-    ended_at: datetime | None = None
+    ended_at: Instant | None = None
 
 
 class S136ExtensionIn(msgspec.Struct, forbid_unknown_fields=True):
