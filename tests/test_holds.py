@@ -321,3 +321,26 @@ async def test_every_change_and_person_read_is_audited(api: Api) -> None:
     ]
     assert log[-1]["after"]["status"] == "held"
     assert_problem(await api.get("/api/audit", "amhp"), 403)
+
+
+async def test_an_eta_keeps_a_hold_only_within_the_extension_cap(api: Api) -> None:
+    """A 136 suite is held 60 minutes and extensions may add 240: an ETA keeps it at most 300 minutes
+    from the hold, and an ETA beyond that (a typo, the year 2999) is refused naming the field."""
+    body = (await hold(api)).json()
+    cap = START + timedelta(minutes=60 + 240)
+    far = await api.put(
+        f"/api/holds/{body['id']}/conveyance", "amhp", json={"mode": "ambulance", "eta": "2999-01-01T00:00:00Z"}
+    )
+    assert_problem(far, 422, "eta")
+    assert (await api.get(f"/api/holds/{body['id']}", "amhp")).json()["expires_at"] == body["expires_at"]
+    assert (await api.get(f"/api/holds/{body['id']}", "amhp")).json()["conveyance"] is None  # nothing half-written
+
+    near_cap = await api.put(
+        f"/api/holds/{body['id']}/conveyance",
+        "amhp",
+        json={"mode": "ambulance", "eta": (cap - timedelta(minutes=5)).isoformat()},
+    )
+    assert near_cap.status_code == 200, near_cap.text
+    got = (await api.get(f"/api/holds/{body['id']}", "amhp")).json()
+    # ETA plus the 15-minute grace would pass the cap: the hold is kept to the cap, no further.
+    assert got["expires_at"].startswith(cap.strftime("%Y-%m-%dT%H:%M"))

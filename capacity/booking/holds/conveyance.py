@@ -86,6 +86,20 @@ async def update_conveyance(db: Database, actor: Actor, hold_id: str, body: Conv
         _check(body, now)
         if effective_status(hold, now) not in ("held", "arrived"):
             raise Conflict(f"the hold is {effective_status(hold, now)}; there is nothing to convey")
+        # An ETA keeps the place, but never past the hold's original expiry plus what extensions may add
+        # (API.md "Conveyance ETA"): a place is not blocked by an ETA that may never come.
+        settings = db.settings
+        cap = (
+            hold.created_at
+            + timedelta(seconds=settings.hold_seconds[unit.kind])
+            + timedelta(minutes=settings.max_hold_extension_minutes)
+        )
+        if body.eta is not None and body.eta > cap:
+            raise Invalid(
+                f"the eta is after {cap.isoformat()}, the longest this hold may be kept; release it and hold "
+                "again nearer the time",
+                field="eta",
+            )
         conveyance = await session.get(Conveyance, hold.id)
         before = None
         if conveyance is None:
@@ -102,7 +116,7 @@ async def update_conveyance(db: Database, actor: Actor, hold_id: str, body: Conv
 
         extended_to = None
         if body.eta is not None and effective_status(hold, now) == "held":
-            wanted = body.eta + timedelta(minutes=db.settings.eta_grace_minutes)
+            wanted = min(body.eta + timedelta(minutes=db.settings.eta_grace_minutes), cap)
             if wanted > hold.expires_at:
                 await session.execute(
                     update(Hold)
