@@ -257,6 +257,13 @@ KINDS: tuple[str, ...] = values(UnitKind)
 ACUTE_KINDS: frozenset[str] = frozenset(
     kind.value for kind in (UnitKind.ACUTE_ADULT, UnitKind.ACUTE_OLDER_ADULT, UnitKind.PICU)
 )
+# Legal bases under which a person is detained (Mental Health Act 1983); a hold for s136 is for one too.
+DETAINED_BASES: frozenset[str] = frozenset(
+    basis.value for basis in (LegalBasis.S135, LegalBasis.S136, LegalBasis.S2, LegalBasis.S3, LegalBasis.S4)
+)
+# Kinds of unit that are places where a person may be detained: 136 suites and hospital wards. Crisis
+# houses, community and respite beds are voluntary.
+DETAINING_KINDS: frozenset[str] = frozenset({UnitKind.S136_SUITE.value, *ACUTE_KINDS})
 ROLES: tuple[str, ...] = values(Role)
 # The purpose a hold at a unit of each kind is for, unless the AMHP says otherwise.
 KIND_PURPOSE: dict[str, HoldPurpose] = {

@@ -17,6 +17,7 @@ from capacity.auth.passwords import hash_password
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.service import placement_geography
 from capacity.booking.units.models import Area, AreaLocalProvider, AvailabilityDeclaration, Provider, Unit, UnitAreaRule
+from capacity.codes import DETAINING_KINDS
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 
@@ -271,7 +272,7 @@ async def load_demo(db: Database, now: datetime) -> bool:
 
         units = []
         for provider, name, kind, area, lat, lon, postcode, places, extra in UNITS:
-            extra = dict(extra)
+            extra = {"accepts_detained": kind in DETAINING_KINDS, **extra}
             refuses = extra.pop("refuses", [])
             unit = Unit(
                 provider_id=providers[provider].id,

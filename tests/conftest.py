@@ -37,6 +37,7 @@ MODULE_KINDS = {
     "test_compose": "unit",  # reads compose.yaml and the Dockerfile
     "test_concurrency": "concurrency",
     "test_detentions": "integration",
+    "test_eligibility": "integration",
     "test_errors": "integration",
     "test_holds": "integration",
     "test_import": "integration",

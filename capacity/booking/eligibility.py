@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.persons import looks_like_nhs_number
 from capacity.booking.units.models import Area, Unit, UnitAreaRule
+from capacity.codes import DETAINED_BASES
 from capacity.errors import Forbidden, Invalid
 
 if TYPE_CHECKING:
@@ -51,6 +52,16 @@ def check_unit_takes_known(unit: Unit, age: int, sex: str, area_refused: bool) -
     if area_refused:
         raise Invalid(
             "the unit does not take people from this home area", field="person.home_area", reason="area_refused"
+        )
+
+
+def check_takes_detained(unit: Unit, basis: str, field: str) -> None:
+    """A person detained under the Act (or held for s136) only where the unit takes detained people."""
+    if basis in DETAINED_BASES and not unit.accepts_detained:
+        raise Invalid(
+            f"the unit does not take people detained under the Mental Health Act ({basis})",
+            field=field,
+            reason="not_detained",
         )
 
 

@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
-from capacity.booking.eligibility import check_hold_eligibility, check_person, check_unit_takes, ensure_amhp_area
+from capacity.booking.eligibility import (
+    check_hold_eligibility,
+    check_person,
+    check_takes_detained,
+    check_unit_takes,
+    ensure_amhp_area,
+)
 from capacity.booking.holds.models import Conveyance, Hold
 from capacity.booking.holds.schemas import ArriveIn, DeclineIn, ExtendIn, HoldIn
 from capacity.booking.persons import person_columns
@@ -106,6 +112,7 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
         await check_hold_eligibility(
             session, unit, body.person.ref, body.person.age, body.person.sex, body.person.home_area
         )
+        check_takes_detained(unit, body.purpose, "purpose")
         before = await unit_figures(uow, unit)
         if before.available < 1:
             session.add(
@@ -267,8 +274,10 @@ async def arrive(db: Database, actor: Actor, hold_id: str, body: ArriveIn) -> Pl
             raise Invalid("arrived_at is before the hold was placed", field="arrived_at")
         # Eligibility again: the unit may have changed since the hold, and no under-18 is ever placed
         # where the age range excludes them. A unit closed since the hold still takes its held person.
+        legal_basis = body.legal_basis or LEGAL_BASIS_OF_PURPOSE[hold.purpose]
         if unit.status == "open":
             await check_unit_takes(session, unit, hold.person_age, hold.person_sex, hold.home_area)
+        check_takes_detained(unit, legal_basis, "legal_basis")
         home = await check_person(session, hold.person_ref, hold.home_area)
         await _transition(uow, hold, status="arrived", ended_at=arrived_at, ended_by=actor.username)
         person = {
@@ -280,7 +289,7 @@ async def arrive(db: Database, actor: Actor, hold_id: str, body: ArriveIn) -> Pl
             unit=unit,
             home=home,
             person=person,
-            legal_basis=body.legal_basis or LEGAL_BASIS_OF_PURPOSE[hold.purpose],
+            legal_basis=legal_basis,
             started_at=arrived_at,
             s136_clock_started_at=body.s136_clock_started_at,
             oap_reason=body.oap_reason,

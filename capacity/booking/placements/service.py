@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
-from capacity.booking.eligibility import check_person, check_unit_takes
+from capacity.booking.eligibility import check_person, check_takes_detained, check_unit_takes
 from capacity.booking.persons import person_columns
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.schemas import DischargeIn, PlacementIn, S136ExtensionIn
@@ -136,6 +136,7 @@ async def admit(db: Database, actor: Actor, body: PlacementIn) -> Placement:
         ensure_manages(actor, unit)
         home = await check_person(session, body.person.ref, body.person.home_area)
         await check_unit_takes(session, unit, body.person.age, body.person.sex, body.person.home_area)
+        check_takes_detained(unit, body.legal_basis, "legal_basis")
         if (await unit_figures(uow, unit)).available < 1:
             raise Conflict("no place is free at this unit", field="unit_id")
         started_at = not_in_future(body.started_at or now, now, "started_at")

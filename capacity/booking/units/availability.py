@@ -136,6 +136,8 @@ class UnitSearch:
     near: tuple[float, float] | None = None
     available_only: bool = False
     limit: int | None = None
+    # Eligibility flags the person needs the unit to have (accepts_intoxicated, accepts_detained, ...).
+    flags: tuple[str, ...] = ()
 
 
 def _eligibility_filters(search: UnitSearch) -> list[ColumnElement[bool]]:
@@ -161,6 +163,8 @@ def _eligibility_filters(search: UnitSearch) -> list[ColumnElement[bool]]:
                 ),
             )
         )
+    for flag in search.flags:
+        filters.append(getattr(Unit, flag).is_(True))
     return filters
 
 

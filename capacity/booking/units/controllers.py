@@ -81,6 +81,13 @@ class UnitController(Controller):
         home_area: Annotated[str | None, QueryParameter(pattern=r"^[EWSN]\d{8}$", description="ONS code")] = None,
         near: Annotated[str | None, QueryParameter(description="lat,lon", max_length=60)] = None,
         available_only: FromQuery[bool] = False,
+        accepts_intoxicated: Annotated[
+            bool, QueryParameter(description="only units that take a person who is intoxicated")
+        ] = False,
+        accepts_detained: Annotated[
+            bool, QueryParameter(description="only units that take a person detained under the Act")
+        ] = False,
+        mother_and_baby: Annotated[bool, QueryParameter(description="only mother and baby units")] = False,
         limit: Annotated[int | None, QueryParameter(ge=1, le=5000)] = None,
     ) -> list[UnitOut]:
         search = UnitSearch(
@@ -90,6 +97,15 @@ class UnitController(Controller):
             home_area=home_area,
             near=parse_near(near),
             available_only=available_only,
+            flags=tuple(
+                name
+                for name, wanted in (
+                    ("accepts_intoxicated", accepts_intoxicated),
+                    ("accepts_detained", accepts_detained),
+                    ("mother_and_baby", mother_and_baby),
+                )
+                if wanted
+            ),
             limit=limit,
         )
         return [unit_out(f) for f in await unit_service.find_units(db, actor, search)]

@@ -74,7 +74,8 @@ class Unit(IdMixin, Base):
     max_age: Mapped[int | None] = mapped_column(Integer)
     mother_and_baby: Mapped[bool] = mapped_column(Boolean, default=False)
     accepts_intoxicated: Mapped[bool] = mapped_column(Boolean, default=False)
-    accepts_detained: Mapped[bool] = mapped_column(Boolean, default=True)
+    # False unless said: a unit must declare that it takes people detained under the Act.
+    accepts_detained: Mapped[bool] = mapped_column(Boolean, default=False)
     max_stay_days: Mapped[int | None] = mapped_column(Integer)
     daily_cost: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False), default=0)
     status: Mapped[str] = mapped_column(String(8), default="open")
