@@ -250,6 +250,13 @@ class RiskFlag(Code):
     SUBSTANCE_USE = "substance_use", "substance use"
 
 
+class Advisory(Code):
+    """What an answer warns of while it goes ahead: the figures it relied on may be wrong."""
+
+    STALE = "stale", "the unit's figures are stale: phone to confirm the place"
+    OVER_OCCUPIED = "over_occupied", "fewer places are declared open than people are placed"
+
+
 # --- Derived sets ----------------------------------------------------------------------------------
 
 KINDS: tuple[str, ...] = values(UnitKind)
@@ -298,6 +305,7 @@ CODE_SETS: dict[str, type[Code]] = {
     "place_types": PlaceType,
     "police_station_criteria": PoliceStationCriterion,
     "person_sexes": PersonSex,
+    "advisories": Advisory,
     "ethnicities": Ethnicity,
     "risk_flags": RiskFlag,
 }

@@ -344,3 +344,33 @@ async def test_an_eta_keeps_a_hold_only_within_the_extension_cap(api: Api) -> No
     got = (await api.get(f"/api/holds/{body['id']}", "amhp")).json()
     # ETA plus the 15-minute grace would pass the cap: the hold is kept to the cap, no further.
     assert got["expires_at"].startswith(cap.strftime("%Y-%m-%dT%H:%M"))
+
+
+async def test_a_hold_on_stale_figures_goes_ahead_with_a_warning(api: Api) -> None:
+    """The AMHP is told to phone: figures not confirmed within the kind's window may be wrong."""
+    fresh = await hold(api)
+    assert fresh.status_code == 201 and fresh.json()["warnings"] == []
+    api.clock.advance(hours=5)  # a 136 suite's figures go stale after 4 hours
+    stale = await hold(api)
+    assert stale.status_code == 201, stale.text
+    assert stale.json()["warnings"] == ["stale"]
+
+
+async def test_declaring_fewer_open_places_than_are_occupied_warns(api: Api) -> None:
+    unit = await api.unit("Bristol Place of Safety")
+    admitted = await api.post(
+        "/api/placements",
+        "bedmanager",
+        json={
+            "unit_id": unit.id,
+            "legal_basis": "s136",
+            "person": {"ref": "OVER-1", "age": 30, "sex": "male", "home_area": "E06000023"},
+        },
+    )
+    assert admitted.status_code == 201, admitted.text
+    declared = await api.put(
+        f"/api/units/{unit.id}/availability", "bedmanager", json={"open_places": 0, "status": "open"}
+    )
+    assert declared.status_code == 200, declared.text
+    assert declared.json()["warnings"] == ["over_occupied"]
+    assert (await api.get(f"/api/units/{unit.id}", "amhp")).json()["warnings"] == ["over_occupied"]

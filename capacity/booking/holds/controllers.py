@@ -19,12 +19,12 @@ from capacity.booking.holds.service import HoldView
 from capacity.booking.persons import person_out
 from capacity.booking.placements.controllers import placement_out
 from capacity.booking.placements.schemas import PlacementOut
-from capacity.codes import HoldPurpose, HoldStatus
+from capacity.codes import Advisory, HoldPurpose, HoldStatus
 from capacity.db.engine import Database
 from capacity.settings import Settings
 
 
-def hold_out(view: HoldView, now: datetime, settings: Settings) -> HoldOut:
+def hold_out(view: HoldView, now: datetime, settings: Settings, warnings: list[Advisory] | None = None) -> HoldOut:
     h = view.hold
     return HoldOut(
         id=h.id,
@@ -46,6 +46,7 @@ def hold_out(view: HoldView, now: datetime, settings: Settings) -> HoldOut:
         conveyance=conveyance_out(view.conveyance, now, settings.ambulance_standard_minutes)
         if view.conveyance
         else None,
+        warnings=warnings or [],
     )
 
 
@@ -70,7 +71,9 @@ class HoldController(Controller):
     ) -> Response[HoldOut]:
         result = await hold_service.create_hold(db, actor, data, idempotency_key)
         view = HoldView(result.hold, hold_service.effective_status(result.hold, result.now), None, None)
-        return Response(hold_out(view, result.now, db.settings), status_code=201 if result.created else 200)
+        return Response(
+            hold_out(view, result.now, db.settings, result.warnings), status_code=201 if result.created else 200
+        )
 
     @get("/", summary="Holds in the caller's scope, newest first")
     async def list_holds(

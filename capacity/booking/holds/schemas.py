@@ -10,6 +10,7 @@ from msgspec import Meta
 
 from capacity.booking.persons import Note, PersonIn, PersonOut
 from capacity.codes import (
+    Advisory,
     ConveyanceMode,
     DeclineReason,
     HoldPurpose,
@@ -92,3 +93,4 @@ class HoldOut(msgspec.Struct):
     decline_reason: str | None
     placement_id: str | None = None
     conveyance: ConveyanceOut | None = None
+    warnings: list[Advisory] = []

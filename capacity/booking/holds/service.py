@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import msgspec
@@ -36,6 +36,7 @@ from capacity.booking.placements.service import not_in_future, placement_event, 
 from capacity.booking.units.availability import unit_figures
 from capacity.booking.units.models import Unit, UnmetDemand
 from capacity.booking.units.service import availability_event
+from capacity.codes import Advisory
 from capacity.db.base import new_id, table_of
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
@@ -89,6 +90,8 @@ class HoldResult:
     hold: Hold
     created: bool
     now: datetime  # the instant the hold was made or found at
+    # What the AMHP is warned of: the figures the hold relied on were stale (phone to confirm).
+    warnings: list[Advisory] = field(default_factory=list)
 
 
 async def _by_idempotency_key(session: AsyncSession, actor: Actor, key: str, digest: str) -> Hold | None:
@@ -144,7 +147,7 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
         uow.audit(actor=actor, action="hold.create", object_type="hold", object_id=hold.id, after=hold_snapshot(hold))
         uow.emit(hold_event("hold.created", hold, unit, now))
         uow.emit(availability_event(before.with_one_more_hold(), now))
-        return HoldResult(hold, created=True, now=now)
+        return HoldResult(hold, created=True, now=now, warnings=before.advisories)
 
     try:
         result = await db.write(work)

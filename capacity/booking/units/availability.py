@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Area, AreaLocalProvider, Unit, UnitAreaRule
+from capacity.codes import Advisory
 from capacity.errors import Invalid, NotFound
 from capacity.settings import Settings
 
@@ -61,6 +62,14 @@ class UnitFigures:
         if self.unit.status != "open":
             return 0
         return max(0, self.unit.open_places - self.occupied - self.held)
+
+    @property
+    def advisories(self) -> list[Advisory]:
+        """What a person relying on these figures should be warned of."""
+        found = [Advisory.STALE] if self.stale else []
+        if self.unit.open_places < self.occupied:
+            found.append(Advisory.OVER_OCCUPIED)
+        return found
 
     def with_one_more_hold(self) -> UnitFigures:
         """The figures after a hold this transaction has just written under the unit's lock."""

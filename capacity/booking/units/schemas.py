@@ -14,6 +14,7 @@ from capacity.codes import (
     ACUTE_KINDS,
     CODE_SETS,
     KIND_PURPOSE,
+    Advisory,
     ClosedReason,
     Code,
     HoldPurpose,
@@ -72,6 +73,7 @@ class UnitDetail(UnitOut, kw_only=True, omit_defaults=True):
     daily_cost: float
     accepts_from_areas: list[str]
     refuses_areas: list[str]
+    warnings: list[Advisory] = []
 
 
 class AvailabilityIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -120,6 +122,7 @@ def unit_detail(f: UnitFigures) -> UnitDetail:
         daily_cost=float(u.daily_cost or 0),
         accepts_from_areas=u.accepts_from_areas,
         refuses_areas=u.refuses_areas,
+        warnings=f.advisories,
     )
 
 
