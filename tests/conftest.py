@@ -39,6 +39,7 @@ MODULE_KINDS = {
     "test_detentions": "integration",
     "test_eligibility": "integration",
     "test_errors": "integration",
+    "test_hazard_log": "unit",
     "test_holds": "integration",
     "test_import": "integration",
     "test_live": "integration",  # a real server and WebSocket, in the test's own loop
