@@ -7,6 +7,7 @@ import csv
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 from click.testing import CliRunner
@@ -14,14 +15,25 @@ from sqlalchemy import func, select
 
 from capacity.audit import AuditEntry
 from capacity.auth.scope import SYSTEM
+from capacity.booking.persons import HOME_AREA, PersonIn
 from capacity.booking.placements.models import Placement
+from capacity.booking.placements.schemas import PlacementIn
 from capacity.booking.placements.service import placement_geography, start_placement
 from capacity.booking.units.models import Area, Unit
 from capacity.cli import main
+from capacity.codes import Ethnicity, LegalBasis, OapReason, Outcome, PersonSex, values
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import ROW_LOCKS, UnitOfWork
 from capacity.errors import Invalid
-from capacity.imports.placements import COLUMNS, ImportRefused, import_placements, oap_reason_problem
+from capacity.imports.placements import (
+    COLUMNS,
+    FIELD_TYPES,
+    INSERT_COLUMNS,
+    CheckedRow,
+    ImportRefused,
+    import_placements,
+    oap_reason_problem,
+)
 from support.api import Api
 from support.demo import START
 from support.settings import settings_for
@@ -405,3 +417,89 @@ def test_the_command_line_exits_non_zero_on_a_bad_file(database_url: str, tmp_pa
 
     missing = runner.invoke(main, ["import", "placements", str(tmp_path / "missing.csv")], env=env)
     assert missing.exit_code != 0
+
+
+def test_a_row_is_checked_by_the_booking_types() -> None:
+    """The file's fields carry the API's own types: no copies of the person or code rules to drift."""
+    person = get_type_hints(PersonIn, include_extras=True)
+    assert tuple(FIELD_TYPES) == COLUMNS
+    assert FIELD_TYPES["person_ref"] == person["ref"] and FIELD_TYPES["age"] == person["age"]
+    assert FIELD_TYPES["home_area"] == HOME_AREA == person["home_area"]
+    assert FIELD_TYPES["unit_id"] == get_type_hints(PlacementIn, include_extras=True)["unit_id"]
+    assert FIELD_TYPES["sex"] is PersonSex and FIELD_TYPES["legal_basis"] is LegalBasis
+    assert FIELD_TYPES["ethnicity"] == Ethnicity | None
+    assert FIELD_TYPES["oap_reason"] == OapReason | None and FIELD_TYPES["outcome"] == Outcome | None
+    # A checked row's fields are the placement columns the import writes, by name.
+    assert INSERT_COLUMNS == ("id", *CheckedRow.__struct_fields__, "created_by")
+    assert set(INSERT_COLUMNS) <= set(Placement.__table__.columns.keys())
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("sex", "f", PersonSex),
+        ("ethnicity", "Q", Ethnicity),
+        ("legal_basis", "section 3", LegalBasis),
+        ("oap_reason", "15", OapReason),
+        ("outcome", "cured", Outcome),
+    ],
+)
+async def test_an_unknown_code_names_its_field_and_the_codes(
+    api: Api, tmp_path: Path, column: str, value: str, code: type
+) -> None:
+    ward = await api.unit("Callington Road")
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, write_csv(tmp_path / "code.csv", [row(ward, person_ref="HIST-1", **{column: value})]))
+    [problem] = refused.value.problems
+    assert (problem.line, problem.field) == (2, column)
+    assert repr(value) in problem.message and ", ".join(values(code)) in problem.message
+
+
+async def test_every_bad_field_of_one_row_is_named(api: Api, tmp_path: Path) -> None:
+    """msgspec stops at a row's first refused field; the report still names each one, and the rules across
+    fields still apply to the fields that passed."""
+    ward = await api.unit("Callington Road")
+    bad = row(
+        ward,
+        person_ref="Jane Smith",  # a name, not a reference
+        age="200",
+        sex="f",
+        ethnicity="null",  # not an empty field
+        legal_basis="s5",
+        started_at="1700000000",  # a number is not a time
+        ended_at="2025-06-08T10:00:00Z",
+        outcome="",  # required, as ended_at is given
+    )
+    good = row(ward, person_ref="HIST-2")
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, write_csv(tmp_path / "bad.csv", [good, bad]))
+    problems = {p.field: p.message for p in refused.value.problems}
+    assert {p.line for p in refused.value.problems} == {3}
+    assert set(problems) == {"person_ref", "age", "sex", "ethnicity", "legal_basis", "started_at", "outcome"}
+    assert "Jane" not in problems["person_ref"]  # a refusal never repeats a person's reference
+    assert "120" in problems["age"] and "required" in problems["outcome"]
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("2025-06-01T10:00:00Z", True),
+        ("2025-06-01T11:00:00.250+01:00", True),
+        ("2025-06-01T10:00:00", False),  # no offset
+        ("2025-06-01", False),
+        ("", False),
+    ],
+)
+async def test_started_at_is_a_time_with_its_offset(api: Api, tmp_path: Path, value: str, accepted: bool) -> None:
+    ward = await api.unit("Callington Road")
+    path = write_csv(tmp_path / "time.csv", [row(ward, person_ref="HIST-1", started_at=value)])
+    if accepted:
+        assert (await run_import(api, path)).first_started_at == datetime(2025, 6, 1, 10, tzinfo=UTC).replace(
+            microsecond=250_000 if "." in value else 0
+        )
+        return
+    with pytest.raises(ImportRefused) as refused:
+        await run_import(api, path)
+    [problem] = refused.value.problems
+    assert (problem.line, problem.field) == (2, "started_at")
+    assert ("is empty" if not value else repr(value)) in problem.message

@@ -2,7 +2,11 @@
 
 All or nothing per file. Every row is checked first, against the same rules a placement recorded
 through the API meets, and nothing is written while any row is bad: the refusal names every bad line
-(1-based file lines, the header is line 1) and field. Then every row is written in one transaction
+(1-based file lines, the header is line 1) and field. Each record is converted by msgspec into a `CsvRow`,
+whose field types are the booking API's own (the person's as `PersonIn` constrains them, the codes as the
+StrEnums of `capacity.codes`), so a refused value is named by its field; the rules across fields, the
+reference data and the file follow, through the booking code's functions (`looks_like_nhs_number`,
+`not_in_future`, `placement_geography`). Then every row is written in one transaction
 (BEGIN IMMEDIATE on SQLite, through `Database.write`) with Core executemany in chunks, plus one audit
 entry for the import that holds counts and the file's name and digest, never person data.
 
@@ -24,28 +28,39 @@ import csv
 import hashlib
 import operator
 import os
-import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeAlias, get_type_hints
 
 import msgspec
+from msgspec import Meta
+from msgspec.structs import astuple
 from sqlalchemy import Dialect, Table, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.auth.security import Actor
-from capacity.booking.persons import PersonIn, looks_like_nhs_number
+from capacity.booking.persons import HOME_AREA, PersonIn, looks_like_nhs_number
 from capacity.booking.placements.models import Placement
+from capacity.booking.placements.schemas import PlacementIn
 from capacity.booking.placements.service import S136_HOURS, not_in_future, placement_geography
 from capacity.booking.units.availability import figures
 from capacity.booking.units.models import Area, AreaLocalProvider, Unit
-from capacity.codes import ACUTE_KINDS, Ethnicity, LegalBasis, OapReason, Outcome, PersonSex, values
+from capacity.codes import (
+    ACUTE_KINDS,
+    INAPPROPRIATE_OAP_REASON,
+    Ethnicity,
+    LegalBasis,
+    OapReason,
+    Outcome,
+    PersonSex,
+    values,
+)
 from capacity.db.base import UTCDateTime, table_of
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
@@ -77,29 +92,53 @@ SQLITE_IMPORT_CACHE_KIB = 256 * 1024
 # Whoever runs the command line: a system actor, not a user of the service.
 IMPORT_ACTOR = Actor(id="cli-import", username="cli-import", role="system", provider_id=None, areas=())
 
-SEXES = frozenset(values(PersonSex))
-ETHNICITIES = frozenset(values(Ethnicity))
-LEGAL_BASES = frozenset(values(LegalBasis))
-OUTCOMES = frozenset(values(Outcome))
-OAP_REASONS = frozenset(values(OapReason))
+# The booking types a CSV row is checked by, so that the API and the import refuse the same values: the
+# person's reference and age as `PersonIn` constrains them, the unit id as `PlacementIn` does.
+_PERSON_TYPES = get_type_hints(PersonIn, include_extras=True)
+_PLACEMENT_TYPES = get_type_hints(PlacementIn, include_extras=True)
+if TYPE_CHECKING:
+    PersonRef: TypeAlias = str
+    PersonAge: TypeAlias = int
+    UnitId: TypeAlias = str
+else:
+    PersonRef = _PERSON_TYPES["ref"]
+    PersonAge = _PERSON_TYPES["age"]
+    UnitId = _PLACEMENT_TYPES["unit_id"]
+# A time with its offset (or Z), RFC 3339 as the API reads times; a time without one is refused.
+OffsetTime = Annotated[datetime, Meta(tz=True)]
 
 
-def _person_constraints() -> tuple[int, re.Pattern[str], int, int]:
-    """The API's rules for a person reference and an age (PersonIn), so both ways in agree."""
-    info = msgspec.inspect.type_info(PersonIn)
-    assert isinstance(info, msgspec.inspect.StructType)
-    fields = {f.name: f.type for f in info.fields}
-    match fields["ref"], fields["age"]:
-        case (
-            msgspec.inspect.Metadata(type=msgspec.inspect.StrType(max_length=int(ref_max), pattern=str(pattern))),
-            msgspec.inspect.IntType(ge=int(age_min), le=int(age_max)),
-        ):
-            return ref_max, re.compile(pattern), age_min, age_max
-    raise TypeError("PersonIn no longer bounds ref (max_length, pattern) and age (ge, le)")
+class CsvRow(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    """One record of the file, its fields named and typed as COLUMNS are: converted by msgspec from the
+    record's text (empty fields as None), so a value its type refuses is named by its field."""
+
+    person_ref: PersonRef
+    age: PersonAge
+    sex: PersonSex
+    ethnicity: Ethnicity | None
+    home_area: HOME_AREA
+    unit_id: UnitId
+    legal_basis: LegalBasis
+    started_at: OffsetTime
+    ended_at: OffsetTime | None
+    oap_reason: OapReason | None
+    outcome: Outcome | None
 
 
-REF_MAX, REF_PATTERN, AGE_MIN, AGE_MAX = _person_constraints()
+FIELD_TYPES: dict[str, Any] = get_type_hints(CsvRow, include_extras=True)
+if tuple(FIELD_TYPES) != COLUMNS:
+    raise TypeError(f"CsvRow's fields {tuple(FIELD_TYPES)} are not the file's columns {COLUMNS}")
+# The fields whose values are codes: a refusal lists the codes.
+CODE_FIELDS: dict[str, tuple[str, ...]] = {
+    "sex": values(PersonSex),
+    "ethnicity": values(Ethnicity),
+    "legal_basis": values(LegalBasis),
+    "oap_reason": values(OapReason),
+    "outcome": values(Outcome),
+}
+NHS_NUMBER_PROBLEM = "looks like an NHS number; use a local pseudonymous reference"
 S136_LIMIT = timedelta(hours=S136_HOURS)
+S136 = LegalBasis.S136
 
 Progress = Callable[[str, int, int], None]  # phase ("check" | "write"), done, total
 
@@ -236,17 +275,6 @@ def oap_reason_problem(out_of_area: bool, kind: str, oap_reason: str | None) -> 
     return None
 
 
-def _parse_time(raw: str) -> datetime | str:
-    """An ISO 8601 time with an offset (or Z), or the reason it is not one."""
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        return f"{raw[:40]!r} is not an ISO 8601 time"
-    if value.tzinfo is None or value.utcoffset() is None:
-        return f"{raw[:40]!r} has no UTC offset (add Z or +01:00)"
-    return value.astimezone(UTC)
-
-
 def _scan(path: Path) -> tuple[int, str]:
     """Lines in the file (for progress) and its SHA-256 (for the audit entry), in one read."""
     digest = hashlib.sha256()
@@ -262,9 +290,64 @@ def _scan(path: Path) -> tuple[int, str]:
     return lines, digest.hexdigest()
 
 
-# A checked row, as the write phase needs it.
-Row = tuple  # (ref, age, sex, ethnicity, home_area, unit_id, legal_basis, started, ended, oap, outcome,
-#             out_of_area, distance_km, daily_cost, s136_deadline, s136_breached_at)
+class CheckedRow(msgspec.Struct, frozen=True, gc=False):
+    """A checked row as the write phase needs it: its fields are the placement's columns, in the order
+    INSERT_COLUMNS gives them (between the id and created_by)."""
+
+    person_ref: str
+    person_age: int
+    person_sex: str
+    person_ethnicity: str | None
+    home_area: str
+    unit_id: str
+    legal_basis: str
+    started_at: datetime
+    ended_at: datetime | None
+    oap_reason: str | None
+    outcome: str | None
+    out_of_area: bool
+    distance_km: float
+    daily_cost: float
+    s136_clock_started_at: datetime | None
+    s136_deadline: datetime | None
+    s136_breached_at: datetime | None
+
+
+def _by_field(values: dict[str, object], error: msgspec.ValidationError) -> tuple[dict[str, object], dict[str, str]]:
+    """A record msgspec refused, field by field: the values that pass their types, and msgspec's reason for
+    each field refused: the field its error names (msgspec stops at the first), then any other field
+    converted to its own type."""
+    message, _, where = str(error).rpartition(" - at `$.")
+    named = where.removesuffix("`")
+    refused = {named: message} if message and named in FIELD_TYPES else {}
+    passed: dict[str, object] = {}
+    for name, value in values.items():
+        if name not in refused:
+            try:
+                passed[name] = msgspec.convert(value, FIELD_TYPES[name])
+            except msgspec.ValidationError as exc:
+                refused[name] = str(exc)
+    return passed, refused
+
+
+def _describe(name: str, value: object, reason: str) -> str:
+    """A refused value's problem as the report says it (a person's reference is never repeated)."""
+    if value is None:
+        return "is empty"
+    if name in CODE_FIELDS:
+        return f"{str(value)[:20]!r} is not one of {', '.join(CODE_FIELDS[name])}"
+    if name == "person_ref":
+        return reason
+    return f"{str(value)[:40]!r}: {reason}"
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _text(code: str | None) -> str | None:
+    """A code's value as a plain str, for the driver (sqlite3 binds a str subclass at three times the cost)."""
+    return None if code is None else str(code)
 
 
 class _Checker:
@@ -273,7 +356,7 @@ class _Checker:
         self.now = now
         self.problems: list[Problem] = []
         self.total_problems = 0
-        self.rows: list[Row] = []
+        self.rows: list[CheckedRow] = []
         self.lines: list[int] = []  # the file line of each row, for duplicates found later
         self.seen: dict[int, int] = {}  # hash of (ref, unit, started) -> index in rows
 
@@ -283,141 +366,130 @@ class _Checker:
             self.problems.append(Problem(line, field_, message))
 
     def check(self, line: int, record: list[str]) -> None:
-        """Check one record, rule by rule in column order; keep it for writing if it passes every rule."""
+        """Check one record: each field by its type (CsvRow), then the rules across fields, the reference
+        data and the file; keep it for writing if it passes every rule."""
         if len(record) != len(COLUMNS):
             self.problem(line, "row", f"has {len(record)} fields; expected {len(COLUMNS)}")
             return
-        ref, age_raw, sex, ethnicity, home_area, unit_id, legal_basis, started_raw, ended_raw, oap, outcome = [
-            v.strip() for v in record
-        ]
-        before = self.total_problems
+        values: dict[str, object] = {name: raw.strip() or None for name, raw in zip(COLUMNS, record, strict=True)}
+        if isinstance(age_text := values["age"], str):  # CSV is text: a whole number becomes an int for its type
+            with contextlib.suppress(ValueError):
+                values["age"] = int(age_text)
         problem = self.problem
-        now = self.now
-
-        if not ref:
-            problem(line, "person_ref", "is empty")
-        elif len(ref) > REF_MAX:
-            problem(line, "person_ref", f"is longer than {REF_MAX} characters")
-        elif len(ref) >= 10 and looks_like_nhs_number(ref):  # ten digits at least
-            problem(line, "person_ref", "looks like an NHS number; use a local pseudonymous reference")
-        elif not REF_PATTERN.match(ref):
-            problem(line, "person_ref", "may hold only letters, digits and / _ . - (starting with a letter or digit)")
-
-        age: int | None = None
+        before = self.total_problems
+        ref = values["person_ref"]
+        # Ten digits at least, and one cannot start with a letter (the rule only drops spaces and dashes).
+        nhs_number = isinstance(ref, str) and len(ref) >= 10 and not ref[0].isalpha() and looks_like_nhs_number(ref)
+        if nhs_number:
+            problem(line, "person_ref", NHS_NUMBER_PROBLEM)
+        unknown: Container[str] = ()  # fields whose values their types refused
         try:
-            age = int(age_raw)
-        except ValueError:
-            problem(line, "age", f"{age_raw[:20]!r} is not a whole number")
-        else:
-            if not AGE_MIN <= age <= AGE_MAX:
-                problem(line, "age", f"{age} is not between {AGE_MIN} and {AGE_MAX}")
-                age = None
+            row = msgspec.convert(values, CsvRow)
+        except msgspec.ValidationError as exc:
+            passed, refused = _by_field(values, exc)
+            for name, reason in refused.items():
+                if not (name == "person_ref" and nhs_number):
+                    problem(line, name, _describe(name, values[name], reason))
+            unknown = refused.keys()
+            # The values that passed, for the rules below; those refused are None here and not looked at.
+            row = CsvRow(**{name: passed.get(name) for name in COLUMNS})  # type: ignore[arg-type]
+        pair = self._rules(line, row, unknown)
+        if self.total_problems == before and pair is not None:
+            self._keep(line, row, pair)
 
-        if sex not in SEXES:
-            problem(line, "sex", f"{sex[:20]!r} is not one of {', '.join(sorted(SEXES))}")
-        if ethnicity and ethnicity not in ETHNICITIES:
-            problem(line, "ethnicity", f"{ethnicity[:20]!r} is not an NHS ethnic category code (A-H, J-N, P, R, S, Z)")
-        home_ok = home_area in self.ref.areas
-        if not home_ok:
-            problem(line, "home_area", f"no area with code {home_area[:20]!r}")
-        unit_ok = unit_id in self.ref.units
-        if not unit_ok:
-            problem(line, "unit_id", f"no unit with id {unit_id[:40]!r}")
-        if legal_basis not in LEGAL_BASES:
-            problem(line, "legal_basis", f"{legal_basis[:20]!r} is not one of {', '.join(sorted(LEGAL_BASES))}")
-
-        parsed_start = _parse_time(started_raw) if started_raw else "is empty"
-        started: datetime | None = None
-        if isinstance(parsed_start, str):
-            problem(line, "started_at", parsed_start)
-        else:
-            started = parsed_start
-            try:
-                not_in_future(started, now, "started_at")
-            except Invalid as exc:
-                problem(line, "started_at", exc.detail)
-        ended: datetime | None = None
-        if ended_raw:
-            parsed = _parse_time(ended_raw)
-            if isinstance(parsed, str):
-                problem(line, "ended_at", parsed)
-            else:
-                ended = parsed
+    def _rules(self, line: int, row: CsvRow, unknown: Container[str]) -> Pair | None:
+        """The rules across fields and with the reference data, on the fields whose types passed; the
+        geography of the row's area and unit when both exist."""
+        problem, now = self.problem, self.now
+        home_ok = "home_area" not in unknown and row.home_area in self.ref.areas
+        if not home_ok and "home_area" not in unknown:
+            problem(line, "home_area", f"no area with code {row.home_area[:20]!r}")
+        unit_ok = "unit_id" not in unknown and row.unit_id in self.ref.units
+        if not unit_ok and "unit_id" not in unknown:
+            problem(line, "unit_id", f"no unit with id {row.unit_id[:40]!r}")
+        started_ok = "started_at" not in unknown
+        for name, value in (("started_at", row.started_at), ("ended_at", row.ended_at)):
+            if name not in unknown and value is not None:
                 try:
-                    not_in_future(ended, now, "ended_at")
+                    not_in_future(value, now, name)
                 except Invalid as exc:
-                    problem(line, "ended_at", exc.detail)
-                if started is not None and ended < started:
-                    problem(line, "ended_at", "is before started_at")
-        if ended_raw and not outcome:
-            problem(line, "outcome", "is required when ended_at is given")
-        elif outcome and not ended_raw:
-            problem(line, "outcome", "is only for a placement that has ended (ended_at is empty)")
-        elif outcome and outcome not in OUTCOMES:
-            problem(line, "outcome", f"{outcome[:30]!r} is not one of {', '.join(sorted(OUTCOMES))}")
-
-        oap_reason = oap or None
-        if oap_reason is not None and oap_reason not in OAP_REASONS:
-            problem(line, "oap_reason", f"{oap_reason[:20]!r} is not one of {', '.join(sorted(OAP_REASONS))}")
-            oap_reason = "?"  # checked above; keep it from also failing the rule below as missing
+                    problem(line, exc.field or name, exc.detail)
+        if row.ended_at is not None and started_ok and row.ended_at < row.started_at:
+            problem(line, "ended_at", "is before started_at")
+        if "outcome" not in unknown:
+            ended = row.ended_at is not None or "ended_at" in unknown  # given, if refused
+            if ended and row.outcome is None:
+                problem(line, "outcome", "is required when ended_at is given")
+            elif row.outcome is not None and not ended:
+                problem(line, "outcome", "is only for a placement that has ended (ended_at is empty)")
         if not (home_ok and unit_ok):
-            return
-        pair = self.ref.pair(home_area, unit_id)
-        if oap_reason != "?" and (rule := oap_reason_problem(pair.out_of_area, pair.kind, oap_reason)):
+            return None
+        pair = self.ref.pair(row.home_area, row.unit_id)
+        if "oap_reason" not in unknown and (rule := oap_reason_problem(pair.out_of_area, pair.kind, row.oap_reason)):
             problem(line, "oap_reason", rule)
-        if age is not None and age < 18 and (age < pair.min_age or (pair.max_age is not None and age > pair.max_age)):
+        age = row.age
+        if (
+            "age" not in unknown
+            and age < 18
+            and (age < pair.min_age or (pair.max_age is not None and age > pair.max_age))
+        ):
             upper = f"-{pair.max_age}" if pair.max_age is not None else "+"
             problem(line, "age", f"a person of {age} may not be placed at a unit for ages {pair.min_age}{upper}")
+        return pair
 
-        if self.total_problems != before or started is None:
-            return
+    def _keep(self, line: int, row: CsvRow, pair: Pair) -> None:
+        """Keep a row that passed every rule, unless it duplicates an earlier row of the file."""
+        ref, unit_id = row.person_ref, row.unit_id
+        started = _utc(row.started_at)
+        ended = _utc(row.ended_at) if row.ended_at is not None else None
         index = len(self.rows)
         key = hash((ref, unit_id, started))
         earlier = self.seen.get(key)
-        if (
-            earlier is not None
-            and self.rows[earlier][0] == ref
-            and self.rows[earlier][5] == unit_id
-            and self.rows[earlier][7] == started
-        ):
-            problem(line, "row", f"duplicates line {self.lines[earlier]} (same person_ref, unit_id and started_at)")
+        if earlier is not None and self._same(self.rows[earlier], ref, unit_id, started):
+            self.problem(
+                line, "row", f"duplicates line {self.lines[earlier]} (same person_ref, unit_id and started_at)"
+            )
             return
         self.seen.setdefault(key, index)
-
         deadline = breached = None
-        if legal_basis == "s136":
+        if row.legal_basis == S136:
             deadline = started + S136_LIMIT
-            if (ended is not None and ended > deadline) or (ended is None and deadline <= now):
+            if (ended is not None and ended > deadline) or (ended is None and deadline <= self.now):
                 breached = deadline
         self.rows.append(
-            (
-                ref,
-                age,
-                sex,
-                ethnicity or None,
-                home_area,
-                unit_id,
-                legal_basis,
-                started,
-                ended,
-                oap_reason,
-                outcome or None,
-                pair.out_of_area,
-                pair.distance_km,
-                pair.daily_cost,
-                deadline,
-                breached,
+            CheckedRow(
+                person_ref=ref,
+                person_age=row.age,
+                person_sex=str(row.sex),
+                person_ethnicity=_text(row.ethnicity),
+                home_area=row.home_area,
+                unit_id=unit_id,
+                legal_basis=str(row.legal_basis),
+                started_at=started,
+                ended_at=ended,
+                oap_reason=_text(row.oap_reason),
+                outcome=_text(row.outcome),
+                out_of_area=pair.out_of_area,
+                distance_km=pair.distance_km,
+                daily_cost=pair.daily_cost,
+                s136_clock_started_at=started if deadline is not None else None,
+                s136_deadline=deadline,
+                s136_breached_at=breached,
             )
         )
         self.lines.append(line)
+
+    @staticmethod
+    def _same(row: CheckedRow, ref: str, unit_id: str, started: datetime) -> bool:
+        return row.person_ref == ref and row.unit_id == unit_id and row.started_at == started
 
     async def check_database(self, session: AsyncSession) -> None:
         """Refuse rows already in the database (the same file imported twice)."""
         if not self.rows:
             return
-        first = min(r[7] for r in self.rows)
-        last = max(r[7] for r in self.rows)
-        areas = sorted({r[4] for r in self.rows})
+        first = min(r.started_at for r in self.rows)
+        last = max(r.started_at for r in self.rows)
+        areas = sorted({r.home_area for r in self.rows})
         existing = (
             await session.execute(
                 select(Placement.person_ref, Placement.unit_id, Placement.started_at).where(
@@ -427,12 +499,7 @@ class _Checker:
         ).all()
         for ref, unit_id, started in existing:
             index = self.seen.get(hash((ref, unit_id, started)))
-            if (
-                index is not None
-                and self.rows[index][0] == ref
-                and self.rows[index][5] == unit_id
-                and self.rows[index][7] == started
-            ):
+            if index is not None and self._same(self.rows[index], ref, unit_id, started):
                 self.problem(
                     self.lines[index], "row", "is already in the database (same person_ref, unit_id and started_at)"
                 )
@@ -509,41 +576,22 @@ async def check_file(
     return checker, sha256
 
 
-def _summarise(summary: ImportSummary, rows: Sequence[Row]) -> None:
+def _summarise(summary: ImportSummary, rows: Sequence[CheckedRow]) -> None:
     summary.rows = len(rows)
     if not rows:
         return
-    summary.ended = sum(1 for r in rows if r[8] is not None)
-    summary.out_of_area = sum(1 for r in rows if r[11])
-    summary.inappropriate = sum(1 for r in rows if r[11] and r[9] == "10")
-    summary.s136 = sum(1 for r in rows if r[6] == "s136")
-    summary.s136_breached = sum(1 for r in rows if r[15] is not None)
-    summary.first_started_at = min(r[7] for r in rows).astimezone(UTC)
-    summary.last_started_at = max(r[7] for r in rows).astimezone(UTC)
+    summary.ended = sum(1 for r in rows if r.ended_at is not None)
+    summary.out_of_area = sum(1 for r in rows if r.out_of_area)
+    summary.inappropriate = sum(1 for r in rows if r.out_of_area and r.oap_reason == INAPPROPRIATE_OAP_REASON)
+    summary.s136 = sum(1 for r in rows if r.legal_basis == S136)
+    summary.s136_breached = sum(1 for r in rows if r.s136_breached_at is not None)
+    summary.first_started_at = min(r.started_at for r in rows).astimezone(UTC)
+    summary.last_started_at = max(r.started_at for r in rows).astimezone(UTC)
 
 
-# The columns an imported placement fills, in the order `write_rows` gives them.
-INSERT_COLUMNS = (
-    "id",
-    "person_ref",
-    "person_age",
-    "person_sex",
-    "person_ethnicity",
-    "home_area",
-    "unit_id",
-    "legal_basis",
-    "started_at",
-    "ended_at",
-    "oap_reason",
-    "outcome",
-    "out_of_area",
-    "distance_km",
-    "daily_cost",
-    "created_by",
-    "s136_clock_started_at",
-    "s136_deadline",
-    "s136_breached_at",
-)
+# The columns an imported placement fills, in the order `write_rows` gives them: the id, a checked row's
+# fields (named as the columns), and who created it.
+INSERT_COLUMNS = ("id", *CheckedRow.__struct_fields__, "created_by")
 
 
 def _utc_text(value: datetime) -> str:
@@ -603,13 +651,15 @@ class BulkInsert:
         return out
 
 
-async def _refuse_overbooking(uow: UnitOfWork, rows: Sequence[Row], lines: Sequence[int], file_name: str) -> None:
+async def _refuse_overbooking(
+    uow: UnitOfWork, rows: Sequence[CheckedRow], lines: Sequence[int], file_name: str
+) -> None:
     """Lock the units that rows still open would occupy, as every capacity change does, and refuse (naming
     each line) the open placements beyond the places a unit has free now: an import never overbooks."""
     open_lines: dict[str, list[int]] = {}
     for row, line in zip(rows, lines, strict=True):
-        if row[8] is None:  # ended_at: still placed, so it takes a place now
-            open_lines.setdefault(row[5], []).append(line)
+        if row.ended_at is None:  # still placed, so it takes a place now
+            open_lines.setdefault(row.unit_id, []).append(line)
     if not open_lines:
         return
     units = await uow.lock_units(open_lines)
@@ -631,7 +681,7 @@ async def _refuse_overbooking(uow: UnitOfWork, rows: Sequence[Row], lines: Seque
 
 async def write_rows(
     db: Database,
-    rows: Sequence[Row],
+    rows: Sequence[CheckedRow],
     lines: Sequence[int],
     summary: ImportSummary,
     *,
@@ -661,30 +711,7 @@ async def write_rows(
         created_by = actor.username
 
         def chunk_params(start: int) -> list[tuple]:
-            return bulk.params(
-                (
-                    next(ids),
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    r[6],
-                    r[7],
-                    r[8],
-                    r[9],
-                    r[10],
-                    r[11],
-                    r[12],
-                    r[13],
-                    created_by,
-                    r[7] if r[14] is not None else None,
-                    r[14],
-                    r[15],
-                )
-                for r in rows[start : start + CHUNK_ROWS]
-            )
+            return bulk.params((next(ids), *astuple(r), created_by) for r in rows[start : start + CHUNK_ROWS])
 
         # While the driver inserts one chunk (SQLite in its thread, or the server), a worker thread prepares the
         # next: the driver lets go of the GIL while it steps, so the two overlap.
