@@ -181,6 +181,15 @@ class ConveyanceMode(Code):
     OTHER = "other"
 
 
+class PoliceVehicleReason(Code):
+    """Why a police vehicle was used (they should not be): a code, so no free text reaches a report."""
+
+    NO_AMBULANCE_AVAILABLE = "no_ambulance_available", "no ambulance available"
+    AMBULANCE_DELAYED = "ambulance_delayed", "ambulance delayed"
+    RISK_OF_VIOLENCE = "risk_of_violence", "risk of violence"
+    OTHER = "other"
+
+
 class UnmetDemandSource(Code):
     """What found no place: a search, or a hold refused for lack of one."""
 
@@ -301,6 +310,7 @@ CODE_SETS: dict[str, type[Code]] = {
     "outcomes": Outcome,
     "oap_reasons": OapReason,
     "conveyance_modes": ConveyanceMode,
+    "police_vehicle_reasons": PoliceVehicleReason,
     "unmet_demand_sources": UnmetDemandSource,
     "place_types": PlaceType,
     "police_station_criteria": PoliceStationCriterion,

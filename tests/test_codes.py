@@ -152,6 +152,10 @@ async def valid_row(api: Api, conn, table: str) -> dict[str, Any]:
             "created_at": START,
         },
     }
+    if table == "conveyances":  # one conveyance per hold: a hold of its own
+        hold = {"id": str(uuid.uuid4()), **rows["holds"]}
+        await conn.execute(insert(Base.metadata.tables["holds"]).values(**hold))
+        return {"hold_id": hold["id"], "mode": "police_vehicle", "updated_at": START, "updated_by": "test"}
     if table == "unit_area_rules":  # a unit of its own, so that no rule of the demo is in the way
         new_unit = (await conn.execute(insert(Unit.__table__).values(**unit).returning(Unit.id))).scalar_one()
         return {"unit_id": new_unit, "area_code": area_code, "rule": "refuses"}
@@ -170,6 +174,8 @@ async def test_every_coded_column_refuses_an_unknown_code_in_sql(api: Api) -> No
         ("users", "role"),
         ("holds", "status"),
         ("s136_detentions", "place_type"),
+        ("s136_detentions", "police_vehicle_reason"),
+        ("conveyances", "police_vehicle_reason"),
     }
     assert all(UNKNOWN not in values(code) for code in CODE_SETS.values())
     tables = Base.metadata.tables

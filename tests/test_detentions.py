@@ -85,3 +85,27 @@ async def test_an_open_detention_past_its_deadline_is_a_breach_and_ends_once(api
     assert ended.status_code == 200, ended.text
     assert ended.json()["breached_at"].startswith("2026-03-03T08:00:00")
     assert_problem(await api.post(url, "amhp", json={"outcome": "discharged"}), 409)
+
+
+async def test_a_police_vehicle_reason_is_a_code_and_its_note_is_kept_for_person_level_roles(api: Api) -> None:
+    free_text = await api.post(
+        "/api/s136-detentions",
+        "amhp",
+        json=detention(conveyance_mode="police_vehicle", police_vehicle_reason="John Smith, 12 Acacia Avenue"),
+    )
+    assert_problem(free_text, 422, "police_vehicle_reason")
+    coded = await api.post(
+        "/api/s136-detentions",
+        "amhp",
+        json=detention(
+            conveyance_mode="police_vehicle",
+            police_vehicle_reason="ambulance_delayed",
+            police_vehicle_note="crew stood down at 02:10",
+        ),
+    )
+    assert coded.status_code == 201, coded.text
+    got = (await api.get(f"/api/s136-detentions/{coded.json()['id']}", "amhp")).json()
+    assert (got["police_vehicle_reason"], got["police_vehicle_note"]) == (
+        "ambulance_delayed",
+        "crew stood down at 02:10",
+    )

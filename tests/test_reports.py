@@ -303,7 +303,11 @@ async def s136_history(api: Api) -> None:
     conveyed = await api.put(
         f"/api/holds/{d2}/conveyance",
         "amhp",
-        json={"mode": "police_vehicle", "police_vehicle_reason": "ambulance not available"},
+        json={
+            "mode": "police_vehicle",
+            "police_vehicle_reason": "no_ambulance_available",
+            "police_vehicle_note": "John Smith, 12 Acacia Avenue, said the crew was 2 h away",
+        },
     )
     assert conveyed.status_code == 200, conveyed.text
     api.clock.set(t("2026-03-11T10:20"))
@@ -382,7 +386,8 @@ async def s136_history(api: Api) -> None:
             age=30,
             sex="female",
             conveyance_mode="police_vehicle",
-            police_vehicle_reason="ambulance not available",
+            police_vehicle_reason="no_ambulance_available",
+            police_vehicle_note='=HYPERLINK("http://example.invalid")',
             police_station_criteria=["imminent_risk_of_serious_injury_or_death"],
             authorising_inspector="Insp. Example",
         ),
@@ -447,7 +452,9 @@ async def test_s136_figures(reports: Api) -> None:
         "other": 0,
         "not_recorded": 2,
     }
-    assert body["police_vehicle_reasons"] == [{"reason": "ambulance not available", "count": 2}]
+    # Codes only: the notes beside them (a name, a formula) never reach a report.
+    assert body["police_vehicle_reasons"] == [{"reason": "no_ambulance_available", "count": 2}]
+    assert "Acacia" not in str(body) and "HYPERLINK" not in str(body)
     # Responses 25 (D1) and 50 (D4) minutes: median rank ceil(1) = 1, p90 rank ceil(1.8) = 2.
     assert body["ambulance_response"] == {
         "standard_minutes": 30,

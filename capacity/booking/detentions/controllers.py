@@ -13,7 +13,7 @@ from capacity.booking.detentions import service as detention_service
 from capacity.booking.detentions.models import S136Detention
 from capacity.booking.detentions.schemas import DetentionEndIn, DetentionIn, DetentionOut
 from capacity.booking.persons import person_out
-from capacity.codes import PlaceType
+from capacity.codes import PlaceType, PoliceVehicleReason
 from capacity.db.engine import Database
 
 
@@ -31,7 +31,8 @@ def detention_out(d: S136Detention) -> DetentionOut:
         police_station_criteria=list(d.police_station_criteria or []),
         authorising_inspector=d.authorising_inspector,
         conveyance_mode=d.conveyance_mode,
-        police_vehicle_reason=d.police_vehicle_reason,
+        police_vehicle_reason=cast(PoliceVehicleReason | None, d.police_vehicle_reason),
+        police_vehicle_note=d.police_vehicle_note,
         ambulance_requested_at=d.ambulance_requested_at,
         ambulance_at_scene_at=d.ambulance_at_scene_at,
     )

@@ -14,7 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capacity.booking.persons import PersonMixin
-from capacity.codes import PlaceType, check_in
+from capacity.codes import PlaceType, PoliceVehicleReason, check_in
 from capacity.db.base import Base, IdMixin
 
 
@@ -37,7 +37,9 @@ class S136Detention(IdMixin, PersonMixin, Base):
     police_station_criteria: Mapped[list] = mapped_column(default=list)
     authorising_inspector: Mapped[str | None] = mapped_column(String(120))
     conveyance_mode: Mapped[str | None] = mapped_column(String(20))
-    police_vehicle_reason: Mapped[str | None] = mapped_column(String(280))
+    police_vehicle_reason: Mapped[str | None] = mapped_column(String(24))
+    # Said by person-level roles, for person-level roles: never read by a report.
+    police_vehicle_note: Mapped[str | None] = mapped_column(String(280))
     ambulance_requested_at: Mapped[datetime | None]
     ambulance_at_scene_at: Mapped[datetime | None]
     created_by: Mapped[str] = mapped_column(String(80))
@@ -45,6 +47,7 @@ class S136Detention(IdMixin, PersonMixin, Base):
 
     __table_args__ = (
         check_in("place_type", PlaceType),
+        check_in("police_vehicle_reason", PoliceVehicleReason),
         # s136A: never a police station for a person under 18, whatever the code above does.
         CheckConstraint("place_type != 'police_station' or person_age >= 18", name="no_under_18_in_police_station"),
         Index("ix_s136_detentions_home_detained", "home_area", "detained_at"),

@@ -8,12 +8,13 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from capacity.booking.persons import PersonIn, PersonOut
+from capacity.booking.persons import Note, PersonIn, PersonOut
 from capacity.codes import (
     ConveyanceMode,
     Outcome,
     PlaceType,
     PoliceStationCriterion,
+    PoliceVehicleReason,
     values,
 )
 from capacity.times import Instant
@@ -30,7 +31,8 @@ class DetentionIn(msgspec.Struct, forbid_unknown_fields=True):
     police_station_criteria: list[PoliceStationCriterion] = []
     authorising_inspector: Annotated[str, Meta(min_length=2, max_length=120)] | None = None
     conveyance_mode: ConveyanceMode | None = None
-    police_vehicle_reason: Annotated[str, Meta(min_length=3, max_length=280)] | None = None
+    police_vehicle_reason: PoliceVehicleReason | None = None
+    police_vehicle_note: Note | None = None
     ambulance_requested_at: Instant | None = None
     ambulance_at_scene_at: Instant | None = None
     ended_at: Instant | None = None
@@ -55,6 +57,7 @@ class DetentionOut(msgspec.Struct):
     police_station_criteria: list[str]
     authorising_inspector: str | None
     conveyance_mode: str | None
-    police_vehicle_reason: str | None
+    police_vehicle_reason: PoliceVehicleReason | None
+    police_vehicle_note: str | None
     ambulance_requested_at: datetime | None
     ambulance_at_scene_at: datetime | None

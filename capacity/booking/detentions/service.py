@@ -43,7 +43,7 @@ def _check(body: DetentionIn) -> None:
             )
     elif body.police_station_criteria or body.authorising_inspector:
         raise Invalid("police station criteria are only for a police station", field="police_station_criteria")
-    if body.conveyance_mode == "police_vehicle" and not body.police_vehicle_reason:
+    if body.conveyance_mode == "police_vehicle" and body.police_vehicle_reason is None:
         raise Invalid("a police vehicle should not be used; say why one was", field="police_vehicle_reason")
     if body.ended_at is not None and body.outcome is None:
         raise Invalid("an ended detention needs its outcome", field="outcome")
@@ -94,6 +94,7 @@ async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S13
             authorising_inspector=body.authorising_inspector,
             conveyance_mode=body.conveyance_mode,
             police_vehicle_reason=body.police_vehicle_reason,
+            police_vehicle_note=body.police_vehicle_note,
             ambulance_requested_at=body.ambulance_requested_at,
             ambulance_at_scene_at=body.ambulance_at_scene_at,
             created_by=actor.username,

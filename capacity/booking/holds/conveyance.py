@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import update
 
@@ -16,6 +17,7 @@ from capacity.auth.security import Actor
 from capacity.booking.holds.models import Conveyance, Hold
 from capacity.booking.holds.schemas import ConveyanceIn, ConveyanceOut
 from capacity.booking.holds.service import effective_status, hold_event, lock_hold
+from capacity.codes import PoliceVehicleReason
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid
@@ -41,7 +43,8 @@ def conveyance_out(conveyance: Conveyance, now: datetime, standard_minutes: int)
     return ConveyanceOut(
         hold_id=conveyance.hold_id,
         mode=conveyance.mode,  # type: ignore[arg-type]
-        police_vehicle_reason=conveyance.police_vehicle_reason,
+        police_vehicle_reason=cast(PoliceVehicleReason | None, conveyance.police_vehicle_reason),
+        police_vehicle_note=conveyance.police_vehicle_note,
         requested_at=conveyance.requested_at,
         dispatched_at=conveyance.dispatched_at,
         at_scene_at=conveyance.at_scene_at,
@@ -57,8 +60,10 @@ def conveyance_out(conveyance: Conveyance, now: datetime, standard_minutes: int)
 
 
 def _check(body: ConveyanceIn, now: datetime) -> None:
-    if body.mode == "police_vehicle" and not body.police_vehicle_reason:
+    if body.mode == "police_vehicle" and body.police_vehicle_reason is None:
         raise Invalid("a police vehicle should not be used; say why one is", field="police_vehicle_reason")
+    if body.police_vehicle_reason is not None and body.mode != "police_vehicle":
+        raise Invalid("a police vehicle reason is only for mode police_vehicle", field="police_vehicle_reason")
     previous: tuple[str, datetime] | None = None
     for name in SEQUENCE:
         value = getattr(body, name)
@@ -107,9 +112,9 @@ async def update_conveyance(db: Database, actor: Actor, hold_id: str, body: Conv
             session.add(conveyance)
         else:
             before = _snapshot(conveyance)
-        for name in ("mode", "police_vehicle_reason", "eta", *SEQUENCE):
+        for name in ("mode", "police_vehicle_reason", "police_vehicle_note", "eta", *SEQUENCE):
             value = getattr(body, name)
-            if value is not None or name == "police_vehicle_reason":
+            if value is not None or name in ("police_vehicle_reason", "police_vehicle_note"):
                 setattr(conveyance, name, value)
         conveyance.updated_at, conveyance.updated_by = now, actor.username
         await session.flush()

@@ -14,7 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capacity.booking.persons import PersonMixin
-from capacity.codes import HoldStatus, check_in
+from capacity.codes import HoldStatus, PoliceVehicleReason, check_in
 from capacity.db.base import Base, IdMixin
 
 
@@ -53,7 +53,9 @@ class Conveyance(Base):
     __tablename__ = "conveyances"
     hold_id: Mapped[str] = mapped_column(ForeignKey("holds.id"), primary_key=True)
     mode: Mapped[str] = mapped_column(String(20))
-    police_vehicle_reason: Mapped[str | None] = mapped_column(String(280))
+    police_vehicle_reason: Mapped[str | None] = mapped_column(String(24))
+    # Said by person-level roles, for person-level roles: never read by a report.
+    police_vehicle_note: Mapped[str | None] = mapped_column(String(280))
     requested_at: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]
     at_scene_at: Mapped[datetime | None]
@@ -62,3 +64,4 @@ class Conveyance(Base):
     eta: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(80))
+    __table_args__ = (check_in("police_vehicle_reason", PoliceVehicleReason),)

@@ -17,6 +17,7 @@ from capacity.codes import (
     HoldStatus,
     LegalBasis,
     OapReason,
+    PoliceVehicleReason,
     RiskFlag,
 )
 from capacity.times import Instant
@@ -49,7 +50,8 @@ class ArriveIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class ConveyanceIn(msgspec.Struct, forbid_unknown_fields=True):
     mode: ConveyanceMode
-    police_vehicle_reason: Annotated[str, Meta(min_length=3, max_length=280)] | None = None
+    police_vehicle_reason: PoliceVehicleReason | None = None
+    police_vehicle_note: Note | None = None
     requested_at: Instant | None = None
     dispatched_at: Instant | None = None
     at_scene_at: Instant | None = None
@@ -61,7 +63,8 @@ class ConveyanceIn(msgspec.Struct, forbid_unknown_fields=True):
 class ConveyanceOut(msgspec.Struct):
     hold_id: str
     mode: ConveyanceMode
-    police_vehicle_reason: str | None
+    police_vehicle_reason: PoliceVehicleReason | None
+    police_vehicle_note: str | None
     requested_at: datetime | None
     dispatched_at: datetime | None
     at_scene_at: datetime | None
