@@ -5,6 +5,7 @@ without reloads, and no JavaScript errors. Screenshots of each page go to artifa
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -118,7 +119,8 @@ def browser() -> Iterator:
 
 
 class Page:
-    """A logged-in page that records every JavaScript error it sees."""
+    """A logged-in page that records every JavaScript error it sees, and the type of every live event it
+    is sent."""
 
     def __init__(self, browser, base: str, username: str, width: int = 1280) -> None:
         self.context = browser.new_context(
@@ -130,11 +132,16 @@ class Page:
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.events: list[str] = []
+        self.page.on("websocket", lambda ws: ws.on("framereceived", self._event))
         self.page.goto(f"{base}/")
         self.page.fill("input[name=username]", username)
         self.page.fill("input[type=password]", "demo")
         self.page.click("button[type=submit]")
         self.page.wait_for_selector("#live.on")
+
+    def _event(self, payload: str | bytes) -> None:
+        self.events.append(json.loads(payload)["type"])
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -241,6 +248,78 @@ def test_a_hold_placed_elsewhere_appears_on_the_board_without_reload(server: str
     row.get_by_role("button", name="Decline").click()
     row.wait_for(state="detached")
     manager.shot("bed-manager-tablet")
+    assert manager.errors == []
+
+
+def audit_ids(base: str, admin: dict[str, str], username: str, action: str) -> list[int]:
+    response = httpx.get(
+        f"{base}/api/audit", params={"username": username, "action": action, "limit": 1000}, headers=admin
+    )
+    assert response.status_code == 200, response.text
+    return [e["id"] for e in response.json()]
+
+
+def test_live_changes_patch_the_board_without_an_audited_read_each(server: str, browser) -> None:
+    """Every read of holds or placements writes an audit entry. The board once re-read both lists for each
+    hold or placement event; it now patches itself from the events, so a burst of changes made elsewhere
+    costs it at most a coalesced read or two, not one per event: only a hold still live when the events
+    settle is re-read, for the risk flags its event lacks."""
+    admin, amhp = token(server, "admin"), token(server, "amhp")
+    suite = unit_id(server, "Bristol Place of Safety")
+    manager = Page(browser, server, "bedmanager")
+    availability = manager.page.locator(f"tr[data-unit='{suite}'] [data-field=available]")
+    playwright.expect(availability).to_have_text("4 free")
+    # The page has loaded once the reads of its resync are in the log.
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not (
+        audit_ids(server, admin, "bedmanager", "hold.list") and audit_ids(server, admin, "bedmanager", "placement.list")
+    ):
+        assert time.monotonic() < deadline, "the board never read its holds and placements"
+        time.sleep(0.1)
+    loaded = max(
+        audit_ids(server, admin, "bedmanager", "hold.list") + audit_ids(server, admin, "bedmanager", "placement.list")
+    )
+    seen = len(manager.events)
+
+    def place_hold(ref: str, risks: list[str]) -> str:
+        person = {"ref": ref, "age": 30, "sex": "female", "home_area": "E06000023"}
+        body = {"unit_id": suite, "purpose": "s136", "person": person, "risk_flags": risks}
+        hold = httpx.post(f"{server}/api/holds", headers=amhp, json=body)
+        assert hold.status_code == 201, hold.text
+        return hold.json()["id"]
+
+    changes = 0
+    for i in range(3):
+        released = httpx.post(f"{server}/api/holds/{place_hold(f'BURST-{i}', [])}/release", headers=amhp)
+        assert released.status_code == 200, released.text
+        changes += 2
+    for places in (3, 2):
+        declared = httpx.put(
+            f"{server}/api/units/{suite}/availability", headers=admin, json={"open_places": places, "status": "open"}
+        )
+        assert declared.status_code == 200, declared.text
+        changes += 1
+    last = place_hold("BURST-LAST", ["violence"])
+    changes += 1
+    # The last change shows at once from its event, and its risk flags after the one coalesced read.
+    row = manager.page.locator(f"tr[data-hold='{last}']")
+    playwright.expect(row).to_contain_text("risks: violence")
+    playwright.expect(availability).to_have_text("1 free")
+    assert manager.page.locator("tr[data-hold]").count() == 1
+    manager.page.wait_for_timeout(2500)  # time for any other coalesced read to start and land in the log
+
+    reads = {
+        action: [i for i in audit_ids(server, admin, "bedmanager", action) if i > loaded]
+        for action in ("hold.list", "placement.list", "hold.read")
+    }
+    # The control: the events that once made the board re-read both lists, one read of each per event.
+    rereading = [t for t in manager.events[seen:] if t.startswith(("hold.", "placement.")) or t == "unit.stale"]
+    assert len(rereading) >= 7 and changes == 9
+    counts = {action: len(ids) for action, ids in reads.items()}
+    print(f"\n{len(rereading)} hold events: the old board read {len(rereading)} of each list; now {counts}")
+    assert counts["hold.list"] + counts["placement.list"] <= 2 < 2 * len(rereading)
+    assert counts["hold.read"] == 0
+    assert manager.page.locator("tr[data-hold]").count() == 1
     assert manager.errors == []
 
 

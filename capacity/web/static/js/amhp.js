@@ -1,12 +1,12 @@
 // The AMHP's finder: units near their area with live availability from the first moment, a search by
 // eligibility and location that also says why a unit is not eligible, holds with countdowns, extend and
 // release, conveyance, arrival, and s136 clocks with their warnings.
-import { api, ApiError, codeOptions, connectEvents, countdown, el, loadCodes, londonTime, showBanner, whoAmI } from "./common.js";
+import { api, ApiError, codeOptions, connectEvents, countdown, el, liveList, loadCodes, londonTime, showBanner, whoAmI } from "./common.js";
 
 const TIMES = [["requested_at", "Requested"], ["dispatched_at", "Dispatched"], ["at_scene_at", "At scene"],
   ["departed_at", "Departed"], ["arrived_at", "Arrived"], ["eta", "ETA"]];
 const app = document.getElementById("app");
-const state = { me: null, areas: new Map(), results: [], ineligible: [], holds: [], placements: [], query: null };
+const state = { me: null, areas: new Map(), results: [], ineligible: [], query: null };
 const codes = await loadCodes();
 const withCode = (c) => `${c.code} ${c.label}`;
 
@@ -123,7 +123,7 @@ function holdForm(unit) {
       form.remove();
       showBanner("");
       state.announcement = `Held a place at ${unit.name} until ${londonTime(response.expires_at)}`;
-      await loadHolds();
+      holds.set([{ ...response, unit_name: unit.name }, ...holds.items.filter((h) => h.id !== response.id)]);
     } catch (e) {
       error.textContent = e.status === 409 ? "No place is free there any more. Search again." : e.message;
       error.hidden = false;
@@ -164,10 +164,11 @@ function conveyancePanel(hold) {
     const body = { mode: mode.value };
     if (reason.value.trim()) body.police_vehicle_reason = reason.value.trim();
     for (const [name] of TIMES) if (inputs[name].value) body[name] = fromLocalInput(inputs[name].value);
+    ownConveyance.add(hold.id);  // its conveyance.updated event is then this answer's echo
     try {
-      await api(`/api/holds/${hold.id}/conveyance`, { method: "PUT", body });
-      await loadHolds();
-    } catch (e) { error.textContent = e.message; error.hidden = false; }
+      const saved = await api(`/api/holds/${hold.id}/conveyance`, { method: "PUT", body });
+      holds.set(holds.items.map((h) => (h.id === hold.id ? { ...h, conveyance: saved } : h)));
+    } catch (e) { ownConveyance.delete(hold.id); error.textContent = e.message; error.hidden = false; }
   });
   return form;
 }
@@ -178,10 +179,17 @@ function holdCard(hold) {
   const clockStart = el("input", { type: "datetime-local" });
   const oap = el("select", {}, el("option", { value: "" }, "not out of area"), codeOptions(codes.oap_reasons, withCode));
   const error = el("p", { class: "error", role: "alert", hidden: true });
+  // The answer says what became of the hold (extend, release) or the placement it became (arrive).
   const act = async (path, body) => {
     error.hidden = true;
-    try { await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body }); await Promise.all([loadHolds(), loadPlacements()]); }
-    catch (e) { error.textContent = e.message; error.hidden = false; }
+    try {
+      const answer = await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
+      if (path === "extend") holds.set(holds.items.map((h) => (h.id === hold.id ? { ...h, ...answer, unit_name: h.unit_name, partial: false } : h)));
+      else holds.set(holds.items.filter((h) => h.id !== hold.id));
+      if (path === "arrive" && answer.s136_deadline) {
+        placements.set([...placements.items.filter((p) => p.id !== answer.id), answer]);
+      }
+    } catch (e) { error.textContent = e.message; error.hidden = false; }
   };
   return el("article", { class: "card", "data-hold": hold.id },
     el("h3", {}, `${hold.person.ref} → ${hold.unit_name || "unit"}`),
@@ -209,17 +217,64 @@ function clockRow(p) {
     el("td", {}, p.s136_extension_hours ? `+${p.s136_extension_hours} h (${p.s136_extension_authorised_by})` : "—"));
 }
 
-async function loadHolds() {
+async function readHolds() {
   const names = new Map([...state.results, ...state.ineligible.map((i) => i.unit)].map((u) => [u.id, u.name]));
-  state.holds = (await api("/api/holds?status=held")).map((h) => ({ ...h, unit_name: names.get(h.unit_id) }));
-  for (const hold of state.holds.filter((h) => !h.unit_name)) hold.unit_name = (await api(`/api/units/${hold.unit_id}`)).name;
-  render();
+  for (const h of holds.items) if (h.unit_name) names.set(h.unit_id, h.unit_name);
+  const found = (await api("/api/holds?status=held")).map((h) => ({ ...h, unit_name: names.get(h.unit_id) }));
+  for (const hold of found.filter((h) => !h.unit_name)) hold.unit_name = (await api(`/api/units/${hold.unit_id}`)).name;
+  return found;
 }
 
-async function loadPlacements() {
-  state.placements = (await api("/api/placements?active=true")).filter((p) => p.s136_deadline);
-  render();
+const ENDED = new Set(["hold.released", "hold.declined", "hold.expired", "hold.arrived"]);
+const sameInstant = (a, b) => (a ? new Date(a).getTime() : null) === (b ? new Date(b).getTime() : null);
+const ownConveyance = new Set();  // holds whose conveyance this page is saving
+
+// One hold event or conveyance update applied to the live holds. A hold the page has not seen is shown
+// from the event and re-read (coalesced) for what the event lacks: its conveyance and extensions.
+function applyHold(items, frame) {
+  const d = frame.data;
+  const known = items.find((h) => h.id === d.hold_id);
+  if (ENDED.has(frame.type)) return known ? items.filter((h) => h.id !== d.hold_id) : items;
+  const patch = (changes) => items.map((h) => (h.id === d.hold_id ? { ...h, ...changes } : h));
+  if (frame.type === "conveyance.updated") {
+    if (!known) return items;
+    const fields = { mode: d.mode, eta: d.eta, requested_at: d.requested_at, at_scene_at: d.at_scene_at, arrived_at: d.arrived_at,
+      ambulance_response_minutes: d.ambulance_response_minutes, ambulance_standard_minutes: d.ambulance_standard_minutes };
+    // Someone else's update: the event lacks the other times and the police vehicle reason.
+    const echo = ownConveyance.delete(d.hold_id);
+    return patch({ expires_at: d.hold_expires_at, conveyance: { ...known.conveyance, ...fields }, partial: known.partial || !echo });
+  }
+  if (d.status !== "held") return items;
+  if (!known) {
+    const name = [...state.results, ...state.ineligible.map((i) => i.unit)].find((u) => u.id === d.unit_id)?.name;
+    return [{ id: d.hold_id, unit_id: d.unit_id, status: d.status, purpose: d.purpose, expires_at: d.expires_at, person: d.person,
+      risk_flags: [], extensions: 0, conveyance: null, unit_name: name, partial: true }, ...items];
+  }
+  // An extension by hand counts in `extensions`, which the event lacks; one for the conveyance ETA does not.
+  const counted = frame.type === "hold.extended" && d.reason !== "conveyance eta" && !sameInstant(known.expires_at, d.expires_at);
+  return patch({ expires_at: d.expires_at, partial: known.partial || counted });
 }
+
+// Placement and s136 events applied to the s136 clocks: the events lack when the clock started and any
+// extension's hours and authoriser, so a new or extended clock is re-read (coalesced).
+function applyPlacement(items, frame) {
+  const d = frame.data;
+  const known = items.find((p) => p.id === d.placement_id);
+  if (frame.type === "placement.discharged" || d.ended_at || !d.s136_deadline) return items.filter((p) => p.id !== d.placement_id);
+  if (!known) {
+    return [...items, { id: d.placement_id, unit_id: d.unit_id, hold_id: d.hold_id, person: d.person, legal_basis: d.legal_basis,
+      started_at: d.started_at, s136_deadline: d.s136_deadline, s136_clock_started_at: null, partial: true }];
+  }
+  const extended = frame.type === "s136.extended" && !sameInstant(known.s136_deadline, d.s136_deadline);
+  return items.map((p) => (p.id === d.placement_id ? { ...p, s136_deadline: d.s136_deadline, partial: p.partial || extended } : p));
+}
+
+const holds = liveList({ read: readHolds, apply: applyHold, onChange: () => render() });
+const placements = liveList({
+  read: async () => (await api("/api/placements?active=true")).filter((p) => p.s136_deadline),
+  apply: applyPlacement,
+  onChange: () => render(),
+});
 
 function table(headers, rows) {
   return el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows));
@@ -238,9 +293,9 @@ function render() {
       state.ineligible.length ? el("details", {}, el("summary", {}, `${state.ineligible.length} not eligible for this person`),
         el("ul", {}, state.ineligible.map(({ unit, why }) => el("li", {}, `${unit.name}: ${why}`)))) : null),
     el("section", { class: "card", "aria-labelledby": "holds-h" }, el("h2", { id: "holds-h" }, "Your holds"),
-      state.holds.length ? state.holds.map(holdCard) : el("p", { class: "empty" }, "No live holds.")),
+      holds.items.length ? holds.items.map(holdCard) : el("p", { class: "empty" }, "No live holds.")),
     el("section", { class: "card", "aria-labelledby": "clocks-h" }, el("h2", { id: "clocks-h" }, "Section 136 clocks"),
-      state.placements.length ? table(["Person", "Clock started", "Time left", "Extension"], state.placements.map(clockRow))
+      placements.items.length ? table(["Person", "Clock started", "Time left", "Extension"], placements.items.map(clockRow))
         : el("p", { class: "empty" }, "No one is detained under s136 in your areas.")),
   );
 }
@@ -252,11 +307,11 @@ function onEvent(frame) {
     render();
   } else if (frame.type.startsWith("hold.") || frame.type === "conveyance.updated") {
     if (frame.type === "hold.expiring") showBanner(`A hold expires in ${frame.data.minutes_left} minutes`);
-    loadHolds();
+    holds.event(frame);
   } else if (frame.type.startsWith("placement.") || frame.type.startsWith("s136.")) {
     if (frame.type === "s136.warning") showBanner(`s136 deadline for ${frame.data.person.ref} in ${Math.round(frame.data.minutes_left)} minutes`);
     if (frame.type === "s136.breach") showBanner(`s136 deadline passed for ${frame.data.person.ref}`);
-    loadPlacements();
+    placements.event(frame);
   }
 }
 
@@ -271,4 +326,4 @@ const home = state.me.areas[0] || [...state.areas.keys()][0];
 state.me.areas = state.me.areas.length ? state.me.areas : [...state.areas.keys()];
 state.query = { kind: "", age: null, sex: "", home_area: home, near_area: home, coords: "", available_only: false };
 render();
-connectEvents({ onEvent, resync: async () => { await search(); await loadHolds(); await loadPlacements(); } });
+connectEvents({ onEvent, resync: async () => { await search(); await Promise.all([holds.refresh(), placements.refresh()]); } });

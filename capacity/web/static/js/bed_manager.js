@@ -1,21 +1,63 @@
 // The bed manager's live board: their units' figures, holds on them with countdowns, arrivals and
-// discharges. Everything re-reads from the API after a reconnect; events patch the board in between.
-import { api, ApiError, codeOptions, connectEvents, countdown, el, loadCodes, londonTime, showBanner, whoAmI } from "./common.js";
+// discharges. Everything re-reads from the API after a reconnect; events patch the board in between,
+// from their own data: only a new hold, whose risk flags the event lacks, is re-read (coalesced).
+import { api, ApiError, codeOptions, connectEvents, countdown, el, liveList, loadCodes, londonTime, showBanner, whoAmI } from "./common.js";
 
 const codes = await loadCodes();
 const app = document.getElementById("app");
-const state = { me: null, units: new Map(), holds: [], placements: [] };
+const state = { me: null, units: new Map() };
 
 function mine(unit) {
   return state.me.role === "admin" || unit.provider_id === state.me.provider_id;
 }
 
+const ENDED = new Set(["hold.released", "hold.declined", "hold.expired", "hold.arrived"]);
+
+// A hold event or conveyance update applied to the holds on the board. A new hold is drawn from the event
+// at once and marked partial: the event lacks its risk flags, so it is re-read (coalesced).
+function applyHold(items, frame) {
+  const d = frame.data;
+  if (!state.units.has(d.unit_id)) return items;
+  const known = items.some((h) => h.id === d.hold_id);
+  if (ENDED.has(frame.type)) return known ? items.filter((h) => h.id !== d.hold_id) : items;
+  if (frame.type === "conveyance.updated") {
+    return items.map((h) => (h.id === d.hold_id ? { ...h, expires_at: d.hold_expires_at, conveyance: { ...h.conveyance, eta: d.eta } } : h));
+  }
+  if (d.status !== "held") return items;
+  if (!known) {
+    return [{ id: d.hold_id, unit_id: d.unit_id, status: d.status, purpose: d.purpose, expires_at: d.expires_at, person: d.person,
+      risk_flags: [], conveyance: null, partial: true }, ...items];
+  }
+  return items.map((h) => (h.id === d.hold_id ? { ...h, expires_at: d.expires_at } : h));
+}
+
+// Placement events carry all a placement row shows.
+function applyPlacement(items, frame) {
+  const d = frame.data;
+  if (!state.units.has(d.unit_id)) return items;
+  if (frame.type === "placement.discharged" || d.ended_at) return items.filter((p) => p.id !== d.placement_id);
+  if (!items.some((p) => p.id === d.placement_id)) {
+    return [...items, { id: d.placement_id, unit_id: d.unit_id, hold_id: d.hold_id, person: d.person, legal_basis: d.legal_basis,
+      started_at: d.started_at, ended_at: null, s136_deadline: d.s136_deadline }];
+  }
+  return items.map((p) => (p.id === d.placement_id ? { ...p, s136_deadline: d.s136_deadline } : p));
+}
+
+const holds = liveList({
+  read: async () => (await api("/api/holds?status=held")).filter((h) => state.units.has(h.unit_id)),
+  apply: applyHold,
+  onChange: () => render(),
+});
+const placements = liveList({
+  read: async () => (await api("/api/placements?active=true")).filter((p) => state.units.has(p.unit_id)),
+  apply: applyPlacement,
+  onChange: () => render(),
+});
+
 async function loadAll() {
   const units = await api("/api/units");
   state.units = new Map(units.filter(mine).map((u) => [u.id, u]));
-  state.holds = (await api("/api/holds?status=held")).filter((h) => state.units.has(h.unit_id));
-  state.placements = (await api("/api/placements?active=true")).filter((p) => state.units.has(p.unit_id));
-  render();
+  await Promise.all([holds.refresh(), placements.refresh()]);
 }
 
 async function declare(unit, changes, message) {
@@ -72,17 +114,19 @@ function holdRow(hold) {
   const reason = el("select", { "aria-label": "Decline reason" }, codeOptions(codes.decline_reasons));
   const oap = el("select", { "aria-label": "Out-of-area reason (if asked)" }, el("option", { value: "" }, "no OAP reason"),
     codeOptions(codes.oap_reasons, (c) => `${c.code} ${c.label}`));
+  // The hold leaves the board; an arrival's answer is the placement it became. Figures follow by event.
   const act = async (path, body, done) => {
     try {
-      await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
+      const answer = await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
+      holds.set(holds.items.filter((h) => h.id !== hold.id));
+      if (path === "arrive") placements.set([...placements.items.filter((p) => p.id !== answer.id), answer]);
       announce(done);
-      await loadAll();
     } catch (e) { showBanner(e.message); }
   };
   return el("tr", { "data-hold": hold.id },
     el("td", {}, unit ? unit.name : hold.unit_id),
     el("td", {}, `${hold.person.ref}, ${hold.person.age}, ${hold.person.sex}`, el("div", { class: "muted" }, codes.label("purposes", hold.purpose),
-      hold.risk_flags.length ? ` · risks: ${hold.risk_flags.map((f) => codes.label("risk_flags", f)).join(", ")}` : "")),
+      hold.partial ? " · risks: …" : hold.risk_flags.length ? ` · risks: ${hold.risk_flags.map((f) => codes.label("risk_flags", f)).join(", ")}` : "")),
     el("td", {}, el("span", { class: "countdown", "data-expires": hold.expires_at }, countdown(hold.expires_at)),
       el("div", { class: "muted" }, `until ${londonTime(hold.expires_at)}`),
       hold.conveyance?.eta ? el("div", {}, `ETA ${londonTime(hold.conveyance.eta)}`) : null),
@@ -98,8 +142,8 @@ function placementRow(p) {
   const discharge = async () => {
     try {
       await api(`/api/placements/${p.id}/discharge`, { method: "POST", body: { outcome: outcome.value } });
+      placements.set(placements.items.filter((q) => q.id !== p.id));
       announce("Discharge recorded");
-      await loadAll();
     } catch (e) { showBanner(e.message); }
   };
   return el("tr", { "data-placement": p.id },
@@ -130,9 +174,9 @@ function render() {
     el("p", { id: "announce", class: "muted", role: "status", "aria-live": "polite" }, state.announcement || ""),
     table("Your units", ["Unit", "Open places", "Availability", "Status", "Last confirmed"], units.map(unitRow),
       "You have no units. Ask an admin to link your account to your provider's units."),
-    table("Holds on your units", ["Unit", "Person", "Expires in", "Actions"], state.holds.map(holdRow),
+    table("Holds on your units", ["Unit", "Person", "Expires in", "Actions"], holds.items.map(holdRow),
       "No live holds on your units."),
-    table("People placed", ["Unit", "Person", "Legal basis", "s136 deadline", "Discharge"], state.placements.map(placementRow),
+    table("People placed", ["Unit", "Person", "Legal basis", "s136 deadline", "Discharge"], placements.items.map(placementRow),
       "Nobody is placed on your units."),
   );
 }
@@ -142,13 +186,21 @@ function onEvent(frame) {
     const unit = state.units.get(frame.data.unit_id);
     state.units.set(unit.id, { ...unit, ...frame.data });
     render();
-  } else if (frame.type.startsWith("hold.") || frame.type.startsWith("placement.")) {
-    loadAll();
+  } else if (frame.type.startsWith("hold.") || frame.type === "conveyance.updated") {
+    holds.event(frame);
+  } else if (frame.type.startsWith("placement.") || frame.type === "s136.extended") {
+    placements.event(frame);
   } else if (frame.type === "unit.stale") {
     showBanner(`${frame.data.name}: figures are stale — please confirm them`);
-    loadAll();
+    const unit = state.units.get(frame.data.unit_id);
+    if (unit) {
+      const { last_confirmed_at, last_confirmed_by } = frame.data;
+      state.units.set(unit.id, { ...unit, last_confirmed_at, last_confirmed_by, stale: true });
+      render();
+    }
   } else if (frame.type === "s136.warning" || frame.type === "s136.breach") {
     showBanner(frame.type === "s136.breach" ? "An s136 detention has passed its deadline" : `s136 deadline in ${frame.data.minutes_left} minutes`);
+    placements.event(frame);
   }
 }
 

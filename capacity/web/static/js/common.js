@@ -125,3 +125,85 @@ export async function whoAmI() {
   });
   return me;
 }
+
+// A list a page shows of person-level records (holds, placements), kept current from live events. Every
+// read of such a list is audited by the server, so the page must not re-read it for each event: `apply`
+// patches the items from one event's own data and marks an item `partial: true` where the event does
+// not carry everything the page shows. Re-reads, for partial items or a resync, are coalesced: at most
+// one in flight, and any requests while it runs make at most one more after it. A read for partial items
+// waits until one has lasted `settle` ms, so that a burst of events costs one read and an item gone by
+// then (a hold made and released at once) none. Events that arrive while a read is in flight are applied
+// again to its answer, so a read that began before them never brings back what they removed.
+//   read(): Promise<items>        apply(items, frame): items        onChange(): the page redraws
+export function liveList({ read, apply, onChange, settle = 1000 }) {
+  let running = null, again = false, forced = false, replay = null;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const stamp = (items) => {
+    for (const item of items) {
+      if (!item.partial) delete item.partialSince;
+      else if (item.partialSince === undefined) item.partialSince = Date.now();
+    }
+    return items;
+  };
+  // Until a partial item has lasted `settle` ms (true) or none is left (false); a resync cuts it short.
+  const due = async () => {
+    for (;;) {
+      const since = list.items.filter((item) => item.partial).map((item) => item.partialSince ?? 0);
+      if (forced) return true;
+      if (!since.length) return false;
+      const wait = Math.min(...since) + settle - Date.now();
+      if (wait <= 0) return true;
+      await sleep(wait);
+    }
+  };
+  const list = {
+    items: [],
+    get partial() { return list.items.some((item) => item.partial); },
+    // Replace the items, e.g. with what the API answered to the user's own action.
+    set(items) {
+      list.items = items;
+      onChange();
+    },
+    event(frame) {
+      list.items = stamp(apply(list.items, frame));
+      replay?.push(frame);
+      onChange();
+      if (list.partial) list.refresh({ force: false }).catch(() => {});
+    },
+    // Re-read now (a resync), or with `force: false` only for partial items that last `settle` ms.
+    refresh({ force = true } = {}) {
+      if (force) forced = true;
+      if (running) {
+        again = true;
+        return running;
+      }
+      running = (async () => {
+        let failure = null;
+        try {
+          do {
+            again = false;
+            if (!(await due())) continue;
+            forced = false;
+            replay = [];
+            try {
+              let fresh = await read();
+              for (const frame of replay) fresh = apply(fresh, frame);
+              list.items = stamp(fresh);
+              failure = null;
+            } catch (e) {
+              failure = e;
+            } finally {
+              replay = null;
+            }
+            onChange();
+          } while (again || forced);
+        } finally {
+          running = null;
+        }
+        if (failure) throw failure;
+      })();
+      return running;
+    },
+  };
+  return list;
+}
