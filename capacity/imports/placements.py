@@ -48,11 +48,10 @@ from capacity.auth.security import Actor
 from capacity.booking.persons import HOME_AREA, PersonIn, looks_like_nhs_number
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.schemas import PlacementIn
-from capacity.booking.placements.service import S136_HOURS, not_in_future, placement_geography
+from capacity.booking.placements.service import S136_HOURS, not_in_future, oap_reason_problem, placement_geography
 from capacity.booking.units.availability import figures
 from capacity.booking.units.models import Area, AreaLocalProvider, Unit
 from capacity.codes import (
-    ACUTE_KINDS,
     INAPPROPRIATE_OAP_REASON,
     Ethnicity,
     LegalBasis,
@@ -263,16 +262,6 @@ class Reference:
                 out_of_area, distance, unit.kind, unit.min_age, unit.max_age, unit.daily_cost
             )
         return found
-
-
-def oap_reason_problem(out_of_area: bool, kind: str, oap_reason: str | None) -> str | None:
-    """The rule `start_placement` applies: an out-of-area inpatient placement needs a reason (10-14, 99);
-    a placement that is not out of area takes none."""
-    if out_of_area and kind in ACUTE_KINDS and oap_reason is None:
-        return "an out-of-area placement in an inpatient bed needs an oap_reason (10-14, 99)"
-    if oap_reason is not None and not out_of_area:
-        return "oap_reason is only for out-of-area placements"
-    return None
 
 
 def _scan(path: Path) -> tuple[int, str]:

@@ -33,6 +33,16 @@ def placement_geography(home: Area, unit: Unit, local_provider_ids: set[str]) ->
     return out_of_area, round(great_circle_km(home.lat, home.lon, unit.lat, unit.lon), 1)
 
 
+def oap_reason_problem(out_of_area: bool, kind: str, oap_reason: str | None) -> str | None:
+    """What is wrong with a placement's oap_reason, if anything: an out-of-area inpatient placement needs
+    a reason (10-14, 99); a placement that is not out of area takes none. The importer applies it too."""
+    if out_of_area and kind in ACUTE_KINDS and oap_reason is None:
+        return "an out-of-area placement in an inpatient bed needs an oap_reason (10-14, 99)"
+    if oap_reason is not None and not out_of_area:
+        return "oap_reason is only for out-of-area placements"
+    return None
+
+
 def not_in_future(value: datetime, now: datetime, field: str) -> datetime:
     if value - now > FUTURE_TOLERANCE:
         raise Invalid(f"{field} is in the future", field=field)
@@ -67,12 +77,8 @@ async def start_placement(
 ) -> Placement:
     """Write a placement on a unit already locked by the caller, with its OAP and s136 facts."""
     out_of_area, distance = placement_geography(home, unit, set(home.local_provider_ids))
-    if out_of_area and unit.kind in ACUTE_KINDS and oap_reason is None:
-        raise Invalid(
-            "an out-of-area placement in an inpatient bed needs an oap_reason (10-14, 99)", field="oap_reason"
-        )
-    if oap_reason is not None and not out_of_area:
-        raise Invalid("oap_reason is only for out-of-area placements", field="oap_reason")
+    if (problem := oap_reason_problem(out_of_area, unit.kind, oap_reason)) is not None:
+        raise Invalid(problem, field="oap_reason")
     clock_start = deadline = None
     if legal_basis == "s136":
         # The clock starts on arrival at the first place of safety, which may have been earlier.
