@@ -149,11 +149,15 @@ function conveyancePanel(hold) {
   const c = hold.conveyance || {};
   const mode = el("select", {}, codeOptions(codes.conveyance_modes));
   mode.value = c.mode || codes.conveyance_modes[0].code;
-  const reason = el("input", { placeholder: "why a police vehicle", value: c.police_vehicle_reason || "" });
+  // A police vehicle needs a coded reason (what reports count); the note stays with person-level roles.
+  const reason = el("select", {}, el("option", { value: "" }, "not a police vehicle"), codeOptions(codes.police_vehicle_reasons));
+  reason.value = c.police_vehicle_reason || "";
+  const note = el("input", { placeholder: "note (optional)", maxlength: "280", value: c.police_vehicle_note || "" });
   const inputs = Object.fromEntries(TIMES.map(([name]) => [name, el("input", { type: "datetime-local", value: toLocalInput(c[name]) })]));
   const error = el("p", { class: "error", role: "alert", hidden: true });
   const form = el("form", { class: "card", "aria-label": "Conveyance" }, el("h4", {}, "Conveyance"),
     el("div", { class: "grid" }, field(`c-mode-${hold.id}`, "Mode", mode), field(`c-reason-${hold.id}`, "Police vehicle reason", reason),
+      field(`c-note-${hold.id}`, "Police vehicle note", note),
       TIMES.map(([name, text]) => field(`c-${name}-${hold.id}`, text, inputs[name]))),
     c.ambulance_response_minutes != null ? el("p", { class: c.within_standard === false ? "warning" : "muted" },
       `Ambulance response ${c.ambulance_response_minutes} min (standard ${c.ambulance_standard_minutes})`) : null,
@@ -162,7 +166,8 @@ function conveyancePanel(hold) {
     event.preventDefault();
     error.hidden = true;
     const body = { mode: mode.value };
-    if (reason.value.trim()) body.police_vehicle_reason = reason.value.trim();
+    if (reason.value) body.police_vehicle_reason = reason.value;
+    if (note.value.trim()) body.police_vehicle_note = note.value.trim();
     for (const [name] of TIMES) if (inputs[name].value) body[name] = fromLocalInput(inputs[name].value);
     ownConveyance.add(hold.id);  // its conveyance.updated event is then this answer's echo
     try {
