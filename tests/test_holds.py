@@ -374,3 +374,21 @@ async def test_declaring_fewer_open_places_than_are_occupied_warns(api: Api) -> 
     assert declared.status_code == 200, declared.text
     assert declared.json()["warnings"] == ["over_occupied"]
     assert (await api.get(f"/api/units/{unit.id}", "amhp")).json()["warnings"] == ["over_occupied"]
+
+
+async def test_an_oap_reason_can_be_corrected_by_admin_under_the_same_rule_and_is_audited(api: Api) -> None:
+    hold_id = (await hold(api, "Northfield Park Hospital Acute", purpose="admission")).json()["id"]
+    placed = await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={"legal_basis": "s2", "oap_reason": "10"})
+    pid = placed.json()["id"]
+    # The AMHP may not correct it; nor may a bed manager of another provider (Northfield is private).
+    assert_problem(await api.request("PATCH", f"/api/placements/{pid}", "amhp", json={"oap_reason": "14"}), 403)
+    assert_problem(await api.request("PATCH", f"/api/placements/{pid}", "bedmanager", json={"oap_reason": "14"}), 404)
+    # An out-of-area inpatient placement keeps a reason: clearing it is refused, as at the start.
+    assert_problem(
+        await api.request("PATCH", f"/api/placements/{pid}", "admin", json={"oap_reason": None}), 422, "oap_reason"
+    )
+    corrected = await api.request("PATCH", f"/api/placements/{pid}", "admin", json={"oap_reason": "14"})
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json()["oap_reason"] == "14"
+    entries = (await api.get(f"/api/audit?object_id={pid}&action=placement.correct", "admin")).json()
+    assert [(e["before"]["oap_reason"], e["after"]["oap_reason"]) for e in entries] == [("10", "14")]

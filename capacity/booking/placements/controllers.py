@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -11,7 +11,13 @@ from capacity.auth.security import Actor, require_roles
 from capacity.booking.persons import person_out
 from capacity.booking.placements import service as placement_service
 from capacity.booking.placements.models import Placement
-from capacity.booking.placements.schemas import DischargeIn, PlacementIn, PlacementOut, S136ExtensionIn
+from capacity.booking.placements.schemas import (
+    DischargeIn,
+    PlacementIn,
+    PlacementOut,
+    PlacementPatch,
+    S136ExtensionIn,
+)
 from capacity.db.engine import Database
 
 
@@ -59,6 +65,16 @@ class PlacementController(Controller):
         self, db: NamedDependency[Database], actor: NamedDependency[Actor], placement_id: FromPath[str]
     ) -> PlacementOut:
         return placement_out(await placement_service.read_placement(db, actor, placement_id))
+
+    @patch("/{placement_id:str}", summary="Correct a placement's oap_reason (its unit's bed manager, admin)")
+    async def correct(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        placement_id: FromPath[str],
+        data: JSONBody[PlacementPatch],
+    ) -> PlacementOut:
+        return placement_out(await placement_service.correct(db, actor, placement_id, data))
 
     @post("/{placement_id:str}/discharge", summary="Discharge with an outcome", status_code=200)
     async def discharge(

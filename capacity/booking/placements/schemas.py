@@ -26,6 +26,12 @@ class PlacementIn(msgspec.Struct, forbid_unknown_fields=True):
     oap_reason: OapReason | None = None
 
 
+class PlacementPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """A correction by the unit's bed manager or an admin; null clears the reason."""
+
+    oap_reason: OapReason | None
+
+
 class DischargeIn(msgspec.Struct, forbid_unknown_fields=True):
     outcome: Outcome
     ended_at: Instant | None = None

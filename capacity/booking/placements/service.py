@@ -12,7 +12,7 @@ from capacity.auth.security import Actor
 from capacity.booking.eligibility import check_person, check_takes_detained, check_unit_takes
 from capacity.booking.persons import person_columns
 from capacity.booking.placements.models import Placement
-from capacity.booking.placements.schemas import DischargeIn, PlacementIn, S136ExtensionIn
+from capacity.booking.placements.schemas import DischargeIn, PlacementIn, PlacementPatch, S136ExtensionIn
 from capacity.booking.units.availability import great_circle_km, unit_figures
 from capacity.booking.units.models import Area, Unit
 from capacity.booking.units.service import availability_event, ensure_manages
@@ -228,6 +228,30 @@ async def _lock_placement(uow: UnitOfWork, actor: Actor, placement_id: str) -> t
     assert placement is not None  # placements are never deleted
     _ensure_sees(actor, placement, unit)
     return placement, unit
+
+
+async def correct(db: Database, actor: Actor, placement_id: str, body: PlacementPatch) -> Placement:
+    """Correct a placement's recorded facts (its oap_reason) under the same rule as when it started."""
+
+    async def work(uow: UnitOfWork) -> Placement:
+        placement, unit = await _lock_placement(uow, actor, placement_id)
+        ensure_manages(actor, unit)
+        if (problem := oap_reason_problem(placement.out_of_area, unit.kind, body.oap_reason)) is not None:
+            raise Invalid(problem, field="oap_reason")
+        before = placement_snapshot(placement)
+        placement.oap_reason = body.oap_reason
+        await uow.session.flush()
+        uow.audit(
+            actor=actor,
+            action="placement.correct",
+            object_type="placement",
+            object_id=placement.id,
+            before=before,
+            after=placement_snapshot(placement),
+        )
+        return placement
+
+    return await db.write(work)
 
 
 async def discharge(db: Database, actor: Actor, placement_id: str, body: DischargeIn) -> Placement:
