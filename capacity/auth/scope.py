@@ -23,6 +23,8 @@ from capacity.errors import Forbidden, NotFound
 # The actor the sweep and other scheduled jobs write as.
 SYSTEM = Actor(id="system", username="system", role="system", provider_id=None, areas=())
 ALL_SEEING = ("admin", "system")
+# The roles that may read holds, placements and detentions at all; commissioners see aggregates only.
+PERSON_ROLES = ("amhp", "bed_manager", "conveyance", "admin")
 
 
 def sees_person(actor: Actor, *, home_area: str | None, provider_id: str | None, unit_area: str | None) -> bool:
@@ -91,7 +93,3 @@ def report_areas(actor: Actor, area: str | None) -> tuple[str, ...] | None:
     if not actor.areas:
         raise Forbidden("no areas are assigned to this commissioner")
     return tuple(sorted(actor.areas))
-
-
-# Commissioners see aggregates only, never a hold or placement.
-PERSON_ROLES = ("amhp", "bed_manager", "conveyance", "admin")

@@ -36,7 +36,10 @@ async def expire_holds(db: Database) -> list[str]:
         due = await uow.session.scalars(
             select(Hold.unit_id).where(Hold.status == "held", Hold.expires_at <= db.clock.now()).distinct()
         )
-        units = await uow.lock_units(due.all())
+        unit_ids = due.all()
+        if not unit_ids:
+            return []  # nothing due: the usual case, every sweep period
+        units = await uow.lock_units(unit_ids)
         now = uow.now
         expired = (
             await uow.session.scalars(

@@ -12,6 +12,7 @@ race the locks exist to prevent can be shown to happen.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from capacity.settings import Settings
 
 
+@functools.cache
 def _unit_model() -> Any:
     """The model of the `units` table, found through the declarative registry: db/ names no domain
     package, so that nothing it imports can import it back."""
@@ -97,6 +99,15 @@ class UnitOfWork:
 
     async def lock_unit(self, unit_id: str) -> Any:
         return (await self.lock_units([unit_id]))[unit_id]
+
+    async def lock_unit_of(self, model: Any, object_id: str, what: str) -> tuple[Any, Any]:
+        """Lock the unit a row of `model` (a hold, a placement) is at, then read that row afresh under
+        the lock: what it says now, not what it said before the lock wait. 404 naming `what`."""
+        unit_id = await self.session.scalar(select(model.unit_id).where(model.id == object_id))
+        if unit_id is None:
+            raise NotFound(f"no {what} with id {object_id}")
+        unit = await self.lock_unit(unit_id)
+        return await self.session.get(model, object_id, populate_existing=True), unit
 
     async def checked(self) -> None:
         """Called by the availability calculator between a check and the write that follows it: a test

@@ -167,12 +167,7 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
 
 async def lock_hold(uow: UnitOfWork, actor: Actor, hold_id: str) -> tuple[Hold, Unit]:
     """Lock the hold's unit, then read the hold afresh under that lock, within the caller's scope."""
-    unit_id = await uow.session.scalar(select(Hold.unit_id).where(Hold.id == hold_id))
-    if unit_id is None:
-        raise NotFound(f"no hold with id {hold_id}")
-    unit = await uow.lock_unit(unit_id)
-    hold = await uow.session.get(Hold, hold_id, populate_existing=True)
-    assert hold is not None  # holds are never deleted
+    hold, unit = await uow.lock_unit_of(Hold, hold_id, "hold")
     ensure_sees_person(
         actor, "hold", hold_id, home_area=hold.home_area, provider_id=unit.provider_id, unit_area=unit.area_code
     )

@@ -220,12 +220,7 @@ async def list_placements(db: Database, actor: Actor, active: bool | None) -> li
 
 async def _lock_placement(uow: UnitOfWork, actor: Actor, placement_id: str) -> tuple[Placement, Unit]:
     """Lock the placement's unit, then read the placement afresh under that lock, within scope."""
-    unit_id = await uow.session.scalar(select(Placement.unit_id).where(Placement.id == placement_id))
-    if unit_id is None:
-        raise NotFound(f"no placement with id {placement_id}")
-    unit = await uow.lock_unit(unit_id)
-    placement = await uow.session.get(Placement, placement_id, populate_existing=True)
-    assert placement is not None  # placements are never deleted
+    placement, unit = await uow.lock_unit_of(Placement, placement_id, "placement")
     _ensure_sees(actor, placement, unit)
     return placement, unit
 
