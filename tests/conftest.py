@@ -38,17 +38,20 @@ MODULE_KINDS = {
     "test_concurrency": "concurrency",
     "test_detentions": "integration",
     "test_eligibility": "integration",
+    "test_episodes": "integration",  # one clock per s136/s135 episode, on a fixed clock
     "test_errors": "integration",
     "test_hazard_log": "unit",
     "test_holds": "integration",
     "test_import": "integration",
     "test_live": "integration",  # a real server and WebSocket, in the test's own loop
     "test_live_redis": "concurrency",  # several instances through Redis
+    "test_local_network": "integration",
     "test_migrations": "integration",
     "test_openapi": "integration",
     "test_races": "concurrency",  # two changes interleaved by force for the last place
     "test_reports": "integration",
     "test_roles": "integration",
+    "test_security": "integration",
     "test_times": "integration",
     "test_ui": "browser",
     "test_units": "integration",
