@@ -16,7 +16,14 @@ from capacity.auth.models import User, UserArea
 from capacity.auth.passwords import hash_password
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.service import placement_geography
-from capacity.booking.units.models import Area, AreaLocalProvider, AvailabilityDeclaration, Provider, Unit, UnitAreaRule
+from capacity.booking.units.models import (
+    Area,
+    AvailabilityDeclaration,
+    Provider,
+    Unit,
+    UnitAreaRule,
+    UnitLocalArea,
+)
 from capacity.codes import DETAINING_KINDS
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
@@ -42,19 +49,22 @@ AREAS = [
     (BIRMINGHAM, "Birmingham", WEST_MIDLANDS, 52.4862, -1.8904),
 ]
 
-# key: (name, sector, the home areas whose usual local network it forms part of)
+# key: (name, sector)
 PROVIDERS = {
-    "awp": ("Avon and Wessex Mental Health Partnership NHS Trust (demo)", "nhs", [BANES, BRISTOL, WILTSHIRE]),
-    "som": ("Somerset Levels NHS Foundation Trust (demo)", "nhs", [SOMERSET]),
-    "sanctuary": ("Severn Sanctuary Crisis Houses (demo)", "voluntary", [BANES, BRISTOL, SOMERSET]),
-    "wilts": ("Wiltshire Downs Respite Care (demo)", "voluntary", [WILTSHIRE, BANES]),
-    "bc": ("Black Country Minds NHS Foundation Trust (demo)", "nhs", [SANDWELL]),
-    "bsol": ("Brum and Solihull Mental Health NHS Trust (demo)", "nhs", [BIRMINGHAM]),
-    "private": ("Northfield Park Private Hospital (demo)", "private", []),
+    "awp": ("Avon and Wessex Mental Health Partnership NHS Trust (demo)", "nhs"),
+    "som": ("Somerset Levels NHS Foundation Trust (demo)", "nhs"),
+    "sanctuary": ("Severn Sanctuary Crisis Houses (demo)", "voluntary"),
+    "wilts": ("Wiltshire Downs Respite Care (demo)", "voluntary"),
+    "bc": ("Black Country Minds NHS Foundation Trust (demo)", "nhs"),
+    "bsol": ("Brum and Solihull Mental Health NHS Trust (demo)", "nhs"),
+    "private": ("Northfield Park Private Hospital (demo)", "private"),
 }
 
-# (provider, name, kind, area, lat, lon, postcode, places, extra attributes)
-# provider, name, kind, area, lat, lon, postcode, open places, other Unit columns (and `refuses`: areas)
+# provider, name, kind, area, lat, lon, postcode, open places, other Unit columns, plus `refuses` (areas
+# the unit refuses) and `local_to`: the home areas whose usual local network the unit forms part of. Out
+# of area is per unit, not per provider: AWP serves Bristol, Bath and Wiltshire, but only its shared 136
+# suite and its Bath wards are local to Wiltshire; its Bristol ward and PICU are local to Bristol and
+# Bath, so a Wiltshire resident at the Bristol PICU (about 40 km from home) is an out-of-area placement.
 UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] = [
     (
         "awp",
@@ -65,7 +75,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -2.5544,
         "BS16 1EG",
         4,
-        dict(min_age=16, accepts_intoxicated=True, daily_cost=450),
+        dict(min_age=16, accepts_intoxicated=True, daily_cost=450, local_to=[BANES, BRISTOL, WILTSHIRE]),
     ),
     (
         "som",
@@ -76,7 +86,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -3.0911,
         "TA1 5DA",
         2,
-        dict(min_age=18, daily_cost=450, refuses=[BRISTOL]),
+        dict(min_age=18, daily_cost=450, refuses=[BRISTOL], local_to=[SOMERSET]),
     ),
     (
         "bc",
@@ -87,7 +97,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -1.9870,
         "B71 4HJ",
         2,
-        dict(min_age=18, daily_cost=450),
+        dict(min_age=18, daily_cost=450, local_to=[SANDWELL]),
     ),
     (
         "sanctuary",
@@ -98,7 +108,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -2.3700,
         "BA2 3AB",
         6,
-        dict(min_age=18, max_stay_days=14, daily_cost=180),
+        dict(min_age=18, max_stay_days=14, daily_cost=180, local_to=[BANES, BRISTOL]),
     ),
     (
         "sanctuary",
@@ -109,7 +119,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -2.5960,
         "BS2 8QT",
         4,
-        dict(sex="female", min_age=18, max_stay_days=14, daily_cost=190),
+        dict(sex="female", min_age=18, max_stay_days=14, daily_cost=190, local_to=[BRISTOL, BANES]),
     ),
     (
         "sanctuary",
@@ -120,7 +130,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -2.3210,
         "BA11 1EY",
         3,
-        dict(min_age=18, max_stay_days=10, daily_cost=185),
+        dict(min_age=18, max_stay_days=10, daily_cost=185, local_to=[SOMERSET]),
     ),
     (
         "wilts",
@@ -131,7 +141,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -1.9940,
         "SN10 1AA",
         3,
-        dict(min_age=18, max_stay_days=7, daily_cost=160),
+        dict(min_age=18, max_stay_days=7, daily_cost=160, local_to=[WILTSHIRE, BANES]),
     ),
     (
         "awp",
@@ -142,7 +152,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -2.5570,
         "BS4 5BJ",
         20,
-        dict(min_age=18, accepts_intoxicated=False, daily_cost=420),
+        dict(min_age=18, accepts_intoxicated=False, daily_cost=420, local_to=[BRISTOL, BANES]),
     ),
     (
         "awp",
@@ -153,9 +163,19 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -2.3930,
         "BA2 5RP",
         16,
-        dict(min_age=18, daily_cost=420),
+        dict(min_age=18, daily_cost=420, local_to=[BANES, WILTSHIRE]),
     ),
-    ("awp", "Bristol PICU (demo)", "picu", BRISTOL, 51.4300, -2.5600, "BS4 5BJ", 8, dict(min_age=18, daily_cost=780)),
+    (
+        "awp",
+        "Bristol PICU (demo)",
+        "picu",
+        BRISTOL,
+        51.4300,
+        -2.5600,
+        "BS4 5BJ",
+        8,
+        dict(min_age=18, daily_cost=780, local_to=[BRISTOL, BANES]),
+    ),
     (
         "awp",
         "Bath Older Adult Ward (demo)",
@@ -165,7 +185,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -2.3940,
         "BA2 5RP",
         14,
-        dict(min_age=65, daily_cost=430),
+        dict(min_age=65, daily_cost=430, local_to=[BANES, WILTSHIRE]),
     ),
     (
         "bc",
@@ -176,7 +196,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -1.9880,
         "B71 4NY",
         18,
-        dict(min_age=18, daily_cost=410),
+        dict(min_age=18, daily_cost=410, local_to=[SANDWELL]),
     ),
     (
         "bsol",
@@ -187,7 +207,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -1.9000,
         "B12 9DA",
         5,
-        dict(min_age=18, max_stay_days=14, daily_cost=175),
+        dict(min_age=18, max_stay_days=14, daily_cost=175, local_to=[BIRMINGHAM]),
     ),
     (
         "bsol",
@@ -198,7 +218,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -1.9300,
         "B29 6JD",
         2,
-        dict(min_age=18, max_stay_days=5, daily_cost=150),
+        dict(min_age=18, max_stay_days=5, daily_cost=150, local_to=[BIRMINGHAM]),
     ),
     (
         "private",
@@ -209,7 +229,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -1.9700,
         "B31 2AA",
         12,
-        dict(min_age=18, daily_cost=750),
+        dict(min_age=18, daily_cost=750, local_to=[]),
     ),
     (
         "private",
@@ -220,7 +240,7 @@ UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] =
         -1.9700,
         "B31 2AA",
         6,
-        dict(min_age=18, daily_cost=1050),
+        dict(min_age=18, daily_cost=1050, local_to=[]),
     ),
 ]
 
@@ -240,6 +260,8 @@ PLACEMENTS = [
     (8, "DEMO-0003", 29, "male", "N", BANES, 9),
     (14, "DEMO-0004", 38, "male", "A", BANES, 12),
     (3, "DEMO-0005", 25, "female", "J", BANES, 2),
+    # A Wiltshire resident at AWP's Bristol PICU: AWP serves Wiltshire, but this unit is not local to it.
+    (9, "DEMO-0006", 31, "male", "A", WILTSHIRE, 4),
 ]
 
 
@@ -264,16 +286,15 @@ async def load_demo(db: Database, now: datetime) -> bool:
             code: Area(code=code, name=name, region=region, lat=lat, lon=lon) for code, name, region, lat, lon in AREAS
         }
         session.add_all(areas.values())
-        providers = {key: Provider(name=name, sector=sector) for key, (name, sector, _) in PROVIDERS.items()}
+        providers = {key: Provider(name=name, sector=sector) for key, (name, sector) in PROVIDERS.items()}
         session.add_all(providers.values())
         await session.flush()
-        for key, (_, _, local_to) in PROVIDERS.items():
-            session.add_all(AreaLocalProvider(area_code=a, provider_id=providers[key].id) for a in local_to)
 
         units = []
         for provider, name, kind, area, lat, lon, postcode, places, extra in UNITS:
             extra = {"accepts_detained": kind in DETAINING_KINDS, **extra}
             refuses = extra.pop("refuses", [])
+            local_to = extra.pop("local_to")
             unit = Unit(
                 provider_id=providers[provider].id,
                 area_code=area,
@@ -289,6 +310,7 @@ async def load_demo(db: Database, now: datetime) -> bool:
                 **extra,
             )
             unit.area_rules = [UnitAreaRule(area_code=a, rule="refuses") for a in refuses]
+            unit.local_areas = [UnitLocalArea(area_code=a) for a in local_to]
             units.append(unit)
         session.add_all(units)
         await session.flush()
@@ -332,8 +354,7 @@ async def load_demo(db: Database, now: datetime) -> bool:
 
         for index, ref, age, sex, ethnicity, home, days_ago in PLACEMENTS:
             unit = units[index]
-            local = {providers[k].id for k, (_, _, local_to) in PROVIDERS.items() if home in local_to}
-            out_of_area, distance = placement_geography(areas[home], unit, local)
+            out_of_area, distance = placement_geography(areas[home], unit)
             session.add(
                 Placement(
                     unit_id=unit.id,

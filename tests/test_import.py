@@ -131,7 +131,7 @@ async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: A
             for p in (await session.scalars(select(Placement).where(Placement.person_ref.like("HIST-%")))).all()
         }
         bristol = await session.get(Area, BRISTOL)
-        expected_out, expected_km = placement_geography(bristol, private, set(bristol.local_provider_ids))
+        expected_out, expected_km = placement_geography(bristol, private)
     assert expected_out is True and expected_km > 100
     oap = got["HIST-0001"]
     assert (oap.out_of_area, oap.distance_km, oap.oap_reason) == (True, expected_km, "10")
@@ -158,7 +158,7 @@ async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: A
 
 
 async def test_an_import_computes_what_a_direct_admission_computes(api: Api, tmp_path: Path) -> None:
-    ward = await api.unit("Callington Road")  # AWP: not in Somerset's local network
+    ward = await api.unit("Callington Road")  # not local to Somerset
     live = await api.post(
         "/api/placements",
         "bedmanager",
@@ -241,7 +241,7 @@ async def test_the_oap_reason_rule_is_start_placements(api: Api) -> None:
         areas = (await session.scalars(select(Area))).all()
         for unit in units:
             for area in areas:
-                out_of_area, _ = placement_geography(area, unit, set(area.local_provider_ids))
+                out_of_area, _ = placement_geography(area, unit)
                 for reason in (None, "10"):
                     try:
                         await start_placement(
@@ -323,7 +323,7 @@ async def test_an_under_18_is_refused_at_a_unit_whose_ages_exclude_them(api: Api
 
 
 async def test_every_rule_names_its_field(api: Api, tmp_path: Path) -> None:
-    ward = await api.unit("Callington Road")  # AWP: local to Bristol, acute
+    ward = await api.unit("Callington Road")  # local to Bristol, acute
     private = await api.unit("Northfield Park Hospital Acute")
     cases = [
         ({"person_ref": ""}, "person_ref"),

@@ -66,14 +66,13 @@ async def placement(
     **fields,
 ) -> Placement:
     unit = await api.unit(unit_name)
-    local = {p for p in (await api.area(home)).local_provider_ids}
     people = {k: fields.pop(k) for k in ("age", "sex", "ethnicity") if k in fields}
     return Placement(
         unit_id=unit.id,
         legal_basis=legal_basis,
         started_at=t(started),
         ended_at=t(ended) if ended else None,
-        out_of_area=unit.provider_id not in local,
+        out_of_area=home not in unit.local_to_areas,
         oap_reason=oap_reason,
         distance_km=distance,
         daily_cost=unit.daily_cost,

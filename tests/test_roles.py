@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from capacity.audit import AuditEntry
 from capacity.booking.units.models import AvailabilityDeclaration
-from capacity.demo import AREAS, PROVIDERS
+from capacity.demo import AREAS, PROVIDERS, UNITS
 from support.api import Api, assert_problem
 from support.demo import DEMO_USERS
 
@@ -117,7 +117,9 @@ async def test_areas_are_the_demo_areas_with_their_local_provider_networks(api: 
         assert isinstance(area["local_provider_ids"], list)
         assert set(area["local_provider_ids"]) <= set(providers), "local providers must be real providers"
         local_names = sorted(providers[pid]["name"] for pid in area["local_provider_ids"])
-        expected = sorted(pname for pname, _sector, local_to in PROVIDERS.values() if code in local_to)
+        # The providers with at least one unit local to the area (out of area is decided per unit).
+        local_keys = {unit[0] for unit in UNITS if code in unit[8]["local_to"]}
+        expected = sorted(PROVIDERS[key][0] for key in local_keys)
         assert local_names == expected, code
     # The bed manager's trust is part of Bristol's local network; the far-away private hospital of none.
     bristol_suite = await api.unit(OWN_UNIT)
@@ -129,7 +131,7 @@ async def test_areas_are_the_demo_areas_with_their_local_provider_networks(api: 
 async def test_providers_have_a_sector(api: Api) -> None:
     providers = (await api.get("/api/providers", "conveyance")).json()
     assert sorted((p["name"], p["sector"]) for p in providers) == sorted(
-        (name, sector) for name, sector, _ in PROVIDERS.values()
+        (name, sector) for name, sector in PROVIDERS.values()
     )
     assert {p["sector"] for p in providers} == {"nhs", "private", "voluntary"}
     assert len({p["id"] for p in providers}) == len(providers)

@@ -50,7 +50,7 @@ from capacity.booking.placements.models import Placement
 from capacity.booking.placements.schemas import PlacementIn
 from capacity.booking.placements.service import S136_HOURS, not_in_future, oap_reason_problem, placement_geography
 from capacity.booking.units.availability import figures
-from capacity.booking.units.models import Area, AreaLocalProvider, Unit
+from capacity.booking.units.models import Area, Unit
 from capacity.codes import (
     INAPPROPRIATE_OAP_REASON,
     Ethnicity,
@@ -235,21 +235,17 @@ class Pair(NamedTuple):
 
 @dataclass
 class Reference:
-    """Areas, their local networks and the units, read once; geography per (area, unit) pair, once."""
+    """Areas and the units (each with its local areas), read once; geography per (area, unit) pair, once."""
 
     areas: dict[str, Area]
-    local: dict[str, set[str]]
     units: dict[str, Unit]
     _pairs: dict[tuple[str, str], Pair] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, session: AsyncSession) -> Reference:
         areas = {a.code: a for a in (await session.scalars(select(Area))).all()}
-        local: dict[str, set[str]] = {code: set() for code in areas}
-        for link in (await session.scalars(select(AreaLocalProvider))).all():
-            local.setdefault(link.area_code, set()).add(link.provider_id)
         units = {u.id: u for u in (await session.scalars(select(Unit))).all()}
-        return cls(areas, local, units)
+        return cls(areas, units)
 
     def pair(self, home_area: str, unit_id: str) -> Pair:
         """What a placement of a person from this area at this unit gets, worked out once per pair."""
@@ -257,7 +253,7 @@ class Reference:
         found = self._pairs.get(key)
         if found is None:
             unit = self.units[unit_id]
-            out_of_area, distance = placement_geography(self.areas[home_area], unit, self.local[home_area])
+            out_of_area, distance = placement_geography(self.areas[home_area], unit)
             found = self._pairs[key] = Pair(
                 out_of_area, distance, unit.kind, unit.min_age, unit.max_age, unit.daily_cost
             )

@@ -13,7 +13,7 @@ from capacity.booking.eligibility import check_person, check_takes_detained, che
 from capacity.booking.persons import person_columns
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.schemas import DischargeIn, PlacementIn, PlacementPatch, S136ExtensionIn
-from capacity.booking.units.availability import great_circle_km, unit_figures
+from capacity.booking.units.availability import great_circle_km, is_out_of_area, unit_figures
 from capacity.booking.units.models import Area, Unit
 from capacity.booking.units.service import availability_event, ensure_manages
 from capacity.codes import ACUTE_KINDS
@@ -27,9 +27,10 @@ S136_HOURS = 24  # s136(2A) Mental Health Act 1983
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-def placement_geography(home: Area, unit: Unit, local_provider_ids: set[str]) -> tuple[bool, float]:
-    """Whether a placement is out of area (DHSC 2016), and its distance from the home area's centre."""
-    out_of_area = unit.provider_id not in local_provider_ids
+def placement_geography(home: Area, unit: Unit) -> tuple[bool, float]:
+    """Whether a placement is out of area (DHSC 2016: the unit is not in the home area's local network,
+    decided per unit by `is_out_of_area`), and its distance from the home area's centre."""
+    out_of_area = is_out_of_area(home.code, unit.local_to_areas)
     return out_of_area, round(great_circle_km(home.lat, home.lon, unit.lat, unit.lon), 1)
 
 
@@ -76,7 +77,7 @@ async def start_placement(
     hold_id: str | None,
 ) -> Placement:
     """Write a placement on a unit already locked by the caller, with its OAP and s136 facts."""
-    out_of_area, distance = placement_geography(home, unit, set(home.local_provider_ids))
+    out_of_area, distance = placement_geography(home, unit)
     if (problem := oap_reason_problem(out_of_area, unit.kind, oap_reason)) is not None:
         raise Invalid(problem, field="oap_reason")
     clock_start = deadline = None

@@ -7,7 +7,7 @@ whether or not the sweep has marked it yet.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
-from capacity.booking.units.models import Area, AreaLocalProvider, Unit, UnitAreaRule
+from capacity.booking.units.models import Area, Unit, UnitAreaRule, UnitLocalArea
 from capacity.codes import Advisory
 from capacity.errors import Invalid, NotFound
 from capacity.settings import Settings
@@ -32,6 +32,14 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+def is_out_of_area(home_area: str, local_to_areas: Collection[str]) -> bool:
+    """The one out-of-area rule (DHSC 2016), for placements and search alike: a person is out of area at a
+    unit that does not form part of the usual local network of services for where they live, that is, a
+    unit whose own local areas (`unit_local_areas`) do not include their home area. Per unit, never per
+    provider: one trust may run a ward local to the person's area and a PICU that is not."""
+    return home_area not in local_to_areas
 
 
 class Snapshot(Protocol):
@@ -180,17 +188,15 @@ def _eligibility_filters(search: UnitSearch) -> list[ColumnElement[bool]]:
 async def search_units(at: Snapshot, search: UnitSearch) -> list[UnitFigures]:
     """Units matching the search, fresh before stale, nearest first when `near` is given."""
     session, now = at.session, at.now
-    local_providers: set[str] | None = None
+    # Each unit's local areas as far as this search needs them: the home area, for the units local to it.
+    local_to: dict[str, set[str]] | None = None
     if search.home_area:
         if await session.scalar(select(Area.code).where(Area.code == search.home_area)) is None:
             raise Invalid(f"no area with code {search.home_area}", field="home_area")
-        local_providers = set(
-            (
-                await session.scalars(
-                    select(AreaLocalProvider.provider_id).where(AreaLocalProvider.area_code == search.home_area)
-                )
-            ).all()
+        local_units = await session.scalars(
+            select(UnitLocalArea.unit_id).where(UnitLocalArea.area_code == search.home_area)
         )
+        local_to = {unit_id: {search.home_area} for unit_id in local_units}
 
     # Order first, from the units' own columns (plain rows, not ORM objects); then count holds and
     # placements only for as many units as the answer needs: a national search matches hundreds of
@@ -213,8 +219,8 @@ async def search_units(at: Snapshot, search: UnitSearch) -> list[UnitFigures]:
             if search.available_only and found.available == 0:
                 continue
             found.distance_km = distance.get(unit.id)
-            if local_providers is not None:
-                found.out_of_area = unit.provider_id not in local_providers
+            if local_to is not None and search.home_area:
+                found.out_of_area = is_out_of_area(search.home_area, local_to.get(unit.id, set()))
             results.append(found)
             if search.limit and len(results) == search.limit:
                 return results

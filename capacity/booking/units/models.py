@@ -1,4 +1,4 @@
-"""Areas, providers, units, their area rules, declaration history and unmet demand."""
+"""Areas, providers, units, their area rules and local networks, declaration history and unmet demand."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    join,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -22,7 +23,9 @@ from capacity.db.base import Base, IdMixin
 
 
 class AreaLocalProvider(Base):
-    """A provider that forms part of an area's usual local network (DHSC OAP definition)."""
+    """Superseded by `UnitLocalArea` (migration 0006 copied it there): out of area is decided per unit,
+    and nothing in the service reads this table any more. It stays until the bench scripts, which still
+    fill it, move to `unit_local_areas`; then a migration drops it."""
 
     __tablename__ = "area_local_providers"
     area_code: Mapped[str] = mapped_column(ForeignKey("areas.code", ondelete="CASCADE"), primary_key=True)
@@ -36,11 +39,19 @@ class Area(Base):
     region: Mapped[str] = mapped_column(String(80), default="")
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
-    local_providers: Mapped[list[AreaLocalProvider]] = relationship(lazy="selectin", cascade="all")
+    # The providers with at least one unit local to this area (`GET /api/areas`: `local_provider_ids`).
+    local_network_providers: Mapped[list[Provider]] = relationship(
+        "Provider",
+        secondary=lambda: join(UnitLocalArea, Unit, UnitLocalArea.unit_id == Unit.id),
+        primaryjoin="Area.code == UnitLocalArea.area_code",
+        secondaryjoin="Unit.provider_id == Provider.id",
+        viewonly=True,
+        lazy="selectin",
+    )
 
     @property
     def local_provider_ids(self) -> list[str]:
-        return sorted(link.provider_id for link in self.local_providers)
+        return sorted({provider.id for provider in self.local_network_providers})
 
 
 class Provider(IdMixin, Base):
@@ -58,6 +69,16 @@ class UnitAreaRule(Base):
     area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), primary_key=True)
     rule: Mapped[str] = mapped_column(String(8))
     __table_args__ = (check_in("rule", AreaRule),)
+
+
+class UnitLocalArea(Base):
+    """A home area whose usual local network of services this unit forms part of (DHSC 2016 OAP
+    definition): a placement at the unit of a person from any other area is out of area. Per unit, not
+    per provider: one trust's ward may be local to one area and its PICU to another."""
+
+    __tablename__ = "unit_local_areas"
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), primary_key=True, index=True)
 
 
 class Unit(IdMixin, Base):
@@ -84,6 +105,8 @@ class Unit(IdMixin, Base):
     last_confirmed_at: Mapped[datetime]
     last_confirmed_by: Mapped[str] = mapped_column(String(80))
     area_rules: Mapped[list[UnitAreaRule]] = relationship(lazy="raise", cascade="all, delete-orphan")
+    # Loaded with the unit: every placement (live, imported, demo) decides out of area from it.
+    local_areas: Mapped[list[UnitLocalArea]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     __table_args__ = (
         CheckConstraint("open_places >= 0", name="open_places_not_negative"),
@@ -100,6 +123,11 @@ class Unit(IdMixin, Base):
     @property
     def refuses_areas(self) -> list[str]:
         return sorted(r.area_code for r in self.area_rules if r.rule == "refuses")
+
+    @property
+    def local_to_areas(self) -> list[str]:
+        """The home areas whose local network this unit forms part of, sorted."""
+        return sorted(link.area_code for link in self.local_areas)
 
 
 class AvailabilityDeclaration(IdMixin, Base):
