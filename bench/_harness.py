@@ -116,7 +116,8 @@ def server(
     # The server runs the capacity package under `app_root` (this repository unless told otherwise).
     path = os.pathsep.join(str(p) for p in (pythonpath or (app_root,)))
     cmd = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", HOST, "--port", str(port)]
-    cmd += ["--log-level", "warning", "--no-access-log", *extra_args]
+    # As `capacity serve` runs it: X-Forwarded-For is the app's to judge (CAPACITY_TRUSTED_PROXIES).
+    cmd += ["--log-level", "warning", "--no-access-log", "--no-proxy-headers", *extra_args]
     with open(log_path, "wb") as server_log:
         proc = subprocess.Popen(
             cmd, cwd=app_root, env=dict(os.environ, PYTHONPATH=path, **env), stdout=server_log, stderr=subprocess.STDOUT

@@ -14,10 +14,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from redis.asyncio import Redis
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from capacity.audit.controllers import AuditController
 from capacity.auth.controllers import AuthController
-from capacity.auth.security import LoginThrottle, make_jwt_auth
+from capacity.auth.revocation import make_revocations
+from capacity.auth.security import make_jwt_auth
+from capacity.auth.throttle import PasswordChecks, make_throttle
 from capacity.booking.detentions.controllers import DetentionController
 from capacity.booking.holds.controllers import HoldController
 from capacity.booking.placements.controllers import PlacementController
@@ -26,9 +30,11 @@ from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.deps import dependencies
 from capacity.errors import internal_error_handler, problem_details
+from capacity.limits import check_body_depth
+from capacity.logs import redact_access_log
 from capacity.notify.channels import make_channels, make_publisher
 from capacity.notify.scheduler import make_scheduler
-from capacity.notify.ws import events_socket
+from capacity.notify.ws import SocketWatch, events_socket
 from capacity.reports.controllers import ReportController
 from capacity.settings import Settings
 from capacity.web.controllers import WebController
@@ -48,6 +54,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     db = Database(settings, clock)
     channels = make_channels(settings)
     db.publish = make_publisher(channels)
+    csrf = csrf_config(settings.signing_key(), settings.secure_cookies)
+    # Shared by the denylist and the login throttle (the channels plugin has its own connection).
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    password_checks = PasswordChecks(settings.login_concurrency, settings.login_queue)
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -63,6 +74,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             yield
         finally:
             scheduler.shutdown(wait=False)
+            password_checks.close()
+            if redis is not None:
+                await redis.aclose()
             await db.dispose()
 
     app = Litestar(
@@ -81,8 +95,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             create_static_files_router(path="/static", directories=[WEB / "static"], include_in_schema=False),
         ],
         middleware=[
-            DefineMiddleware(BrowserCSRFMiddleware, config=csrf_config(settings.signing_key(), settings.secure_cookies))
+            # The client address is X-Forwarded-For's only when the peer is a trusted proxy (uvicorn's own
+            # handling of the header is off in `capacity serve`, so this is the one place it is read).
+            DefineMiddleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)),  # type: ignore[arg-type]
+            DefineMiddleware(BrowserCSRFMiddleware, config=csrf),
         ],
+        before_request=check_body_depth,
         template_config=TemplateConfig(directory=WEB / "templates", engine=JinjaTemplateEngine),
         dependencies=dependencies,
         plugins=[problem_details, channels],
@@ -102,5 +120,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = db.clock
     app.state.jwt_auth = jwt_auth
     app.state.channels = channels
-    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds)
+    app.state.redis = redis
+    app.state.revocations = make_revocations(db, redis, settings.token_minutes * 60)
+    app.state.login_throttle = make_throttle(db, redis, settings)
+    app.state.password_checks = password_checks
+    app.state.socket_watch = SocketWatch(settings.ws_recheck_seconds)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -38,6 +40,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (CIDR), or `*` for any peer; empty: trust none."""
+    items = tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(f"{name} must list IP addresses or networks (CIDR), not {item!r}") from None
+    return items
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite+aiosqlite:///capacity.db"
@@ -54,9 +69,19 @@ class Settings:
     max_hold_extension_minutes: int = 240
     # A reported ETA extends a hold to ETA plus this grace.
     eta_grace_minutes: int = 15
-    # Failed logins per username and client before further attempts are refused for a while.
+    # Failed logins per username (from anywhere), and per client address (for any username), within
+    # the lockout window, before further attempts are refused until the oldest ages out of it.
     login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
     login_lockout_seconds: int = 300
+    # Password checks (argon2) run at once in this process, and how many more may wait for one; beyond
+    # that a login is answered 503 at once, so a flood of logins cannot take the CPU from bookings.
+    login_concurrency: int = 1
+    login_queue: int = 32
+    # Peers whose X-Forwarded-For names the client (the reverse proxy): addresses, CIDR networks or `*`.
+    trusted_proxies: tuple[str, ...] = ()
+    # How often each instance re-checks its open WebSockets' tokens (revoked, expired, user changed).
+    ws_recheck_seconds: float = 2.0
     # Attempts at a write transaction that meets a lock timeout or SQLITE_BUSY before answering 503.
     write_attempts: int = 5
     lock_timeout_ms: int = 2000
@@ -67,6 +92,9 @@ class Settings:
     # Browser session and CSRF cookies: Secure unless demo mode or CAPACITY_SECURE_COOKIES=false (plain http).
     secure_cookies: bool = True
     s136_warning_minutes: tuple[int, ...] = (120, 30)
+    # Demo mode's signing key when CAPACITY_SECRET_KEY is unset: random, never a public constant.
+    # `capacity serve --demo` replaces it with the key stored in the demo database (capacity.auth.keys).
+    demo_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -89,7 +117,13 @@ class Settings:
             max_hold_extension_minutes=_int(env, "CAPACITY_MAX_HOLD_EXTENSION_MINUTES", cls.max_hold_extension_minutes),
             eta_grace_minutes=_int(env, "CAPACITY_ETA_GRACE_MINUTES", cls.eta_grace_minutes),
             login_max_failures=_int(env, "CAPACITY_LOGIN_MAX_FAILURES", cls.login_max_failures, minimum=1),
+            login_max_failures_per_address=_int(
+                env, "CAPACITY_LOGIN_MAX_FAILURES_PER_ADDRESS", cls.login_max_failures_per_address, minimum=1
+            ),
             login_lockout_seconds=_int(env, "CAPACITY_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),
+            login_concurrency=_int(env, "CAPACITY_LOGIN_CONCURRENCY", cls.login_concurrency, minimum=1),
+            login_queue=_int(env, "CAPACITY_LOGIN_QUEUE", cls.login_queue),
+            trusted_proxies=_proxies(env, "CAPACITY_TRUSTED_PROXIES"),
             ws_max_backlog=_int(env, "CAPACITY_WS_MAX_BACKLOG", cls.ws_max_backlog, minimum=1),
             write_attempts=_int(env, "CAPACITY_WRITE_ATTEMPTS", cls.write_attempts, minimum=1),
             lock_timeout_ms=_int(env, "CAPACITY_LOCK_TIMEOUT_MS", cls.lock_timeout_ms, minimum=1),
@@ -106,9 +140,9 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     def signing_key(self) -> str:
-        """The token signing key; demo mode may fall back to a fixed, public one."""
+        """The token signing key; demo mode falls back to the demo database's own random key."""
         if self.secret_key:
             return self.secret_key
         if self.demo:
-            return "capacity-demo-key-not-for-real-data-000000000000"
+            return self.demo_key
         raise SettingsError("CAPACITY_SECRET_KEY must be set outside demo mode")

@@ -131,7 +131,7 @@ def test_the_proxy_forwards_to_the_app_with_websockets_and_the_real_client(servi
     # The login throttle counts failures per client: the app must see the real client, and nobody else can
     # tell it a made-up one (the header is replaced, not appended to, and the replicas are not published).
     assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", conf)
-    assert environment(services["app"]).get("FORWARDED_ALLOW_IPS")
+    assert environment(services["app"]).get("CAPACITY_TRUSTED_PROXIES")
 
 
 def test_the_image_is_built_from_the_package_with_its_migrations() -> None:

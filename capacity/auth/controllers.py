@@ -9,10 +9,12 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
+from litestar.security.jwt import Token
 from msgspec import Meta
 
+from capacity.auth.revocation import Presented
 from capacity.auth.security import Actor
-from capacity.auth.service import authenticate
+from capacity.auth.service import authenticate, revoke_token
 from capacity.clock import wall_now
 from capacity.db.engine import Database
 from capacity.settings import Settings
@@ -49,13 +51,19 @@ class AuthController(Controller):
         settings: NamedDependency[Settings],
         data: JSONBody[TokenRequest],
     ) -> TokenResponse:
+        # The peer, or the client a trusted proxy names (ProxyHeadersMiddleware, capacity.app).
         client = request.client.host if request.client else "unknown"
-        user = await authenticate(db, request.app.state.login_throttle, data.username, data.password, client)
+        state = request.app.state
+        user = await authenticate(db, state.login_throttle, state.password_checks, data.username, data.password, client)
         lifetime = timedelta(minutes=settings.token_minutes)
         token = request.app.state.jwt_auth.create_token(
             identifier=user.id, token_expiration=lifetime, token_extras={"role": user.role}
         )
         return TokenResponse(token, "bearer", wall_now() + lifetime, user.role)
+
+    @post("/auth/revoke", status_code=204, summary="Revoke the presented token, on every instance")
+    async def revoke(self, request: Request[Actor, Token, Any]) -> None:
+        await revoke_token(request.app.state.revocations, Presented.of(request.auth))
 
     @get("/me", summary="The caller: role, provider and areas")
     async def me(self, actor: NamedDependency[Actor]) -> Me:

@@ -1,10 +1,10 @@
-"""Users of the system: staff, never the people in crisis."""
+"""Users of the system (staff, never the people in crisis), and what is kept about their logins and tokens."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from capacity.codes import Role, check_in
@@ -36,3 +36,43 @@ class User(IdMixin, Base):
     @property
     def areas(self) -> list[str]:
         return sorted(link.area_code for link in self.area_links)
+
+
+class RevokedToken(Base):
+    """The denylist when no Redis is configured (capacity.auth.revocation): `token:<jti>` revokes one token,
+    `user:<id>` every token of that user issued at or before `revoked_at`. Kept until `expires_at`, when
+    every token it could refuse has expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    revoked_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginFailure(Base):
+    """One failed login, counted against `user:<name>` or `addr:<address>` when no Redis is configured
+    (capacity.auth.throttle); rows older than the lockout window are deleted as new ones arrive."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    failed_at: Mapped[datetime] = mapped_column(index=True)
+    __table_args__ = (Index("ix_login_failures_key_failed_at", "key", "failed_at"),)
+
+
+class ServiceKey(Base):
+    """Secrets the service makes for itself: the demo database's own signing key (capacity.auth.keys)."""
+
+    __tablename__ = "service_keys"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class SearchRecorded(Base):
+    """When a user's search (by a hash of the user and the query, nothing readable) last recorded
+    unmet demand: the same search is recorded once per window (capacity.booking.units.service)."""
+
+    __tablename__ = "searches_recorded"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)

@@ -1,11 +1,11 @@
-"""Who is calling: signed tokens (Litestar JWT), the caller as an `Actor`, role guards, login throttling."""
+"""Who is calling: signed tokens (Litestar JWT), the caller as an `Actor`, role guards, public paths."""
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -15,6 +15,7 @@ from litestar.security.jwt import JWTCookieAuth, Token
 from sqlalchemy import bindparam, select
 
 from capacity.auth.models import User, UserArea
+from capacity.auth.revocation import Presented
 
 
 @dataclass(frozen=True)
@@ -42,26 +43,66 @@ _ACTOR = (
 
 async def retrieve_actor(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> Actor | None:
     # The user is read on every request so that a deactivated account stops working at once: one
-    # autocommit read, with no BEGIN and ROLLBACK round trips around it.
-    db = connection.app.state.db
-    async with db.autocommit_engine.connect() as conn:
+    # autocommit read, with no BEGIN and ROLLBACK round trips around it. Then the denylist, shared by
+    # every instance (capacity.auth.revocation): a revoked token is 401 everywhere.
+    state = connection.app.state
+    async with state.db.autocommit_engine.connect() as conn:
         rows = (await conn.execute(_ACTOR, {"sub": token.sub})).all()
-    if not rows:
+    if not rows or (await state.revocations.revoked([Presented.of(token)]))[0]:
         return None
     user_id, username, role, provider_id, _ = rows[0]
     areas = tuple(sorted(r.area_code for r in rows if r.area_code is not None))
     return Actor(user_id, username, role, provider_id, areas)
 
 
-PUBLIC_PATHS = ["/api/auth/token", "/schema", "/health", "/static", "/login", "^/$", "^/favicon.ico$"]
+# Paths served without a token. Litestar searches these regular expressions anywhere in the path, so
+# each is anchored at both ends: `/login` alone would also open `/api/units/login` and `/api/holds/login`.
+PUBLIC_PATHS = [
+    r"^/api/auth/token$",
+    r"^/schema(?:/.*)?$",
+    r"^/health(?:/.*)?$",
+    r"^/static/.*$",
+    r"^/login$",
+    r"^/$",
+    r"^/favicon\.ico$",
+]
 
 
 SESSION_COOKIE = "capacity_session"
 
 
-def make_jwt_auth(signing_key: str, token_minutes: int, secure_cookie: bool) -> JWTCookieAuth[Actor, Token]:
+class CapacityJWTAuth(JWTCookieAuth[Actor, Token]):
+    """Litestar's JWT cookie auth, every token it makes carrying a unique `jti`, so that one token can be
+    revoked (capacity.auth.revocation)."""
+
+    def create_token(
+        self,
+        identifier: str,
+        token_expiration: timedelta | None = None,
+        token_issuer: str | None = None,
+        token_audience: str | None = None,
+        token_unique_jwt_id: str | None = None,
+        token_extras: dict | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return super().create_token(
+            identifier,
+            token_expiration,
+            token_issuer,
+            token_audience,
+            token_unique_jwt_id or uuid.uuid4().hex,
+            token_extras,
+            **kwargs,
+        )
+
+    def decode(self, encoded: str) -> Token:
+        """A token this service signed and that has not expired (litestar's NotAuthorizedException if not)."""
+        return Token.decode(encoded, secret=self.token_secret, algorithm=self.algorithm)
+
+
+def make_jwt_auth(signing_key: str, token_minutes: int, secure_cookie: bool) -> CapacityJWTAuth:
     """Bearer tokens for API clients; the same token in an HttpOnly, SameSite=Strict cookie for browsers."""
-    return JWTCookieAuth[Actor, Token](
+    return CapacityJWTAuth(
         retrieve_user_handler=retrieve_actor,
         token_secret=signing_key,
         default_token_expiration=timedelta(minutes=token_minutes),
@@ -89,35 +130,3 @@ def require_roles(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], N
 
     guard.__name__ = f"require_{'_or_'.join(roles)}"
     return guard
-
-
-class LoginThrottle:
-    """Refuses further logins for a while after repeated failures for one username from one client.
-
-    Kept in process memory: with several instances each counts its own failures, so the effective limit
-    is per instance; the argon2 cost already makes guessing slow.
-    """
-
-    def __init__(self, max_failures: int, window_seconds: int) -> None:
-        self.max_failures = max_failures
-        self.window = timedelta(seconds=window_seconds)
-        self._failures: dict[tuple[str, str], deque[datetime]] = defaultdict(deque)
-
-    def _recent(self, key: tuple[str, str], now: datetime) -> deque[datetime]:
-        failures = self._failures[key]
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, username: str, client: str, now: datetime) -> int | None:
-        """Seconds to wait, when this username and client have failed too often; else None."""
-        failures = self._recent((username.lower(), client), now)
-        if len(failures) < self.max_failures:
-            return None
-        return max(1, int((failures[0] + self.window - now).total_seconds()) + 1)
-
-    def failed(self, username: str, client: str, now: datetime) -> None:
-        self._recent((username.lower(), client), now).append(now)
-
-    def succeeded(self, username: str, client: str) -> None:
-        self._failures.pop((username.lower(), client), None)

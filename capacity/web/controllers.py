@@ -7,12 +7,14 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 from litestar.response import Template
 
 from capacity.auth.controllers import TokenRequest
+from capacity.auth.revocation import Presented
 from capacity.auth.security import SESSION_COOKIE
-from capacity.auth.service import authenticate
+from capacity.auth.service import authenticate, revoke_token
 from capacity.db.engine import Database
 from capacity.settings import Settings
 
@@ -42,7 +44,8 @@ class WebController(Controller):
         data: JSONBody[TokenRequest],
     ) -> Response[dict[str, str]]:
         client = request.client.host if request.client else "unknown"
-        user = await authenticate(db, request.app.state.login_throttle, data.username, data.password, client)
+        state = request.app.state
+        user = await authenticate(db, state.login_throttle, state.password_checks, data.username, data.password, client)
         page, _ = PAGES[user.role]
         jwt_auth = request.app.state.jwt_auth
         token = jwt_auth.create_token(identifier=user.id, token_extras={"role": user.role})
@@ -59,7 +62,16 @@ class WebController(Controller):
         return Response({"role": user.role, "page": page}, cookies=[cookie])
 
     @post("/logout", status_code=200)
-    async def logout(self) -> Response[dict[str, str]]:
+    async def logout(self, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+        # The cookie's token is revoked, not only forgotten by this browser: a copy of it is refused too.
+        encoded = request.cookies.get(SESSION_COOKIE, "").split(" ")[-1]
+        if encoded:
+            try:
+                token = request.app.state.jwt_auth.decode(encoded)
+            except NotAuthorizedException:
+                pass  # expired or not ours: nothing to revoke
+            else:
+                await revoke_token(request.app.state.revocations, Presented.of(token))
         response = Response({"page": "/"})
         response.delete_cookie(SESSION_COOKIE)
         return response

@@ -220,7 +220,9 @@ class SmallBufferWebSocket(WebSocketsSansIOProtocol):
 
 
 @asynccontextmanager
-async def serve(app: Litestar, *, small_buffers: bool = False, port: int = 0) -> AsyncIterator[LiveServer]:
+async def serve(
+    app: Litestar, *, small_buffers: bool = False, port: int = 0, log_level: str = "warning"
+) -> AsyncIterator[LiveServer]:
     """Serve `app` on a free port in this event loop until the block ends.
 
     `small_buffers` shrinks what a connection may buffer on its way out (uvicorn's write buffer, and
@@ -239,7 +241,9 @@ async def serve(app: Litestar, *, small_buffers: bool = False, port: int = 0) ->
     config = uvicorn.Config(
         app,
         lifespan="off",
-        log_level="warning",
+        log_level=log_level,
+        # As `capacity serve` runs it: X-Forwarded-For is the app's to judge (CAPACITY_TRUSTED_PROXIES).
+        proxy_headers=False,
         timeout_graceful_shutdown=2,
         ws=SmallBufferWebSocket if small_buffers else "auto",
     )

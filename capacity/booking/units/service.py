@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+import hashlib
+from datetime import datetime, timedelta
 
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from capacity.auth.models import SearchRecorded
 from capacity.auth.security import Actor
 from capacity.booking.units.availability import UnitFigures, UnitSearch, search_units, unit_figures
 from capacity.booking.units.models import AvailabilityDeclaration, Unit, UnmetDemand
@@ -81,15 +88,39 @@ async def declare_availability(db: Database, actor: Actor, unit_id: str, body: A
     return await db.write(work)
 
 
+# The same search by the same user is one unmet need, however often it is repeated (a page polling, a
+# user pressing search again): recorded once per this window.
+UNMET_SEARCH_WINDOW = timedelta(minutes=10)
+
+
+def search_key(actor: Actor, search: UnitSearch) -> str:
+    """The user and the query, hashed: the table that remembers them holds nothing readable."""
+    return hashlib.sha256(repr((actor.id, dataclasses.astuple(search))).encode()).hexdigest()
+
+
 async def find_units(db: Database, actor: Actor, search: UnitSearch) -> list[UnitFigures]:
-    """An eligibility search; an AMHP's search that finds nowhere free is recorded as unmet demand."""
+    """An eligibility search; an AMHP's search that finds nowhere free is recorded as unmet demand, once
+    per user, query and UNMET_SEARCH_WINDOW."""
     async with db.read() as reading:
         found = await search_units(reading, search)
     if actor.role == "amhp" and not any(f.available > 0 for f in found):
+        insert = sqlite_insert if db.is_sqlite else pg_insert
+        now = reading.now
 
         async def record(uow: UnitOfWork) -> None:
+            session = uow.session
+            await session.execute(delete(SearchRecorded).where(SearchRecorded.at <= now - UNMET_SEARCH_WINDOW))
+            # The first of concurrent identical searches inserts; the others meet its row and do nothing.
+            first = await session.execute(
+                insert(SearchRecorded)
+                .values(key=search_key(actor, search), at=now)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(SearchRecorded.key)
+            )
+            if first.first() is None:
+                return
             for kind in search.kinds or (None,):
-                uow.session.add(UnmetDemand(at=reading.now, source="search", kind=kind, home_area=search.home_area))
+                session.add(UnmetDemand(at=now, source="search", kind=kind, home_area=search.home_area))
 
         await db.write(record)
     return found

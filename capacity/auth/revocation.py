@@ -1,0 +1,167 @@
+"""Revoked tokens: one denylist that every instance reads (Redis when configured, the database otherwise).
+
+Two kinds of entry, each kept until every token it could refuse would have expired anyway:
+- `token:<jti>`: that one token (`POST /api/auth/revoke`, `POST /logout`); kept until the token's `exp`;
+- `user:<id>`: every token of that user issued at or before the entry's time (deactivation, a change of
+  role or scope: `capacity.auth.service.revoke_user`); kept for the longest lifetime a token has.
+
+`iat` has whole seconds, so a token issued in the same second as a user's revocation is refused too:
+the safe side. The REST API checks on every request (`capacity.auth.security.retrieve_actor`); open
+WebSockets are checked in batches every few seconds (`capacity.notify.ws.SocketWatch`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from litestar.security.jwt import Token
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from capacity.auth.models import RevokedToken
+from capacity.db.base import table_of
+from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
+from capacity.errors import ServiceBusy
+
+TOKEN, USER = "token:", "user:"
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What a revocation check needs of a token: its subject, id and times (epoch seconds)."""
+
+    sub: str
+    jti: str | None
+    iat: float
+    exp: float
+
+    @classmethod
+    def of(cls, token: Token) -> Presented:
+        jti = token.jti if isinstance(token.jti, str) else None
+        return cls(token.sub, jti, token.iat.timestamp(), token.exp.timestamp())
+
+    def keys(self) -> list[str]:
+        return ([TOKEN + self.jti] if self.jti else []) + [USER + self.sub]
+
+
+class Denylist(Protocol):
+    async def put(self, entries: Sequence[tuple[str, float, float]]) -> None:
+        """Store (key, revoked_at, expires_at) entries, times in epoch seconds."""
+
+    async def get(self, keys: Sequence[str]) -> dict[str, float]:
+        """The live entries among `keys`: key -> revoked_at."""
+
+
+class RedisDenylist:
+    """Keys `capacity:<db>:revoked:<key>` holding the revocation time, expiring with the entry."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        db = redis.connection_pool.connection_kwargs.get("db", 0)
+        self.prefix = f"capacity:{db}:revoked:"
+
+    async def put(self, entries: Sequence[tuple[str, float, float]]) -> None:
+        now = time.time()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, revoked_at, expires_at in entries:
+                    if expires_at > now:
+                        pipe.set(self.prefix + key, repr(revoked_at), ex=max(1, math.ceil(expires_at - now)))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise ServiceBusy() from exc
+
+    async def get(self, keys: Sequence[str]) -> dict[str, float]:
+        if not keys:
+            return {}
+        try:
+            values = await self.redis.mget([self.prefix + key for key in keys])
+        except (RedisError, OSError) as exc:
+            raise ServiceBusy() from exc
+        return {key: float(value) for key, value in zip(keys, values, strict=True) if value is not None}
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class DatabaseDenylist:
+    """Rows of `revoked_tokens`; expired rows are deleted whenever a new entry is written."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def put(self, entries: Sequence[tuple[str, float, float]]) -> None:
+        table = table_of(RevokedToken)
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+
+        async def work(uow: UnitOfWork) -> None:
+            session = uow.session
+            await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < _utc(time.time())))
+            for key, revoked_at, expires_at in entries:
+                statement = insert(table).values(key=key, revoked_at=_utc(revoked_at), expires_at=_utc(expires_at))
+                await session.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["key"],
+                        set_={"revoked_at": statement.excluded.revoked_at, "expires_at": statement.excluded.expires_at},
+                    )
+                )
+
+        await self.db.write(work)
+
+    async def get(self, keys: Sequence[str]) -> dict[str, float]:
+        if not keys:
+            return {}
+        query = select(RevokedToken.key, RevokedToken.revoked_at).where(
+            RevokedToken.key.in_(keys), RevokedToken.expires_at > _utc(time.time())
+        )
+        async with self.db.autocommit_engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {key: at.timestamp() for key, at in rows}  # aware: the UTC column type
+
+
+class Revocations:
+    """Revoking tokens and users, and asking whether tokens are still good."""
+
+    def __init__(self, store: Denylist, token_lifetime_seconds: int) -> None:
+        self.store = store
+        self.lifetime = token_lifetime_seconds
+
+    async def revoke_token(self, token: Presented) -> None:
+        now = time.time()
+        if token.jti:
+            await self.store.put([(TOKEN + token.jti, now, token.exp)])
+        else:
+            # A token without an id (not one this service issues) can only be refused with the user's
+            # tokens issued up to it.
+            await self.store.put([(USER + token.sub, token.iat, token.iat + self.lifetime)])
+
+    async def revoke_user(self, user_id: str) -> None:
+        now = time.time()
+        await self.store.put([(USER + user_id, now, now + self.lifetime)])
+
+    async def revoked(self, tokens: Sequence[Presented]) -> list[bool]:
+        """For each token, whether it has been revoked (one round trip for all of them)."""
+        entries = await self.store.get(sorted({key for token in tokens for key in token.keys()}))
+        return [is_revoked(token, entries) for token in tokens]
+
+
+def is_revoked(token: Presented, entries: dict[str, float]) -> bool:
+    if token.jti and TOKEN + token.jti in entries:
+        return True
+    cutoff = entries.get(USER + token.sub)
+    return cutoff is not None and token.iat <= cutoff
+
+
+def make_revocations(db: Database, redis: Redis | None, token_lifetime_seconds: int) -> Revocations:
+    store: Denylist = RedisDenylist(redis) if redis is not None else DatabaseDenylist(db)
+    return Revocations(store, token_lifetime_seconds)
