@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,14 +39,20 @@ def migrate_to_head(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
 
 
-def _load_demo(settings: Settings) -> bool:
+def _load_demo(settings: Settings) -> tuple[bool, str | None]:
+    """Load the demo set into an empty database (and make its random signing key); whether it was
+    loaded, and the database's demo key (None when it holds anything but the demo set)."""
+    from capacity.auth.keys import demo_key_of, store_demo_key
     from capacity.db.engine import Database
-    from capacity.demo import load_demo
+    from capacity.demo import USERS, load_demo
 
-    async def run() -> bool:
+    async def run() -> tuple[bool, str | None]:
         db = Database(settings)
         try:
-            return await load_demo(db, db.clock.now())
+            loaded = await load_demo(db, db.clock.now())
+            if loaded:
+                await store_demo_key(db)
+            return loaded, await demo_key_of(db, (username for username, *_ in USERS))
         finally:
             await db.dispose()
 
@@ -75,7 +82,8 @@ def serve(host: str, port: int, demo: bool) -> None:
     migrate_to_head(settings.database_url)
     if demo:
         click.secho(BANNER, fg="red", bold=True, err=True)
-        if _load_demo(settings):
+        loaded, demo_key = _load_demo(settings)
+        if loaded:
             click.echo(
                 "Loaded the demo data set. Log in as admin, amhp, bedmanager, commissioner or "
                 "conveyance, password 'demo'.",
@@ -83,10 +91,27 @@ def serve(host: str, port: int, demo: bool) -> None:
             )
         else:
             click.echo("The database already has data: demo data not loaded.", err=True)
+        if demo_key is None and not settings.secret_key:
+            raise click.ClickException(
+                "the database holds data other than the demo set: refusing to serve it in demo mode without "
+                "a real CAPACITY_SECRET_KEY (set one, or use an empty database for the demo)"
+            )
+        if demo_key is not None:
+            settings = dataclasses.replace(settings, demo_key=demo_key)
     click.echo(f"capacity on http://{host}:{port}/  (API schema: http://{host}:{port}/schema)", err=True)
     # Event frames are a few hundred bytes: per-message compression would cost ~40 KB per socket and a
-    # third of the fan-out CPU for little gain.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", ws_per_message_deflate=False)
+    # third of the fan-out CPU for little gain. uvicorn's own X-Forwarded-For handling is off: the app
+    # reads the header only from CAPACITY_TRUSTED_PROXIES (capacity.app). A message over 64 KB is closed
+    # 1009 by the server before it is buffered whole (the app checks too, capacity.notify.ws).
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        ws_per_message_deflate=False,
+        proxy_headers=False,
+        ws_max_size=64 * 1024,
+    )
 
 
 @main.command()
@@ -103,7 +128,7 @@ def demo() -> None:
     settings = Settings.from_env(demo=True)
     migrate_to_head(settings.database_url)
     click.secho(BANNER, fg="red", bold=True, err=True)
-    if not _load_demo(settings):
+    if not _load_demo(settings)[0]:
         click.echo("The database already has data: demo data not loaded.", err=True)
         sys.exit(1)
     click.echo("Loaded the demo data set.")

@@ -30,7 +30,7 @@ from capacity.db.unit_of_work import UnitOfWork
 
 BANNER = """
 ==============================================================================
-  DEMO MODE: fictional data, well-known passwords (demo), a public signing key.
+  DEMO MODE: fictional data, well-known passwords (demo), a signing key kept in the database.
   NOT FOR REAL DATA. Never enter details of a real person here.
 ==============================================================================
 """
