@@ -47,7 +47,7 @@ from capacity.logs import redact
 from capacity.settings import Settings
 from support.api import Api, assert_problem
 from support.demo import PG_URL, START
-from support.live_server import LiveServer, serve
+from support.live_server import LiveServer, free_port, serve
 from support.settings import settings_for
 
 REDIS_URL = os.environ.get("CAPACITY_TEST_REDIS_URL")
@@ -171,12 +171,36 @@ async def test_with_redis_the_denylist_is_in_redis_and_shared(database_url: str)
             assert (await a.post("/api/auth/revoke", headers=bearer(token))).status_code == 204
             assert_problem(await b.get("/api/me", headers=bearer(token)), 401)
             assert_problem(await a.get("/api/me", headers=bearer(token)), 401)
-        assert await rows(one.state.db, RevokedToken) == 0, "Redis, not the database, holds it"
+        assert await rows(one.state.db, RevokedToken) == 1, "the database keeps the record as well"
         redis = one.state.redis
         keys = [key async for key in redis.scan_iter(match="capacity:*:revoked:token:*")]
         assert keys
         for key in keys:  # kept until the token would have expired, no longer
             assert 0 < await redis.ttl(key) <= one.state.settings.token_minutes * 60
+
+
+@needs_redis
+async def test_a_token_revoked_while_redis_is_away_stays_revoked_when_it_returns(database_url: str) -> None:
+    async with instance(database_url, redis_url=REDIS_URL) as app, client_of(app) as client:
+        token, other = await token_of(client, "amhp"), await token_of(client, "amhp")
+        assert (await client.get("/api/me", headers=bearer(token))).status_code == 200  # Redis in use
+        working = app.state.redis
+        away = Redis.from_url(f"redis://127.0.0.1:{free_port()}/4")  # nothing listens there
+        app.state.revocations.store.redis = app.state.login_throttle.failures.redis = away
+        try:
+            # Without Redis, logins, checks and revocations go on through the database.
+            assert (await client.post("/api/auth/revoke", headers=bearer(token))).status_code == 204
+            assert_problem(await client.get("/api/me", headers=bearer(token)), 401)
+            assert (await client.get("/api/me", headers=bearer(other))).status_code == 200
+            assert_problem(await login(client, "amhp", "wrong"), 401)
+            assert await rows(app.state.db, LoginFailure) == 2
+            assert (await login(client, "amhp")).status_code == 200
+        finally:
+            await away.aclose()
+            app.state.revocations.store.redis = app.state.login_throttle.failures.redis = working
+        # Redis is back, without the entry: it is copied in from the database before Redis is trusted.
+        assert_problem(await client.get("/api/me", headers=bearer(token)), 401)
+        assert (await client.get("/api/me", headers=bearer(other))).status_code == 200
 
 
 async def test_revoke_user_refuses_every_token_that_user_had(api: Api) -> None:

@@ -1,5 +1,6 @@
 """Revoked tokens: one denylist that every instance reads (Redis when configured, the database otherwise).
 
+Redis, when configured, answers the checks; the database always keeps the record (see RedisDenylist).
 Two kinds of entry, each kept until every token it could refuse would have expired anyway:
 - `token:<jti>`: that one token (`POST /api/auth/revoke`, `POST /logout`); kept until the token's `exp`;
 - `user:<id>`: every token of that user issued at or before the entry's time (deactivation, a change of
@@ -12,6 +13,7 @@ WebSockets are checked in batches every few seconds (`capacity.notify.ws.SocketW
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -30,9 +32,9 @@ from capacity.auth.models import RevokedToken
 from capacity.db.base import table_of
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
-from capacity.errors import ServiceBusy
 
 TOKEN, USER = "token:", "user:"
+log = logging.getLogger("capacity.auth")
 
 
 @dataclass(frozen=True)
@@ -59,35 +61,6 @@ class Denylist(Protocol):
 
     async def get(self, keys: Sequence[str]) -> dict[str, float]:
         """The live entries among `keys`: key -> revoked_at."""
-
-
-class RedisDenylist:
-    """Keys `capacity:<db>:revoked:<key>` holding the revocation time, expiring with the entry."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        db = redis.connection_pool.connection_kwargs.get("db", 0)
-        self.prefix = f"capacity:{db}:revoked:"
-
-    async def put(self, entries: Sequence[tuple[str, float, float]]) -> None:
-        now = time.time()
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key, revoked_at, expires_at in entries:
-                    if expires_at > now:
-                        pipe.set(self.prefix + key, repr(revoked_at), ex=max(1, math.ceil(expires_at - now)))
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise ServiceBusy() from exc
-
-    async def get(self, keys: Sequence[str]) -> dict[str, float]:
-        if not keys:
-            return {}
-        try:
-            values = await self.redis.mget([self.prefix + key for key in keys])
-        except (RedisError, OSError) as exc:
-            raise ServiceBusy() from exc
-        return {key: float(value) for key, value in zip(keys, values, strict=True) if value is not None}
 
 
 def _utc(epoch: float) -> datetime:
@@ -128,6 +101,59 @@ class DatabaseDenylist:
             rows = (await conn.execute(query)).all()
         return {key: at.timestamp() for key, at in rows}  # aware: the UTC column type
 
+    async def live(self) -> list[tuple[str, float, float]]:
+        """Every entry not yet expired, as (key, revoked_at, expires_at)."""
+        query = select(RevokedToken.key, RevokedToken.revoked_at, RevokedToken.expires_at).where(
+            RevokedToken.expires_at > _utc(time.time())
+        )
+        async with self.db.autocommit_engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(key, at.timestamp(), until.timestamp()) for key, at, until in rows]
+
+
+class RedisDenylist:
+    """Keys `capacity:<db>:revoked:<key>` holding the revocation time, expiring with the entry: one MGET
+    per check. The database stays the record (every entry is written there too), so that an instance
+    keeps answering while Redis is away (checks fall back to the database) and, when Redis is back,
+    copies the database's live entries into it before trusting it again: nothing revoked during an
+    outage comes back to life."""
+
+    def __init__(self, redis: Redis, database: DatabaseDenylist) -> None:
+        self.redis = redis
+        self.database = database
+        db = redis.connection_pool.connection_kwargs.get("db", 0)
+        self.prefix = f"capacity:{db}:revoked:"
+        self._unsynced = True  # until the database's entries have been copied in once
+
+    async def _put(self, entries: Sequence[tuple[str, float, float]]) -> None:
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, revoked_at, expires_at in entries:
+                if expires_at > now:
+                    pipe.set(self.prefix + key, repr(revoked_at), ex=max(1, math.ceil(expires_at - now)))
+            await pipe.execute()
+
+    async def put(self, entries: Sequence[tuple[str, float, float]]) -> None:
+        await self.database.put(entries)
+        try:
+            await self._put(entries)
+        except (RedisError, OSError) as exc:
+            self._unsynced = True
+            log.warning("revocation kept in the database only until Redis is back: %s", exc)
+
+    async def get(self, keys: Sequence[str]) -> dict[str, float]:
+        if not keys:
+            return {}
+        try:
+            if self._unsynced:
+                await self._put(await self.database.live())
+                self._unsynced = False
+            values = await self.redis.mget([self.prefix + key for key in keys])
+        except (RedisError, OSError):
+            self._unsynced = True
+            return await self.database.get(keys)
+        return {key: float(value) for key, value in zip(keys, values, strict=True) if value is not None}
+
 
 class Revocations:
     """Revoking tokens and users, and asking whether tokens are still good."""
@@ -163,5 +189,6 @@ def is_revoked(token: Presented, entries: dict[str, float]) -> bool:
 
 
 def make_revocations(db: Database, redis: Redis | None, token_lifetime_seconds: int) -> Revocations:
-    store: Denylist = RedisDenylist(redis) if redis is not None else DatabaseDenylist(db)
+    database = DatabaseDenylist(db)
+    store: Denylist = RedisDenylist(redis, database) if redis is not None else database
     return Revocations(store, token_lifetime_seconds)

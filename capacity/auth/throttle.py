@@ -55,50 +55,6 @@ class FailureCounts(Protocol):
         """Forget the failures of one key (after a successful login)."""
 
 
-class RedisFailures:
-    """A sorted set per key, `capacity:<db>:login:<key>`, of failure times (scores, epoch seconds)."""
-
-    def __init__(self, redis: Redis, window_seconds: int) -> None:
-        self.redis = redis
-        self.window = window_seconds
-        db = redis.connection_pool.connection_kwargs.get("db", 0)
-        self.prefix = f"capacity:{db}:login:"
-
-    async def counts(self, keys: Sequence[str], since: datetime) -> dict[str, tuple[int, datetime]]:
-        low = since.timestamp()
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.zrangebyscore(self.prefix + key, low, "+inf", start=0, num=1, withscores=True)
-                    pipe.zcount(self.prefix + key, low, "+inf")
-                results = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise ServiceBusy() from exc
-        found: dict[str, tuple[int, datetime]] = {}
-        for index, key in enumerate(keys):
-            oldest, count = results[2 * index], results[2 * index + 1]
-            if count and oldest:
-                found[key] = (int(count), datetime.fromtimestamp(oldest[0][1], since.tzinfo))
-        return found
-
-    async def add(self, keys: Sequence[str], at: datetime, forget_before: datetime) -> None:
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.zadd(self.prefix + key, {uuid.uuid4().hex: at.timestamp()})
-                    pipe.zremrangebyscore(self.prefix + key, "-inf", f"({forget_before.timestamp()}")
-                    pipe.expire(self.prefix + key, self.window + 60)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise ServiceBusy() from exc
-
-    async def clear(self, key: str) -> None:
-        try:
-            await self.redis.delete(self.prefix + key)
-        except (RedisError, OSError) as exc:
-            raise ServiceBusy() from exc
-
-
 class DatabaseFailures:
     """Rows of `login_failures`."""
 
@@ -127,6 +83,53 @@ class DatabaseFailures:
             await uow.session.execute(delete(LoginFailure).where(LoginFailure.key == key))
 
         await self.db.write(work)
+
+
+class RedisFailures:
+    """A sorted set per key, `capacity:<db>:login:<key>`, of failure times (scores, epoch seconds).
+    While Redis is away the database counts instead (each side then sees part of the failures, for the
+    length of the outage only), so that logging in never depends on Redis."""
+
+    def __init__(self, redis: Redis, window_seconds: int, database: DatabaseFailures) -> None:
+        self.redis = redis
+        self.window = window_seconds
+        self.database = database
+        db = redis.connection_pool.connection_kwargs.get("db", 0)
+        self.prefix = f"capacity:{db}:login:"
+
+    async def counts(self, keys: Sequence[str], since: datetime) -> dict[str, tuple[int, datetime]]:
+        low = since.timestamp()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zrangebyscore(self.prefix + key, low, "+inf", start=0, num=1, withscores=True)
+                    pipe.zcount(self.prefix + key, low, "+inf")
+                results = await pipe.execute()
+        except (RedisError, OSError):
+            return await self.database.counts(keys, since)
+        found: dict[str, tuple[int, datetime]] = {}
+        for index, key in enumerate(keys):
+            oldest, count = results[2 * index], results[2 * index + 1]
+            if count and oldest:
+                found[key] = (int(count), datetime.fromtimestamp(oldest[0][1], since.tzinfo))
+        return found
+
+    async def add(self, keys: Sequence[str], at: datetime, forget_before: datetime) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zadd(self.prefix + key, {uuid.uuid4().hex: at.timestamp()})
+                    pipe.zremrangebyscore(self.prefix + key, "-inf", f"({forget_before.timestamp()}")
+                    pipe.expire(self.prefix + key, self.window + 60)
+                await pipe.execute()
+        except (RedisError, OSError):
+            await self.database.add(keys, at, forget_before)
+
+    async def clear(self, key: str) -> None:
+        try:
+            await self.redis.delete(self.prefix + key)
+        except (RedisError, OSError):
+            await self.database.clear(key)
 
 
 class LoginThrottle:
@@ -163,8 +166,9 @@ class LoginThrottle:
 
 
 def make_throttle(db: Database, redis: Redis | None, settings: Settings) -> LoginThrottle:
+    database = DatabaseFailures(db)
     failures: FailureCounts = (
-        RedisFailures(redis, settings.login_lockout_seconds) if redis is not None else DatabaseFailures(db)
+        RedisFailures(redis, settings.login_lockout_seconds, database) if redis is not None else database
     )
     return LoginThrottle(failures, settings)
 
