@@ -159,6 +159,8 @@ class Outcome(Code):
     DISCHARGED = "discharged"
     REFERRED_COMMUNITY = "referred_community", "referred to community services"
     OTHER = "other"
+    # Moved to another place of safety: that leg ends, the s135/s136 episode and its clock go on.
+    TRANSFERRED = "transferred", "transferred to another place of safety"
 
 
 class OapReason(Code):
@@ -206,6 +208,19 @@ class PlaceType(Code):
     EMERGENCY_DEPARTMENT = "emergency_department", "emergency department"
     POLICE_STATION = "police_station", "police station"
     OTHER = "other", "other place"
+
+
+class DetentionBasis(Code):
+    """The powers whose detention is one episode with one 24-hour clock (s136(2A), s135(3ZA))."""
+
+    S136 = "s136", "section 136"
+    S135 = "s135", "section 135"
+
+
+class ExtensionReason(Code):
+    """The only lawful ground for the one s136B extension (also s135(3ZA)): never a bed or staff."""
+
+    CONDITION_OF_PERSON = "condition_of_person", "the person's condition makes the assessment impracticable"
 
 
 class PoliceStationCriterion(Code):
@@ -313,6 +328,8 @@ CODE_SETS: dict[str, type[Code]] = {
     "police_vehicle_reasons": PoliceVehicleReason,
     "unmet_demand_sources": UnmetDemandSource,
     "place_types": PlaceType,
+    "detention_bases": DetentionBasis,
+    "extension_reasons": ExtensionReason,
     "police_station_criteria": PoliceStationCriterion,
     "person_sexes": PersonSex,
     "advisories": Advisory,

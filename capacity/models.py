@@ -2,7 +2,7 @@
 
 from capacity.audit import AuditEntry
 from capacity.auth.models import User, UserArea
-from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.models import Episode, S136Detention
 from capacity.booking.holds.models import Conveyance, Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import (
@@ -25,6 +25,7 @@ __all__ = [
     "AvailabilityDeclaration",
     "Base",
     "Conveyance",
+    "Episode",
     "Hold",
     "Placement",
     "Provider",

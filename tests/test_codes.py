@@ -143,15 +143,25 @@ async def valid_row(api: Api, conn, table: str) -> dict[str, Any]:
             "created_at": START,
             "expires_at": START + timedelta(hours=1),
         },
-        "s136_detentions": {
-            **person,
-            "place_type": "emergency_department",
-            "detained_at": START,
+        "detention_episodes": {
+            "legal_basis": "s136",
+            "clock_started_at": START,
             "deadline": START + timedelta(hours=24),
-            "created_by": "test",
-            "created_at": START,
+            "legs": 1,
         },
     }
+    if table == "s136_detentions":  # a leg of an episode of its own
+        episode = {"id": str(uuid.uuid4()), **rows["detention_episodes"]}
+        await conn.execute(insert(Base.metadata.tables["detention_episodes"]).values(**episode))
+        return {
+            **person,
+            "detention_id": episode["id"],
+            "place_type": "emergency_department",
+            "detained_at": START,
+            "never_event_acknowledged": False,
+            "created_by": "test",
+            "created_at": START,
+        }
     if table == "conveyances":  # one conveyance per hold: a hold of its own
         hold = {"id": str(uuid.uuid4()), **rows["holds"]}
         await conn.execute(insert(Base.metadata.tables["holds"]).values(**hold))
@@ -173,6 +183,8 @@ async def test_every_coded_column_refuses_an_unknown_code_in_sql(api: Api) -> No
         ("unit_area_rules", "rule"),
         ("users", "role"),
         ("holds", "status"),
+        ("detention_episodes", "legal_basis"),
+        ("detention_episodes", "extension_reason"),
         ("s136_detentions", "place_type"),
         ("s136_detentions", "police_vehicle_reason"),
         ("conveyances", "police_vehicle_reason"),

@@ -241,7 +241,7 @@ async def test_s136_extension_once_before_the_deadline_and_breach_by_the_sweep(a
     hold_id = (await hold(api)).json()["id"]
     placement = (await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={})).json()
     url = f"/api/placements/{placement['id']}/s136-extension"
-    body = {"hours": 12, "authorised_by": "Dr A Registrar (RMP)", "reason": "too intoxicated to assess"}
+    body = {"hours": 12, "authorised_by": "Dr A Registrar (RMP)", "reason": "condition_of_person"}
     assert_problem(await api.post(url, "amhp", json={**body, "hours": 13}), 422, "hours")
     api.clock.advance(hours=20)
     ok = await api.post(url, "bedmanager", json=body)
@@ -263,7 +263,7 @@ async def test_extension_after_the_deadline_is_refused(api: Api) -> None:
     late = await api.post(
         f"/api/placements/{placement['id']}/s136-extension",
         "bedmanager",
-        json={"hours": 6, "authorised_by": "Dr B", "reason": "late request"},
+        json={"hours": 6, "authorised_by": "Dr B", "reason": "condition_of_person"},
     )
     assert_problem(late, 409)
 
@@ -392,3 +392,47 @@ async def test_an_oap_reason_can_be_corrected_by_admin_under_the_same_rule_and_i
     assert corrected.json()["oap_reason"] == "14"
     entries = (await api.get(f"/api/audit?object_id={pid}&action=placement.correct", "admin")).json()
     assert [(e["before"]["oap_reason"], e["after"]["oap_reason"]) for e in entries] == [("10", "14")]
+
+
+async def test_an_admission_to_a_full_unit_is_refused_unless_recorded_as_over_capacity(api: Api) -> None:
+    """It happens: the person is admitted although no place is free. Recorded only when said so, and then
+    the figures show the over-occupancy and the unit's bed managers are warned."""
+    ward = await api.unit("Callington Road")
+    free = (await figures(api, "Callington Road"))["available"]
+    for n in range(free):
+        body = {"unit_id": ward.id, "legal_basis": "s3", "person": person(ref=f"FULL-{n}", sex="male")}
+        assert (await api.post("/api/placements", "bedmanager", json=body)).status_code == 201
+    body = {"unit_id": ward.id, "legal_basis": "s3", "person": person(ref="FULL-X", sex="male")}
+    assert_problem(await api.post("/api/placements", "bedmanager", json=body), 409, "unit_id")
+    admitted = await api.post("/api/placements", "bedmanager", json={**body, "over_capacity": True})
+    assert admitted.status_code == 201, admitted.text
+    assert admitted.json()["warnings"] == ["over_occupied"]
+    after = await figures(api, "Callington Road")
+    assert after["occupied"] == after["open_places"] + 1 and after["available"] == 0
+    assert "over_occupied" in after["warnings"]
+
+
+async def test_a_17_year_old_is_admitted_to_an_adult_ward_only_with_the_reason(api: Api) -> None:
+    ward = await api.unit("Callington Road")
+    body = {"unit_id": ward.id, "legal_basis": "s2", "person": person(ref="YOUNG-1", age=17, sex="male")}
+    assert_problem(await api.post("/api/placements", "bedmanager", json=body), 422, "person.age")
+    reason = "no adolescent bed in the region tonight; CAMHS consultant agreed; 1:1 nursing"
+    admitted = await api.post("/api/placements", "bedmanager", json={**body, "age_exception_reason": reason})
+    assert admitted.status_code == 201, admitted.text
+    assert admitted.json()["age_exception_reason"] == reason
+    child = {**body, "person": person(ref="YOUNG-2", age=15, sex="male"), "age_exception_reason": reason}
+    assert_problem(await api.post("/api/placements", "bedmanager", json=child), 422, "age_exception_reason")
+    crisis = await api.unit("Bath Crisis House")
+    not_a_ward = {**body, "unit_id": crisis.id, "legal_basis": "informal", "age_exception_reason": reason}
+    assert_problem(await api.post("/api/placements", "admin", json=not_a_ward), 422, "age_exception_reason")
+
+
+async def test_an_arrival_may_be_recorded_before_the_hold_when_the_person_was_already_there(api: Api) -> None:
+    hold_id = (await hold(api)).json()["id"]
+    too_early = (START - timedelta(hours=25)).isoformat()
+    assert_problem(await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={"arrived_at": too_early}), 422)
+    earlier = (START - timedelta(minutes=40)).isoformat()
+    arrived = await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={"arrived_at": earlier})
+    assert arrived.status_code == 201, arrived.text
+    assert arrived.json()["started_at"].startswith("2026-03-02T08:20:00")
+    assert arrived.json()["s136_deadline"].startswith("2026-03-03T08:20:00")

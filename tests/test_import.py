@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from capacity.audit import AuditEntry
 from capacity.auth.scope import SYSTEM
+from capacity.booking.detentions.episodes import episode_fields
 from capacity.booking.persons import HOME_AREA, PersonIn
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.schemas import PlacementIn
@@ -136,16 +137,19 @@ async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: A
     oap = got["HIST-0001"]
     assert (oap.out_of_area, oap.distance_km, oap.oap_reason) == (True, expected_km, "10")
     assert oap.daily_cost == private.daily_cost and oap.created_by == "cli-import"
-    assert oap.s136_deadline is None and oap.s136_clock_started_at is None
+    assert oap.episode is None and oap.detention_id is None
     s136 = got["HIST-0002"]
     assert s136.out_of_area is False and s136.oap_reason is None
-    assert s136.s136_clock_started_at == datetime(2026, 1, 10, 22, tzinfo=UTC)
-    assert s136.s136_deadline == datetime(2026, 1, 11, 22, tzinfo=UTC)
-    assert s136.s136_breached_at == s136.s136_deadline
+    # Its own episode, named by its id, with the clock from its start.
+    assert s136.episode is not None and s136.detention_id == s136.id
+    assert s136.episode.clock_started_at == datetime(2026, 1, 10, 22, tzinfo=UTC)
+    assert s136.episode.deadline == datetime(2026, 1, 11, 22, tzinfo=UTC)
+    assert s136.episode.breached_at == s136.episode.deadline
     assert got["HIST-0003"].started_at == datetime(2025, 7, 1, 8, 30, tzinfo=UTC)
     assert got["HIST-0003"].ended_at is None and got["HIST-0003"].person_ethnicity is None
-    assert got["HIST-0004"].s136_deadline == datetime(2026, 2, 2, 8, tzinfo=UTC)
-    assert got["HIST-0004"].s136_breached_at is None
+    later = got["HIST-0004"].episode
+    assert later is not None and later.deadline == datetime(2026, 2, 2, 8, tzinfo=UTC)
+    assert later.breached_at is None
 
     # One audit entry for the import: counts and the file, no person data.
     after = await placements_and_audit(api)
@@ -223,13 +227,14 @@ async def test_an_import_computes_what_a_direct_admission_computes(api: Api, tmp
             "daily_cost",
             "oap_reason",
             "started_at",
-            "s136_clock_started_at",
-            "s136_deadline",
-            "s136_breached_at",
         ):
             assert getattr(a, column) == getattr(b, column), column
+        clock = ("s136_clock_started_at", "s136_deadline", "s136_breached_at")
+        live, imported = episode_fields(a.episode), episode_fields(b.episode)
+        assert [live.get(k) for k in clock] == [imported.get(k) for k in clock]
     assert by_ref["HIST-1"].out_of_area is True
-    assert by_ref["HIST-2"].s136_deadline == START + timedelta(hours=24)
+    hist_2 = by_ref["HIST-2"].episode
+    assert hist_2 is not None and hist_2.deadline == START + timedelta(hours=24)
 
 
 async def test_the_oap_reason_rule_is_start_placements(api: Api) -> None:
@@ -259,6 +264,7 @@ async def test_the_oap_reason_rule_is_start_placements(api: Api) -> None:
                             legal_basis="informal",
                             started_at=START,
                             s136_clock_started_at=None,
+                            detention_id=None,
                             oap_reason=reason,
                             hold_id=None,
                         )

@@ -17,10 +17,11 @@ from openpyxl import load_workbook
 from sqlalchemy import delete, select
 
 from capacity.audit import AuditEntry
-from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.models import Episode, S136Detention
 from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import AvailabilityDeclaration, UnmetDemand
+from capacity.db.base import new_id
 from capacity.reports.equality import suppress
 from support.api import Api, assert_problem
 
@@ -80,6 +81,24 @@ async def placement(
         **person(n, home, **people),
         **fields,
     )
+
+
+def first_leg(clock: datetime, ended: datetime | None = None, outcome: str | None = None, **episode) -> dict:
+    """A leg's fields that make it the first leg of its own episode (whose id it shares)."""
+    hours = 24 + (episode.get("extension_hours") or 0)
+    leg_id = new_id()
+    opened = Episode(
+        id=leg_id,
+        legal_basis="s136",
+        clock_started_at=clock,
+        deadline=clock + timedelta(hours=hours),
+        legs=1,
+        ended_at=ended,
+        outcome=outcome,
+        extension_reason="condition_of_person" if episode.get("extension_hours") else None,
+        **episode,
+    )
+    return {"id": leg_id, "episode": opened}
 
 
 async def report(api: Api, name: str, query: str, as_: str = "commissioner", **kw) -> dict:
@@ -316,7 +335,7 @@ async def s136_history(api: Api) -> None:
     extended = await api.post(
         f"/api/placements/{arrived.json()['id']}/s136-extension",
         "amhp",
-        json={"hours": 6, "authorised_by": "Dr Example", "reason": "too intoxicated to assess"},
+        json={"hours": 6, "authorised_by": "Dr Example", "reason": "condition_of_person"},
     )
     assert extended.status_code == 200, extended.text
     api.clock.set(t("2026-03-12T14:20"))
@@ -346,13 +365,14 @@ async def s136_history(api: Api) -> None:
 
     def detention(n, place_type: str, detained: str, ended: str | None, home: str = BANES, **fields):
         people = {k: fields.pop(k) for k in ("age", "sex", "ethnicity") if k in fields}
+        clock = {k: fields.pop(k) for k in ("extension_hours", "extension_authorised_by", "breached_at") if k in fields}
         return S136Detention(
             place_type=place_type,
             detained_at=t(detained),
-            deadline=t(detained) + timedelta(hours=24),
             ended_at=t(ended) if ended else None,
             created_by="test",
             created_at=t(detained),
+            **first_leg(t(detained), t(ended) if ended else None, fields.get("outcome"), **clock),
             **person(n, home, **people),
             **fields,
         )
@@ -367,9 +387,7 @@ async def s136_history(api: Api) -> None:
             "2026-03-14T20:00",
             "2026-03-15T21:00",
             legal_basis="s136",
-            s136_clock_started_at=t("2026-03-14T20:00"),
-            s136_deadline=t("2026-03-15T20:00"),
-            s136_breached_at=t("2026-03-15T20:00"),
+            **first_leg(t("2026-03-14T20:00"), t("2026-03-15T21:00"), "discharged", breached_at=t("2026-03-15T20:00")),
             outcome="discharged",
             age=45,
             ethnicity="J",
@@ -403,7 +421,6 @@ async def s136_history(api: Api) -> None:
             ethnicity=None,
             extension_hours=12,
             extension_authorised_by="Dr Example",
-            extension_reason="assessment",
             breached_at=t("2026-03-31T20:30"),
         ),
         # History: D1's person was detained 2025-06-01 (within the year before: D1 is a repeat); D4's on
@@ -433,7 +450,16 @@ async def test_s136_figures(reports: Api) -> None:
         "out_of_hours_share": 0.5,
         "repeat_detentions": 2,
         "repeat_share": round(2 / 6, 4),
+        "transfers": 0,
+        "transferred": 0,
+        # Ended "discharged" (no admission, no referral): D3 and D5, of the 5 that ended.
+        "no_further_action": 2,
+        "no_further_action_share": 0.4,
     }
+    # No detention here moved between places (the transfer cases are in tests/test_episodes.py); D4 spent
+    # its 6 hours in an emergency department (D7 is still there).
+    assert body["to_health_based_place_of_safety"] == {"measured": 0, "median_minutes": None, "p90_minutes": None}
+    assert body["emergency_department_hours"] == {"measured": 1, "median": 6.0, "p90": 6.0}
     assert body["by_place_of_safety"] == {
         "health_based_place_of_safety": 3,
         "other_health_setting": 0,
@@ -644,7 +670,7 @@ async def test_equality_suppression(reports: Api) -> None:
             S136Detention(
                 place_type="emergency_department",
                 detained_at=detained,
-                deadline=detained + timedelta(hours=24),
+                **first_leg(detained),
                 created_by="test",
                 created_at=detained,
                 **person(f"D{i}", age=30, ethnicity="B" if i == 5 else "A"),

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.persons import looks_like_nhs_number
 from capacity.booking.units.models import Area, Unit, UnitAreaRule
-from capacity.codes import DETAINED_BASES
+from capacity.codes import ACUTE_KINDS, DETAINED_BASES
 from capacity.errors import Forbidden, Invalid
 
 if TYPE_CHECKING:
@@ -38,10 +38,26 @@ def ensure_amhp_area(actor: Actor, home_area: str) -> None:
         raise Forbidden("the person's home area is not one of your areas")
 
 
-def check_unit_takes_known(unit: Unit, age: int, sex: str, area_refused: bool) -> None:
+def check_age_exception(unit: Unit, age: int, reason: str | None) -> bool:
+    """Whether an admission is the lawful emergency admission of a 16- or 17-year-old to an adult
+    inpatient ward (MHA 1983 s131A asks for an environment suitable for their age; when none can be
+    had in an emergency it happens, and must be recorded, with why)."""
+    if reason is None:
+        return False
+    if not (16 <= age < 18 <= unit.min_age and unit.kind in ACUTE_KINDS):
+        raise Invalid(
+            "an age exception is only for a 16- or 17-year-old admitted to an adult inpatient ward",
+            field="age_exception_reason",
+        )
+    return True
+
+
+def check_unit_takes_known(unit: Unit, age: int, sex: str, area_refused: bool, *, age_exception: bool = False) -> None:
     """Refuse a closed unit, and a person outside its age range, sex or accepted areas (422)."""
     if unit.status != "open":
         raise Invalid(f"the unit is closed ({unit.closed_reason})", field="unit_id", reason="unit_closed")
+    if age_exception:
+        age = unit.min_age  # check_age_exception has allowed this person below the unit's ages
     if age < unit.min_age or (unit.max_age is not None and age > unit.max_age):
         upper = f"-{unit.max_age}" if unit.max_age is not None else "+"
         raise Invalid(
@@ -65,14 +81,17 @@ def check_takes_detained(unit: Unit, basis: str, field: str) -> None:
         )
 
 
-async def check_unit_takes(session: AsyncSession, unit: Unit, age: int, sex: str, home_area: str) -> None:
+async def check_unit_takes(
+    session: AsyncSession, unit: Unit, age: int, sex: str, home_area: str, *, age_exception: bool = False
+) -> None:
     """check_unit_takes_known, reading the unit's area rules."""
     rules = (
         await session.execute(select(UnitAreaRule.rule, UnitAreaRule.area_code).where(UnitAreaRule.unit_id == unit.id))
     ).all()
     refused = {code for rule, code in rules if rule == "refuses"}
     accepted = {code for rule, code in rules if rule == "accepts"}
-    check_unit_takes_known(unit, age, sex, home_area in refused or bool(accepted and home_area not in accepted))
+    area_refused = home_area in refused or bool(accepted and home_area not in accepted)
+    check_unit_takes_known(unit, age, sex, area_refused, age_exception=age_exception)
 
 
 def _area_checks() -> Any:

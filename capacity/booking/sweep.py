@@ -1,6 +1,7 @@
 """The periodic sweep: records what time has already decided. Safe on every instance at once.
 
-Expiry is already exact at read time; the sweep only marks expired holds and records s136 breaches,
+Expiry is already exact at read time; the sweep only marks expired holds and records the breaches of
+s135/s136 episodes,
 each with one set-based conditional UPDATE, so two instances running it together change each row once
 and announce it once (the instance whose UPDATE returned the row).
 """
@@ -12,13 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from capacity.auth.scope import SYSTEM
-from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.models import Episode
 from capacity.booking.holds.models import Hold
 from capacity.booking.holds.service import hold_event
-from capacity.booking.placements.models import Placement
-from capacity.booking.placements.service import placement_event
+from capacity.booking.placements.service import leg_events
 from capacity.booking.units.availability import figures
-from capacity.booking.units.models import Unit
 from capacity.booking.units.service import availability_event
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
@@ -67,55 +66,28 @@ async def expire_holds(db: Database) -> list[str]:
 
 
 async def record_s136_breaches(db: Database) -> list[str]:
+    """Record the breach of every open s135/s136 episode past its deadline, wherever the person is."""
+
     async def work(uow: UnitOfWork) -> list[str]:
-        now, session = uow.now, uow.session
         breached = (
-            await session.scalars(
-                update(Placement)
-                .where(
-                    Placement.legal_basis == "s136",
-                    Placement.ended_at.is_(None),
-                    Placement.s136_breached_at.is_(None),
-                    Placement.s136_deadline <= now,
-                )
-                .values(s136_breached_at=Placement.s136_deadline)
-                .returning(Placement)
+            await uow.session.scalars(
+                update(Episode)
+                .where(Episode.ended_at.is_(None), Episode.breached_at.is_(None), Episode.deadline <= uow.now)
+                .values(breached_at=Episode.deadline)
+                .returning(Episode)
             )
         ).all()
-        units = (
-            {
-                u.id: u
-                for u in (await session.scalars(select(Unit).where(Unit.id.in_({p.unit_id for p in breached})))).all()
-            }
-            if breached
-            else {}
-        )
-        for placement in breached:
-            assert placement.s136_deadline is not None
+        for episode in breached:
             uow.audit(
                 actor=SYSTEM,
-                action="placement.s136_breach",
-                object_type="placement",
-                object_id=placement.id,
-                after={"s136_deadline": placement.s136_deadline.isoformat()},
+                action="s136.breach",
+                object_type="detention",
+                object_id=episode.id,
+                after={"deadline": episode.deadline.isoformat()},
             )
-            uow.emit(placement_event("s136.breach", placement, units[placement.unit_id], now))
-        # Detentions at places that are not units: recorded for the reports; no unit hears of them.
-        elsewhere = (
-            await session.scalars(
-                update(S136Detention)
-                .where(
-                    S136Detention.ended_at.is_(None), S136Detention.breached_at.is_(None), S136Detention.deadline <= now
-                )
-                .values(breached_at=S136Detention.deadline)
-                .returning(S136Detention.id)
-            )
-        ).all()
-        for detention_id in elsewhere:
-            uow.audit(
-                actor=SYSTEM, action="s136_detention.breach", object_type="s136_detention", object_id=detention_id
-            )
-        return [p.id for p in breached] + list(elsewhere)
+        for event in await leg_events(uow, "s136.breach", list(breached)):
+            uow.emit(event)
+        return [e.id for e in breached]
 
     return await db.write(work)
 

@@ -11,9 +11,11 @@ reference data and the file follow, through the booking code's functions (`looks
 entry for the import that holds counts and the file's name and digest, never person data.
 
 What each imported placement gets is computed as a live one is: `out_of_area` and `distance_km` by
-`placement_geography`, `daily_cost` from the unit, the s136 clock from `started_at` with its deadline
-`S136_HOURS` later, and `s136_breached_at` (at the deadline, as the sweep and the discharge record it)
-when the placement ended after its deadline or is still open past it.
+`placement_geography`, `daily_cost` from the unit, and for legal basis s136 or s135 an episode of its
+own (the placement is its only leg: the file cannot link legs, so outcome `transferred` is refused),
+whose clock starts at `started_at` with its deadline `S136_HOURS` later, and its breach (at the deadline,
+as the sweep and the discharge record it) when the placement ended after its deadline or is still open
+past it.
 
 Duplicates: a row with the same person_ref, unit_id and started_at as an earlier row of the file, or
 as a placement already in the database, is refused: one person cannot start at one unit twice at the
@@ -45,10 +47,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.auth.security import Actor
+from capacity.booking.detentions.episodes import DETENTION_BASES, S136_HOURS, TRANSFERRED
+from capacity.booking.detentions.models import Episode
 from capacity.booking.persons import HOME_AREA, PersonIn, looks_like_nhs_number
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.schemas import PlacementIn
-from capacity.booking.placements.service import S136_HOURS, not_in_future, oap_reason_problem, placement_geography
+from capacity.booking.placements.service import not_in_future, oap_reason_problem, placement_geography
 from capacity.booking.units.availability import figures
 from capacity.booking.units.models import Area, Unit
 from capacity.codes import (
@@ -137,7 +141,6 @@ CODE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 NHS_NUMBER_PROBLEM = "looks like an NHS number; use a local pseudonymous reference"
 S136_LIMIT = timedelta(hours=S136_HOURS)
-S136 = LegalBasis.S136
 
 Progress = Callable[[str, int, int], None]  # phase ("check" | "write"), done, total
 
@@ -276,8 +279,9 @@ def _scan(path: Path) -> tuple[int, str]:
 
 
 class CheckedRow(msgspec.Struct, frozen=True, gc=False):
-    """A checked row as the write phase needs it: its fields are the placement's columns, in the order
-    INSERT_COLUMNS gives them (between the id and created_by)."""
+    """A checked row as the write phase needs it: its fields up to `daily_cost` are the placement's
+    columns, in the order INSERT_COLUMNS gives them (between the id and the detention_id); the last two
+    are its episode's, under s135/s136 (None otherwise)."""
 
     person_ref: str
     person_age: int
@@ -293,9 +297,8 @@ class CheckedRow(msgspec.Struct, frozen=True, gc=False):
     out_of_area: bool
     distance_km: float
     daily_cost: float
-    s136_clock_started_at: datetime | None
-    s136_deadline: datetime | None
-    s136_breached_at: datetime | None
+    deadline: datetime | None
+    breached_at: datetime | None
 
 
 def _by_field(values: dict[str, object], error: msgspec.ValidationError) -> tuple[dict[str, object], dict[str, str]]:
@@ -407,6 +410,8 @@ class _Checker:
                 problem(line, "outcome", "is required when ended_at is given")
             elif row.outcome is not None and not ended:
                 problem(line, "outcome", "is only for a placement that has ended (ended_at is empty)")
+            elif row.outcome == TRANSFERRED:
+                problem(line, "outcome", "transferred continues a detention elsewhere, which a file cannot link")
         if not (home_ok and unit_ok):
             return None
         pair = self.ref.pair(row.home_area, row.unit_id)
@@ -437,7 +442,7 @@ class _Checker:
             return
         self.seen.setdefault(key, index)
         deadline = breached = None
-        if row.legal_basis == S136:
+        if row.legal_basis in DETENTION_BASES:
             deadline = started + S136_LIMIT
             if (ended is not None and ended > deadline) or (ended is None and deadline <= self.now):
                 breached = deadline
@@ -457,9 +462,8 @@ class _Checker:
                 out_of_area=pair.out_of_area,
                 distance_km=pair.distance_km,
                 daily_cost=pair.daily_cost,
-                s136_clock_started_at=started if deadline is not None else None,
-                s136_deadline=deadline,
-                s136_breached_at=breached,
+                deadline=deadline,
+                breached_at=breached,
             )
         )
         self.lines.append(line)
@@ -568,15 +572,18 @@ def _summarise(summary: ImportSummary, rows: Sequence[CheckedRow]) -> None:
     summary.ended = sum(1 for r in rows if r.ended_at is not None)
     summary.out_of_area = sum(1 for r in rows if r.out_of_area)
     summary.inappropriate = sum(1 for r in rows if r.out_of_area and r.oap_reason == INAPPROPRIATE_OAP_REASON)
-    summary.s136 = sum(1 for r in rows if r.legal_basis == S136)
-    summary.s136_breached = sum(1 for r in rows if r.s136_breached_at is not None)
+    summary.s136 = sum(1 for r in rows if r.legal_basis in DETENTION_BASES)
+    summary.s136_breached = sum(1 for r in rows if r.breached_at is not None)
     summary.first_started_at = min(r.started_at for r in rows).astimezone(UTC)
     summary.last_started_at = max(r.started_at for r in rows).astimezone(UTC)
 
 
 # The columns an imported placement fills, in the order `write_rows` gives them: the id, a checked row's
-# fields (named as the columns), and who created it.
-INSERT_COLUMNS = ("id", *CheckedRow.__struct_fields__, "created_by")
+# placement fields (named as the columns), its episode's id (its own) and who created it.
+PLACEMENT_FIELDS = CheckedRow.__struct_fields__[:-2]
+INSERT_COLUMNS = ("id", *PLACEMENT_FIELDS, "detention_id", "created_by")
+# An imported episode's columns: the placement's id, legal basis, clock start, deadline, breach and end.
+EPISODE_COLUMNS = ("id", "legal_basis", "clock_started_at", "deadline", "breached_at", "ended_at", "outcome", "legs")
 
 
 def _utc_text(value: datetime) -> str:
@@ -681,6 +688,7 @@ async def write_rows(
     compiled once, with the bind processors of its column types applied here rather than per row by
     SQLAlchemy's generic parameter handling (which costs more than SQLite's own work at a million rows)."""
     bulk = BulkInsert(db.engine.dialect, table_of(Placement), INSERT_COLUMNS)
+    bulk_episodes = BulkInsert(db.engine.dialect, table_of(Episode), EPISODE_COLUMNS)
     total = len(rows)
     import_id = str(uuid.uuid4())
 
@@ -695,8 +703,19 @@ async def write_rows(
         ids = ordered_ids(now)
         created_by = actor.username
 
-        def chunk_params(start: int) -> list[tuple]:
-            return bulk.params((next(ids), *astuple(r), created_by) for r in rows[start : start + CHUNK_ROWS])
+        def chunk_params(start: int) -> tuple[list[tuple], list[tuple]]:
+            placements, episodes = [], []
+            for r in rows[start : start + CHUNK_ROWS]:
+                placement_id = next(ids)
+                fields = astuple(r)
+                detention_id = None
+                if r.deadline is not None:
+                    detention_id = placement_id
+                    episodes.append(
+                        (placement_id, r.legal_basis, r.started_at, r.deadline, r.breached_at, r.ended_at, r.outcome, 1)
+                    )
+                placements.append((placement_id, *fields[:-2], detention_id, created_by))
+            return bulk.params(placements), bulk_episodes.params(episodes)
 
         # While the driver inserts one chunk (SQLite in its thread, or the server), a worker thread prepares the
         # next: the driver lets go of the GIL while it steps, so the two overlap.
@@ -708,10 +727,13 @@ async def write_rows(
                 upcoming = (
                     asyncio.ensure_future(asyncio.to_thread(chunk_params, following)) if following < total else None
                 )
-                await connection.exec_driver_sql(bulk.sql, params)
+                placement_params, episode_params = params
+                if episode_params:  # first: the placements name their episodes
+                    await connection.exec_driver_sql(bulk_episodes.sql, episode_params)
+                await connection.exec_driver_sql(bulk.sql, placement_params)
                 if progress is not None:
                     progress("write", min(following, total), total)
-                params = await upcoming if upcoming is not None else []
+                params = await upcoming if upcoming is not None else ([], [])
                 upcoming = None
         finally:
             if upcoming is not None:

@@ -15,10 +15,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from capacity.booking.detentions.models import Episode
 from capacity.booking.holds.models import Hold
 from capacity.booking.holds.service import hold_event
-from capacity.booking.placements.models import Placement
-from capacity.booking.placements.service import placement_event
+from capacity.booking.placements.service import leg_events
 from capacity.booking.units.models import Unit
 from capacity.db.base import Base, IdMixin
 from capacity.db.engine import Database
@@ -69,35 +69,32 @@ async def alert_expiring_holds(uow: UnitOfWork) -> int:
 
 
 async def alert_s136_deadlines(uow: UnitOfWork) -> int:
+    """Warn before the deadline of every open s135/s136 episode, wherever the person is now."""
     session, now, settings = uow.session, uow.now, uow.settings
     thresholds = sorted(settings.s136_warning_minutes, reverse=True)
-    rows = (
-        await session.execute(
-            select(Placement, Unit)
-            .join(Unit, Unit.id == Placement.unit_id)
-            .where(
-                Placement.legal_basis == "s136",
-                Placement.ended_at.is_(None),
-                Placement.s136_breached_at.is_(None),
-                Placement.s136_deadline > now,
-                Placement.s136_deadline <= now + timedelta(minutes=thresholds[0]),
+    due = (
+        await session.scalars(
+            select(Episode).where(
+                Episode.ended_at.is_(None),
+                Episode.breached_at.is_(None),
+                Episode.deadline > now,
+                Episode.deadline <= now + timedelta(minutes=thresholds[0]),
             )
         )
     ).all()
-    sent = 0
-    for placement, unit in rows:
-        deadline = placement.s136_deadline
-        assert deadline is not None  # the query takes only placements with a deadline
-        left = (deadline - now).total_seconds() / 60
+    warned: list[tuple[Episode, float, int]] = []
+    for episode in due:
+        left = (episode.deadline - now).total_seconds() / 60
         # Only the nearest threshold crossed: a 30-minute warning does not also send the 2-hour one late.
         threshold = min(t for t in thresholds if left <= t)
-        key = f"{threshold}@{deadline.isoformat()}"
-        if await claim(session, "s136.warning", placement.id, key, now):
-            event = placement_event("s136.warning", placement, unit, now)
-            event.data.update(minutes_left=round(left, 1), threshold_minutes=threshold)
-            uow.emit(event)
-            sent += 1
-    return sent
+        # Keyed by the deadline too, so an extended episode is warned again before its new deadline.
+        if await claim(session, "s136.warning", episode.id, f"{threshold}@{episode.deadline.isoformat()}", now):
+            warned.append((episode, left, threshold))
+    events = await leg_events(uow, "s136.warning", [episode for episode, _, _ in warned])
+    for event, (_, left, threshold) in zip(events, warned, strict=True):
+        event.data.update(minutes_left=round(left, 1), threshold_minutes=threshold)
+        uow.emit(event)
+    return len(events)
 
 
 async def alert_stale_units(uow: UnitOfWork) -> int:

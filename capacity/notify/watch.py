@@ -134,7 +134,11 @@ def summary(kind: str, data: dict, names: dict[str, str] | None = None) -> str:
             text += f", {data['minutes_left']} min left"
         return text + _person(data.get("person"))
     if kind.startswith("placement.") or kind.startswith("s136."):
-        text = f"placement {_short(data.get('placement_id'))} at {unit}: {data.get('legal_basis')}"
+        if data.get("place_type"):  # at a place that is not a unit
+            place = data.get("place_name") or str(data["place_type"]).replace("_", " ")
+            text = f"detention {_short(data.get('detention_id'))} at {place}: {data.get('legal_basis')}"
+        else:
+            text = f"placement {_short(data.get('placement_id'))} at {unit}: {data.get('legal_basis')}"
         if data.get("minutes_left") is not None:
             text += f", {data['minutes_left']} min left"
         if data.get("s136_deadline"):

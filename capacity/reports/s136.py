@@ -1,20 +1,26 @@
-"""Section 136 activity: detentions at every kind of place of safety, durations, breaches, conveyance.
+"""Section 136 activity: detentions (episodes) at every kind of place of safety, durations, breaches,
+transfers, conveyance.
 
-A detention is either a placement with legal basis `s136` (its clock starts at `s136_clock_started_at`)
-or an `S136Detention` at an emergency department, police station or elsewhere (clock start
-`detained_at`), of a person from the areas reported on, whose clock started on a local date of the
-period. Its place of safety: a placement at a 136 suite is `health_based_place_of_safety`, at any other
-unit `other_health_setting`; a detention its `place_type`.
+A detention is an episode (`Episode`): one s135 or s136 detention with one clock, whatever places of
+safety it passed through, of a person from the areas reported on, whose clock started on a local date of
+the period. What it is counted by comes from its first leg (whose id the episode has): the person, the
+place of safety (a placement at a 136 suite is `health_based_place_of_safety`, at any other unit
+`other_health_setting`, a detention elsewhere its `place_type`) and the conveyance there.
 
-- duration: clock start to end, in hours, of those that have ended; median and 90th percentile by the
-  nearest-rank method (`reports.sql`);
-- breaches: a breach was recorded (`s136_breached_at` / `breached_at`); extensions: one was recorded;
+- duration: clock start to the episode's end, in hours, of those that have ended; median and 90th
+  percentile by the nearest-rank method (`reports.sql`);
+- breaches and extensions: the episode's; transfers: its legs after the first (never a repeat);
 - conveyance: a placement's mode is that of its hold's conveyance, a detention's its `conveyance_mode`;
   `not_recorded` when there is none. Police vehicle use is counted per stated reason;
 - ambulance response: request to at scene in minutes, where both are recorded (for a placement, when
   the conveyance was by ambulance); median and the share within CAPACITY_AMBULANCE_STANDARD_MINUTES;
+- to a health-based place of safety: for episodes that started elsewhere and reached a 136 suite, the
+  minutes from the clock's start to arrival at the first suite;
+- in an emergency department: for episodes with an ended leg at one, the hours spent there;
+- no further action: episodes that ended `discharged` (no admission, no referral);
+- under 18 in a police station: episodes with a leg at one of a person under 18 (a never event);
 - repeat detentions: detentions of the period whose person (same pseudonymous reference and home area)
-  had another detention whose clock started in the year before this one's (29 February counts back to
+  had another episode whose clock started in the year before this one's (29 February counts back to
   28 February); only counts leave the database;
 - out of hours: the clock started outside Monday to Friday 09:00-17:00 local time (17:00 is out of hours).
 """
@@ -24,79 +30,106 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import CTE, SQLColumnExpression, and_, case, exists, func, literal, or_, select, union_all
+from sqlalchemy import CTE, SQLColumnExpression, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.models import Episode, S136Detention
 from capacity.booking.holds.models import Conveyance
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Unit
-from capacity.codes import ConveyanceMode, LegalBasis, Outcome, PlaceType, UnitKind, values
+from capacity.codes import ConveyanceMode, Outcome, PlaceType, UnitKind, values
 from capacity.reports.common import ReportQuery, integer, number, ratio
 from capacity.reports.sql import count_if, london_hour, london_isodow, nearest_rank, seconds_between, year_before
 
 # A placement's place of safety is one of the first two (by its unit's kind), a detention's its place type.
 PLACES = ("health_based_place_of_safety", "other_health_setting", *values(PlaceType))
 MODES = (*values(ConveyanceMode), "not_recorded")
-OUTCOMES = (*values(Outcome), "not_recorded", "ongoing")
+# An episode's outcome is never `transferred` (that ends a leg, not the episode).
+OUTCOMES = (*(o for o in values(Outcome) if o != Outcome.TRANSFERRED), "not_recorded", "ongoing")
 MEDIAN, P90 = (1, 2), (9, 10)
 
 
 def _all_detentions(q: ReportQuery) -> CTE:
-    """Every detention of the areas whose clock started in the period or the year (and a day) before it:
+    """Every episode of the areas whose clock started in the period or the year (and a day) before it:
     the period's detentions and those that can make them repeats."""
     since = q.start - timedelta(days=367)
     ambulance = Conveyance.mode == ConveyanceMode.AMBULANCE.value
-    from_placements = (
+    first_placements = (
         select(
+            Placement.detention_id.label("episode_id"),
             Placement.home_area.label("home_area"),
             Placement.person_ref.label("person_ref"),
             Placement.person_age.label("age"),
             Placement.person_sex.label("sex"),
             Placement.person_ethnicity.label("ethnicity"),
-            Placement.s136_clock_started_at.label("clock_start"),
-            Placement.ended_at.label("ended_at"),
             case(
                 (Unit.kind == UnitKind.S136_SUITE.value, literal("health_based_place_of_safety")),
                 else_=literal("other_health_setting"),
             ).label("place"),
-            case((Placement.s136_breached_at.is_not(None), 1), else_=0).label("breached"),
-            case((Placement.s136_extension_hours.is_not(None), 1), else_=0).label("extended"),
             func.coalesce(Conveyance.mode, "not_recorded").label("mode"),
             Conveyance.police_vehicle_reason.label("police_vehicle_reason"),
             case((ambulance, Conveyance.requested_at)).label("ambulance_requested_at"),
             case((ambulance, Conveyance.at_scene_at)).label("ambulance_at_scene_at"),
-            Placement.outcome.label("outcome"),
         )
         .select_from(Placement)
         .join(Unit, Unit.id == Placement.unit_id)
         .outerjoin(Conveyance, Conveyance.hold_id == Placement.hold_id)
-        .where(
-            Placement.legal_basis == LegalBasis.S136.value,
-            q.in_areas(Placement.home_area),
-            Placement.s136_clock_started_at >= since,
-            Placement.s136_clock_started_at < q.end,
-        )
+        .where(Placement.id == Placement.detention_id, q.in_areas(Placement.home_area))
     )
     d = S136Detention
-    from_detentions = select(
+    first_detentions = select(
+        d.detention_id,
         d.home_area,
         d.person_ref,
         d.person_age,
         d.person_sex,
         d.person_ethnicity,
-        d.detained_at,
-        d.ended_at,
         d.place_type,
-        case((d.breached_at.is_not(None), 1), else_=0),
-        case((d.extension_hours.is_not(None), 1), else_=0),
         func.coalesce(d.conveyance_mode, "not_recorded"),
         d.police_vehicle_reason,
         d.ambulance_requested_at,
         d.ambulance_at_scene_at,
-        d.outcome,
-    ).where(q.in_areas(d.home_area), d.detained_at >= since, d.detained_at < q.end)
-    return union_all(from_placements, from_detentions).cte("all_detentions")
+    ).where(d.id == d.detention_id, q.in_areas(d.home_area))
+    first = union_all(first_placements, first_detentions).subquery("first_legs")
+    e = Episode
+    suite = aliased(Placement)
+    suite_unit = aliased(Unit)
+    reached_suite = (
+        select(func.min(suite.started_at))
+        .join(suite_unit, suite_unit.id == suite.unit_id)
+        .where(suite.detention_id == e.id, suite_unit.kind == UnitKind.S136_SUITE.value)
+        .scalar_subquery()
+    )
+    ed = aliased(S136Detention)
+    ed_seconds = (
+        select(func.sum(seconds_between(ed.detained_at, ed.ended_at)))
+        .where(ed.detention_id == e.id, ed.place_type == PlaceType.EMERGENCY_DEPARTMENT.value, ed.ended_at.is_not(None))
+        .scalar_subquery()
+    )
+    station = aliased(S136Detention)
+    child_in_station = exists().where(
+        station.detention_id == e.id, station.place_type == PlaceType.POLICE_STATION.value, station.person_age < 18
+    )
+    return (
+        select(
+            *first.c,
+            e.clock_started_at.label("clock_start"),
+            e.ended_at.label("ended_at"),
+            e.outcome.label("outcome"),
+            case((e.breached_at.is_not(None), 1), else_=0).label("breached"),
+            case((e.extension_hours.is_not(None), 1), else_=0).label("extended"),
+            (e.legs - 1).label("transfers"),
+            case((child_in_station, 1), else_=0).label("child_in_police_station"),
+            case(
+                (first.c.place != "health_based_place_of_safety", seconds_between(e.clock_started_at, reached_suite))
+            ).label("to_suite_seconds"),
+            ed_seconds.label("ed_seconds"),
+        )
+        .join(e, e.id == first.c.episode_id)
+        .where(e.clock_started_at >= since, e.clock_started_at < q.end)
+        .cte("all_detentions")
+    )
 
 
 def period_detentions(q: ReportQuery) -> CTE:
@@ -118,6 +151,8 @@ def period_detentions(q: ReportQuery) -> CTE:
             every.c.place,
             every.c.breached,
             every.c.extended,
+            every.c.transfers,
+            every.c.child_in_police_station,
             every.c.mode,
             every.c.ended_at,
             func.coalesce(every.c.police_vehicle_reason, "not_recorded").label("police_vehicle_reason"),
@@ -132,6 +167,8 @@ def period_detentions(q: ReportQuery) -> CTE:
             (seconds_between(every.c.ambulance_requested_at, every.c.ambulance_at_scene_at) / 60.0).label(
                 "ambulance_minutes"
             ),
+            (every.c.to_suite_seconds / 60.0).label("to_suite_minutes"),
+            (every.c.ed_seconds / 3600.0).label("ed_hours"),
         )
         .where(q.in_period(every.c.clock_start))
         .cte("detentions")
@@ -151,14 +188,15 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
                 func.count().label("detentions"),
                 count_if(det.c.ended_at.is_not(None)).label("ended"),
                 count_if(det.c.age < 18).label("under_18"),
-                count_if(and_(det.c.age < 18, det.c.place == PlaceType.POLICE_STATION.value)).label(
-                    "under_18_in_police_station"
-                ),
+                count_if(det.c.child_in_police_station == 1).label("under_18_in_police_station"),
                 count_if(det.c.breached == 1).label("breaches"),
                 count_if(det.c.extended == 1).label("extensions"),
                 count_if(det.c.out_of_hours == 1).label("out_of_hours"),
                 count_if(det.c.repeat == 1).label("repeat_detentions"),
                 count_if(det.c.mode == ConveyanceMode.POLICE_VEHICLE.value).label("police_vehicle"),
+                func.coalesce(func.sum(det.c.transfers), 0).label("transfers"),
+                count_if(det.c.transfers > 0).label("transferred"),
+                count_if(det.c.outcome == Outcome.DISCHARGED.value).label("no_further_action"),
             )
         )
     ).one()
@@ -166,6 +204,8 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
 
     durations = (await session.execute(nearest_rank(select(det.c.duration_hours), MEDIAN, P90))).one()
     response = (await session.execute(nearest_rank(select(det.c.ambulance_minutes), MEDIAN, P90))).one()
+    to_suite = (await session.execute(nearest_rank(select(det.c.to_suite_minutes), MEDIAN, P90))).one()
+    in_ed = (await session.execute(nearest_rank(select(det.c.ed_hours), MEDIAN, P90))).one()
     within = (
         await session.execute(select(count_if(det.c.ambulance_minutes <= ambulance_standard_minutes)))
     ).scalar_one()
@@ -190,6 +230,10 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
             "out_of_hours_share": ratio(totals.out_of_hours, detentions),
             "repeat_detentions": integer(totals.repeat_detentions),
             "repeat_share": ratio(totals.repeat_detentions, detentions),
+            "transfers": integer(totals.transfers),
+            "transferred": integer(totals.transferred),
+            "no_further_action": integer(totals.no_further_action),
+            "no_further_action_share": ratio(totals.no_further_action, totals.ended),
         },
         "by_place_of_safety": await _counts(session, det.c.place, PLACES),
         "duration_hours": {
@@ -206,6 +250,16 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
             "p90_minutes": number(response[2], 1),
             "within_standard": integer(within),
             "within_standard_share": ratio(within, response[0]),
+        },
+        "to_health_based_place_of_safety": {
+            "measured": integer(to_suite[0]),
+            "median_minutes": number(to_suite[1], 1),
+            "p90_minutes": number(to_suite[2], 1),
+        },
+        "emergency_department_hours": {
+            "measured": integer(in_ed[0]),
+            "median": number(in_ed[1], 2),
+            "p90": number(in_ed[2], 2),
         },
         "outcomes": await _counts(session, det.c.outcome, OUTCOMES),
     }

@@ -11,23 +11,26 @@ from litestar.params import FromPath, JSONBody
 from capacity.auth.security import Actor, require_roles
 from capacity.booking.detentions import service as detention_service
 from capacity.booking.detentions.models import S136Detention
-from capacity.booking.detentions.schemas import DetentionEndIn, DetentionIn, DetentionOut
+from capacity.booking.detentions.schemas import DetentionEndIn, DetentionIn, DetentionOut, ExtensionIn
 from capacity.booking.persons import person_out
-from capacity.codes import PlaceType, PoliceVehicleReason
+from capacity.codes import DetentionBasis, PlaceType, PoliceVehicleReason
 from capacity.db.engine import Database
 
 
 def detention_out(d: S136Detention) -> DetentionOut:
+    episode = d.episode
     return DetentionOut(
         id=d.id,
+        detention_id=d.detention_id,
+        legal_basis=cast(DetentionBasis, episode.legal_basis),
         place_type=cast(PlaceType, d.place_type),  # the table's check constraint: one of PlaceType
         place_name=d.place_name,
         person=person_out(d),
         detained_at=d.detained_at,
-        deadline=d.deadline,
+        deadline=episode.deadline,
         ended_at=d.ended_at,
         outcome=d.outcome,
-        breached_at=d.breached_at,
+        breached_at=episode.breached_at,
         police_station_criteria=list(d.police_station_criteria or []),
         authorising_inspector=d.authorising_inspector,
         conveyance_mode=d.conveyance_mode,
@@ -35,11 +38,19 @@ def detention_out(d: S136Detention) -> DetentionOut:
         police_vehicle_note=d.police_vehicle_note,
         ambulance_requested_at=d.ambulance_requested_at,
         ambulance_at_scene_at=d.ambulance_at_scene_at,
+        never_event_acknowledged=d.never_event_acknowledged,
+        note=d.note,
+        s136_clock_started_at=episode.clock_started_at,
+        extension_hours=episode.extension_hours,
+        extension_authorised_by=episode.extension_authorised_by,
+        extension_reason=episode.extension_reason,
+        extension_superintendent=episode.extension_superintendent,
     )
 
 
 class DetentionController(Controller):
-    """s136 detentions at places of safety that are not bookable units (emergency department, police station)."""
+    """s135/s136 detentions at places of safety that are not bookable units (emergency department, police
+    station, elsewhere): each a leg of an episode with one clock."""
 
     path = "/api/s136-detentions"
     tags = ["Section 136"]
@@ -72,3 +83,17 @@ class DetentionController(Controller):
         data: JSONBody[DetentionEndIn],
     ) -> DetentionOut:
         return detention_out(await detention_service.end_detention(db, actor, detention_id, data))
+
+    @post(
+        "/{detention_id:str}/extension",
+        summary="Record the one extension of the detention (s136B), wherever the person is now",
+        status_code=200,
+    )
+    async def extension(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        detention_id: FromPath[str],
+        data: JSONBody[ExtensionIn],
+    ) -> DetentionOut:
+        return detention_out(await detention_service.extend_detention(db, actor, detention_id, data))

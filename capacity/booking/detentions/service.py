@@ -1,35 +1,54 @@
-"""Section 136 detentions at places of safety that are not bookable units (emergency departments,
-police stations, elsewhere), so that the s136 report counts every detention.
+"""s135/s136 detentions at places of safety that are not bookable units (emergency departments,
+police stations, elsewhere): each a leg of an episode (`episodes`), so that the clock is kept wherever
+the person is and the s136 report counts every detention.
 
-s136A: a police station is never a place of safety for a person under 18; for an adult only when every
-criterion of the Places of Safety Regulations 2017 holds and an inspector or above has authorised it.
+s136A: a police station is never a place of safety for a person under 18 (when it happens all the same,
+it is recorded only as the never event it is, acknowledged with a note, and alerted to admins); for an
+adult only when every criterion of the Places of Safety Regulations 2017 holds and an inspector or above
+has authorised it.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from sqlalchemy import select, update
 
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
+from capacity.booking.detentions.episodes import (
+    TRANSFERRED,
+    Person,
+    continue_episode,
+    detention_event,
+    end_leg,
+    episode_snapshot,
+    extend,
+    open_episode,
+)
 from capacity.booking.detentions.models import S136Detention
-from capacity.booking.detentions.schemas import POLICE_STATION_CRITERIA, DetentionEndIn, DetentionIn
+from capacity.booking.detentions.schemas import POLICE_STATION_CRITERIA, DetentionEndIn, DetentionIn, ExtensionIn
 from capacity.booking.eligibility import check_person, ensure_amhp_area
 from capacity.booking.persons import person_columns
-from capacity.booking.placements.service import S136_HOURS, not_in_future
+from capacity.booking.placements.service import not_in_future
+from capacity.db.base import new_id
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
 
 
 def _check(body: DetentionIn) -> None:
-    if body.place_type == "police_station":
-        if body.person.age < 18:
-            raise Invalid(
-                "s136A: a police station may never be a place of safety for a person under 18", field="place_type"
-            )
+    never_event = body.place_type == "police_station" and body.person.age < 18
+    if never_event and not body.never_event_acknowledged:
+        raise Invalid(
+            "s136A: a police station may never be a place of safety for a person under 18; if it has happened, "
+            "record it as a never event (never_event_acknowledged true, with a note)",
+            field="place_type",
+        )
+    if never_event and not body.note:
+        raise Invalid("a never event is recorded with a note of what happened", field="note")
+    if body.never_event_acknowledged and not never_event:
+        raise Invalid("only an under-18 in a police station is a never event", field="never_event_acknowledged")
+    if body.place_type == "police_station" and not never_event:
         missing = [c for c in POLICE_STATION_CRITERIA if c not in body.police_station_criteria]
         if missing:
             raise Invalid(
@@ -41,10 +60,12 @@ def _check(body: DetentionIn) -> None:
             raise Invalid(
                 "a police station needs the authorising officer (inspector or above)", field="authorising_inspector"
             )
-    elif body.police_station_criteria or body.authorising_inspector:
+    elif body.place_type != "police_station" and (body.police_station_criteria or body.authorising_inspector):
         raise Invalid("police station criteria are only for a police station", field="police_station_criteria")
     if body.conveyance_mode == "police_vehicle" and body.police_vehicle_reason is None:
         raise Invalid("a police vehicle should not be used; say why one was", field="police_vehicle_reason")
+    if body.outcome == TRANSFERRED:
+        raise Invalid("a transfer is recorded by the next place naming this detention_id", field="outcome")
     if body.ended_at is not None and body.outcome is None:
         raise Invalid("an ended detention needs its outcome", field="outcome")
     if body.outcome is not None and body.ended_at is None:
@@ -61,12 +82,14 @@ def _check(body: DetentionIn) -> None:
 
 def _snapshot(d: S136Detention) -> dict:
     return {
+        "detention_id": d.detention_id,
         "place_type": d.place_type,
         "detained_at": d.detained_at.isoformat(),
         "home_area": d.home_area,
         "person_ref": d.person_ref,
         "ended_at": d.ended_at.isoformat() if d.ended_at else None,
         "outcome": d.outcome,
+        "never_event_acknowledged": d.never_event_acknowledged,
     }
 
 
@@ -81,15 +104,11 @@ async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S13
         if body.ended_at:
             not_in_future(body.ended_at, now, "ended_at")
         await check_person(session, body.person.ref, body.person.home_area)
-        deadline = body.detained_at + timedelta(hours=S136_HOURS)
         detention = S136Detention(
+            id=new_id(),
             place_type=body.place_type,
             place_name=body.place_name,
             detained_at=body.detained_at,
-            deadline=deadline,
-            ended_at=body.ended_at,
-            outcome=body.outcome,
-            breached_at=deadline if body.ended_at and body.ended_at > deadline else None,
             police_station_criteria=list(body.police_station_criteria),
             authorising_inspector=body.authorising_inspector,
             conveyance_mode=body.conveyance_mode,
@@ -97,12 +116,29 @@ async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S13
             police_vehicle_note=body.police_vehicle_note,
             ambulance_requested_at=body.ambulance_requested_at,
             ambulance_at_scene_at=body.ambulance_at_scene_at,
+            never_event_acknowledged=body.never_event_acknowledged,
+            note=body.note,
             created_by=actor.username,
             created_at=now,
             **person_columns(body.person),
         )
+        if body.detention_id is not None:
+            detention.episode = await continue_episode(
+                uow,
+                detention_id=body.detention_id,
+                person=Person(body.person.ref, body.person.home_area),
+                legal_basis=body.legal_basis,
+                arrived_at=body.detained_at,
+            )
+        else:
+            detention.episode = open_episode(
+                uow, first_leg_id=detention.id, legal_basis=body.legal_basis, clock_started_at=body.detained_at
+            )
         session.add(detention)
         await session.flush()
+        if body.ended_at is not None and body.outcome is not None:
+            detention.ended_at, detention.outcome = body.ended_at, body.outcome
+            await end_leg(uow, detention.episode, outcome=body.outcome, ended_at=body.ended_at)
         uow.audit(
             actor=actor,
             action="s136_detention.record",
@@ -110,6 +146,8 @@ async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S13
             object_id=detention.id,
             after=_snapshot(detention),
         )
+        if detention.never_event_acknowledged:
+            uow.emit(detention_event("s136.never_event", detention, now))
         return detention
 
     return await db.write(work)
@@ -136,19 +174,21 @@ async def end_detention(db: Database, actor: Actor, detention_id: str, body: Det
     async def work(uow: UnitOfWork) -> S136Detention:
         now, session = uow.now, uow.session
         detention = _in_scope(actor, await session.get(S136Detention, detention_id), detention_id)
+        if body.outcome == TRANSFERRED:
+            raise Invalid("a transfer is recorded by the next place naming this detention_id", field="outcome")
         ended_at = not_in_future(body.ended_at or now, now, "ended_at")
         if ended_at < detention.detained_at:
             raise Invalid("ended_at is before detained_at", field="ended_at")
         before = _snapshot(detention)
-        breached = detention.breached_at or (detention.deadline if ended_at > detention.deadline else None)
         done = await session.execute(
             update(S136Detention)
             .where(S136Detention.id == detention.id, S136Detention.ended_at.is_(None))
-            .values(ended_at=ended_at, outcome=body.outcome, breached_at=breached)
+            .values(ended_at=ended_at, outcome=body.outcome)
             .returning(S136Detention.id)
         )
         if done.first() is None:
             raise Conflict("the detention has already ended")
+        await end_leg(uow, detention.episode, outcome=body.outcome, ended_at=ended_at)
         await session.refresh(detention)
         uow.audit(
             actor=actor,
@@ -158,6 +198,33 @@ async def end_detention(db: Database, actor: Actor, detention_id: str, body: Det
             before=before,
             after=_snapshot(detention),
         )
+        return detention
+
+    return await db.write(work)
+
+
+async def extend_detention(db: Database, actor: Actor, detention_id: str, body: ExtensionIn) -> S136Detention:
+    """Record the episode's one extension through this detention: where the person is now, or was."""
+
+    async def work(uow: UnitOfWork) -> S136Detention:
+        detention = _in_scope(actor, await uow.session.get(S136Detention, detention_id), detention_id)
+        episode = await extend(
+            uow,
+            detention.episode,
+            hours=body.hours,
+            reason=body.reason,
+            authorised_by=body.authorised_by,
+            superintendent=body.superintendent,
+            note=body.note,
+        )
+        uow.audit(
+            actor=actor,
+            action="s136.extension",
+            object_type="detention",
+            object_id=episode.id,
+            after=episode_snapshot(episode),
+        )
+        uow.emit(detention_event("s136.extended", detention, uow.now))
         return detention
 
     return await db.write(work)

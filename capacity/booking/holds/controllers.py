@@ -42,6 +42,7 @@ def hold_out(view: HoldView, now: datetime, settings: Settings, warnings: list[A
         extensions=h.extensions,
         extended_minutes=h.extended_minutes,
         decline_reason=h.decline_reason,
+        detention_id=h.detention_id,
         placement_id=view.placement_id,
         conveyance=conveyance_out(view.conveyance, now, settings.ambulance_standard_minutes)
         if view.conveyance

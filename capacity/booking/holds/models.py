@@ -34,6 +34,8 @@ class Hold(IdMixin, PersonMixin, Base):
     extended_minutes: Mapped[int] = mapped_column(Integer, default=0)
     decline_reason: Mapped[str | None] = mapped_column(String(32))
     decline_note: Mapped[str | None] = mapped_column(String(280))
+    # The s135/s136 episode the person is already detained under, elsewhere: the placement continues it.
+    detention_id: Mapped[str | None] = mapped_column(ForeignKey("detention_episodes.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from capacity.booking.detentions.schemas import DetentionId
 from capacity.booking.persons import Note, PersonIn, PersonOut
 from capacity.codes import (
     Advisory,
@@ -29,6 +30,9 @@ class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
     person: PersonIn
     risk_flags: list[RiskFlag] = []
     note: Note | None = None
+    # An open s135/s136 detention elsewhere (an emergency department, a police station) that the
+    # placement will continue: the clock is the detention's and never restarts.
+    detention_id: DetentionId | None = None
 
 
 class ExtendIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -46,6 +50,7 @@ class ArriveIn(msgspec.Struct, forbid_unknown_fields=True):
     s136_clock_started_at: Instant | None = None
     legal_basis: LegalBasis | None = None
     oap_reason: OapReason | None = None
+    detention_id: DetentionId | None = None
 
 
 class ConveyanceIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -94,6 +99,7 @@ class HoldOut(msgspec.Struct):
     extensions: int
     extended_minutes: int
     decline_reason: str | None
+    detention_id: str | None = None
     placement_id: str | None = None
     conveyance: ConveyanceOut | None = None
     warnings: list[Advisory] = []

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
+from capacity.booking.detentions.episodes import Person, find_open_episode
+from capacity.booking.detentions.models import Episode
 from capacity.booking.eligibility import (
     check_hold_eligibility,
     check_person,
@@ -43,6 +45,8 @@ from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
 from capacity.events import Event, unit_event
 
+# How long before its hold an arrival may be recorded (the person was already there).
+ARRIVED_BEFORE_HOLD = timedelta(hours=24)
 # The legal basis a placement takes from the purpose of its hold, unless the arrival says otherwise.
 LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "informal", "admission": "informal"}
 
@@ -116,6 +120,8 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
             session, unit, body.person.ref, body.person.age, body.person.sex, body.person.home_area
         )
         check_takes_detained(unit, body.purpose, "purpose")
+        if body.detention_id is not None:
+            await find_open_episode(session, body.detention_id, Person(body.person.ref, body.person.home_area))
         before = await unit_figures(uow, unit)
         if before.available < 1:
             session.add(
@@ -131,6 +137,7 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
             expires_at=now + timedelta(seconds=db.settings.hold_seconds[unit.kind]),
             risk_flags=list(body.risk_flags),
             note=body.note,
+            detention_id=body.detention_id,
             idempotency_key=idempotency_key,
             request_hash=digest,
             status="held",
@@ -268,11 +275,17 @@ async def arrive(db: Database, actor: Actor, hold_id: str, body: ArriveIn) -> Pl
         ensure_role(actor, "amhp", "bed_manager", action="record an arrival")
         before = hold_snapshot(hold)
         arrived_at = not_in_future(body.arrived_at or now, now, "arrived_at")
-        if arrived_at < hold.created_at:
-            raise Invalid("arrived_at is before the hold was placed", field="arrived_at")
+        # The person may already have been there when the hold was made; not a day before, which is a typo.
+        if arrived_at < hold.created_at - ARRIVED_BEFORE_HOLD:
+            raise Invalid("arrived_at is more than a day before the hold was placed", field="arrived_at")
+        detention_id = body.detention_id or hold.detention_id
+        if body.detention_id and hold.detention_id and body.detention_id != hold.detention_id:
+            raise Invalid("the hold was made for another detention", field="detention_id")
         # Eligibility again: the unit may have changed since the hold, and no under-18 is ever placed
         # where the age range excludes them. A unit closed since the hold still takes its held person.
-        legal_basis = body.legal_basis or LEGAL_BASIS_OF_PURPOSE[hold.purpose]
+        legal_basis = (
+            body.legal_basis or await _continued_basis(session, detention_id) or (LEGAL_BASIS_OF_PURPOSE[hold.purpose])
+        )
         if unit.status == "open":
             await check_unit_takes(session, unit, hold.person_age, hold.person_sex, hold.home_area)
         check_takes_detained(unit, legal_basis, "legal_basis")
@@ -290,6 +303,7 @@ async def arrive(db: Database, actor: Actor, hold_id: str, body: ArriveIn) -> Pl
             legal_basis=legal_basis,
             started_at=arrived_at,
             s136_clock_started_at=body.s136_clock_started_at,
+            detention_id=detention_id,
             oap_reason=body.oap_reason,
             hold_id=hold.id,
         )
@@ -307,6 +321,13 @@ async def arrive(db: Database, actor: Actor, hold_id: str, body: ArriveIn) -> Pl
         return placement
 
     return await db.write(work)
+
+
+async def _continued_basis(session: AsyncSession, detention_id: str | None) -> str | None:
+    """The legal basis of the detention an arrival continues: an s135 episode goes on under s135."""
+    if detention_id is None:
+        return None
+    return await session.scalar(select(Episode.legal_basis).where(Episode.id == detention_id))
 
 
 @dataclass

@@ -8,6 +8,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from capacity.auth.scope import PERSON_ROLES
 from capacity.auth.security import Actor, require_roles
+from capacity.booking.detentions.episodes import episode_fields
+from capacity.booking.detentions.schemas import ExtensionIn
 from capacity.booking.persons import person_out
 from capacity.booking.placements import service as placement_service
 from capacity.booking.placements.models import Placement
@@ -16,12 +18,12 @@ from capacity.booking.placements.schemas import (
     PlacementIn,
     PlacementOut,
     PlacementPatch,
-    S136ExtensionIn,
 )
+from capacity.codes import Advisory
 from capacity.db.engine import Database
 
 
-def placement_out(p: Placement) -> PlacementOut:
+def placement_out(p: Placement, warnings: list[Advisory] | None = None) -> PlacementOut:
     return PlacementOut(
         id=p.id,
         unit_id=p.unit_id,
@@ -34,12 +36,9 @@ def placement_out(p: Placement) -> PlacementOut:
         out_of_area=p.out_of_area,
         oap_reason=p.oap_reason,
         distance_km=p.distance_km,
-        s136_clock_started_at=p.s136_clock_started_at,
-        s136_deadline=p.s136_deadline,
-        s136_extension_hours=p.s136_extension_hours,
-        s136_extension_authorised_by=p.s136_extension_authorised_by,
-        s136_extension_reason=p.s136_extension_reason,
-        s136_breached_at=p.s136_breached_at,
+        age_exception_reason=p.age_exception_reason,
+        warnings=warnings or [],
+        **episode_fields(p.episode),
     )
 
 
@@ -52,7 +51,7 @@ class PlacementController(Controller):
     async def admit(
         self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[PlacementIn]
     ) -> PlacementOut:
-        return placement_out(await placement_service.admit(db, actor, data))
+        return placement_out(*await placement_service.admit(db, actor, data))
 
     @get("/", summary="Placements in the caller's scope")
     async def list_placements(
@@ -86,12 +85,16 @@ class PlacementController(Controller):
     ) -> PlacementOut:
         return placement_out(await placement_service.discharge(db, actor, placement_id, data))
 
-    @post("/{placement_id:str}/s136-extension", summary="Record the s136B extension", status_code=200)
+    @post(
+        "/{placement_id:str}/s136-extension",
+        summary="Record the one extension of the s135/s136 detention (s136B) where the person is placed",
+        status_code=200,
+    )
     async def s136_extension(
         self,
         db: NamedDependency[Database],
         actor: NamedDependency[Actor],
         placement_id: FromPath[str],
-        data: JSONBody[S136ExtensionIn],
+        data: JSONBody[ExtensionIn],
     ) -> PlacementOut:
         return placement_out(await placement_service.extend_s136(db, actor, placement_id, data))

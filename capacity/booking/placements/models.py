@@ -1,4 +1,4 @@
-"""Placements, with their out-of-area facts and the s136 clock."""
+"""Placements, with their out-of-area facts and, under s135/s136, the episode whose clock they keep."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     Numeric,
     String,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from capacity.booking.detentions.models import Episode
 from capacity.booking.persons import PersonMixin
 from capacity.db.base import Base, IdMixin
 
@@ -33,37 +33,22 @@ class Placement(IdMixin, PersonMixin, Base):
     distance_km: Mapped[float | None] = mapped_column(Float)
     daily_cost: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False), default=0)
     created_by: Mapped[str] = mapped_column(String(80))
-    s136_clock_started_at: Mapped[datetime | None]
-    s136_deadline: Mapped[datetime | None]
-    s136_extension_hours: Mapped[int | None] = mapped_column(Integer)
-    s136_extension_authorised_by: Mapped[str | None] = mapped_column(String(120))
-    s136_extension_reason: Mapped[str | None] = mapped_column(String(280))
-    s136_extension_recorded_at: Mapped[datetime | None]
-    s136_breached_at: Mapped[datetime | None]
+    # Under s135/s136: the episode this placement is a leg of, which keeps the clock for all its legs.
+    detention_id: Mapped[str | None] = mapped_column(ForeignKey("detention_episodes.id"), index=True)
+    episode: Mapped[Episode | None] = relationship(lazy="joined")
+    # Why a 16- or 17-year-old was admitted to an adult ward in an emergency (person-level, never reported).
+    age_exception_reason: Mapped[str | None] = mapped_column(String(280))
 
     __table_args__ = (
         # Occupancy of a unit is counted on every availability read.
         Index("ix_placements_unit_ended", "unit_id", "ended_at"),
         Index("ix_placements_home_started", "home_area", "started_at"),
-        # The reports read out-of-area and s136 placements of one area; the sweep only open s136 clocks.
+        # The reports read out-of-area placements of one area.
         Index(
             "ix_placements_oap_home_started",
             "home_area",
             "started_at",
             postgresql_where=text("out_of_area IS true"),
             sqlite_where=text("out_of_area IS 1"),
-        ),
-        Index(
-            "ix_placements_s136_home_clock",
-            "home_area",
-            "s136_clock_started_at",
-            postgresql_where=text("legal_basis = 's136'"),
-            sqlite_where=text("legal_basis = 's136'"),
-        ),
-        Index(
-            "ix_placements_open_s136_deadline",
-            "s136_deadline",
-            postgresql_where=text("ended_at IS NULL AND s136_breached_at IS NULL"),
-            sqlite_where=text("ended_at IS NULL AND s136_breached_at IS NULL"),
         ),
     )

@@ -8,8 +8,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from capacity.booking.persons import PersonIn, PersonOut
+from capacity.booking.persons import Note, PersonIn, PersonOut
 from capacity.codes import (
+    Advisory,
     LegalBasis,
     OapReason,
     Outcome,
@@ -23,7 +24,12 @@ class PlacementIn(msgspec.Struct, forbid_unknown_fields=True):
     legal_basis: LegalBasis
     started_at: Instant | None = None
     s136_clock_started_at: Instant | None = None
+    # An open s135/s136 detention elsewhere that this admission continues (its clock, never restarted).
+    detention_id: Annotated[str, Meta(min_length=1, max_length=36)] | None = None
     oap_reason: OapReason | None = None
+    # The person was admitted although no place was free: recorded, and the unit warned of over-occupancy.
+    over_capacity: bool = False
+    age_exception_reason: Note | None = None
 
 
 class PlacementPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,12 +41,6 @@ class PlacementPatch(msgspec.Struct, forbid_unknown_fields=True):
 class DischargeIn(msgspec.Struct, forbid_unknown_fields=True):
     outcome: Outcome
     ended_at: Instant | None = None
-
-
-class S136ExtensionIn(msgspec.Struct, forbid_unknown_fields=True):
-    hours: Annotated[int, Meta(ge=1, le=12)]
-    authorised_by: Annotated[str, Meta(min_length=2, max_length=120)]
-    reason: Annotated[str, Meta(min_length=3, max_length=280)]
 
 
 class PlacementOut(msgspec.Struct):
@@ -55,9 +55,13 @@ class PlacementOut(msgspec.Struct):
     out_of_area: bool
     oap_reason: str | None
     distance_km: float | None
+    detention_id: str | None = None
     s136_clock_started_at: datetime | None = None
     s136_deadline: datetime | None = None
     s136_extension_hours: int | None = None
     s136_extension_authorised_by: str | None = None
     s136_extension_reason: str | None = None
+    s136_extension_superintendent: str | None = None
     s136_breached_at: datetime | None = None
+    age_exception_reason: str | None = None
+    warnings: list[Advisory] = []

@@ -9,20 +9,34 @@ from sqlalchemy import select, update
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
 from capacity.auth.security import Actor
-from capacity.booking.eligibility import check_person, check_takes_detained, check_unit_takes
+from capacity.booking.detentions.episodes import (
+    DETENTION_BASES,
+    Person,
+    check_transfer_outcome,
+    continue_episode,
+    current_legs,
+    detention_event,
+    end_leg,
+    episode_snapshot,
+    extend,
+    open_episode,
+)
+from capacity.booking.detentions.models import Episode
+from capacity.booking.detentions.schemas import ExtensionIn
+from capacity.booking.eligibility import check_age_exception, check_person, check_takes_detained, check_unit_takes
 from capacity.booking.persons import person_columns
 from capacity.booking.placements.models import Placement
-from capacity.booking.placements.schemas import DischargeIn, PlacementIn, PlacementPatch, S136ExtensionIn
+from capacity.booking.placements.schemas import DischargeIn, PlacementIn, PlacementPatch
 from capacity.booking.units.availability import great_circle_km, is_out_of_area, unit_figures
 from capacity.booking.units.models import Area, Unit
 from capacity.booking.units.service import availability_event, ensure_manages
-from capacity.codes import ACUTE_KINDS
+from capacity.codes import ACUTE_KINDS, Advisory
+from capacity.db.base import new_id
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
 from capacity.events import Event, unit_event
 
-S136_HOURS = 24  # s136(2A) Mental Health Act 1983
 # Times a little ahead of the server's clock are accepted (device clocks drift); beyond that, refused.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -57,10 +71,25 @@ def placement_event(kind: str, placement: Placement, unit: Unit, at: datetime) -
         "legal_basis": placement.legal_basis,
         "started_at": placement.started_at.isoformat(),
         "ended_at": placement.ended_at.isoformat() if placement.ended_at else None,
-        "s136_deadline": placement.s136_deadline.isoformat() if placement.s136_deadline else None,
+        "detention_id": placement.detention_id,
+        "s136_deadline": placement.episode.deadline.isoformat() if placement.episode else None,
         "person": {"ref": placement.person_ref, "age": placement.person_age, "sex": placement.person_sex},
     }
     return unit_event(kind, unit, at, data, home_area=placement.home_area)
+
+
+async def leg_events(uow: UnitOfWork, kind: str, episodes: list[Episode]) -> list[Event]:
+    """One event of `kind` per episode, about the leg its person is at (or last was at): at a unit it is
+    heard as the placement's events are, elsewhere as the detention's."""
+    legs = await current_legs(uow.session, episodes)
+    unit_ids = {leg.unit_id for leg in legs.values() if isinstance(leg, Placement)}
+    units = {u.id: u for u in (await uow.session.scalars(select(Unit).where(Unit.id.in_(unit_ids)))).all()}
+    return [
+        placement_event(kind, leg, units[leg.unit_id], uow.now)
+        if isinstance(leg := legs[e.id], Placement)
+        else detention_event(kind, leg, uow.now)
+        for e in episodes
+    ]
 
 
 async def start_placement(
@@ -73,23 +102,18 @@ async def start_placement(
     legal_basis: str,
     started_at: datetime,
     s136_clock_started_at: datetime | None,
+    detention_id: str | None,
     oap_reason: str | None,
     hold_id: str | None,
+    age_exception_reason: str | None = None,
 ) -> Placement:
-    """Write a placement on a unit already locked by the caller, with its OAP and s136 facts."""
+    """Write a placement on a unit already locked by the caller, with its OAP facts and, under s135/s136,
+    its episode: continued when `detention_id` names one, else opened with the clock starting here."""
     out_of_area, distance = placement_geography(home, unit)
     if (problem := oap_reason_problem(out_of_area, unit.kind, oap_reason)) is not None:
         raise Invalid(problem, field="oap_reason")
-    clock_start = deadline = None
-    if legal_basis == "s136":
-        # The clock starts on arrival at the first place of safety, which may have been earlier.
-        clock_start = s136_clock_started_at or started_at
-        if clock_start > started_at:
-            raise Invalid("the s136 clock cannot start after arrival here", field="s136_clock_started_at")
-        deadline = clock_start + timedelta(hours=S136_HOURS)
-    elif s136_clock_started_at is not None:
-        raise Invalid("s136_clock_started_at is only for legal_basis s136", field="s136_clock_started_at")
     placement = Placement(
+        id=new_id(),
         unit_id=unit.id,
         hold_id=hold_id,
         legal_basis=legal_basis,
@@ -99,9 +123,11 @@ async def start_placement(
         distance_km=distance,
         daily_cost=unit.daily_cost,
         created_by=actor.username,
-        s136_clock_started_at=clock_start,
-        s136_deadline=deadline,
+        age_exception_reason=age_exception_reason,
         **person,
+    )
+    placement.episode = await _episode_for(
+        uow, placement, detention_id=detention_id, s136_clock_started_at=s136_clock_started_at
     )
     uow.session.add(placement)
     await uow.session.flush()
@@ -115,37 +141,76 @@ async def start_placement(
     return placement
 
 
+async def _episode_for(
+    uow: UnitOfWork, placement: Placement, *, detention_id: str | None, s136_clock_started_at: datetime | None
+) -> Episode | None:
+    if placement.legal_basis not in DETENTION_BASES:
+        if detention_id is not None:
+            raise Invalid(
+                "detention_id continues an s135 or s136 detention: legal_basis must be one", field="legal_basis"
+            )
+        if s136_clock_started_at is not None:
+            raise Invalid("s136_clock_started_at is only for legal_basis s136 or s135", field="s136_clock_started_at")
+        return None
+    if detention_id is not None:
+        if s136_clock_started_at is not None:
+            raise Invalid(
+                "the clock is the detention's and never restarts: leave s136_clock_started_at out",
+                field="s136_clock_started_at",
+            )
+        return await continue_episode(
+            uow,
+            detention_id=detention_id,
+            person=Person(placement.person_ref, placement.home_area),
+            legal_basis=placement.legal_basis,
+            arrived_at=placement.started_at,
+        )
+    # The clock starts on arrival at the first place of safety, which may have been earlier.
+    clock_start = s136_clock_started_at or placement.started_at
+    if clock_start > placement.started_at:
+        raise Invalid("the s136 clock cannot start after arrival here", field="s136_clock_started_at")
+    return open_episode(uow, first_leg_id=placement.id, legal_basis=placement.legal_basis, clock_started_at=clock_start)
+
+
 def placement_snapshot(p: Placement) -> dict:
     keys = (
         "unit_id",
         "hold_id",
+        "detention_id",
         "legal_basis",
         "started_at",
         "ended_at",
         "outcome",
         "out_of_area",
         "oap_reason",
-        "s136_deadline",
-        "s136_extension_hours",
-        "s136_breached_at",
         "person_ref",
         "home_area",
     )
     return {k: (v.isoformat() if isinstance(v := getattr(p, k), datetime) else v) for k in keys}
 
 
-async def admit(db: Database, actor: Actor, body: PlacementIn) -> Placement:
-    """A bed manager's direct admission: takes a place like a hold does, so it locks and checks first."""
+async def admit(db: Database, actor: Actor, body: PlacementIn) -> tuple[Placement, list[Advisory]]:
+    """A bed manager's direct admission: takes a place like a hold does, so it locks and checks first.
+    What happened is recorded even where the rules say it should not have: an admission to a full unit
+    (acknowledged with `over_capacity`, then warned of) and the emergency admission of a 16- or
+    17-year-old to an adult ward (with its `age_exception_reason`)."""
 
-    async def work(uow: UnitOfWork) -> Placement:
+    async def work(uow: UnitOfWork) -> tuple[Placement, list[Advisory]]:
         unit = await uow.lock_unit(body.unit_id)
         now, session = uow.now, uow.session
         ensure_manages(actor, unit)
         home = await check_person(session, body.person.ref, body.person.home_area)
-        await check_unit_takes(session, unit, body.person.age, body.person.sex, body.person.home_area)
+        age_exception = check_age_exception(unit, body.person.age, body.age_exception_reason)
+        await check_unit_takes(
+            session, unit, body.person.age, body.person.sex, body.person.home_area, age_exception=age_exception
+        )
         check_takes_detained(unit, body.legal_basis, "legal_basis")
-        if (await unit_figures(uow, unit)).available < 1:
-            raise Conflict("no place is free at this unit", field="unit_id")
+        if (await unit_figures(uow, unit)).available < 1 and not body.over_capacity:
+            raise Conflict(
+                "no place is free at this unit; if the person has been admitted all the same, record it with "
+                "over_capacity true",
+                field="unit_id",
+            )
         started_at = not_in_future(body.started_at or now, now, "started_at")
         placement = await start_placement(
             uow,
@@ -156,12 +221,18 @@ async def admit(db: Database, actor: Actor, body: PlacementIn) -> Placement:
             legal_basis=body.legal_basis,
             started_at=started_at,
             s136_clock_started_at=body.s136_clock_started_at,
+            detention_id=body.detention_id,
             oap_reason=body.oap_reason,
             hold_id=None,
+            age_exception_reason=body.age_exception_reason,
         )
+        after = await unit_figures(uow, unit)
         uow.emit(placement_event("placement.started", placement, unit, now))
-        uow.emit(availability_event(await unit_figures(uow, unit), now))
-        return placement
+        uow.emit(availability_event(after, now))
+        if Advisory.OVER_OCCUPIED in after.advisories:
+            data = {"name": unit.name, "open_places": unit.open_places, "occupied": after.occupied}
+            uow.emit(unit_event("unit.over_occupied", unit, now, data))
+        return placement, after.advisories
 
     return await db.write(work)
 
@@ -251,25 +322,28 @@ async def correct(db: Database, actor: Actor, placement_id: str, body: Placement
 
 
 async def discharge(db: Database, actor: Actor, placement_id: str, body: DischargeIn) -> Placement:
+    """The person leaves the unit. Under s135/s136 the episode ends with the placement's outcome, or
+    goes on when the outcome is `transferred` (the person is on the way to another place of safety)."""
+
     async def work(uow: UnitOfWork) -> Placement:
         placement, unit = await _lock_placement(uow, actor, placement_id)
         now = uow.now
         ensure_role(actor, "bed_manager", action="discharge")
+        check_transfer_outcome(body.outcome, placement.detention_id)
         ended_at = not_in_future(body.ended_at or now, now, "ended_at")
         if ended_at < placement.started_at:
             raise Invalid("ended_at is before the placement started", field="ended_at")
         before = placement_snapshot(placement)
-        values: dict = {"ended_at": ended_at, "outcome": body.outcome}
-        if placement.s136_deadline is not None and ended_at > placement.s136_deadline:
-            values["s136_breached_at"] = placement.s136_breached_at or placement.s136_deadline
         done = await uow.session.execute(
             update(Placement)
             .where(Placement.id == placement.id, Placement.ended_at.is_(None))
-            .values(**values)
+            .values(ended_at=ended_at, outcome=body.outcome)
             .returning(Placement.id)
         )
         if done.first() is None:
             raise Conflict("the placement has already ended")
+        if placement.episode is not None:
+            await end_leg(uow, placement.episode, outcome=body.outcome, ended_at=ended_at)
         await uow.session.refresh(placement)
         uow.audit(
             actor=actor,
@@ -286,45 +360,33 @@ async def discharge(db: Database, actor: Actor, placement_id: str, body: Dischar
     return await db.write(work)
 
 
-async def extend_s136(db: Database, actor: Actor, placement_id: str, body: S136ExtensionIn) -> Placement:
-    """Record the one s136B extension of up to 12 hours, authorised before the 24 hours end."""
+async def extend_s136(db: Database, actor: Actor, placement_id: str, body: ExtensionIn) -> Placement:
+    """Record the episode's one extension where the person is placed now."""
 
     async def work(uow: UnitOfWork) -> Placement:
         placement, unit = await _lock_placement(uow, actor, placement_id)
-        now = uow.now
         ensure_role(actor, "bed_manager", "amhp", action="record an s136 extension")
-        if placement.legal_basis != "s136" or placement.s136_deadline is None:
-            raise Conflict("only an s136 placement has a clock to extend")
-        before = placement_snapshot(placement)
-        done = await uow.session.execute(
-            update(Placement)
-            .where(
-                Placement.id == placement.id,
-                Placement.ended_at.is_(None),
-                Placement.s136_extension_hours.is_(None),
-                Placement.s136_deadline > now,
-            )
-            .values(
-                s136_deadline=placement.s136_deadline + timedelta(hours=body.hours),
-                s136_extension_hours=body.hours,
-                s136_extension_authorised_by=body.authorised_by,
-                s136_extension_reason=body.reason,
-                s136_extension_recorded_at=now,
-            )
-            .returning(Placement.id)
+        if placement.episode is None:
+            raise Conflict("only an s135 or s136 placement has a clock to extend")
+        if placement.ended_at is not None:
+            raise Conflict("the person is no longer at this unit: record the extension where they are now")
+        episode = await extend(
+            uow,
+            placement.episode,
+            hours=body.hours,
+            reason=body.reason,
+            authorised_by=body.authorised_by,
+            superintendent=body.superintendent,
+            note=body.note,
         )
-        if done.first() is None:
-            raise Conflict("an extension may be recorded once, before the deadline, while the person is detained")
-        await uow.session.refresh(placement)
         uow.audit(
             actor=actor,
-            action="placement.s136_extension",
-            object_type="placement",
-            object_id=placement.id,
-            before=before,
-            after=placement_snapshot(placement),
+            action="s136.extension",
+            object_type="detention",
+            object_id=episode.id,
+            after=episode_snapshot(episode),
         )
-        uow.emit(placement_event("s136.extended", placement, unit, now))
+        uow.emit(placement_event("s136.extended", placement, unit, uow.now))
         return placement
 
     return await db.write(work)
