@@ -17,6 +17,7 @@ from litestar.template.config import TemplateConfig
 from redis.asyncio import Redis
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from capacity.admin.controllers import AdminController, PasswordController
 from capacity.audit.controllers import AuditController
 from capacity.auth.controllers import AuthController
 from capacity.auth.revocation import make_revocations
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             DetentionController,
             AuditController,
             ReportController,
+            AdminController,
+            PasswordController,
             events_socket,
             WebController,
             create_static_files_router(path="/static", directories=[WEB / "static"], include_in_schema=False),

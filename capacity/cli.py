@@ -14,9 +14,12 @@ from capacity.demo import BANNER
 from capacity.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from alembic.config import Config
     from rich.progress import TaskID
 
+    from capacity.admin.schemas import UserIn
     from capacity.imports.placements import ImportSummary
 
 # alembic.ini and migrations/ ship inside the package (pyproject package-data), so an installed wheel
@@ -132,6 +135,69 @@ def demo() -> None:
         click.echo("The database already has data: demo data not loaded.", err=True)
         sys.exit(1)
     click.echo("Loaded the demo data set.")
+
+
+@main.group()
+def admin() -> None:
+    """Administration from the command line (the first admin of a real deployment is made here)."""
+
+
+@admin.command(name="create-user")
+@click.argument("username")
+@click.option("--role", required=True, help="admin, amhp, bed_manager, conveyance or commissioner.")
+@click.option("--area", "areas", multiple=True, help="An area the user works for (ONS code); repeatable.")
+@click.option("--provider", "provider_id", default=None, help="A bed manager's provider (id).")
+@click.option("--name", "display_name", default=None, help="The person's name, as others see it.")
+@click.option("--email", default=None, help="The e-mail single sign-on matches them by.")
+def create_user(
+    username: str,
+    role: str,
+    areas: tuple[str, ...],
+    provider_id: str | None,
+    display_name: str | None,
+    email: str | None,
+) -> None:
+    """Make a user and print their one-time set-password link (valid 24 hours, single use)."""
+    import msgspec
+
+    from capacity.admin.schemas import UserIn
+    from capacity.errors import DomainError
+
+    try:
+        body = msgspec.convert(
+            {
+                "username": username,
+                "role": role,
+                "areas": list(areas),
+                "provider_id": provider_id,
+                "display_name": display_name,
+                "email": email,
+            },
+            UserIn,
+        )
+    except msgspec.ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = Settings.from_env()
+    migrate_to_head(settings.database_url)
+    try:
+        url, expires_at = asyncio.run(_create_user(settings, body))
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.field + ': ' if exc.field else ''}{exc.detail}") from None
+    click.echo(f"made {role} {username}; they set their password at (valid until {expires_at:%Y-%m-%d %H:%M} UTC):")
+    click.echo(url)
+
+
+async def _create_user(settings: Settings, body: UserIn) -> tuple[str, datetime]:
+    from capacity.admin.service import create_user
+    from capacity.auth.scope import CLI_ADMIN
+    from capacity.db.engine import Database
+
+    db = Database(settings)
+    try:
+        _, link = await create_user(db, CLI_ADMIN, body)
+        return link.url, link.expires_at
+    finally:
+        await db.dispose()
 
 
 @main.group(name="import")

@@ -53,6 +53,12 @@ class Conflict(DomainError):
     status, slug = 409, "conflict"
 
 
+class Gone(DomainError):
+    """Something that existed and is no longer usable: a spent or expired one-time link."""
+
+    status, slug = 410, "gone"
+
+
 class Invalid(DomainError):
     """Input that is well-formed but breaks a rule; `field` names what is wrong."""
 

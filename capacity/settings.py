@@ -92,6 +92,10 @@ class Settings:
     # Browser session and CSRF cookies: Secure unless demo mode or CAPACITY_SECURE_COOKIES=false (plain http).
     secure_cookies: bool = True
     s136_warning_minutes: tuple[int, ...] = (120, 30)
+    # Where people reach the service: the start of the one-time set-password links it hands out.
+    public_url: str = "http://localhost:8000"
+    # How long a one-time set-password link stays valid.
+    password_link_hours: int = 24
     # Demo mode's signing key when CAPACITY_SECRET_KEY is unset: random, never a public constant.
     # `capacity serve --demo` replaces it with the key stored in the demo database (capacity.auth.keys).
     demo_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
@@ -128,6 +132,7 @@ class Settings:
             write_attempts=_int(env, "CAPACITY_WRITE_ATTEMPTS", cls.write_attempts, minimum=1),
             lock_timeout_ms=_int(env, "CAPACITY_LOCK_TIMEOUT_MS", cls.lock_timeout_ms, minimum=1),
             hold_expiring_minutes=_int(env, "CAPACITY_HOLD_EXPIRING_MINUTES", cls.hold_expiring_minutes, minimum=1),
+            public_url=(env.get("CAPACITY_PUBLIC_URL") or cls.public_url).rstrip("/"),
         )
         values["secure_cookies"] = env.get("CAPACITY_SECURE_COOKIES", "").lower() not in ("0", "false", "no")
         values.update(overrides)

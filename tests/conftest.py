@@ -32,6 +32,7 @@ from support.settings import settings_for
 #   browser      a real Chromium
 KINDS = ("unit", "integration", "concurrency", "browser")
 MODULE_KINDS = {
+    "test_admin": "integration",
     "test_auth": "integration",
     "test_booking_model": "integration",  # a Hypothesis state machine, one step at a time: no races
     "test_compose": "unit",  # reads compose.yaml and the Dockerfile

@@ -25,6 +25,9 @@ class User(IdMixin, Base):
     provider_id: Mapped[str | None] = mapped_column(ForeignKey("providers.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    display_name: Mapped[str | None] = mapped_column(String(120))
+    # Recorded by an admin: how single sign-on matches a person to this user (never auto-created).
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
     area_links: Mapped[list[UserArea]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     __table_args__ = (
@@ -76,3 +79,16 @@ class SearchRecorded(Base):
     __tablename__ = "searches_recorded"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PasswordToken(Base):
+    """A one-time set-password link (a new user's first, or a reset): only its SHA-256 is kept, it is
+    valid 24 hours and spent by its first use; issuing a new one spends the user's earlier ones."""
+
+    __tablename__ = "password_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(80))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

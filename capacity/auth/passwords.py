@@ -1,9 +1,11 @@
-"""Password hashing with argon2 (argon2-cffi)."""
+"""Password hashing with argon2 (argon2-cffi), and what a new password must be."""
 
 import functools
+from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn
 
 _hasher = PasswordHasher()
 
@@ -23,3 +25,22 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+MIN_LENGTH = 12
+# zxcvbn's guess-based strength, 0-4: 3 is "safely unguessable" against an offline attack on a slow hash.
+MIN_STRENGTH = 3
+
+
+def password_problem(password: str, *, user_inputs: Sequence[str] = ()) -> str | None:
+    """What is wrong with a new password, if anything: too short, or common or guessable (zxcvbn, which
+    knows the common-password lists and keyboard patterns, and the user's own name)."""
+    if len(password) < MIN_LENGTH:
+        return f"a password needs at least {MIN_LENGTH} characters"
+    if len(password) > 256:
+        return "a password may have at most 256 characters"
+    strength = zxcvbn(password[:100], user_inputs=[*user_inputs, "capacity"])
+    if strength["score"] < MIN_STRENGTH:
+        warning = strength["feedback"].get("warning") or "it is too easy to guess"
+        return f"choose a less common password: {warning.rstrip('.').lower()}"
+    return None

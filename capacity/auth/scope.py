@@ -22,6 +22,8 @@ from capacity.errors import Forbidden, NotFound
 
 # The actor the sweep and other scheduled jobs write as.
 SYSTEM = Actor(id="system", username="system", role="system", provider_id=None, areas=())
+# Whoever runs `capacity admin ...` on the server (the audit log names them so).
+CLI_ADMIN = Actor(id="cli-admin", username="cli-admin", role="admin", provider_id=None, areas=())
 ALL_SEEING = ("admin", "system")
 # The roles that may read holds, placements and detentions at all; commissioners see aggregates only.
 PERSON_ROLES = ("amhp", "bed_manager", "conveyance", "admin")

@@ -59,6 +59,8 @@ async def retrieve_actor(token: Token, connection: ASGIConnection[Any, Any, Any,
 # each is anchored at both ends: `/login` alone would also open `/api/units/login` and `/api/holds/login`.
 PUBLIC_PATHS = [
     r"^/api/auth/token$",
+    r"^/api/auth/set-password$",  # the one-time link is the credential
+    r"^/set-password$",
     r"^/schema(?:/.*)?$",
     r"^/health(?:/.*)?$",
     r"^/static/.*$",

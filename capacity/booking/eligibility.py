@@ -21,13 +21,13 @@ def check_person_known(ref: str, home_area: str, home_known: bool) -> None:
     if looks_like_nhs_number(ref):
         raise Invalid("person.ref looks like an NHS number; use a local pseudonymous reference", field="person.ref")
     if not home_known:
-        raise Invalid(f"no area with code {home_area}", field="person.home_area")
+        raise Invalid(f"no active area with code {home_area}", field="person.home_area")
 
 
 async def check_person(session: AsyncSession, ref: str, home_area: str) -> Area:
     """check_person_known, reading the home area (which the caller gets back)."""
     area = await session.get(Area, home_area)
-    check_person_known(ref, home_area, area is not None)
+    check_person_known(ref, home_area, area is not None and area.active)
     assert area is not None  # check_person_known refused a missing one
     return area
 
@@ -54,6 +54,8 @@ def check_age_exception(unit: Unit, age: int, reason: str | None) -> bool:
 
 def check_unit_takes_known(unit: Unit, age: int, sex: str, area_refused: bool, *, age_exception: bool = False) -> None:
     """Refuse a closed unit, and a person outside its age range, sex or accepted areas (422)."""
+    if not unit.active:
+        raise Invalid("the unit has been retired", field="unit_id", reason="unit_retired")
     if unit.status != "open":
         raise Invalid(f"the unit is closed ({unit.closed_reason})", field="unit_id", reason="unit_closed")
     if age_exception:
@@ -99,7 +101,7 @@ def _area_checks() -> Any:
     unit_id: BindParameter[str] = bindparam("unit_id")
     home: BindParameter[str] = bindparam("home_area")
     return select(
-        exists().where(Area.code == home).label("home_known"),
+        exists().where(Area.code == home, Area.active).label("home_known"),
         exists().where(rule.unit_id == unit_id, rule.rule == "refuses", rule.area_code == home).label("refused"),
         exists().where(rule.unit_id == unit_id, rule.rule == "accepts").label("accepts_listed"),
         exists().where(rule.unit_id == unit_id, rule.rule == "accepts", rule.area_code == home).label("accepted"),

@@ -40,12 +40,26 @@ def run_migrations_offline() -> None:
 MIGRATION_LOCK = 7_136_136
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """Batch mode rebuilds a table by copy and drop, which SQLite refuses for a table others reference
+    while foreign keys are enforced. The pragma counts only outside a transaction, so it is set on the
+    driver's connection, before SQLAlchemy begins one (and set back after the commit)."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    cursor.close()
+
+
 def _run_sync(connection: Connection) -> None:
     _configure(connection=connection)
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _sqlite_foreign_keys(connection, on=False)
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         context.run_migrations()
+        if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").first()):
+            raise RuntimeError(f"a migration left a row whose foreign key points nowhere: {tuple(broken)}")
 
 
 async def run_async_migrations() -> None:
@@ -53,6 +67,8 @@ async def run_async_migrations() -> None:
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
         await connection.commit()
+        if connection.dialect.name == "sqlite":
+            await connection.run_sync(_sqlite_foreign_keys, True)
     await engine.dispose()
 
 

@@ -76,6 +76,10 @@ class WebController(Controller):
         response.delete_cookie(SESSION_COOKIE)
         return response
 
+    @get("/set-password")
+    async def set_password_page(self) -> Template:
+        return Template("set_password.html", context={"title": "Set your password"})
+
     @get("/bed-manager")
     async def bed_manager(self) -> Template:
         return Template("bed_manager.html", context={"title": "Bed manager"})

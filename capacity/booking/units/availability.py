@@ -158,7 +158,7 @@ class UnitSearch:
 
 
 def _eligibility_filters(search: UnitSearch) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = []
+    filters: list[ColumnElement[bool]] = [Unit.active.is_(True)]  # a retired unit is never offered
     if search.kinds:
         filters.append(Unit.kind.in_(search.kinds))
     if search.sex in ("female", "male"):

@@ -33,10 +33,10 @@ class ReferenceController(Controller):
     path = "/api"
     tags = ["Reference data"]
 
-    @get("/areas", summary="Areas with their centres and local provider networks")
+    @get("/areas", summary="Areas with their centres and local provider networks (retired areas are left out)")
     async def list_areas(self, db: NamedDependency[Database]) -> list[AreaOut]:
         async with db.read_sessions() as session:
-            areas = (await session.scalars(select(Area).order_by(Area.code))).all()
+            areas = (await session.scalars(select(Area).where(Area.active).order_by(Area.code))).all()
             return [AreaOut(a.code, a.name, a.lat, a.lon, a.local_provider_ids, a.region) for a in areas]
 
     @get("/providers", summary="Providers of crisis places")

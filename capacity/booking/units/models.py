@@ -39,6 +39,8 @@ class Area(Base):
     region: Mapped[str] = mapped_column(String(80), default="")
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
+    # A retired area (merged, abolished) keeps its history and reports; no new person is from it.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The providers with at least one unit local to this area (`GET /api/areas`: `local_provider_ids`).
     local_network_providers: Mapped[list[Provider]] = relationship(
         "Provider",
@@ -58,6 +60,7 @@ class Provider(IdMixin, Base):
     __tablename__ = "providers"
     name: Mapped[str] = mapped_column(String(200), unique=True)
     sector: Mapped[str] = mapped_column(String(16))
+    ods_code: Mapped[str | None] = mapped_column(String(10), unique=True)  # NHS Organisation Data Service
     __table_args__ = (check_in("sector", Sector),)
 
 
@@ -104,6 +107,10 @@ class Unit(IdMixin, Base):
     closed_reason: Mapped[str | None] = mapped_column(String(32))
     last_confirmed_at: Mapped[datetime]
     last_confirmed_by: Mapped[str] = mapped_column(String(80))
+    # The unit's own code (e.g. its ODS site code): what the reference import matches a unit by.
+    code: Mapped[str | None] = mapped_column(String(20), unique=True)
+    # A retired unit keeps its history and reports; it is never offered, held or admitted to again.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
     area_rules: Mapped[list[UnitAreaRule]] = relationship(lazy="raise", cascade="all, delete-orphan")
     # Loaded with the unit: every placement (live, imported, demo) decides out of area from it.
     local_areas: Mapped[list[UnitLocalArea]] = relationship(lazy="selectin", cascade="all, delete-orphan")

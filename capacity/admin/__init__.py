@@ -1,0 +1,1 @@
+"""Administration: users, providers, units and areas (API.md "Administration")."""
