@@ -38,6 +38,7 @@ MODULE_KINDS = {
     "test_compose": "unit",  # reads compose.yaml and the Dockerfile
     "test_concurrency": "concurrency",
     "test_detentions": "integration",
+    "test_disclosure": "integration",
     "test_eligibility": "integration",
     "test_episodes": "integration",  # one clock per s136/s135 episode, on a fixed clock
     "test_errors": "integration",

@@ -22,7 +22,7 @@ from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import AvailabilityDeclaration, UnmetDemand
 from capacity.db.base import new_id
-from capacity.reports.equality import suppress
+from capacity.reports.common import Count, disclosed, exposed, protect
 from support.api import Api, assert_problem
 
 BANES, BRISTOL = "E06000022", "E06000023"
@@ -432,10 +432,13 @@ async def s136_history(api: Api) -> None:
     )
 
 
-async def test_s136_figures(reports: Api) -> None:
+async def test_s136_figures(reports: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api = reports
     await s136_history(api)
     api.clock.set(t("2026-04-15T12:00"))
+    published = await report(api, "s136", f"{MARCH}&area={BANES}")
+    # The figures as counted, before disclosure control (every count shown as it is).
+    monkeypatch.setattr(Count, "shown", property(lambda count: count.value))
     body = await report(api, "s136", f"{MARCH}&area={BANES}")
     # D1 D2 D3 D4 D5 D7: 6 detentions, 5 ended; under 18 D2 D7; breaches D3 D7; extensions D2 D7;
     # out of hours D1 D3 D5; repeats D1 D5.
@@ -478,7 +481,13 @@ async def test_s136_figures(reports: Api) -> None:
         "not_recorded": 2,
     }
     # Codes only: the notes beside them (a name, a formula) never reach a report.
-    assert body["police_vehicle_reasons"] == [{"reason": "no_ambulance_available", "count": 2}]
+    assert body["police_vehicle_reasons"] == [
+        {"reason": "no_ambulance_available", "count": 2},
+        {"reason": "ambulance_delayed", "count": 0},
+        {"reason": "risk_of_violence", "count": 0},
+        {"reason": "other", "count": 0},
+        {"reason": "not_recorded", "count": 0},
+    ]
     assert "Acacia" not in str(body) and "HYPERLINK" not in str(body)
     # Responses 25 (D1) and 50 (D4) minutes: median rank ceil(1) = 1, p90 rank ceil(1.8) = 2.
     assert body["ambulance_response"] == {
@@ -500,10 +509,26 @@ async def test_s136_figures(reports: Api) -> None:
         "ongoing": 1,
     }
 
-    # Equality: the same 6 detentions; every non-zero cell is 1-4, so all are suppressed.
+    # As published: every count is of the same 6 people, every one of 1 to 7, so each is "*" (shares of
+    # a "*" are not given); zeros are shown.
+    assert published["totals"] == {
+        **{name: "*" for name in ("detentions", "ended", "under_18", "breaches", "extensions", "out_of_hours")},
+        **{name: "*" for name in ("repeat_detentions", "no_further_action")},
+        "under_18_in_police_station": 0,
+        "transfers": 0,
+        "transferred": 0,
+        **{name: None for name in ("out_of_hours_share", "repeat_share", "no_further_action_share")},
+    }
+    assert published["by_place_of_safety"] == {key: n and "*" for key, n in body["by_place_of_safety"].items()}
+    assert published["outcomes"] == {key: n and "*" for key, n in body["outcomes"].items()}
+    assert published["ambulance_response"]["within_standard_share"] is None
+    assert published["duration_hours"] == {"ended": "*", "median": 11.0, "p90": 28.0}
+    monkeypatch.undo()
+
+    # Equality: the same 6 detentions; every non-zero cell is 1-7, so all are suppressed, the total too.
     equality = await report(api, "equality", f"{MARCH}&area={BANES}")
     detentions = equality["detentions"]
-    assert detentions["total"] == 6
+    assert detentions["total"] == "*"
     assert {k: v for k, v in detentions["by_ethnicity"].items() if v} == {"A": "*", "J": "*", "not_known": "*"}
     assert detentions["by_sex"] == {"female": "*", "male": "*", "other": 0, "unknown": 0}
     assert detentions["by_age_band"] == {
@@ -516,7 +541,7 @@ async def test_s136_figures(reports: Api) -> None:
         "65+": 0,
     }
     # Placements started in March: D1, D2, D3.
-    assert equality["placements"]["total"] == 3
+    assert equality["placements"]["total"] == "*"
 
 
 # --- capacity ---------------------------------------------------------------------------------------
@@ -629,26 +654,35 @@ async def test_capacity_figures(reports: Api) -> None:
 
 
 def test_suppression_rules() -> None:
-    # One cell of 1-4: the smallest other non-zero cell goes too (the first listed, on a tie).
-    assert suppress({"a": 7, "b": 6, "c": 2, "d": 0}) == {"a": 7, "b": "*", "c": "*", "d": 0}
-    assert suppress({"a": 6, "b": 9, "c": 6, "d": 1}) == {"a": "*", "b": 9, "c": 6, "d": "*"}
-    # Two or more small cells protect each other; zero stays 0; nothing else to hide is left alone.
-    assert suppress({"a": 5, "b": 1, "c": 4, "d": 0}) == {"a": 5, "b": "*", "c": "*", "d": 0}
-    assert suppress({"a": 3, "b": 0}) == {"a": "*", "b": 0}
-    assert suppress({"a": 5, "b": 0}) == {"a": 5, "b": 0}
+    # The MHSDS rule: 0 stays 0, 1 to 7 is "*", any other count is rounded to the nearest 5.
+    assert [disclosed(n) for n in (0, 1, 7, 8, 10, 12, 13, 17, 18, 102, 103)] == [
+        0, "*", "*", 10, 10, 10, 15, 15, 20, 100, 105
+    ]  # fmt: skip
+    # Rounding and "*" alone can leave a "*" pinned: a total of 12 (shown 10) split into 8 (shown 10) and
+    # four 1s: 8 + 4 x 1 = 12 is the most the total can be, so every "*" is 1. The 8 is hidden too.
+    total, cells = Count(12), [Count(8), *(Count(1) for _ in range(4)), Count(0)]
+    total.split(cells)
+    assert [c.value for c in exposed(total)] == [1, 1, 1, 1]
+    protect(total)
+    assert (total.shown, [c.shown for c in cells]) == (10, ["*", "*", "*", "*", "*", 0])
+    assert exposed(total) == []
+    # Nothing to hide: left alone.
+    total, cells = Count(20), [Count(12), Count(3), Count(5), Count(0)]
+    total.split(cells)
+    assert [c.shown for c in protect(total).tree()] == [20, 10, "*", "*", 0]
 
 
 async def test_equality_suppression(reports: Api) -> None:
     api = reports
     units = ["Bath Crisis House", "Hillview Lodge", "Northfield Park Hospital Acute"]
-    # 15 placements started in May 2026: ethnicity 7 A, 6 B, 2 C; sex 8 female, 7 male; ages 5 x 20,
-    # 5 x 30, 1 x 40, 4 x 60. The last starts at 00:30 BST on May 1 (2026-04-30T23:30Z): May.
-    ethnicities = ["A"] * 7 + ["B"] * 6 + ["C"] * 2
-    sexes = ["female"] * 8 + ["male"] * 7
-    ages = [20] * 5 + [30] * 5 + [40] + [60] * 4
+    # 23 placements started in May 2026: ethnicity 13 A, 8 B, 2 C; sex 12 female, 11 male; ages 10 x 20,
+    # 9 x 30, 1 x 40, 3 x 60. The last starts at 00:30 BST on May 1 (2026-04-30T23:30Z): May.
+    ethnicities = ["A"] * 13 + ["B"] * 8 + ["C"] * 2
+    sexes = ["female"] * 12 + ["male"] * 11
+    ages = [20] * 10 + [30] * 9 + [40] + [60] * 3
     rows = []
-    for i in range(15):
-        started = "2026-04-30T23:30" if i == 14 else f"2026-05-{i + 2:02d}T12:00"
+    for i in range(23):
+        started = "2026-04-30T23:30" if i == 22 else f"2026-05-{i + 2:02d}T12:00"
         rows.append(
             await placement(
                 api,
@@ -662,8 +696,8 @@ async def test_equality_suppression(reports: Api) -> None:
             )
         )
     # 00:30 BST on June 1: not May (it would make Z a suppressed 1).
-    rows.append(await placement(api, "Bath Crisis House", "E15", "2026-05-31T23:30", ethnicity="Z"))
-    # Six detentions in May: five of ethnicity A, one B: one small cell, so A (5) is suppressed too.
+    rows.append(await placement(api, "Bath Crisis House", "E23", "2026-05-31T23:30", ethnicity="Z"))
+    # Six detentions in May: five of ethnicity A, one B.
     for i in range(6):
         detained = datetime(2026, 5, 10 + i, 12, tzinfo=UTC)
         rows.append(
@@ -680,27 +714,28 @@ async def test_equality_suppression(reports: Api) -> None:
     api.clock.set(t("2026-06-15T12:00"))
     body = await report(api, "equality", f"from=2026-05-01&to=2026-05-31&area={BANES}")
 
+    # 1 to 7 is "*", any other count (the total too) to the nearest 5: 23 -> 25, 13 -> 15, 8 -> 10, 12 -> 10,
+    # 11 -> 10, 9 -> 10; zeros show.
     placements = body["placements"]
-    assert placements["total"] == 15
-    # C = 2 is suppressed, so is the next smallest, B = 6; A = 7 shows.
-    assert {k: v for k, v in placements["by_ethnicity"].items() if v} == {"A": 7, "B": "*", "C": "*"}
+    assert placements["total"] == 25
+    assert {k: v for k, v in placements["by_ethnicity"].items() if v} == {"A": 15, "B": 10, "C": "*"}
     assert placements["by_ethnicity"]["Z"] == 0 and placements["by_ethnicity"]["not_known"] == 0
-    assert placements["by_sex"] == {"female": 8, "male": 7, "other": 0, "unknown": 0}
-    # Two small cells (1 and 4) protect each other.
+    assert placements["by_sex"] == {"female": 10, "male": 10, "other": 0, "unknown": 0}
     assert placements["by_age_band"] == {
         "0-17": 0,
-        "18-24": 5,
-        "25-34": 5,
+        "18-24": 10,
+        "25-34": 10,
         "35-44": "*",
         "45-54": 0,
         "55-64": "*",
         "65+": 0,
     }
+    # Six detentions: the total is "*" too, so no cell is the total minus the others.
     detentions = body["detentions"]
-    assert detentions["total"] == 6
+    assert detentions["total"] == "*"
     assert {k: v for k, v in detentions["by_ethnicity"].items() if v} == {"A": "*", "B": "*"}
-    assert detentions["by_sex"] == {"female": 0, "male": 6, "other": 0, "unknown": 0}
-    assert detentions["by_age_band"]["25-34"] == 6
+    assert detentions["by_sex"] == {"female": 0, "male": "*", "other": 0, "unknown": 0}
+    assert detentions["by_age_band"]["25-34"] == "*"
 
 
 # --- scope, validation, formats, audit --------------------------------------------------------------

@@ -1,13 +1,16 @@
-"""What every report shares: its period and areas, filters, and turning database numbers into JSON ones."""
+"""What every report shares: its period and areas, filters, turning database numbers into JSON ones, codes
+only out of the database (`coded`), and disclosure control (`Count`, `protect`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import SupportsFloat, SupportsInt
+from typing import Any, SupportsFloat, SupportsInt
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, true
+from sqlalchemy import ColumnElement, Label, SQLColumnExpression, case, literal, true
 
+from capacity.codes import Ethnicity, PersonSex, values
 from capacity.reports.sql import london_date_of, london_midnight
 
 
@@ -71,3 +74,175 @@ def ratio(part: SupportsFloat | None, whole: SupportsFloat | None, digits: int =
 
 def number(value: SupportsFloat | None, digits: int = 1) -> float | None:
     return None if value is None else round(float(value), digits)
+
+
+ETHNIC_CATEGORIES = (*values(Ethnicity), "not_known")
+SEXES = values(PersonSex)
+AGE_BANDS = ("0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+# The person characteristics reports break down by: (breakdown, column of `person_bands`, its codes).
+PERSON_BREAKDOWNS = (
+    ("by_ethnicity", "ethnicity", ETHNIC_CATEGORIES),
+    ("by_sex", "sex", SEXES),
+    ("by_age_band", "age_band", AGE_BANDS),
+)
+
+
+def person_bands(
+    age: SQLColumnExpression[Any], sex: SQLColumnExpression[Any], ethnicity: SQLColumnExpression[Any]
+) -> tuple[Label[Any], Label[Any], Label[str]]:
+    """A person's NHS ethnic category (`not_known` when none), sex and age band, as codes only."""
+    return (
+        coded(ethnicity, ETHNIC_CATEGORIES, "not_known").label("ethnicity"),
+        coded(sex, SEXES, "unknown").label("sex"),
+        case(
+            (age < 18, "0-17"),
+            (age < 25, "18-24"),
+            (age < 35, "25-34"),
+            (age < 45, "35-44"),
+            (age < 55, "45-54"),
+            (age < 65, "55-64"),
+            else_="65+",
+        ).label("age_band"),
+    )
+
+
+def coded(column: SQLColumnExpression[str | None], codes: Iterable[str], otherwise: str) -> ColumnElement[str]:
+    """The column's value when it is one of `codes`, else `otherwise`: whatever a column holds, only a
+    code ever leaves the database into a report (no free text about a person, by construction)."""
+    return case((column.in_(list(codes)), column), else_=literal(otherwise))
+
+
+# --- disclosure control --------------------------------------------------------------------------------
+#
+# A count of people from a breakdown by a person characteristic (ethnicity, sex, age band, under 18), or
+# a total or any other count of the same people that the published figures tie to it, is published as
+# the MHSDS publishes: 0 as 0, 1 to 7 as "*", any other count rounded to the nearest 5. The counts of one
+# population form a tree (`Count`): a count is split into cells that add up to it (a breakdown) and
+# includes counts of some of the same people (at most it). An intruder who reads every "*" as 1 to 7
+# and every rounded n as n-2..n+2 can narrow each count to the values the tree allows; where that pins a
+# count of 1 to 7 to one value (e.g. a rounded total of 10 that is 12, split into 8 and four 1s), secondary
+# suppression hides more figures as "*" (the count that frees the most, the smallest first) until none is.
+
+SUPPRESSED = "*"
+SMALLEST_SHOWN = 8  # counts of 1 to 7 are suppressed
+ROUNDED_TO = 5
+_UNBOUNDED = 1 << 40
+
+
+def disclosed(n: int) -> int | str:
+    """The MHSDS rule for one count: 0 stays 0, 1 to 7 is "*", others are rounded to the nearest 5."""
+    if n == 0:
+        return 0
+    if n < SMALLEST_SHOWN:
+        return SUPPRESSED
+    return ROUNDED_TO * ((n + ROUNDED_TO // 2) // ROUNDED_TO)
+
+
+def _could_be(shown: int | str) -> tuple[int, int]:
+    """What a published figure tells an intruder: the least and greatest count it can be."""
+    if shown == SUPPRESSED:
+        return 1, SMALLEST_SHOWN - 1
+    assert isinstance(shown, int)
+    return (0, 0) if shown == 0 else (shown - ROUNDED_TO // 2, shown + ROUNDED_TO // 2)
+
+
+class Count:
+    """A count of people and how the report ties it to other counts of the same people."""
+
+    def __init__(self, value: SupportsInt | None) -> None:
+        self.value = integer(value)
+        self.breakdowns: list[list[Count]] = []  # each adds up to this count
+        self.subsets: list[Count] = []  # each at most this count
+        self.hidden = False  # by secondary suppression
+
+    def split(self, cells: Iterable[Count]) -> None:
+        self.breakdowns.append(list(cells))
+
+    def includes(self, *counts: Count) -> None:
+        self.subsets.extend(counts)
+
+    @property
+    def shown(self) -> int | str:
+        return SUPPRESSED if self.hidden else disclosed(self.value)
+
+    def tree(self) -> Iterator[Count]:
+        yield self
+        for cells in self.breakdowns:
+            for cell in cells:
+                yield from cell.tree()
+        for subset in self.subsets:
+            yield from subset.tree()
+
+
+def feasible(root: Count) -> dict[int, tuple[int, int]] | None:
+    """For each count of the tree (by id), the least and greatest value the published figures allow, or
+    None when they allow none (some "*" is not 1 to 7). Exact: the tree's sums and bounds are intervals,
+    narrowed from the leaves up, then from the root down."""
+    up: dict[int, tuple[int, int]] = {}
+
+    def narrow_up(count: Count) -> tuple[int, int]:
+        lo, hi = _could_be(count.shown)
+        for cells in count.breakdowns:
+            ranges = [narrow_up(cell) for cell in cells]
+            lo, hi = max(lo, sum(r[0] for r in ranges)), min(hi, sum(r[1] for r in ranges))
+        for subset in count.subsets:
+            lo = max(lo, narrow_up(subset)[0])
+        up[id(count)] = (lo, hi)
+        return lo, hi
+
+    found: dict[int, tuple[int, int]] = {}
+
+    def narrow_down(count: Count, lo: int, hi: int) -> bool:
+        if lo > hi:
+            return False
+        found[id(count)] = (lo, hi)
+        for cells in count.breakdowns:
+            least, most = sum(up[id(c)][0] for c in cells), sum(up[id(c)][1] for c in cells)
+            for cell in cells:
+                cell_lo, cell_hi = up[id(cell)]
+                if not narrow_down(cell, max(cell_lo, lo - (most - cell_hi)), min(cell_hi, hi - (least - cell_lo))):
+                    return False
+        for subset in count.subsets:
+            sub_lo, sub_hi = up[id(subset)]
+            if not narrow_down(subset, sub_lo, min(sub_hi, hi)):
+                return False
+        return True
+
+    return found if narrow_down(root, *narrow_up(root)) else None
+
+
+def exposed(root: Count) -> list[Count]:
+    """The counts of 1 to 7 in the tree that the published figures pin to one value."""
+    ranges = feasible(root)
+    if ranges is None:
+        return []
+    return [c for c in root.tree() if 0 < c.value < SMALLEST_SHOWN and ranges[id(c)][0] == ranges[id(c)][1]]
+
+
+def protect(root: Count) -> Count:
+    """Secondary suppression: while a count of 1 to 7 can be worked out, hide the figure that frees the
+    most of them (the smallest on a tie; a zero cell only when no count of 8 or more helps)."""
+    counts = list(root.tree())
+    while exposed(root):
+        candidates = [c for c in counts if not c.hidden and c.value >= SMALLEST_SHOWN] or [
+            c for c in counts[1:] if not c.hidden and c.value == 0
+        ]
+        if not candidates:
+            break
+
+        def still_exposed(count: Count) -> tuple[int, int]:
+            count.hidden = True
+            left = len(exposed(root))
+            count.hidden = False
+            return left, count.value
+
+        min(candidates, key=still_exposed).hidden = True
+    return root
+
+
+def share(part: int | str, whole: int | str, digits: int = 4) -> float | None:
+    """A share of two published counts, from the published figures only (so it tells nothing more);
+    None when either is suppressed or there is nothing to divide by."""
+    if isinstance(part, str) or isinstance(whole, str) or whole == 0:
+        return None
+    return round(part / whole, digits)

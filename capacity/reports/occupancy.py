@@ -23,7 +23,7 @@ from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import AvailabilityDeclaration, Unit, UnmetDemand
 from capacity.codes import KINDS, HoldStatus, UnmetDemandSource, values
-from capacity.reports.common import ReportQuery, integer, number, ratio
+from capacity.reports.common import ReportQuery, coded, integer, number, ratio
 from capacity.reports.sql import (
     days_between,
     greatest,
@@ -116,9 +116,10 @@ async def capacity_report(session: AsyncSession, q: ReportQuery) -> dict:
 
     holds = (
         select(
-            case((and_(Hold.status == "held", Hold.expires_at <= q.now), literal("expired")), else_=Hold.status).label(
-                "status"
-            ),
+            case(
+                (and_(Hold.status == "held", Hold.expires_at <= q.now), literal("expired")),
+                else_=coded(Hold.status, HOLD_STATUSES, "held"),
+            ).label("status"),
             case((Hold.status == "arrived", seconds_between(Hold.created_at, Hold.ended_at) / 60.0)).label(
                 "to_arrival_minutes"
             ),

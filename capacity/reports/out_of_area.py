@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Area, Provider, Unit
-from capacity.codes import ACUTE_KINDS, INAPPROPRIATE_OAP_REASON, OapReason
-from capacity.reports.common import ReportQuery, integer, money, ratio
+from capacity.codes import ACUTE_KINDS, INAPPROPRIATE_OAP_REASON, OapReason, values
+from capacity.reports.common import ReportQuery, coded, integer, money, ratio
 from capacity.reports.sql import nights_in, stay_nights, total
 
 INAPPROPRIATE = INAPPROPRIATE_OAP_REASON.value
@@ -48,7 +48,7 @@ def _oaps(q: ReportQuery) -> CTE:
     distance = Placement.distance_km
     return (
         select(
-            func.coalesce(Placement.oap_reason, "not_recorded").label("reason"),
+            coded(Placement.oap_reason, values(OapReason), "not_recorded").label("reason"),
             Placement.home_area.label("area_code"),
             Area.name.label("area_name"),
             Provider.id.label("provider_id"),

@@ -8,6 +8,10 @@ name (`metric`). For example `totals,,bed_days,42`, `by_reason,10,cost,4200.0` a
 
 XLSX: one sheet per section, a header row, numbers as numbers, dates as dates: a list of records is a
 table with a column per field; any other section lists `key` (when any), `metric` and `value`.
+
+Formula-like text (OWASP "CSV injection"): a cell whose text begins with `=`, `+`, `-`, `@`, a tab or a
+carriage return is written as text, never as a formula: in CSV with a leading `'`; in XLSX as a string
+cell (never a formula cell) marked with Excel's own quote prefix. Numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -25,6 +29,15 @@ from openpyxl.styles import Font
 CSV_MEDIA_TYPE = "text/csv"  # Litestar adds "; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_like(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_STARTS)
+
+
+def _csv_text(value: Any) -> Any:
+    return f"'{value}" if _formula_like(value) else value
 
 
 def _scalar(value: Any) -> Any:
@@ -61,7 +74,7 @@ def to_csv(report: dict) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(("section", "key", "metric", "value"))
     for section, key, metric, value in flatten(report):
-        writer.writerow((section, key, metric, "" if value is None else value))
+        writer.writerow([_csv_text(cell) for cell in (section, key, metric, "" if value is None else value)])
     return out.getvalue().encode("utf-8")
 
 
@@ -107,9 +120,14 @@ def to_xlsx(report: dict) -> bytes:
             cell.font = Font(bold=True)
         for row in rows:
             sheet.append(row)
-            for cell in sheet[sheet.max_row]:
+            for cell, value in zip(sheet[sheet.max_row], row, strict=False):
                 if isinstance(cell.value, date):
                     cell.number_format = "yyyy-mm-dd"
+                elif _formula_like(value):
+                    # openpyxl makes any text starting with "=" a formula: write it back as a string.
+                    cell.value = value
+                    cell.data_type = "s"
+                    cell.quotePrefix = True
         sheet.freeze_panes = "A2"
         for column, title in zip(sheet.columns, header, strict=False):
             width = max([len(title), *(len(str(c.value)) for c in column if c.value is not None)])

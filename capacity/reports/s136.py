@@ -23,10 +23,19 @@ place of safety (a placement at a 136 suite is `health_based_place_of_safety`, a
   had another episode whose clock started in the year before this one's (29 February counts back to
   28 February); only counts leave the database;
 - out of hours: the clock started outside Monday to Friday 09:00-17:00 local time (17:00 is out of hours).
+
+Disclosure control (`capacity.reports.common`): every count here is of the same people the equality
+report breaks down by ethnicity, sex and age band, and under 18 is itself an age band; any exact count
+of them (by place, by conveyance, by outcome) would give away the total those breakdowns add up to. So
+every count is 0, "*" (1 to 7) or rounded to the nearest 5, all protected together with the equality
+report's detentions (`detention_counts`); shares are of the published counts (none of a "*"); medians
+and percentiles are not counts. Only codes leave the database: a value outside its codes is counted
+as `other` (or `not_recorded`), never shown.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -38,8 +47,19 @@ from capacity.booking.detentions.models import Episode, S136Detention
 from capacity.booking.holds.models import Conveyance
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Unit
-from capacity.codes import ConveyanceMode, Outcome, PlaceType, UnitKind, values
-from capacity.reports.common import ReportQuery, integer, number, ratio
+from capacity.codes import ConveyanceMode, Outcome, PlaceType, PoliceVehicleReason, UnitKind, values
+from capacity.reports.common import (
+    PERSON_BREAKDOWNS,
+    Count,
+    ReportQuery,
+    coded,
+    disclosed,
+    integer,
+    number,
+    person_bands,
+    protect,
+    share,
+)
 from capacity.reports.sql import count_if, london_hour, london_isodow, nearest_rank, seconds_between, year_before
 
 # A placement's place of safety is one of the first two (by its unit's kind), a detention's its place type.
@@ -47,6 +67,7 @@ PLACES = ("health_based_place_of_safety", "other_health_setting", *values(PlaceT
 MODES = (*values(ConveyanceMode), "not_recorded")
 # An episode's outcome is never `transferred` (that ends a leg, not the episode).
 OUTCOMES = (*(o for o in values(Outcome) if o != Outcome.TRANSFERRED), "not_recorded", "ongoing")
+REASONS = (*values(PoliceVehicleReason), "not_recorded")
 MEDIAN, P90 = (1, 2), (9, 10)
 
 
@@ -175,91 +196,155 @@ def period_detentions(q: ReportQuery) -> CTE:
     )
 
 
-async def _counts(session: AsyncSession, column: SQLColumnExpression[Any], keys: tuple[str, ...]) -> dict[str, int]:
-    found: dict[str, int] = dict((await session.execute(select(column, func.count()).group_by(column))).all())
-    return {**{key: 0 for key in keys}, **{key: integer(n) for key, n in sorted(found.items())}}
+async def _counts(
+    session: AsyncSession, column: SQLColumnExpression[Any], keys: tuple[str, ...], otherwise: str | None = None
+) -> dict[str, Count]:
+    """One count per code, in the codes' order; a value that is none of them (there should be none) is
+    counted as `otherwise` (the last code unless told), so that only codes leave the database."""
+    key = coded(column, keys, otherwise or keys[-1])
+    found: dict[str, int] = dict((await session.execute(select(key, func.count()).group_by(key))).all())
+    return {k: Count(found.get(k)) for k in keys}
 
 
-async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_minutes: int) -> dict:
+def _shown(cells: dict[str, Count]) -> dict[str, int | str]:
+    return {key: count.shown for key, count in cells.items()}
+
+
+@dataclass
+class Detentions:
+    """The period's detentions as the counts the s136 and equality reports publish. They are all counts of
+    the same people, tied together as a `Count` tree (`total` split by each breakdown, counts of some of
+    them within it) and protected together, so that both reports show the same figures for the same
+    counts and no figure of one undoes a "*" of the other."""
+
+    total: Count
+    people: dict[str, dict[str, Count]]  # by_ethnicity, by_sex, by_age_band
+    by_place: dict[str, Count]
+    conveyance: dict[str, Count]
+    police_vehicle_reasons: dict[str, Count]
+    outcomes: dict[str, Count]
+    ended: Count
+    under_18_in_police_station: Count
+    within: dict[str, Count]  # breaches, extensions, ... (each at most the total)
+    within_standard: Count  # at most the ambulance responses measured
+    transfers: int  # moves between places, not people: rounded alone
+
+
+async def detention_counts(session: AsyncSession, q: ReportQuery, ambulance_standard_minutes: int) -> Detentions:
     det = period_detentions(q)
     totals = (
         await session.execute(
             select(
                 func.count().label("detentions"),
                 count_if(det.c.ended_at.is_not(None)).label("ended"),
-                count_if(det.c.age < 18).label("under_18"),
                 count_if(det.c.child_in_police_station == 1).label("under_18_in_police_station"),
                 count_if(det.c.breached == 1).label("breaches"),
                 count_if(det.c.extended == 1).label("extensions"),
                 count_if(det.c.out_of_hours == 1).label("out_of_hours"),
                 count_if(det.c.repeat == 1).label("repeat_detentions"),
-                count_if(det.c.mode == ConveyanceMode.POLICE_VEHICLE.value).label("police_vehicle"),
                 func.coalesce(func.sum(det.c.transfers), 0).label("transfers"),
                 count_if(det.c.transfers > 0).label("transferred"),
-                count_if(det.c.outcome == Outcome.DISCHARGED.value).label("no_further_action"),
+                count_if(det.c.ambulance_minutes.is_not(None)).label("ambulance_measured"),
+                count_if(det.c.ambulance_minutes <= ambulance_standard_minutes).label("within_standard"),
+                count_if(det.c.to_suite_minutes.is_not(None)).label("to_suite_measured"),
+                count_if(det.c.ed_hours.is_not(None)).label("ed_measured"),
             )
         )
     ).one()
-    detentions = integer(totals.detentions)
+    people = select(*person_bands(det.c.age, det.c.sex, det.c.ethnicity)).subquery("detained")
+    breakdowns = {name: await _counts(session, people.c[column], keys) for name, column, keys in PERSON_BREAKDOWNS}
+    police = select(det.c.police_vehicle_reason).where(det.c.mode == ConveyanceMode.POLICE_VEHICLE.value).subquery()
+    counts = Detentions(
+        total=Count(totals.detentions),
+        people=breakdowns,
+        by_place=await _counts(session, det.c.place, PLACES),
+        conveyance=await _counts(session, det.c.mode, MODES),
+        police_vehicle_reasons=await _counts(session, police.c.police_vehicle_reason, REASONS, "other"),
+        outcomes=await _counts(session, det.c.outcome, OUTCOMES, Outcome.OTHER.value),
+        ended=Count(totals.ended),
+        under_18_in_police_station=Count(totals.under_18_in_police_station),
+        within={
+            name: Count(getattr(totals, name))
+            for name in (
+                "breaches",
+                "extensions",
+                "out_of_hours",
+                "repeat_detentions",
+                "transferred",
+                "ambulance_measured",
+                "to_suite_measured",
+                "ed_measured",
+            )
+        },
+        within_standard=Count(totals.within_standard),
+        transfers=integer(totals.transfers),
+    )
+    total = counts.total
+    for cells in (*breakdowns.values(), counts.by_place, counts.conveyance):
+        total.split(cells.values())
+    counts.conveyance[ConveyanceMode.POLICE_VEHICLE.value].split(counts.police_vehicle_reasons.values())
+    # Outcomes: those still detained, and those that ended by how.
+    total.split([counts.outcomes["ongoing"], counts.ended])
+    counts.ended.split(count for outcome, count in counts.outcomes.items() if outcome != "ongoing")
+    breakdowns["by_age_band"]["0-17"].includes(counts.under_18_in_police_station)
+    total.includes(*counts.within.values())
+    counts.within["ambulance_measured"].includes(counts.within_standard)
+    protect(total)
+    return counts
 
+
+async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_minutes: int) -> dict:
+    counts = await detention_counts(session, q, ambulance_standard_minutes)
+    det = period_detentions(q)
     durations = (await session.execute(nearest_rank(select(det.c.duration_hours), MEDIAN, P90))).one()
     response = (await session.execute(nearest_rank(select(det.c.ambulance_minutes), MEDIAN, P90))).one()
     to_suite = (await session.execute(nearest_rank(select(det.c.to_suite_minutes), MEDIAN, P90))).one()
     in_ed = (await session.execute(nearest_rank(select(det.c.ed_hours), MEDIAN, P90))).one()
-    within = (
-        await session.execute(select(count_if(det.c.ambulance_minutes <= ambulance_standard_minutes)))
-    ).scalar_one()
-    reasons = (
-        await session.execute(
-            select(det.c.police_vehicle_reason, func.count())
-            .where(det.c.mode == ConveyanceMode.POLICE_VEHICLE.value)
-            .group_by(det.c.police_vehicle_reason)
-            .order_by(func.count().desc(), det.c.police_vehicle_reason)
-        )
-    ).all()
 
+    shown = {name: count.shown for name, count in counts.within.items()}
+    detentions, ended = counts.total.shown, counts.ended.shown
+    no_further_action = counts.outcomes[Outcome.DISCHARGED.value].shown
+    within_standard = counts.within_standard.shown
     return {
         "totals": {
             "detentions": detentions,
-            "ended": integer(totals.ended),
-            "under_18": integer(totals.under_18),
-            "under_18_in_police_station": integer(totals.under_18_in_police_station),
-            "breaches": integer(totals.breaches),
-            "extensions": integer(totals.extensions),
-            "out_of_hours": integer(totals.out_of_hours),
-            "out_of_hours_share": ratio(totals.out_of_hours, detentions),
-            "repeat_detentions": integer(totals.repeat_detentions),
-            "repeat_share": ratio(totals.repeat_detentions, detentions),
-            "transfers": integer(totals.transfers),
-            "transferred": integer(totals.transferred),
-            "no_further_action": integer(totals.no_further_action),
-            "no_further_action_share": ratio(totals.no_further_action, totals.ended),
+            "ended": ended,
+            "under_18": counts.people["by_age_band"]["0-17"].shown,
+            "under_18_in_police_station": counts.under_18_in_police_station.shown,
+            "breaches": shown["breaches"],
+            "extensions": shown["extensions"],
+            "out_of_hours": shown["out_of_hours"],
+            "out_of_hours_share": share(shown["out_of_hours"], detentions),
+            "repeat_detentions": shown["repeat_detentions"],
+            "repeat_share": share(shown["repeat_detentions"], detentions),
+            "transfers": disclosed(counts.transfers),
+            "transferred": shown["transferred"],
+            "no_further_action": no_further_action,
+            "no_further_action_share": share(no_further_action, ended),
         },
-        "by_place_of_safety": await _counts(session, det.c.place, PLACES),
-        "duration_hours": {
-            "ended": integer(durations[0]),
-            "median": number(durations[1], 2),
-            "p90": number(durations[2], 2),
-        },
-        "conveyance": await _counts(session, det.c.mode, MODES),
-        "police_vehicle_reasons": [{"reason": reason, "count": integer(n)} for reason, n in reasons],
+        "by_place_of_safety": _shown(counts.by_place),
+        "duration_hours": {"ended": ended, "median": number(durations[1], 2), "p90": number(durations[2], 2)},
+        "conveyance": _shown(counts.conveyance),
+        "police_vehicle_reasons": [
+            {"reason": reason, "count": count.shown} for reason, count in counts.police_vehicle_reasons.items()
+        ],
         "ambulance_response": {
             "standard_minutes": ambulance_standard_minutes,
-            "measured": integer(response[0]),
+            "measured": shown["ambulance_measured"],
             "median_minutes": number(response[1], 1),
             "p90_minutes": number(response[2], 1),
-            "within_standard": integer(within),
-            "within_standard_share": ratio(within, response[0]),
+            "within_standard": within_standard,
+            "within_standard_share": share(within_standard, shown["ambulance_measured"]),
         },
         "to_health_based_place_of_safety": {
-            "measured": integer(to_suite[0]),
+            "measured": shown["to_suite_measured"],
             "median_minutes": number(to_suite[1], 1),
             "p90_minutes": number(to_suite[2], 1),
         },
         "emergency_department_hours": {
-            "measured": integer(in_ed[0]),
+            "measured": shown["ed_measured"],
             "median": number(in_ed[1], 2),
             "p90": number(in_ed[2], 2),
         },
-        "outcomes": await _counts(session, det.c.outcome, OUTCOMES),
+        "outcomes": _shown(counts.outcomes),
     }

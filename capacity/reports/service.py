@@ -37,7 +37,7 @@ REPORTS: dict[str, Builder] = {
     "out_of_area": lambda session, q, db: out_of_area_report(session, q),
     "s136": lambda session, q, db: s136_report(session, q, db.settings.ambulance_standard_minutes),
     "capacity": lambda session, q, db: capacity_report(session, q),
-    "equality": lambda session, q, db: equality_report(session, q),
+    "equality": lambda session, q, db: equality_report(session, q, db.settings.ambulance_standard_minutes),
 }
 
 
