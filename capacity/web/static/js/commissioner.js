@@ -131,7 +131,7 @@ function render() {
       listTable("By unit", capacity.by_unit, ["name", "kind", "occupied_nights", "open_place_nights", "occupancy"]),
       keyValues("Hold outcomes", capacity.hold_outcomes), keyValues("Hold to arrival (minutes)", capacity.hold_to_arrival_minutes),
       keyValues("Unmet demand", capacity.unmet_demand), keyValues("Unmet demand by kind", capacity.unmet_demand_by_kind)),
-    section("equality", "Equality monitoring", el("p", { class: "muted wide" }, "Counts of 1 to 4 are shown as * (and one more where needed) so that no one can be identified."),
+    section("equality", "Equality monitoring", el("p", { class: "muted wide" }, "Counts of 1 to 7 are shown as *, others rounded to the nearest 5 (and a figure more hidden as * where needed), so that no one can be identified."),
       ["detentions", "placements"].flatMap((group) => [
         keyValues(`${label(group)} (${equality[group].total}) by ethnic category`, equality[group].by_ethnicity),
         el("div", {}, keyValues(`${label(group)} by sex`, equality[group].by_sex),
