@@ -34,10 +34,12 @@ from capacity.errors import internal_error_handler, problem_details
 from capacity.limits import check_body_depth
 from capacity.logs import redact_access_log
 from capacity.notify.channels import make_channels, make_publisher
+from capacity.notify.leader import sweep_lock
 from capacity.notify.scheduler import make_scheduler
 from capacity.notify.ws import SocketWatch, events_socket
 from capacity.reports.controllers import ReportController
 from capacity.settings import Settings
+from capacity.shutdown import close_sockets_first
 from capacity.web.controllers import WebController
 from capacity.web.csrf import BrowserCSRFMiddleware, csrf_config
 
@@ -63,8 +65,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        scheduler = make_scheduler(db)
+        lock = sweep_lock(db.engine)
+        scheduler = make_scheduler(db, lock)
         scheduler.start()
+        restore_signals = close_sockets_first(app.state.socket_watch)
         # Objects made at start-up live for ever: keep them out of later full collections. A fan-out to
         # thousands of sockets makes many short-lived objects; a higher threshold lets them die young
         # instead of triggering collections that stall every stream (measured by bench/fanout.py).
@@ -74,7 +78,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
+            restore_signals()
             scheduler.shutdown(wait=False)
+            await lock.release()
             password_checks.close()
             if redis is not None:
                 await redis.aclose()

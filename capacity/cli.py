@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from alembic.config import Config
+    from litestar import Litestar
     from rich.progress import TaskID
 
     from capacity.admin.schemas import UserIn
@@ -71,7 +73,14 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--demo", is_flag=True, help="Load fictional demo data and users into an empty database.")
-def serve(host: str, port: int, demo: bool) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes; exactly one of all of them (and of every instance) runs the sweep.",
+)
+def serve(host: str, port: int, demo: bool, workers: int) -> None:
     """Migrate the database to head, then serve the API."""
     import uvicorn
 
@@ -106,15 +115,40 @@ def serve(host: str, port: int, demo: bool) -> None:
     # third of the fan-out CPU for little gain. uvicorn's own X-Forwarded-For handling is off: the app
     # reads the header only from CAPACITY_TRUSTED_PROXIES (capacity.app). A message over 64 KB is closed
     # 1009 by the server before it is buffered whole (the app checks too, capacity.notify.ws).
-    uvicorn.run(
-        create_app(settings),
+    server = dict(
         host=host,
         port=port,
         log_level="info",
         ws_per_message_deflate=False,
         proxy_headers=False,
         ws_max_size=64 * 1024,
+        # SIGTERM: the sockets are closed 1001 (capacity.shutdown), new connections refused, and the
+        # requests in flight given this long to finish.
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
     )
+    if workers == 1:
+        uvicorn.run(create_app(settings), **server)  # type: ignore[arg-type]
+        return
+    # Each worker process makes its own app from the environment, which it inherits from this one.
+    os.environ[WORKER_DEMO] = "1" if demo else ""
+    os.environ[WORKER_DEMO_KEY] = settings.demo_key if demo else ""
+    uvicorn.run("capacity.cli:worker_app", factory=True, workers=workers, **server)  # type: ignore[arg-type]
+
+
+GRACEFUL_SECONDS = 20
+WORKER_DEMO, WORKER_DEMO_KEY = "CAPACITY_WORKER_DEMO", "CAPACITY_WORKER_DEMO_KEY"
+
+
+def worker_app() -> Litestar:
+    """The app of one `capacity serve --workers N` process: the settings `serve` checked, from the
+    environment it passed down."""
+    from capacity.app import create_app
+
+    demo = os.environ.get(WORKER_DEMO) == "1"
+    settings = Settings.from_env(demo=demo)
+    if demo and os.environ.get(WORKER_DEMO_KEY):
+        settings = dataclasses.replace(settings, demo_key=os.environ[WORKER_DEMO_KEY])
+    return create_app(settings)
 
 
 @main.command()

@@ -58,6 +58,7 @@ MODULE_KINDS = {
     "test_ui": "browser",
     "test_units": "integration",
     "test_web_session": "integration",
+    "test_workers": "concurrency",  # real server processes: one sweeper, a graceful stop
 }
 
 

@@ -1,6 +1,7 @@
 """Scheduled jobs (APScheduler 3.11 AsyncIOScheduler), started in the app's lifespan.
 
-Every instance runs every job; the jobs are idempotent set-based statements, so that is safe.
+Every process schedules the sweep, but only the holder of the sweeper lock (capacity.notify.leader) runs
+it; the jobs are idempotent set-based statements besides, so two running at once would still be safe.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from capacity.booking.sweep import sweep
 from capacity.db.engine import Database
 from capacity.errors import ServiceBusy
 from capacity.notify.alerts import send_alerts
+from capacity.notify.leader import SweepLock
 
 log = logging.getLogger("capacity.jobs")
 
 
-async def run_sweep(db: Database) -> None:
+async def run_sweep(db: Database, lock: SweepLock) -> None:
+    if not await lock.held():
+        return  # another process is the sweeper
     try:
         result = await sweep(db)
         alerts = await send_alerts(db)
@@ -30,11 +34,17 @@ async def run_sweep(db: Database) -> None:
         )
 
 
-def make_scheduler(db: Database) -> AsyncIOScheduler:
+def make_scheduler(db: Database, lock: SweepLock) -> AsyncIOScheduler:
     # APScheduler logs every run at INFO; the sweep logs what it did itself.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(
-        run_sweep, "interval", seconds=db.settings.sweep_seconds, args=[db], id="sweep", max_instances=1, coalesce=True
+        run_sweep,
+        "interval",
+        seconds=db.settings.sweep_seconds,
+        args=[db, lock],
+        id="sweep",
+        max_instances=1,
+        coalesce=True,
     )
     return scheduler

@@ -43,6 +43,7 @@ from capacity.notify.channels import CHANNEL, BoundedSubscriber
 CLOSE_UNAUTHORISED = 4401
 CLOSE_TOO_SLOW = 4008  # fell too far behind: reconnect and resync from GET /api/units
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+CLOSE_GOING_AWAY = 1001  # RFC 6455: the server is stopping (SIGTERM); reconnect to another and resync
 FIRST_MESSAGE_SECONDS = 10
 PERSON_ROLES = {"admin", "bed_manager", "amhp", "conveyance"}
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -200,14 +201,21 @@ class SocketWatch:
         self.interval = interval
         self.streams: set[Stream] = set()
         self._task: asyncio.Task[None] | None = None
+        # Set when the process is told to stop: every socket is then closed 1001 (capacity.shutdown),
+        # which waits for `emptied`, set whenever the last socket goes.
+        self.going_away = asyncio.Event()
+        self.emptied = asyncio.Event()
 
     def add(self, stream: Stream) -> None:
         self.streams.add(stream)
+        self.emptied.clear()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(stream.socket.app.state))
 
     def discard(self, stream: Stream) -> None:
         self.streams.discard(stream)
+        if not self.streams:
+            self.emptied.set()
 
     async def _run(self, state: Any) -> None:
         while self.streams:
@@ -283,9 +291,12 @@ async def events_socket(socket: WebSocket[Any, Any, Any], channels: NamedDepende
             asyncio.create_task(stream.listen()),
             asyncio.create_task(subscriber.overflowed.wait()),
             asyncio.create_task(stream.unauthorised.wait()),
+            asyncio.create_task(watch.going_away.wait()),
         ]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[3] in done:
+        if tasks[4] in done:
+            await socket.close(code=CLOSE_GOING_AWAY, reason="the server is stopping: reconnect and resync")
+        elif tasks[3] in done:
             await socket.close(code=CLOSE_UNAUTHORISED, reason="the token was revoked or has expired")
         elif tasks[2] in done:
             await socket.close(code=CLOSE_TOO_SLOW, reason="too far behind; reconnect and resync")
