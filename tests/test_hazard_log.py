@@ -1,4 +1,5 @@
-"""The hazard log names real tests: every `tests/FILE.py::test_name` it cites exists in that file."""
+"""The hazard log and the security page name real tests: every `tests/FILE.py::test_name` they cite
+exists in that file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LOG = REPO / "docs" / "safety" / "hazard-log.md"
+SECURITY = REPO / "docs" / "security.md"
 CITED = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")
 
 
@@ -27,6 +29,15 @@ def test_every_test_the_hazard_log_names_exists() -> None:
         f"{file}::{name}" for file, name in cited if not (REPO / file).exists() or name not in names_in(REPO / file)
     ]
     assert missing == [], f"the hazard log names tests that do not exist: {missing}"
+
+
+def test_every_test_the_security_page_names_exists() -> None:
+    cited = CITED.findall(SECURITY.read_text())
+    assert len(cited) >= 15, "the security page cites too few tests to be the threat model"
+    missing = [
+        f"{file}::{name}" for file, name in cited if not (REPO / file).exists() or name not in names_in(REPO / file)
+    ]
+    assert missing == [], f"docs/security.md names tests that do not exist: {missing}"
 
 
 def test_every_hazard_has_a_control_or_says_it_is_open() -> None:
