@@ -152,6 +152,32 @@ def worker_app() -> Litestar:
 
 
 @main.command()
+@click.option(
+    "--out",
+    "directory",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write snapshot-<time>.html and .csv.",
+)
+def snapshot(directory: Path) -> None:
+    """Write the live board (units and figures, holds, running s136 clocks) as a printable page and CSV."""
+    from capacity.snapshot import take, write
+
+    async def run() -> tuple[Path, Path]:
+        from capacity.db.engine import Database
+
+        db = Database(Settings.from_env())
+        try:
+            return write(await take(db), directory)
+        finally:
+            await db.dispose()
+
+    for path in asyncio.run(run()):
+        click.echo(str(path))
+
+
+@main.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest revision (Alembic)."""
     settings = Settings.from_env()

@@ -54,6 +54,7 @@ MODULE_KINDS = {
     "test_reports": "integration",
     "test_roles": "integration",
     "test_security": "integration",
+    "test_snapshot": "integration",
     "test_times": "integration",
     "test_ui": "browser",
     "test_units": "integration",
