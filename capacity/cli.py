@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from capacity.admin.schemas import UserIn
     from capacity.imports.placements import ImportSummary
+    from capacity.imports.reference import ReferenceSummary
 
 # alembic.ini and migrations/ ship inside the package (pyproject package-data), so an installed wheel
 # can migrate. The ini's script_location is relative to the ini itself (%(here)s).
@@ -308,6 +309,41 @@ async def _run_import(settings: Settings, file: Path) -> ImportSummary:
                 bar.update(tasks[phase], completed=done, total=total)
 
             return await import_placements(db, file, progress=progress)
+    finally:
+        await db.dispose()
+
+
+@import_.command(name="reference")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and print what would change; write nothing.")
+def import_reference(file: Path, dry_run: bool) -> None:
+    """Load areas, providers and units from FILE.csv, all or nothing, matched by code (see README,
+    "Reference data"). Importing the same file again changes nothing."""
+    from sqlalchemy.exc import DBAPIError
+
+    from capacity.errors import ServiceBusy
+    from capacity.imports.placements import ImportRefused
+
+    settings = Settings.from_env()
+    migrate_to_head(settings.database_url)
+    try:
+        summary = asyncio.run(_run_reference_import(settings, file, dry_run))
+    except ImportRefused as exc:
+        raise click.ClickException(exc.report()) from None
+    except ServiceBusy:
+        raise click.ClickException("the database stayed busy; nothing was imported. Try again.") from None
+    except DBAPIError as exc:
+        raise click.ClickException(f"the database refused the import, so nothing was imported ({exc.orig})") from None
+    click.echo(str(summary))
+
+
+async def _run_reference_import(settings: Settings, file: Path, dry_run: bool) -> ReferenceSummary:
+    from capacity.db.engine import Database
+    from capacity.imports.reference import import_reference
+
+    db = Database(settings)
+    try:
+        return await import_reference(db, file, dry_run=dry_run)
     finally:
         await db.dispose()
 

@@ -51,6 +51,7 @@ MODULE_KINDS = {
     "test_migrations": "integration",
     "test_openapi": "integration",
     "test_races": "concurrency",  # two changes interleaved by force for the last place
+    "test_reference_import": "integration",
     "test_reports": "integration",
     "test_roles": "integration",
     "test_security": "integration",

@@ -8,6 +8,10 @@ them revoked at once (their sockets close within seconds, capacity.auth.revocati
 A user is made without a password: they set their own through a one-time link, valid 24 hours and
 spent by its first use. Only the link's SHA-256 is kept, and the link carries its token after `#`,
 which browsers never send to a server, so it appears in no access log.
+
+Each change to a provider, area or unit is one function on a transaction its caller owns (`add_area`,
+`change_unit`, ...): the API runs one per request, the reference import (capacity.imports.reference) every
+record of a file in one, so both apply the same checks.
 """
 
 from __future__ import annotations
@@ -340,21 +344,23 @@ async def list_providers(db: Database) -> list[Provider]:
 
 
 async def create_provider(db: Database, actor: Actor, body: ProviderIn) -> Provider:
-    async def work(uow: UnitOfWork) -> Provider:
-        provider = Provider(id=new_id(), name=body.name, sector=body.sector, ods_code=body.ods_code)
-        await _unique_provider(uow.session, provider)
-        uow.session.add(provider)
-        await uow.session.flush()
-        uow.audit(
-            actor=actor,
-            action="admin.provider.create",
-            object_type="provider",
-            object_id=provider.id,
-            after=_snapshot(provider, PROVIDER_KEYS),
-        )
-        return provider
+    return await db.write(lambda uow: add_provider(uow, actor, body))
 
-    return await db.write(work)
+
+async def add_provider(uow: UnitOfWork, actor: Actor, body: ProviderIn) -> Provider:
+    """A new provider in `uow`'s transaction, audited (the API's and the reference import's one rule)."""
+    provider = Provider(id=new_id(), name=body.name, sector=body.sector, ods_code=body.ods_code)
+    await _unique_provider(uow.session, provider)
+    uow.session.add(provider)
+    await uow.session.flush()
+    uow.audit(
+        actor=actor,
+        action="admin.provider.create",
+        object_type="provider",
+        object_id=provider.id,
+        after=_snapshot(provider, PROVIDER_KEYS),
+    )
+    return provider
 
 
 async def _unique_provider(session: AsyncSession, provider: Provider) -> None:
@@ -370,22 +376,28 @@ async def update_provider(db: Database, actor: Actor, provider_id: str, patch: P
         provider = await uow.session.get(Provider, provider_id)
         if provider is None:
             raise NotFound(f"no provider with id {provider_id}")
-        before = _snapshot(provider, PROVIDER_KEYS)
+        return await change_provider(uow, actor, provider, changes)
+
+    return await db.write(work)
+
+
+async def change_provider(uow: UnitOfWork, actor: Actor, provider: Provider, changes: dict[str, Any]) -> Provider:
+    """Change a provider in `uow`'s transaction, audited before and after."""
+    before = _snapshot(provider, PROVIDER_KEYS)
+    with uow.session.no_autoflush:  # the uniqueness checks run before the change is written
         for key, value in changes.items():
             setattr(provider, key, value)
         await _unique_provider(uow.session, provider)
-        await uow.session.flush()
-        uow.audit(
-            actor=actor,
-            action="admin.provider.update",
-            object_type="provider",
-            object_id=provider.id,
-            before=before,
-            after=_snapshot(provider, PROVIDER_KEYS),
-        )
-        return provider
-
-    return await db.write(work)
+    await uow.session.flush()
+    uow.audit(
+        actor=actor,
+        action="admin.provider.update",
+        object_type="provider",
+        object_id=provider.id,
+        before=before,
+        after=_snapshot(provider, PROVIDER_KEYS),
+    )
+    return provider
 
 
 async def list_areas(db: Database) -> list[Area]:
@@ -394,22 +406,24 @@ async def list_areas(db: Database) -> list[Area]:
 
 
 async def create_area(db: Database, actor: Actor, body: AreaIn) -> Area:
-    async def work(uow: UnitOfWork) -> Area:
-        if await uow.session.get(Area, body.code) is not None:
-            raise Conflict(f"an area with code {body.code} already exists", field="code")
-        area = Area(code=body.code, name=body.name, lat=body.lat, lon=body.lon, region=body.region, active=True)
-        uow.session.add(area)
-        await uow.session.flush()
-        uow.audit(
-            actor=actor,
-            action="admin.area.create",
-            object_type="area",
-            object_id=area.code,
-            after=_snapshot(area, AREA_KEYS),
-        )
-        return area
+    return await db.write(lambda uow: add_area(uow, actor, body))
 
-    return await db.write(work)
+
+async def add_area(uow: UnitOfWork, actor: Actor, body: AreaIn) -> Area:
+    """A new area in `uow`'s transaction, audited (409 if its code is taken)."""
+    if await uow.session.get(Area, body.code) is not None:
+        raise Conflict(f"an area with code {body.code} already exists", field="code")
+    area = Area(code=body.code, name=body.name, lat=body.lat, lon=body.lon, region=body.region, active=True)
+    uow.session.add(area)
+    await uow.session.flush()
+    uow.audit(
+        actor=actor,
+        action="admin.area.create",
+        object_type="area",
+        object_id=area.code,
+        after=_snapshot(area, AREA_KEYS),
+    )
+    return area
 
 
 async def update_area(db: Database, actor: Actor, code: str, patch: AreaPatch) -> Area:
@@ -420,21 +434,26 @@ async def update_area(db: Database, actor: Actor, code: str, patch: AreaPatch) -
         area = await uow.session.get(Area, code)
         if area is None:
             raise NotFound(f"no area with code {code}")
-        before = _snapshot(area, AREA_KEYS)
-        for key, value in changes.items():
-            setattr(area, key, value)
-        await uow.session.flush()
-        uow.audit(
-            actor=actor,
-            action="admin.area.update",
-            object_type="area",
-            object_id=area.code,
-            before=before,
-            after=_snapshot(area, AREA_KEYS),
-        )
-        return area
+        return await change_area(uow, actor, area, changes)
 
     return await db.write(work)
+
+
+async def change_area(uow: UnitOfWork, actor: Actor, area: Area, changes: dict[str, Any]) -> Area:
+    """Change an area in `uow`'s transaction, audited before and after."""
+    before = _snapshot(area, AREA_KEYS)
+    for key, value in changes.items():
+        setattr(area, key, value)
+    await uow.session.flush()
+    uow.audit(
+        actor=actor,
+        action="admin.area.update",
+        object_type="area",
+        object_id=area.code,
+        before=before,
+        after=_snapshot(area, AREA_KEYS),
+    )
+    return area
 
 
 # --- units ------------------------------------------------------------------------------------------
@@ -447,11 +466,11 @@ async def list_units(db: Database, q: str | None) -> list[Unit]:
             like = f"%{q.lower()}%"
             stmt = stmt.where(or_(func.lower(Unit.name).like(like), func.lower(Unit.code).like(like)))
         units = list((await reading.session.scalars(stmt)).all())
-        await _load_rules(reading.session, units)
+        await load_rules(reading.session, units)
         return units
 
 
-async def _load_rules(session: AsyncSession, units: list[Unit]) -> None:
+async def load_rules(session: AsyncSession, units: list[Unit]) -> None:
     """The units' area rules (lazy="raise" on the model: loaded here, in one statement)."""
     ids = [u.id for u in units]
     rules: dict[str, list[UnitAreaRule]] = {i: [] for i in ids}
@@ -467,7 +486,7 @@ async def read_unit(db: Database, unit_id: str) -> Unit:
         unit = await reading.session.get(Unit, unit_id)
         if unit is None:
             raise NotFound(f"no unit with id {unit_id}")
-        await _load_rules(reading.session, [unit])
+        await load_rules(reading.session, [unit])
         return unit
 
 
@@ -509,32 +528,35 @@ async def _check_and_set_unit(session: AsyncSession, unit: Unit, values: dict[st
 async def create_unit(db: Database, actor: Actor, body: UnitIn) -> Unit:
     """A new unit, closed with no places until its bed managers declare them."""
 
-    async def work(uow: UnitOfWork) -> Unit:
-        values = msgspec.structs.asdict(body)
-        unit = Unit(
-            id=new_id(),
-            status="closed",
-            closed_reason="other",
-            open_places=0,
-            last_confirmed_at=uow.now,
-            last_confirmed_by=actor.username,
-            active=True,
-            area_rules=[],
-            local_areas=[],
-        )
-        uow.session.add(unit)
-        await _apply_unit(uow, unit, values)
-        uow.audit(
-            actor=actor,
-            action="admin.unit.create",
-            object_type="unit",
-            object_id=unit.id,
-            after=_snapshot(unit, UNIT_KEYS),
-        )
-        uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
-        return unit
+    return await db.write(lambda uow: add_unit(uow, actor, body))
 
-    return await db.write(work)
+
+async def add_unit(uow: UnitOfWork, actor: Actor, body: UnitIn) -> Unit:
+    """A new unit in `uow`'s transaction, closed with no places, checked against the reference data and
+    audited (the API's and the reference import's one rule)."""
+    values = msgspec.structs.asdict(body)
+    unit = Unit(
+        id=new_id(),
+        status="closed",
+        closed_reason="other",
+        open_places=0,
+        last_confirmed_at=uow.now,
+        last_confirmed_by=actor.username,
+        active=True,
+        area_rules=[],
+        local_areas=[],
+    )
+    uow.session.add(unit)
+    await _apply_unit(uow, unit, values)
+    uow.audit(
+        actor=actor,
+        action="admin.unit.create",
+        object_type="unit",
+        object_id=unit.id,
+        after=_snapshot(unit, UNIT_KEYS),
+    )
+    uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
+    return unit
 
 
 async def update_unit(db: Database, actor: Actor, unit_id: str, patch: UnitPatch) -> Unit:
@@ -544,26 +566,32 @@ async def update_unit(db: Database, actor: Actor, unit_id: str, patch: UnitPatch
 
     async def work(uow: UnitOfWork) -> Unit:
         unit = await uow.lock_unit(unit_id)
-        await _load_rules(uow.session, [unit])
-        before = _snapshot(unit, UNIT_KEYS)
-        if changes.get("active") is False and unit.active:
-            figures = await unit_figures(uow, unit)
-            if figures.held or figures.occupied:
-                raise Conflict(
-                    f"the unit has {figures.held} held and {figures.occupied} placed: release, decline or discharge "
-                    "them before retiring it",
-                    field="active",
-                )
-        await _apply_unit(uow, unit, changes)
-        uow.audit(
-            actor=actor,
-            action="admin.unit.update",
-            object_type="unit",
-            object_id=unit.id,
-            before=before,
-            after=_snapshot(unit, UNIT_KEYS),
-        )
-        uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
-        return unit
+        await load_rules(uow.session, [unit])
+        return await change_unit(uow, actor, unit, changes)
 
     return await db.write(work)
+
+
+async def change_unit(uow: UnitOfWork, actor: Actor, unit: Unit, changes: dict[str, Any]) -> Unit:
+    """Change a unit in `uow`'s transaction, audited before and after; the caller has locked it and
+    loaded its area rules (`load_rules`). Retiring it is refused while anyone is held or placed there."""
+    before = _snapshot(unit, UNIT_KEYS)
+    if changes.get("active") is False and unit.active:
+        figures = await unit_figures(uow, unit)
+        if figures.held or figures.occupied:
+            raise Conflict(
+                f"the unit has {figures.held} held and {figures.occupied} placed: release, decline or discharge "
+                "them before retiring it",
+                field="active",
+            )
+    await _apply_unit(uow, unit, changes)
+    uow.audit(
+        actor=actor,
+        action="admin.unit.update",
+        object_type="unit",
+        object_id=unit.id,
+        before=before,
+        after=_snapshot(unit, UNIT_KEYS),
+    )
+    uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
+    return unit

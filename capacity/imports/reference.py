@@ -1,0 +1,525 @@
+"""Reference data from one CSV: areas, providers and units (README, "Reference data"; API.md "Administration").
+
+All or nothing, idempotent by code. Each record is matched by its code: an area by its ONS code, a provider by
+its ODS code, a unit by its own `code`. A record the database does not have is created, one that differs is
+updated (only the fields that differ), one that is the same is left alone: importing a file twice changes
+nothing the second time.
+
+The rules are the administration API's own, not a copy of them: each record's fields are converted by msgspec
+to the type the API's body (`AreaIn`, `ProviderIn`, `UnitIn`) gives that field, so a value the API refuses is
+refused here and named by its column; then every record is applied, in one write transaction, through the
+functions the API's handlers run (`add_area`, `change_unit`, ...), which check it against the reference data
+(a unit's provider and areas exist, ages are in order, no area both accepted and refused, codes and names
+unique) and audit it with before and after, as actor `cli-import`. Each record is applied inside a SAVEPOINT:
+a record those rules refuse is rolled back to it and named with its line and column, and the next record is
+checked on. If any line is bad, or on a dry run, the whole transaction is rolled back: nothing is written.
+
+Areas are applied first, then providers, then units, whatever their order in the file, so a unit may name a
+provider or area that a later line of the same file defines. A unit names its provider by ODS code and its
+areas by ONS code; a new unit starts closed with no places (its bed managers declare them), and an update never
+touches its places or status.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_type_hints
+
+import msgspec
+from msgspec import NODEFAULT
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from capacity.admin import service
+from capacity.admin.schemas import AreaIn, ProviderIn, UnitIn
+from capacity.auth.security import Actor
+from capacity.booking.units.models import Area, Provider, Unit
+from capacity.codes import Code, values
+from capacity.db.engine import Database
+from capacity.db.unit_of_work import UnitOfWork
+from capacity.errors import DomainError
+from capacity.imports.placements import IMPORT_ACTOR, KEEP_PROBLEMS, ImportRefused, Problem
+
+# The file's columns (any order in the header, each once). `record` says which kind of record a line is; each
+# kind uses some of the other columns and leaves the rest empty.
+COLUMNS = (
+    "record",
+    "code",
+    "name",
+    "region",
+    "lat",
+    "lon",
+    "sector",
+    "provider",
+    "area",
+    "kind",
+    "postcode",
+    "sex",
+    "min_age",
+    "max_age",
+    "mother_and_baby",
+    "accepts_intoxicated",
+    "accepts_detained",
+    "max_stay_days",
+    "daily_cost",
+    "accepts_from_areas",
+    "refused_areas",
+    "local_to_areas",
+    "active",
+)
+AREA, PROVIDER, UNIT = "area", "provider", "unit"
+RECORDS = (AREA, PROVIDER, UNIT)  # also the order they are applied in
+# The columns each record uses, and the field of the API's body each one is (None: handled here).
+FIELDS: dict[str, dict[str, str | None]] = {
+    AREA: {"code": "code", "name": "name", "region": "region", "lat": "lat", "lon": "lon", "active": None},
+    PROVIDER: {"code": "ods_code", "name": "name", "sector": "sector"},
+    UNIT: {
+        "code": "code",
+        "name": "name",
+        "kind": "kind",
+        "provider": None,  # an ODS code, turned into the provider's id
+        "area": "area_code",
+        "lat": "lat",
+        "lon": "lon",
+        "postcode": "postcode",
+        "sex": "sex",
+        "min_age": "min_age",
+        "max_age": "max_age",
+        "mother_and_baby": "mother_and_baby",
+        "accepts_intoxicated": "accepts_intoxicated",
+        "accepts_detained": "accepts_detained",
+        "max_stay_days": "max_stay_days",
+        "daily_cost": "daily_cost",
+        "accepts_from_areas": "accepts_from_areas",
+        "refused_areas": "refused_areas",
+        "local_to_areas": "local_to_areas",
+        "active": None,
+    },
+}
+BODIES: dict[str, type[msgspec.Struct]] = {AREA: AreaIn, PROVIDER: ProviderIn, UNIT: UnitIn}
+LIST_COLUMNS = ("accepts_from_areas", "refused_areas", "local_to_areas")  # space-separated ONS codes
+# The types of the columns that are not a body's field.
+_OWN_TYPES: dict[str, Any] = {
+    "provider": get_type_hints(ProviderIn, include_extras=True)["ods_code"],
+    "active": bool,
+}
+# What the API's rules call a field, as the file's column (the rest are named alike).
+_COLUMN_OF = {AREA: {}, PROVIDER: {"ods_code": "code"}, UNIT: {"provider_id": "provider", "area_code": "area"}}
+# A unit's attribute for a field of UnitIn, where the two names differ.
+_UNIT_ATTRIBUTE = {"refused_areas": "refuses_areas"}
+COMMENT = "#"  # a line whose first field starts with it is a comment (after the header)
+
+
+@dataclass
+class Record:
+    line: int
+    kind: str  # area | provider | unit
+    code: str
+    values: dict[str, Any]  # the body's fields that the file gave (a column left empty takes the API's default)
+    active: bool = True
+    provider_code: str | None = None  # a unit's provider, by ODS code
+
+
+@dataclass(frozen=True)
+class Change:
+    line: int
+    kind: str
+    code: str
+    name: str
+    action: str  # create | update | unchanged
+    fields: tuple[str, ...] = ()  # what an update changes (columns)
+
+    def __str__(self) -> str:
+        what = f"{self.kind} {self.code} {self.name!r}"
+        changed = f": {', '.join(self.fields)}" if self.fields else ""
+        return f"{self.action} {what} (line {self.line}){changed}"
+
+
+@dataclass
+class ReferenceSummary:
+    file_name: str
+    dry_run: bool = False
+    changes: list[Change] = field(default_factory=list)
+
+    def count(self, kind: str, action: str) -> int:
+        return sum(1 for c in self.changes if c.kind == kind and c.action == action)
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for c in self.changes if c.action != "unchanged")
+
+    def _counts(self, action: str) -> str:
+        parts = [f"{n} {kind}{'s' if n != 1 else ''}" for kind in RECORDS if (n := self.count(kind, action))]
+        return ", ".join(parts) or "none"
+
+    def __str__(self) -> str:
+        if not self.changes:
+            return f"{self.file_name}: no records; nothing to import"
+        if not self.changed:
+            return (
+                f"{self.file_name}: nothing changed; every record is as the database has it "
+                f"({self._counts('unchanged')} unchanged)"
+            )
+        head = (
+            f"Dry run of {self.file_name}: nothing was written. It would make these changes:"
+            if self.dry_run
+            else f"Imported {self.file_name}:"
+        )
+        verb = ("would be " if self.dry_run else "") + "{}"
+        lines = [
+            head,
+            f"  {verb.format('created')}: {self._counts('create')}",
+            f"  {verb.format('updated')}: {self._counts('update')}",
+            f"  unchanged: {self._counts('unchanged')}",
+        ]
+        lines += [f"  {c}" for c in self.changes if c.action != "unchanged"]
+        return "\n".join(lines)
+
+
+class _DryRun(Exception):
+    """Rolls a dry run's transaction back once every record has been applied."""
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.kept: list[Problem] = []
+        self.total = 0
+
+    def add(self, line: int, column: str, message: str) -> None:
+        self.total += 1
+        if len(self.kept) < KEEP_PROBLEMS:
+            self.kept.append(Problem(line, column, message))
+
+
+# --- reading and typing the file ---------------------------------------------------------------------------
+
+
+def _rows(path: Path, problems: _Problems) -> Iterator[tuple[int, dict[str, str]]]:
+    """(file line, {column: text}) for each record after the header, skipping blank and comment lines.
+    Raises ImportRefused for a bad header; stops at the first line the CSV reader cannot read (naming it)."""
+    with path.open("r", encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = [h.strip().lower() for h in next(reader, [])]
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ImportRefused(path.name, [Problem(1, "header", f"cannot be read: {exc}")], 1) from None
+        missing = [c for c in COLUMNS if c not in header]
+        unknown = [h for h in header if h not in COLUMNS]
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if missing or unknown or repeated:
+            said = [f"lacks {', '.join(missing)}"] if missing else []
+            said += [f"has unknown {', '.join(unknown)}"] if unknown else []
+            said += [f"repeats {', '.join(repeated)}"] if repeated else []
+            message = f"{'; '.join(said)} (the columns are {','.join(COLUMNS)})"
+            raise ImportRefused(path.name, [Problem(1, "header", message)], 1)
+        last = reader.line_num
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                problems.add(last + 1, "row", f"cannot be read ({exc}); the rest of the file was not checked")
+                return
+            line, last = last + 1, reader.line_num
+            if not any(f.strip() for f in fields) or fields[0].lstrip().startswith(COMMENT):
+                continue
+            if len(fields) != len(header):
+                problems.add(line, "row", f"has {len(fields)} fields; the header has {len(header)}")
+                continue
+            yield line, {name: text.strip() for name, text in zip(header, fields, strict=True)}
+
+
+def _types(body: type[msgspec.Struct]) -> dict[str, Any]:
+    return get_type_hints(body, include_extras=True)
+
+
+_FIELD_TYPES = {kind: _types(body) for kind, body in BODIES.items()}
+_REQUIRED = {
+    kind: {f.name for f in msgspec.structs.fields(body) if f.default is NODEFAULT and f.default_factory is NODEFAULT}
+    for kind, body in BODIES.items()
+}
+
+
+def _codes(wanted: Any) -> tuple[str, ...] | None:
+    """The values of the code set (a StrEnum of capacity.codes) a field's type takes, if it is one."""
+    for member in (wanted, *get_args(wanted)):
+        if isinstance(member, type) and issubclass(member, Code):
+            return values(member)
+    return None
+
+
+def _describe(raw: Any, wanted: Any, error: msgspec.ValidationError) -> str:
+    """A refused value's problem, as the report says it: the codes it may be, or msgspec's reason."""
+    if isinstance(raw, list):  # name the codes of the list that are bad, not the whole list
+        item_type = get_args(get_args(wanted)[0])[0] if get_args(wanted) else str
+        bad = []
+        for item in raw:
+            try:
+                msgspec.convert(item, item_type)
+            except msgspec.ValidationError as exc:
+                bad.append(_describe(item, item_type, exc))
+        if bad:
+            return "; ".join(bad)
+    if wanted is bool:
+        return f"{str(raw)[:20]!r} is not true or false"
+    if (codes := _codes(wanted)) is not None:
+        return f"{str(raw)[:20]!r} is not one of {', '.join(codes)}"
+    reason = str(error).split(" - at `", 1)[0]
+    return f"{str(raw)[:40]!r}: {reason}"
+
+
+def _parse(line: int, row: dict[str, str], problems: _Problems) -> Record | None:
+    """One line as a record, each column converted to the type the API gives its field (lax: CSV is text);
+    every bad column is named. None if the line is bad."""
+    before = problems.total
+    kind = row["record"].lower()
+    if kind not in FIELDS:
+        problems.add(line, "record", f"{row['record'][:20]!r} is not one of {', '.join(RECORDS)}")
+        return None
+    used = FIELDS[kind]
+    for column in COLUMNS:
+        if column != "record" and column not in used and row[column]:
+            problems.add(line, column, f"is not a column of a {kind} record; leave it empty")
+    code = row["code"]
+    if not code:
+        problems.add(line, "code", f"is empty: a {kind} is matched by its code")
+    values: dict[str, Any] = {}
+    own: dict[str, Any] = {}
+    for column, name in used.items():
+        text = row[column]
+        if not text:
+            if name in _REQUIRED[kind]:
+                problems.add(line, column, f"is empty; a {kind} needs it")
+            continue
+        raw: Any = text.split() if column in LIST_COLUMNS else text
+        wanted = _FIELD_TYPES[kind][name] if name is not None else _OWN_TYPES[column]
+        if wanted is bool:
+            raw = raw.lower()
+        try:
+            value = msgspec.convert(raw, wanted, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.add(line, column, _describe(raw, wanted, exc))
+            continue
+        if name is None:
+            own[column] = value
+        else:
+            values[name] = value
+    if problems.total > before:
+        return None
+    return Record(line, kind, code, values, active=own.get("active", True), provider_code=own.get("provider"))
+
+
+# --- applying the records ----------------------------------------------------------------------------------
+
+
+def _same(old: object, new: object, name: str) -> bool:
+    if isinstance(old, list) or isinstance(new, list):
+        return sorted(set(old or [])) == sorted(set(new or []))  # type: ignore[call-overload]
+    if name == "daily_cost" and old is not None and new is not None:
+        return round(float(old), 2) == round(float(new), 2)  # type: ignore[arg-type]
+    return old == new
+
+
+def _differences(row: Any, body: msgspec.Struct, kind: str, active: bool | None) -> dict[str, Any]:
+    """The body's fields (and `active`) whose values differ from the row's: the changes to make."""
+    changes = {
+        name: value
+        for name, value in msgspec.structs.asdict(body).items()
+        if not _same(getattr(row, _UNIT_ATTRIBUTE.get(name, name) if kind == UNIT else name), value, name)
+    }
+    if active is not None and row.active != active:
+        changes["active"] = active
+    return changes
+
+
+def _columns(kind: str, names: Iterable[str]) -> tuple[str, ...]:
+    of = _COLUMN_OF[kind]
+    return tuple(of.get(n, n) for n in names)
+
+
+class _Applier:
+    """Applies the records in one transaction, each in its own SAVEPOINT, through the API's functions."""
+
+    def __init__(self, uow: UnitOfWork, actor: Actor, problems: _Problems, refused: dict[tuple[str, str], int]) -> None:
+        self.uow = uow
+        self.actor = actor
+        self.problems = problems
+        self.changes: list[Change] = []
+        self.areas: dict[str, Area] = {}
+        self.providers: dict[str, Provider] = {}  # by ODS code
+        self.units: dict[str, Unit] = {}  # by unit code
+        self.refused = refused  # (kind, code) -> the line that was refused
+
+    async def load(self, records: list[Record]) -> None:
+        """The rows the file's codes match. The units are locked first, before anything reads the clock
+        (UnitOfWork's rule), as every change to a unit locks it."""
+        session = self.uow.session
+        codes = {kind: sorted({r.code for r in records if r.kind == kind}) for kind in RECORDS}
+        unit_ids = (await session.scalars(select(Unit.id).where(Unit.code.in_(codes[UNIT])))).all()
+        locked = await self.uow.lock_units(unit_ids)
+        await service.load_rules(session, list(locked.values()))
+        self.units = {u.code: u for u in locked.values() if u.code is not None}
+        self.areas = {a.code: a for a in (await session.scalars(select(Area).where(Area.code.in_(codes[AREA]))))}
+        wanted = sorted(set(codes[PROVIDER]) | {r.provider_code for r in records if r.provider_code})
+        found = await session.scalars(select(Provider).where(Provider.ods_code.in_(wanted)))
+        self.providers = {p.ods_code: p for p in found if p.ods_code is not None}
+
+    async def apply(self, record: Record, work: Callable[[], Any]) -> None:
+        """Run one record's change in a SAVEPOINT; a refusal by the API's rules is named and rolled back."""
+        uow = self.uow
+        audits, events = len(uow.audit_entries), len(uow.events)
+        try:
+            async with uow.session.begin_nested():
+                await work()
+        except DomainError as exc:
+            column = _COLUMN_OF[record.kind].get(exc.field or "", exc.field or "row")
+            self._refuse(record, column, exc.detail)
+        except IntegrityError as exc:
+            self._refuse(record, "row", f"the database refused it ({str(exc.orig).splitlines()[0][:200]})")
+        else:
+            return
+        del uow.audit_entries[audits:], uow.events[events:]
+
+    def _refuse(self, record: Record, column: str, message: str) -> None:
+        self.problems.add(record.line, column, message)
+        self.refused[(record.kind, record.code)] = record.line
+
+    def _note(self, record: Record, action: str, names: list[str] | tuple[str, ...] = ()) -> None:
+        name = str(record.values.get("name", ""))
+        self.changes.append(Change(record.line, record.kind, record.code, name, action, _columns(record.kind, names)))
+
+    async def area(self, record: Record) -> None:
+        body = msgspec.convert(record.values, AreaIn)
+        existing = self.areas.get(record.code)
+
+        async def work() -> None:
+            if existing is None:
+                self.areas[record.code] = area = await service.add_area(self.uow, self.actor, body)
+                if not record.active:
+                    await service.change_area(self.uow, self.actor, area, {"active": False})
+                self._note(record, "create")
+                return
+            changes = _differences(existing, body, AREA, record.active)
+            changes.pop("code", None)
+            if changes:
+                await service.change_area(self.uow, self.actor, existing, changes)
+            self._note(record, "update" if changes else "unchanged", list(changes))
+
+        await self.apply(record, work)
+
+    async def provider(self, record: Record) -> None:
+        body = msgspec.convert(record.values, ProviderIn)
+        existing = self.providers.get(record.code)
+
+        async def work() -> None:
+            if existing is None:
+                self.providers[record.code] = await service.add_provider(self.uow, self.actor, body)
+                self._note(record, "create")
+                return
+            changes = _differences(existing, body, PROVIDER, None)
+            changes.pop("ods_code", None)
+            if changes:
+                await service.change_provider(self.uow, self.actor, existing, changes)
+            self._note(record, "update" if changes else "unchanged", list(changes))
+
+        await self.apply(record, work)
+
+    async def unit(self, record: Record) -> None:
+        if not self._references_ok(record):
+            return
+        provider = self.providers.get(record.provider_code or "")
+        if provider is None:
+            self._refuse(
+                record, "provider", f"no provider with ODS code {record.provider_code} in the file or database"
+            )
+            return
+        body = msgspec.convert({**record.values, "provider_id": provider.id}, UnitIn)
+        existing = self.units.get(record.code)
+
+        async def work() -> None:
+            if existing is None:
+                self.units[record.code] = unit = await service.add_unit(self.uow, self.actor, body)
+                if not record.active:
+                    await service.change_unit(self.uow, self.actor, unit, {"active": False})
+                self._note(record, "create")
+                return
+            changes = _differences(existing, body, UNIT, record.active)
+            changes.pop("code", None)
+            if changes:
+                await service.change_unit(self.uow, self.actor, existing, dict(changes))
+            self._note(record, "update" if changes else "unchanged", list(changes))
+
+        await self.apply(record, work)
+
+    def _references_ok(self, record: Record) -> bool:
+        """A unit naming a provider or area whose own line was refused is refused too, saying which line."""
+        named = [("provider", PROVIDER, record.provider_code)]
+        named += [("area", AREA, record.values.get("area_code"))]
+        named += [(column, AREA, code) for column in LIST_COLUMNS for code in record.values.get(column, [])]
+        ok = True
+        for column, kind, code in named:
+            if code is not None and (line := self.refused.get((kind, code))) is not None:
+                self.problems.add(record.line, column, f"names {kind} {code}, whose line {line} is refused")
+                ok = False
+        return ok
+
+
+def _duplicates(records: list[Record], problems: _Problems) -> list[Record]:
+    """Refuse a second line for the same record (kind and code); keep the first."""
+    first: dict[tuple[str, str], int] = {}
+    kept = []
+    for record in records:
+        key = (record.kind, record.code)
+        if key in first:
+            problems.add(record.line, "code", f"{record.kind} {record.code} is already on line {first[key]}")
+        else:
+            first[key] = record.line
+            kept.append(record)
+    return kept
+
+
+async def import_reference(
+    db: Database, path: Path | str, *, dry_run: bool = False, actor: Actor = IMPORT_ACTOR
+) -> ReferenceSummary:
+    """Check and apply every record of a reference CSV in one transaction: all of it, or (any line bad, or a
+    dry run) nothing. Raises ImportRefused naming every bad line and column."""
+    path = Path(path)
+    summary = ReferenceSummary(file_name=os.path.basename(path), dry_run=dry_run)
+    problems = _Problems()
+    parsed: list[Record] = []
+    refused: dict[tuple[str, str], int] = {}  # the lines refused by their types, for the units that name them
+    for line, row in _rows(path, problems):
+        record = _parse(line, row, problems)
+        if record is not None:
+            parsed.append(record)
+        elif row["code"]:
+            refused.setdefault((row["record"].lower(), row["code"]), line)
+    records = _duplicates(parsed, problems)
+    if not records and not problems.total:
+        return summary
+
+    async def work(uow: UnitOfWork) -> list[Change]:
+        applier = _Applier(uow, actor, problems, refused)
+        await applier.load(records)
+        for kind in RECORDS:
+            for record in records:
+                if record.kind == kind:
+                    await getattr(applier, kind)(record)
+        if problems.total:
+            raise ImportRefused(path.name, problems.kept, problems.total)
+        if dry_run:
+            summary.changes = sorted(applier.changes, key=lambda c: c.line)
+            raise _DryRun()
+        return applier.changes
+
+    try:
+        changes = await db.write(work)
+    except _DryRun:
+        return summary
+    summary.changes = sorted(changes, key=lambda c: c.line)
+    return summary
