@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from capacity.audit import AuditEntry
 from capacity.auth.scope import SYSTEM
 from capacity.booking.detentions.episodes import episode_fields
+from capacity.booking.detentions.models import Episode
 from capacity.booking.persons import HOME_AREA, PersonIn
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.schemas import PlacementIn
@@ -28,8 +29,10 @@ from capacity.db.unit_of_work import ROW_LOCKS, UnitOfWork
 from capacity.errors import Invalid
 from capacity.imports.placements import (
     COLUMNS,
+    EPISODE_COLUMNS,
     FIELD_TYPES,
     INSERT_COLUMNS,
+    PLACEMENT_FIELDS,
     CheckedRow,
     ImportRefused,
     import_placements,
@@ -435,9 +438,12 @@ def test_a_row_is_checked_by_the_booking_types() -> None:
     assert FIELD_TYPES["sex"] is PersonSex and FIELD_TYPES["legal_basis"] is LegalBasis
     assert FIELD_TYPES["ethnicity"] == Ethnicity | None
     assert FIELD_TYPES["oap_reason"] == OapReason | None and FIELD_TYPES["outcome"] == Outcome | None
-    # A checked row's fields are the placement columns the import writes, by name.
-    assert INSERT_COLUMNS == ("id", *CheckedRow.__struct_fields__, "created_by")
+    # A checked row's fields are the placement columns the import writes, by name, then its episode's
+    # deadline and breach (written to the episode, which the placement names as its detention_id).
+    assert INSERT_COLUMNS == ("id", *PLACEMENT_FIELDS, "detention_id", "created_by")
+    assert CheckedRow.__struct_fields__ == (*PLACEMENT_FIELDS, "deadline", "breached_at")
     assert set(INSERT_COLUMNS) <= set(Placement.__table__.columns.keys())
+    assert set(EPISODE_COLUMNS) <= set(Episode.__table__.columns.keys())
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from capacity.auth.security import Actor
 from capacity.booking.detentions.models import Episode, S136Detention
+from capacity.booking.detentions.schemas import ExtensionIn
 from capacity.booking.placements.models import Placement
-from capacity.codes import DetentionBasis, ExtensionReason, Outcome, PlaceType, values
+from capacity.codes import DetentionBasis, Outcome, PlaceType, values
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid, NotFound
 from capacity.events import Event
@@ -149,18 +151,10 @@ def check_transfer_outcome(outcome: str, detention_id: str | None) -> None:
         raise Invalid("transferred is only for a leg of an s135 or s136 detention", field="outcome")
 
 
-async def extend(
-    uow: UnitOfWork,
-    episode: Episode,
-    *,
-    hours: int,
-    reason: ExtensionReason,
-    authorised_by: str,
-    superintendent: str | None,
-    note: str | None,
-) -> Episode:
-    """Record the episode's one extension (s136B, s135(3ZA)): up to 12 hours, before the deadline, only
-    for the person's condition; at a police station a superintendent authorises it too."""
+async def extend(uow: UnitOfWork, actor: Actor, episode: Episode, body: ExtensionIn) -> Episode:
+    """Record the episode's one extension (s136B, s135(3ZA)), audited: up to 12 hours, before the
+    deadline, only for the person's condition; at a police station a superintendent authorises it too."""
+    superintendent = body.superintendent
     now, session = uow.now, uow.session
     elsewhere, _ = await _open_legs(session, episode.id)
     at_police_station = any(leg.place_type == PlaceType.POLICE_STATION for leg in elsewhere)
@@ -181,12 +175,12 @@ async def extend(
         )
         .values(
             # Only an extension moves the deadline, and this UPDATE runs once: the value read is current.
-            deadline=episode.deadline + timedelta(hours=hours),
-            extension_hours=hours,
-            extension_reason=reason,
-            extension_authorised_by=authorised_by,
+            deadline=episode.deadline + timedelta(hours=body.hours),
+            extension_hours=body.hours,
+            extension_reason=body.reason,
+            extension_authorised_by=body.authorised_by,
             extension_superintendent=superintendent,
-            extension_note=note,
+            extension_note=body.note,
             extension_recorded_at=now,
         )
         .returning(Episode.id)
@@ -199,6 +193,13 @@ async def extend(
             raise Conflict("this detention has already been extended once: there is one extension per detention")
         raise Conflict("an extension must be recorded before the deadline; the deadline has passed")
     await session.refresh(episode)
+    uow.audit(
+        actor=actor,
+        action="s136.extension",
+        object_type="detention",
+        object_id=episode.id,
+        after=episode_snapshot(episode),
+    )
     return episode
 
 

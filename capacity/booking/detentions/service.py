@@ -21,7 +21,6 @@ from capacity.booking.detentions.episodes import (
     continue_episode,
     detention_event,
     end_leg,
-    episode_snapshot,
     extend,
     open_episode,
 )
@@ -208,22 +207,7 @@ async def extend_detention(db: Database, actor: Actor, detention_id: str, body: 
 
     async def work(uow: UnitOfWork) -> S136Detention:
         detention = _in_scope(actor, await uow.session.get(S136Detention, detention_id), detention_id)
-        episode = await extend(
-            uow,
-            detention.episode,
-            hours=body.hours,
-            reason=body.reason,
-            authorised_by=body.authorised_by,
-            superintendent=body.superintendent,
-            note=body.note,
-        )
-        uow.audit(
-            actor=actor,
-            action="s136.extension",
-            object_type="detention",
-            object_id=episode.id,
-            after=episode_snapshot(episode),
-        )
+        await extend(uow, actor, detention.episode, body)
         uow.emit(detention_event("s136.extended", detention, uow.now))
         return detention
 

@@ -17,7 +17,6 @@ from capacity.booking.detentions.episodes import (
     current_legs,
     detention_event,
     end_leg,
-    episode_snapshot,
     extend,
     open_episode,
 )
@@ -370,22 +369,7 @@ async def extend_s136(db: Database, actor: Actor, placement_id: str, body: Exten
             raise Conflict("only an s135 or s136 placement has a clock to extend")
         if placement.ended_at is not None:
             raise Conflict("the person is no longer at this unit: record the extension where they are now")
-        episode = await extend(
-            uow,
-            placement.episode,
-            hours=body.hours,
-            reason=body.reason,
-            authorised_by=body.authorised_by,
-            superintendent=body.superintendent,
-            note=body.note,
-        )
-        uow.audit(
-            actor=actor,
-            action="s136.extension",
-            object_type="detention",
-            object_id=episode.id,
-            after=episode_snapshot(episode),
-        )
+        await extend(uow, actor, placement.episode, body)
         uow.emit(placement_event("s136.extended", placement, unit, uow.now))
         return placement
 
