@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -31,9 +31,11 @@ from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.deps import dependencies
 from capacity.errors import internal_error_handler, problem_details
+from capacity.health import health, ready
 from capacity.limits import check_body_depth
 from capacity.logs import redact_access_log
-from capacity.notify.channels import make_channels, make_publisher
+from capacity.metrics import Metrics, metrics_endpoint
+from capacity.notify.channels import CHANNEL, make_channels, make_publisher
 from capacity.notify.leader import sweep_lock
 from capacity.notify.scheduler import make_scheduler
 from capacity.notify.ws import SocketWatch, events_socket
@@ -46,17 +48,13 @@ from capacity.web.csrf import BrowserCSRFMiddleware, csrf_config
 WEB = Path(__file__).parent / "web"
 
 
-@get("/health", summary="Liveness", tags=["Service"])
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     jwt_auth = make_jwt_auth(settings.signing_key(), settings.token_minutes, secure_cookie=settings.secure_cookies)
     db = Database(settings, clock)
     channels = make_channels(settings)
-    db.publish = make_publisher(channels)
+    metrics = Metrics()
+    db.publish = metrics.publisher(make_publisher(channels))
     csrf = csrf_config(settings.signing_key(), settings.secure_cookies)
     # Shared by the denylist and the login throttle (the channels plugin has its own connection).
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -67,6 +65,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         lock = sweep_lock(db.engine)
         scheduler = make_scheduler(db, lock)
+        metrics.watch_scheduler(scheduler)
         scheduler.start()
         restore_signals = close_sockets_first(app.state.socket_watch)
         # Objects made at start-up live for ever: keep them out of later full collections. A fan-out to
@@ -86,9 +85,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 await redis.aclose()
             await db.dispose()
 
+    async def start_event_lag() -> None:  # once the channels have started (after the lifespans)
+        await metrics.start_event_lag(channels, CHANNEL)
+
     app = Litestar(
         route_handlers=[
             health,
+            ready,
+            metrics_endpoint,
             AuthController,
             ReferenceController,
             UnitController,
@@ -116,6 +120,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers={Exception: internal_error_handler},
         lifespan=[lifespan],
+        on_startup=[start_event_lag],
+        on_shutdown=[metrics.stop_event_lag],
         openapi_config=OpenAPIConfig(
             title="capacity",
             version="0.1.0",
@@ -134,4 +140,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.login_throttle = make_throttle(db, redis, settings)
     app.state.password_checks = password_checks
     app.state.socket_watch = SocketWatch(settings.ws_recheck_seconds)
+    app.state.metrics = metrics
+    metrics.watch_state(app.state)
+    # Outside the router and its exception handling, so that every answer is counted as it was sent.
+    app.asgi_handler = metrics.asgi(app.asgi_handler)
     return app

@@ -7,8 +7,10 @@ field. Nothing from a stack trace or SQL reaches a client.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import socket
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +22,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger("capacity")
 
@@ -28,6 +31,79 @@ class ServiceBusy(Exception):
     """The database stayed busy through every attempt; the client should retry shortly."""
 
     retry_after = 1
+    slug = "busy"
+    detail = "The system is busy; please try again in a moment."
+
+
+class ServiceUnavailable(ServiceBusy):
+    """The database cannot be reached or has no connection to spare (refused, restarting, too many
+    clients, pool exhausted): 503 with Retry-After, never a 500. Nothing was retried."""
+
+    retry_after = 2
+    slug = "unavailable"
+    detail = "The database is unavailable for a moment; please try again shortly."
+
+
+# SQLSTATE classes and codes meaning the database, not the request, is at fault for now:
+# 08 connection exception, 53 insufficient resources (53300 too many clients), 57P01-57P03 admin or
+# crash shutdown and "cannot connect now" (starting up, shutting down), 57014 a statement timeout.
+_PG_UNAVAILABLE_CLASSES = ("08", "53", "57P")
+# Lock timeouts, serialisation failures and deadlocks: busy (Database.write retries these first).
+_PG_BUSY = {"40001", "40P01", "55P03", "57014"}
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ETIMEDOUT,
+    errno.EADDRNOTAVAIL,
+    errno.EPIPE,
+}
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def _network(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    if isinstance(exc, OSError):
+        # asyncpg trying every address of a host raises one OSError naming them all, without an errno.
+        return exc.errno in _NETWORK_ERRNOS or "Connect call failed" in str(exc)
+    return False
+
+
+def database_fault(exc: BaseException) -> type[ServiceBusy] | None:
+    """`ServiceUnavailable` or `ServiceBusy` when `exc` (or what it wraps) is a passing fault of the database
+    or the way to it, rather than of the request; None for anything else."""
+    if isinstance(exc, ServiceBusy):
+        return type(exc)
+    if isinstance(exc, PoolTimeout):
+        return ServiceUnavailable  # every pooled connection is in use and none came free in time
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return ServiceUnavailable  # the connection broke under the statement (reset, terminated)
+        code = _sqlstate(current)
+        if code in _PG_BUSY:
+            return ServiceBusy
+        if code and code.startswith(_PG_UNAVAILABLE_CLASSES):
+            return ServiceUnavailable
+        if _network(current):
+            return ServiceUnavailable
+        text = str(current).lower()
+        if "database is locked" in text or "database is busy" in text:
+            return ServiceBusy
+        if "connection is closed" in text or "connection was closed" in text:
+            return ServiceUnavailable
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return None
 
 
 class DomainError(Exception):
@@ -130,12 +206,25 @@ def _http(exc: HTTPException) -> ProblemDetailsException:
 
 
 def _busy(exc: ServiceBusy) -> ProblemDetailsException:
-    return _problem(
-        503,
-        "The system is busy; please try again in a moment.",
-        slug="busy",
-        headers={"Retry-After": str(exc.retry_after)},
-    )
+    return _problem(503, exc.detail, slug=exc.slug, headers={"Retry-After": str(exc.retry_after)})
+
+
+def _fault(kind: type[ServiceBusy], exc: BaseException) -> ProblemDetailsException:
+    log.warning("answered 503 (%s): %s: %s", kind.slug, type(exc).__name__, str(exc).splitlines()[0][:200])
+    return _busy(kind())
+
+
+def _pool_timeout(exc: PoolTimeout) -> ProblemDetailsException:
+    return _fault(ServiceUnavailable, exc)
+
+
+def _os_error(exc: OSError) -> ProblemDetailsException:
+    """A connection refused, reset or timed out (the database, on its way in) is a 503; any other OSError
+    (a missing file, say) is the service's own fault."""
+    if kind := database_fault(exc):
+        return _fault(kind, exc)
+    log.error("unexpected OS error", exc_info=exc)
+    return _problem(500, "An internal error occurred; it has been logged.")
 
 
 # SQLSTATEs that mean the client's text cannot be stored or compared at all (PostgreSQL refuses a NUL
@@ -148,6 +237,8 @@ def _database(exc: DBAPIError) -> ProblemDetailsException:
     if code in _UNSTORABLE_TEXT:
         log.warning("refused input the database cannot store: %s", code)
         return _problem(422, "The input holds characters that cannot be stored (e.g. NUL).", slug="invalid-input")
+    if kind := database_fault(exc):
+        return _fault(kind, exc)
     log.error("database error", exc_info=exc)
     return _problem(500, "An internal error occurred; it has been logged.")
 
@@ -164,6 +255,8 @@ problem_details = ProblemDetailsPlugin(
             DomainError: _domain,
             ServiceBusy: _busy,
             DBAPIError: _database,
+            PoolTimeout: _pool_timeout,
+            OSError: _os_error,
         }
     )
 )

@@ -85,6 +85,13 @@ class Settings:
     # Attempts at a write transaction that meets a lock timeout or SQLITE_BUSY before answering 503.
     write_attempts: int = 5
     lock_timeout_ms: int = 2000
+    # PostgreSQL connection pool, per process: kept connections, extra ones under load, and how long a
+    # request waits for a free one (or for a new connection to open) before it is answered 503.
+    db_pool_size: int = 20
+    db_max_overflow: int = 20
+    db_pool_timeout_seconds: float = 10.0
+    # GET /metrics answers loopback callers, and others that present this token as a Bearer token.
+    metrics_token: str | None = field(default=None, repr=False)
     # Live stream: events queued for one WebSocket before a client that lags is closed to resync.
     ws_max_backlog: int = 1000
     # Alerts: a hold expiring within this many minutes; s136 warnings this many minutes before the deadline.
@@ -131,6 +138,12 @@ class Settings:
             ws_max_backlog=_int(env, "CAPACITY_WS_MAX_BACKLOG", cls.ws_max_backlog, minimum=1),
             write_attempts=_int(env, "CAPACITY_WRITE_ATTEMPTS", cls.write_attempts, minimum=1),
             lock_timeout_ms=_int(env, "CAPACITY_LOCK_TIMEOUT_MS", cls.lock_timeout_ms, minimum=1),
+            db_pool_size=_int(env, "CAPACITY_DB_POOL_SIZE", cls.db_pool_size, minimum=1),
+            db_max_overflow=_int(env, "CAPACITY_DB_MAX_OVERFLOW", cls.db_max_overflow),
+            db_pool_timeout_seconds=float(
+                _int(env, "CAPACITY_DB_POOL_TIMEOUT", int(cls.db_pool_timeout_seconds), minimum=1)
+            ),
+            metrics_token=env.get("CAPACITY_METRICS_TOKEN") or None,
             hold_expiring_minutes=_int(env, "CAPACITY_HOLD_EXPIRING_MINUTES", cls.hold_expiring_minutes, minimum=1),
             public_url=(env.get("CAPACITY_PUBLIC_URL") or cls.public_url).rstrip("/"),
         )

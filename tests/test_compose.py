@@ -146,3 +146,33 @@ def test_the_image_is_built_from_the_package_with_its_migrations() -> None:
     # alembic.ini and the migrations are package data (capacity/), so the installed package migrates as is.
     assert "PYTHONPATH" not in dockerfile
     assert "migrations" not in copied and "alembic.ini" not in copied
+
+
+def test_the_health_checks_ask_for_readiness_and_the_proxy_waits_for_it(services: dict) -> None:
+    check = " ".join(services["app"]["healthcheck"]["test"])
+    assert "/health/ready" in check, "ready (database at head, Redis), not merely alive"
+    assert "127.0.0.1:8000" in check
+    assert services["proxy"]["depends_on"]["app"]["condition"] == "service_healthy"
+    from capacity.app import create_app
+    from support.settings import settings_for
+
+    paths = {route.path for route in create_app(settings_for("sqlite+aiosqlite:///:memory:")).routes}
+    assert {"/health", "/health/ready", "/metrics"} <= paths
+
+
+def test_the_proxy_passes_over_unready_replicas_and_hides_the_metrics(services: dict) -> None:
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert re.search(r"server\s+app:8000\s+resolve\s+max_fails=\d+\s+fail_timeout=\d+s;", conf)
+    assert re.search(r"proxy_next_upstream\s+error\s+timeout\s+http_503;", conf)
+    assert "non_idempotent" not in conf, "a POST answered 503 is retried by its client, never by the proxy"
+    assert re.search(r"location\s+=\s+/metrics\s*\{\s*return\s+404;", conf), "metrics never through the public door"
+    assert re.search(r"location\s+=\s+/health/ready\s*\{", conf)
+
+
+def test_the_pools_of_all_replicas_fit_in_postgres(services: dict) -> None:
+    env = environment(services["app"])
+    per_replica = int(env["CAPACITY_DB_POOL_SIZE"]) + int(env["CAPACITY_DB_MAX_OVERFLOW"])
+    replicas = services["app"]["deploy"]["replicas"]
+    # postgres:16's max_connections is 100, with 3 reserved for superusers; keep room for psql and backups.
+    assert per_replica * replicas <= 100 - 3 - 10, (per_replica, replicas)
+    assert "CAPACITY_METRICS_TOKEN" in env

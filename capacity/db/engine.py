@@ -5,7 +5,10 @@ Writes go through `Database.write(work)`, which hands `work` one `UnitOfWork` ow
 (capacity.db.unit_of_work): on SQLite it begins IMMEDIATE, so writers queue on the database lock; on
 PostgreSQL `lock_units` takes row locks under a lock timeout. Busy, lock-timeout, serialisation and
 deadlock failures are retried a few times with jitter, then reported as `ServiceBusy` (503 with
-Retry-After) (rule 6). The clock is the database's: no service reads it but through these two.
+Retry-After) (rule 6). A database that cannot be reached or has no connection to spare (refused,
+restarting, too many clients, the pool exhausted) is `ServiceUnavailable` (503 with Retry-After) at
+once, never retried: the pool's pre-ping replaces dead connections, so the service recovers by itself
+when the database is back. The clock is the database's: no service reads it but through these two.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from capacity.clock import Clock
 from capacity.db.london import SQLITE_FUNCTIONS
 from capacity.db.unit_of_work import ROW_LOCKS, Reading, UnitLocks, UnitOfWork
-from capacity.errors import ServiceBusy
+from capacity.errors import ServiceBusy, database_fault
 from capacity.settings import Settings
 
 T = TypeVar("T")
@@ -41,15 +45,42 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return "database is locked" in text or "database is busy" in text or "lock timeout" in text
 
 
-def make_engine(url: str, lock_timeout_ms: int | None = None) -> AsyncEngine:
+def make_engine(
+    url: str,
+    lock_timeout_ms: int | None = None,
+    *,
+    pool_size: int = 20,
+    max_overflow: int = 20,
+    pool_timeout: float = 10.0,
+) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 10})
         _configure_sqlite(engine)
     else:
-        # lock_timeout as a session default set at connect: no SET LOCAL round trip per write.
-        connect_args = {"server_settings": {"lock_timeout": str(int(lock_timeout_ms))}} if lock_timeout_ms else {}
-        engine = create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
+        # lock_timeout as a session default set at connect: no SET LOCAL round trip per write. A new
+        # connection gets as long to open as a request waits for a pooled one (asyncpg's own default is 60 s).
+        connect_args: dict[str, Any] = {"timeout": pool_timeout}
+        if lock_timeout_ms:
+            connect_args["server_settings"] = {"lock_timeout": str(int(lock_timeout_ms))}
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
     return engine
+
+
+def _as_fault(exc: Exception) -> Exception:
+    """`exc` as the 503 it stands for when it is a database fault; otherwise `exc` itself."""
+    kind = database_fault(exc)
+    if kind is None:
+        return exc
+    fault = kind()
+    fault.__cause__ = exc
+    return fault
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -81,7 +112,13 @@ class Database:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or Clock()
-        self.engine = make_engine(settings.database_url, settings.lock_timeout_ms)
+        self.engine = make_engine(
+            settings.database_url,
+            settings.lock_timeout_ms,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Single-statement reads that need no transaction around them (the caller's identity).
@@ -102,9 +139,17 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Reading]:
-        """A session for reading, outside any write lock, and the one instant its answer is computed at."""
-        async with self.read_sessions() as session:
-            yield Reading(session, self.clock.now(), self.settings)
+        """A session for reading, outside any write lock, and the one instant its answer is computed at.
+
+        A database fault (unreachable, restarting, no connection to spare) is raised as the 503 it is."""
+        try:
+            async with self.read_sessions() as session:
+                yield Reading(session, self.clock.now(), self.settings)
+        except (DBAPIError, OSError, PoolTimeout) as exc:
+            fault = _as_fault(exc)
+            if fault is exc:
+                raise
+            raise fault from exc
 
     async def write(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `work` in one write transaction, retrying transient lock failures; nothing else repeats.
@@ -122,14 +167,25 @@ class Database:
                     async with session.begin():
                         result = await work(uow)
                         await uow.write_audit()
+            except DBAPIError as exc:
+                if not _is_retryable(exc):
+                    fault = _as_fault(exc)
+                    if fault is exc:
+                        raise
+                    # Unreachable, restarting or out of connections: not retried (the commit may even
+                    # have happened when the connection broke under it), answered 503 at once.
+                    raise fault from exc
+                if attempt == attempts:
+                    raise ServiceBusy() from exc
+            except (OSError, PoolTimeout) as exc:
+                fault = _as_fault(exc)
+                if fault is exc:
+                    raise
+                raise fault from exc
+            else:
                 if uow.events and self.publish is not None:
                     await self.publish(uow.events)
                 return result
-            except DBAPIError as exc:
-                if not _is_retryable(exc):
-                    raise
-                if attempt == attempts:
-                    raise ServiceBusy() from exc
             await asyncio.sleep(random.uniform(0.005, 0.03) * attempt)
         raise ServiceBusy()
 

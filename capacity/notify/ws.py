@@ -36,6 +36,7 @@ from capacity.auth.models import User, UserArea
 from capacity.auth.revocation import Presented
 from capacity.auth.scope import hears
 from capacity.auth.security import SESSION_COOKIE, Actor
+from capacity.errors import database_fault
 from capacity.events import PUBLIC_TYPES, Event, decode
 from capacity.notify.channels import CHANNEL, BoundedSubscriber
 
@@ -43,6 +44,7 @@ from capacity.notify.channels import CHANNEL, BoundedSubscriber
 CLOSE_UNAUTHORISED = 4401
 CLOSE_TOO_SLOW = 4008  # fell too far behind: reconnect and resync from GET /api/units
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455 "try again later": the database is unavailable at the handshake
 CLOSE_GOING_AWAY = 1001  # RFC 6455: the server is stopping (SIGTERM); reconnect to another and resync
 FIRST_MESSAGE_SECONDS = 10
 PERSON_ROLES = {"admin", "bed_manager", "amhp", "conveyance"}
@@ -270,6 +272,11 @@ async def events_socket(socket: WebSocket[Any, Any, Any], channels: NamedDepende
         await socket.close(code=CLOSE_UNAUTHORISED, reason="a valid token is required")
         return
     except WebSocketDisconnect:
+        return
+    except Exception as exc:  # the database (or the way to it) is away: try again later, not a crash
+        if database_fault(exc) is None:
+            raise
+        await socket.close(code=CLOSE_TRY_AGAIN_LATER, reason="the database is unavailable; reconnect shortly")
         return
 
     stream = Stream(socket, actor, token)
