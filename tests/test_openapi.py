@@ -104,8 +104,9 @@ async def _real_ids(url: str) -> dict[str, list[str]]:
     db = Database(settings_for(url))
     try:
         async with db.read_sessions() as session:
+            users = dict((await session.execute(select(User.username, User.id).where(User.username.in_(USERS)))).all())
             return {
-                "admin": [await session.scalar(select(User.id).where(User.username == "admin"))],
+                "users": [users[name] for name in USERS],
                 "unit_id": list((await session.scalars(select(Unit.id).order_by(Unit.id))).all()),
                 "placement_id": list((await session.scalars(select(Placement.id).order_by(Placement.id))).all()),
             }
@@ -113,14 +114,18 @@ async def _real_ids(url: str) -> dict[str, list[str]]:
         await db.dispose()
 
 
-def _demo_app(sqlite_template: Path, path: Path) -> tuple[Litestar, dict[str, str], dict[str, list[str]]]:
-    """An app on its own copy of the demo database, an admin's headers and the ids of real objects."""
+# The demo users, one per role: the fuzzing calls every operation as each of them.
+USERS = ("admin", "amhp", "bedmanager", "commissioner", "conveyance")
+
+
+def _demo_app(sqlite_template: Path, path: Path) -> tuple[Litestar, dict[str, dict[str, str]], dict[str, list[str]]]:
+    """An app on its own copy of the demo database, each demo user's headers and the ids of real objects."""
     shutil.copyfile(sqlite_template, path)
     url = f"sqlite+aiosqlite:///{path}"
     real_ids = asyncio.run(_real_ids(url))
     app = create_app(settings_for(url), clock=FixedClock(START))
-    token = app.state.jwt_auth.create_token(identifier=real_ids.pop("admin")[0])
-    return app, {"Authorization": f"Bearer {token}"}, real_ids
+    tokens = {name: app.state.jwt_auth.create_token(identifier=uid) for name, uid in zip(USERS, real_ids.pop("users"))}
+    return app, {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}, real_ids
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +152,11 @@ def _strategy(operation, mode: GenerationMode, real_ids: dict[str, list[str]]) -
     return st.one_of(generated, real)
 
 
-def run_schemathesis(operation, mode: GenerationMode, headers: dict[str, str], real_ids: dict[str, list[str]]) -> None:
+def run_schemathesis(
+    operation, mode: GenerationMode, headers: dict[str, str], real_ids: dict[str, list[str]], examples: int = 20
+) -> None:
     @given(case=_strategy(operation, mode, real_ids))
-    @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def no_server_error(case) -> None:
         case.call_and_validate(headers=headers, checks=[not_a_server_error])
         # OPTIONS on the same path (Litestar answers it, outside the document), with and without a token.
@@ -166,7 +173,16 @@ def run_schemathesis(operation, mode: GenerationMode, headers: dict[str, str], r
 def test_no_generated_request_is_a_server_error(fuzzed: dict, label: str, mode: GenerationMode) -> None:
     operation = fuzzed["schema"].find_operation_by_label(label)
     assert operation is not None, label
-    run_schemathesis(operation, mode, fuzzed["headers"], fuzzed["real_ids"])
+    run_schemathesis(operation, mode, fuzzed["headers"]["admin"], fuzzed["real_ids"])
+
+
+@pytest.mark.parametrize("username", [u for u in USERS if u != "admin"])
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_no_request_as_any_role_is_a_server_error(fuzzed: dict, label: str, username: str) -> None:
+    """The admin's fuzzing above reaches the most code; each other role meets its own guards and scope."""
+    operation = fuzzed["schema"].find_operation_by_label(label)
+    assert operation is not None, label
+    run_schemathesis(operation, GenerationMode.POSITIVE, fuzzed["headers"][username], fuzzed["real_ids"], examples=5)
 
 
 def test_the_fuzzing_would_catch_a_server_error(sqlite_template: Path, tmp_path: Path) -> None:
@@ -183,7 +199,7 @@ def test_the_fuzzing_would_catch_a_server_error(sqlite_template: Path, tmp_path:
     assert operation is not None
     try:
         with pytest.raises(BaseExceptionGroup) as raised:
-            run_schemathesis(operation, GenerationMode.POSITIVE, headers, {})
+            run_schemathesis(operation, GenerationMode.POSITIVE, headers["admin"], {})
     finally:
         shutdown_lifespans()
     assert raised.group_contains(ServerError)
