@@ -58,6 +58,7 @@ MODULE_KINDS = {
     "test_security": "integration",
     "test_snapshot": "integration",
     "test_times": "integration",
+    "test_admin_ui": "browser",
     "test_ui": "browser",
     "test_units": "integration",
     "test_web_session": "integration",

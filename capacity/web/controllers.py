@@ -22,7 +22,7 @@ PAGES = {
     "bed_manager": ("/bed-manager", "Bed manager"),
     "amhp": ("/amhp", "AMHP"),
     "commissioner": ("/commissioner", "Commissioner"),
-    "admin": ("/bed-manager", "Admin"),
+    "admin": ("/admin", "Admin"),
     "conveyance": ("/amhp", "Conveyance"),
 }
 
@@ -91,3 +91,7 @@ class WebController(Controller):
     @get("/commissioner")
     async def commissioner(self) -> Template:
         return Template("commissioner.html", context={"title": "Commissioner"})
+
+    @get("/admin")
+    async def admin(self) -> Template:
+        return Template("admin.html", context={"title": "Administration"})
