@@ -35,7 +35,7 @@ from capacity.health import health, ready
 from capacity.limits import check_body_depth
 from capacity.logs import redact_access_log
 from capacity.metrics import Metrics, metrics_endpoint
-from capacity.notify.channels import CHANNEL, make_channels, make_publisher
+from capacity.notify.channels import CHANNEL, Bus, make_channels, make_publisher
 from capacity.notify.leader import sweep_lock
 from capacity.notify.scheduler import make_scheduler
 from capacity.notify.ws import SocketWatch, events_socket
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings = settings or Settings.from_env()
     jwt_auth = make_jwt_auth(settings.signing_key(), settings.token_minutes, secure_cookie=settings.secure_cookies)
     db = Database(settings, clock)
-    channels = make_channels(settings)
+    bus = Bus()
+    channels = make_channels(settings, bus)
     metrics = Metrics()
     db.publish = metrics.publisher(make_publisher(channels))
     csrf = csrf_config(settings.signing_key(), settings.secure_cookies)
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = db.clock
     app.state.jwt_auth = jwt_auth
     app.state.channels = channels
+    app.state.bus = bus
     app.state.redis = redis
     app.state.revocations = make_revocations(db, redis, settings.token_minutes * 60)
     app.state.login_throttle = make_throttle(db, redis, settings)

@@ -1,8 +1,10 @@
 """Fan-out of committed events to every WebSocket on every instance (Litestar Channels).
 
 In-memory by default; Redis pub/sub when CAPACITY_REDIS_URL is set, so an event made on one instance
-reaches the clients of all. If Redis goes away the instance keeps serving: publishing logs and drops
-(clients resync from the REST snapshot), and the subscription is taken up again when Redis returns.
+reaches the clients of all. If Redis goes away the instance keeps serving REST, but its live stream can
+no longer be trusted: the `Bus` says so, every open socket is closed 1013 ("try again later") and new
+ones are refused 1013, so no dashboard shows stale figures as live. The subscription is taken up again
+when Redis returns, and then clients reconnect and resync from the REST snapshot.
 """
 
 from __future__ import annotations
@@ -25,6 +27,27 @@ log = logging.getLogger("capacity.notify")
 CHANNEL = "events"
 
 
+class Bus:
+    """Whether this instance's live bus works now. `lost` is set when it stops working; the sockets open
+    before then wait on it, and a new one is made when the bus is back, for the sockets opened after."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.lost = asyncio.Event()
+
+    def went_down(self, why: object) -> None:
+        if not self.down:
+            log.warning("the live bus (Redis) is unavailable (%s): live sockets closed 1013 until it is back", why)
+            self.down = True
+            self.lost.set()
+
+    def came_back(self) -> None:
+        if self.down:
+            log.info("the live bus (Redis) is back: live sockets accepted again")
+            self.down = False
+            self.lost = asyncio.Event()
+
+
 class ResilientRedisBackend(RedisChannelsPubSubBackend):
     """Redis pub/sub that survives Redis restarts instead of ending the plugin's workers.
 
@@ -35,9 +58,10 @@ class ResilientRedisBackend(RedisChannelsPubSubBackend):
 
     retry_seconds = 0.5
 
-    def __init__(self, *, redis: Redis) -> None:
+    def __init__(self, *, redis: Redis, bus: Bus) -> None:
         db = redis.connection_pool.connection_kwargs.get("db", 0)
         super().__init__(redis=redis, key_prefix=f"capacity:{db}:")
+        self.bus = bus
 
     def _wire(self, channels: Iterable[str]) -> list[str]:
         return [self._key_prefix + channel for channel in channels]
@@ -53,16 +77,27 @@ class ResilientRedisBackend(RedisChannelsPubSubBackend):
             await super().publish(data, self._wire(channels))
         except (RedisError, OSError) as exc:
             log.warning("event not published, Redis unavailable: %s", exc)
+            self.bus.went_down(exc)
 
     async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
+        """The parent's loop, also telling the bus whether each read worked: a read that fails marks it
+        down, the first that works once redis-py has reconnected and re-subscribed marks it back."""
         while True:
+            await self._has_subscribed.wait()
             try:
-                async for channel, data in super().stream_events():
-                    yield channel.removeprefix(self._key_prefix), data
+                message = await self._pub_sub.get_message(
+                    ignore_subscribe_messages=True, timeout=self._stream_sleep_no_subscriptions
+                )
             except (RedisError, OSError) as exc:
-                # redis-py reconnects and re-subscribes on the next read; wait, then read again.
-                log.warning("Redis subscription lost (%s); retrying", exc)
-                await asyncio.sleep(self.retry_seconds)
+                self.bus.went_down(exc)
+                await asyncio.sleep(self.retry_seconds)  # redis-py reconnects on the next read
+                continue
+            self.bus.came_back()
+            if message is None:
+                continue
+            channel = message["channel"].decode()
+            if channel.encode() in self._pub_sub.channels.keys() - self._pub_sub.pending_unsubscribe_channels:
+                yield channel.removeprefix(self._key_prefix), message["data"]
 
 
 class BoundedSubscriber(Subscriber):
@@ -83,10 +118,10 @@ class BoundedSubscriber(Subscriber):
         return True
 
 
-def make_channels(settings: Settings) -> ChannelsPlugin:
+def make_channels(settings: Settings, bus: Bus) -> ChannelsPlugin:
     backend: ChannelsBackend
     if settings.redis_url:
-        backend = ResilientRedisBackend(redis=Redis.from_url(settings.redis_url))
+        backend = ResilientRedisBackend(redis=Redis.from_url(settings.redis_url), bus=bus)
     else:
         backend = MemoryChannelsBackend()
     return ChannelsPlugin(

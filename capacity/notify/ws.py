@@ -38,13 +38,14 @@ from capacity.auth.scope import hears
 from capacity.auth.security import SESSION_COOKIE, Actor
 from capacity.errors import database_fault
 from capacity.events import PUBLIC_TYPES, Event, decode
-from capacity.notify.channels import CHANNEL, BoundedSubscriber
+from capacity.notify.channels import CHANNEL, BoundedSubscriber, Bus
 
 # Close codes a client can act on.
 CLOSE_UNAUTHORISED = 4401
 CLOSE_TOO_SLOW = 4008  # fell too far behind: reconnect and resync from GET /api/units
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
-CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455 "try again later": the database is unavailable at the handshake
+# RFC 6455 "try again later": the database is unavailable at the handshake, or the live bus (Redis) is down.
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_GOING_AWAY = 1001  # RFC 6455: the server is stopping (SIGTERM); reconnect to another and resync
 FIRST_MESSAGE_SECONDS = 10
 PERSON_ROLES = {"admin", "bed_manager", "amhp", "conveyance"}
@@ -279,6 +280,11 @@ async def events_socket(socket: WebSocket[Any, Any, Any], channels: NamedDepende
         await socket.close(code=CLOSE_TRY_AGAIN_LATER, reason="the database is unavailable; reconnect shortly")
         return
 
+    bus: Bus = socket.app.state.bus
+    if bus.down:
+        await socket.close(code=CLOSE_TRY_AGAIN_LATER, reason="live updates are unavailable; reconnect shortly")
+        return
+    lost = bus.lost  # this socket's: set if the bus stops working while it is open
     stream = Stream(socket, actor, token)
     watch: SocketWatch = socket.app.state.socket_watch
     watch.add(stream)
@@ -299,9 +305,12 @@ async def events_socket(socket: WebSocket[Any, Any, Any], channels: NamedDepende
             asyncio.create_task(subscriber.overflowed.wait()),
             asyncio.create_task(stream.unauthorised.wait()),
             asyncio.create_task(watch.going_away.wait()),
+            asyncio.create_task(lost.wait()),
         ]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[4] in done:
+        if tasks[5] in done:
+            await socket.close(code=CLOSE_TRY_AGAIN_LATER, reason="live updates were interrupted: reconnect and resync")
+        elif tasks[4] in done:
             await socket.close(code=CLOSE_GOING_AWAY, reason="the server is stopping: reconnect and resync")
         elif tasks[3] in done:
             await socket.close(code=CLOSE_UNAUTHORISED, reason="the token was revoked or has expired")
