@@ -296,6 +296,17 @@ DETAINED_BASES: frozenset[str] = frozenset(
 # houses, community and respite beds are voluntary.
 DETAINING_KINDS: frozenset[str] = frozenset({UnitKind.S136_SUITE.value, *ACUTE_KINDS})
 ROLES: tuple[str, ...] = values(Role)
+# What a user of each role works for: a bed manager one provider; AMHPs and conveyance their areas (at
+# least one); a commissioner the areas reported on; an admin everything. The admin API and page use it.
+ROLE_SCOPE: dict[str, str] = {
+    Role.BED_MANAGER: "provider",
+    Role.AMHP: "areas",
+    Role.CONVEYANCE: "areas",
+    Role.COMMISSIONER: "areas",
+    Role.ADMIN: "all",
+}
+# Roles that must name at least one area (a commissioner with none reports on none).
+ROLES_NEEDING_AREAS: frozenset[str] = frozenset({Role.AMHP.value, Role.CONVEYANCE.value})
 # The purpose a hold at a unit of each kind is for, unless the AMHP says otherwise.
 KIND_PURPOSE: dict[str, HoldPurpose] = {
     UnitKind.S136_SUITE: HoldPurpose.S136,

@@ -45,13 +45,12 @@ from capacity.auth.security import Actor
 from capacity.booking.units.availability import unit_figures
 from capacity.booking.units.models import Area, Provider, Unit, UnitAreaRule, UnitLocalArea
 from capacity.booking.units.service import availability_event
+from capacity.codes import ROLE_SCOPE, ROLES_NEEDING_AREAS
 from capacity.db.base import new_id
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Gone, Invalid, NotFound
 
-# Roles whose scope is a set of home areas, and the one whose scope is a provider.
-AREA_ROLES = ("amhp", "conveyance", "commissioner")
 # The password hash of a user who has not set one yet: no password verifies against it.
 NO_PASSWORD = "!"
 
@@ -117,17 +116,19 @@ async def _known_areas(session: AsyncSession, codes: list[str], field: str) -> l
 
 
 async def _check_access(session: AsyncSession, role: str, provider_id: str | None, areas: list[str]) -> None:
-    """A bed manager belongs to one provider; AMHPs, conveyance and commissioners work for areas."""
-    if role == "bed_manager":
+    """A bed manager belongs to one provider; AMHPs, conveyance and commissioners work for areas
+    (`codes.ROLE_SCOPE`)."""
+    scope = ROLE_SCOPE[role]
+    if scope == "provider":
         if provider_id is None:
             raise Invalid("a bed manager belongs to a provider", field="provider_id")
         if await session.get(Provider, provider_id) is None:
             raise Invalid(f"no provider with id {provider_id}", field="provider_id")
     elif provider_id is not None:
         raise Invalid("only a bed manager belongs to a provider", field="provider_id")
-    if role in ("amhp", "conveyance") and not areas:
+    if role in ROLES_NEEDING_AREAS and not areas:
         raise Invalid(f"a user with role {role} needs the areas they work for", field="areas")
-    if role in ("bed_manager", "admin") and areas:
+    if scope != "areas" and areas:
         raise Invalid(f"a user with role {role} has no areas", field="areas")
 
 
@@ -235,9 +236,9 @@ async def update_user(db: Database, revocations: Revocations, actor: Actor, user
         role = changes.get("role", user.role)
         provider_id = changes.get("provider_id", user.provider_id)
         areas = await _known_areas(session, changes["areas"], "areas") if "areas" in changes else user.areas
-        if role in ("bed_manager", "admin") and "areas" not in changes:
+        if ROLE_SCOPE[role] != "areas" and "areas" not in changes:
             areas = []  # a change of role to one without areas drops them
-        if role != "bed_manager" and "provider_id" not in changes:
+        if ROLE_SCOPE[role] != "provider" and "provider_id" not in changes:
             provider_id = None
         await _check_access(session, role, provider_id, areas)
         user.role, user.provider_id = role, provider_id

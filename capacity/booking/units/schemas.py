@@ -14,10 +14,13 @@ from capacity.codes import (
     ACUTE_KINDS,
     CODE_SETS,
     KIND_PURPOSE,
+    ROLE_SCOPE,
+    ROLES_NEEDING_AREAS,
     Advisory,
     ClosedReason,
     Code,
     HoldPurpose,
+    Role,
     Sector,
     UnitKind,
     UnitSex,
@@ -137,9 +140,17 @@ class KindCodeOut(CodeOut, kw_only=True):
 
 
 # One list of {code, label} per code set of capacity.codes, under the key CODE_SETS names it by.
+class RoleCodeOut(CodeOut, kw_only=True):
+    scope: str  # what a user of the role works for: "provider", "areas" or "all"
+    areas_required: bool  # must name at least one area
+
+
+# The entries of the sets that carry more than a label; every other set's are CodeOut.
+_ENTRY_TYPES: dict[type[Code], type[CodeOut]] = {UnitKind: KindCodeOut, Role: RoleCodeOut}
+
 CodesOut = msgspec.defstruct(
     "CodesOut",
-    [(key, list[KindCodeOut] if code is UnitKind else list[CodeOut]) for key, code in CODE_SETS.items()],
+    [(key, list[_ENTRY_TYPES.get(code, CodeOut)]) for key, code in CODE_SETS.items()],  # type: ignore[misc]
     module=__name__,
 )
 
@@ -151,6 +162,11 @@ def codes_out() -> CodesOut:  # type: ignore[valid-type]
             return [
                 KindCodeOut(kind.value, kind.label, purpose=KIND_PURPOSE[kind], acute=kind in ACUTE_KINDS)
                 for kind in UnitKind
+            ]
+        if code is Role:
+            return [
+                RoleCodeOut(role.value, role.label, scope=ROLE_SCOPE[role], areas_required=role in ROLES_NEEDING_AREAS)
+                for role in Role
             ]
         return [CodeOut(member.value, member.label) for member in code]
 

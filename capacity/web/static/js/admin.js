@@ -42,9 +42,9 @@ const FIELDS = {
     { name: "role", label: "Role", type: "select", required: true, placeholder: "Choose a role",
       options: () => selectOf(codes.roles) },
     { name: "provider_id", label: "Provider (bed managers only)", type: "select", nullable: true, placeholder: "No provider",
-      options: () => [...state.providers].sort(byName).map((p) => [p.id, p.name]), showIf: (v) => v.role === "bed_manager" },
+      options: () => [...state.providers].sort(byName).map((p) => [p.id, p.name]), showIf: (v) => roleScope(v.role) === "provider" },
     { name: "areas", label: "Areas they work for (AMHP, conveyance, commissioner)", type: "areas",
-      showIf: (v) => !["bed_manager", "admin"].includes(v.role) },
+      showIf: (v) => roleScope(v.role) === "areas" },
   ],
   providers: () => [
     { name: "name", label: "Name", required: true, hint: "Enter a name of up to 200 characters." },
@@ -450,9 +450,14 @@ async function act(section, item, action) {
   slots[section].list.querySelector(`[data-focus="${CSS.escape(`${key}:edit`)}"]`)?.focus();
 }
 
+// What a user of the role works for ("provider", "areas" or "all"), as GET /api/codes says.
+function roleScope(role) {
+  return codes.find("roles", role)?.scope;
+}
+
 function details(section, item) {
   if (section === "users") {
-    const scope = item.role === "bed_manager" ? providerName(item.provider_id) : item.areas.map(areaName).join(", ");
+    const scope = roleScope(item.role) === "provider" ? providerName(item.provider_id) : item.areas.map(areaName).join(", ");
     return [codes.label("roles", item.role), scope, item.email].filter(Boolean).join(" · ");
   }
   if (section === "providers") return [codes.label("sectors", item.sector), item.ods_code ? `ODS ${item.ods_code}` : "no ODS code"].join(" · ");
