@@ -33,7 +33,8 @@ from capacity.deps import dependencies
 from capacity.errors import internal_error_handler, problem_details
 from capacity.health import health, ready
 from capacity.limits import check_body_depth
-from capacity.logs import redact_access_log
+from capacity.logs import configure as configure_logging
+from capacity.logs import request_ids, with_run_id
 from capacity.metrics import Metrics, metrics_endpoint
 from capacity.notify.channels import CHANNEL, Bus, make_channels, make_publisher
 from capacity.notify.leader import sweep_lock
@@ -60,12 +61,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # Shared by the denylist and the login throttle (the channels plugin has its own connection).
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     password_checks = PasswordChecks(settings.login_concurrency, settings.login_queue)
-    redact_access_log()
+    configure_logging(settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         lock = sweep_lock(db.engine)
         scheduler = make_scheduler(db, lock)
+        # Each sweep run's lines, and the events it publishes, under an id of that run's own.
+        scheduler.modify_job("sweep", func=with_run_id(scheduler.get_job("sweep").func, "sweep"))
         metrics.watch_scheduler(scheduler)
         scheduler.start()
         restore_signals = close_sockets_first(app.state.socket_watch)
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         template_config=TemplateConfig(directory=WEB / "templates", engine=JinjaTemplateEngine),
         dependencies=dependencies,
         plugins=[problem_details, channels],
+        logging_config=None,  # capacity.logs configures every logger, Litestar's too
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers={Exception: internal_error_handler},
         lifespan=[lifespan],
@@ -144,6 +148,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.socket_watch = SocketWatch(settings.ws_recheck_seconds)
     app.state.metrics = metrics
     metrics.watch_state(app.state)
-    # Outside the router and its exception handling, so that every answer is counted as it was sent.
-    app.asgi_handler = metrics.asgi(app.asgi_handler)
+    # Outside the router and its exception handling, so that every answer is counted as it was sent;
+    # outermost of all, the request id, bound to every line written while a request is handled.
+    app.asgi_handler = request_ids(metrics.asgi(app.asgi_handler))
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import sys
 from pathlib import Path
@@ -86,12 +87,14 @@ def serve(host: str, port: int, demo: bool, workers: int) -> None:
     import uvicorn
 
     from capacity.app import create_app
+    from capacity.logs import configure as configure_logging
 
     settings = Settings.from_env(demo=demo)
     try:
         settings.signing_key()
     except SettingsError as exc:
         raise click.ClickException(f"{exc}. Set it, or run with --demo for fictional data.") from None
+    configure_logging(settings.log_format)  # uvicorn's lines too (log_config=None below); each worker's app again
     migrate_to_head(settings.database_url)
     if demo:
         click.secho(BANNER, fg="red", bold=True, err=True)
@@ -111,7 +114,9 @@ def serve(host: str, port: int, demo: bool, workers: int) -> None:
             )
         if demo_key is not None:
             settings = dataclasses.replace(settings, demo_key=demo_key)
-    click.echo(f"capacity on http://{host}:{port}/  (API schema: http://{host}:{port}/schema)", err=True)
+    logging.getLogger("capacity").info(
+        "capacity on http://%s:%d/  (API schema: http://%s:%d/schema)", host, port, host, port
+    )
     # Event frames are a few hundred bytes: per-message compression would cost ~40 KB per socket and a
     # third of the fan-out CPU for little gain. uvicorn's own X-Forwarded-For handling is off: the app
     # reads the header only from CAPACITY_TRUSTED_PROXIES (capacity.app). A message over 64 KB is closed
@@ -120,6 +125,7 @@ def serve(host: str, port: int, demo: bool, workers: int) -> None:
         host=host,
         port=port,
         log_level="info",
+        log_config=None,
         ws_per_message_deflate=False,
         proxy_headers=False,
         ws_max_size=64 * 1024,

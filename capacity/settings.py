@@ -103,6 +103,8 @@ class Settings:
     public_url: str = "http://localhost:8000"
     # How long a one-time set-password link stays valid.
     password_link_hours: int = 24
+    # Log lines on stderr: `json` (one object a line) or `console` (readable); unset: console in demo mode.
+    log_format: str = "json"
     # Demo mode's signing key when CAPACITY_SECRET_KEY is unset: random, never a public constant.
     # `capacity serve --demo` replaces it with the key stored in the demo database (capacity.auth.keys).
     demo_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
@@ -148,7 +150,12 @@ class Settings:
             public_url=(env.get("CAPACITY_PUBLIC_URL") or cls.public_url).rstrip("/"),
         )
         values["secure_cookies"] = env.get("CAPACITY_SECURE_COOKIES", "").lower() not in ("0", "false", "no")
+        log_format = (env.get("CAPACITY_LOG_FORMAT") or "").strip().lower()
+        if log_format and log_format not in ("json", "console"):
+            raise SettingsError(f"CAPACITY_LOG_FORMAT must be json or console, not {log_format!r}")
         values.update(overrides)
+        if "log_format" not in values:
+            values["log_format"] = log_format or ("console" if values.get("demo") else "json")
         if values.get("demo") and "CAPACITY_SECURE_COOKIES" not in env and "secure_cookies" not in overrides:
             values["secure_cookies"] = False  # the demo is served over plain http
         return cls(**values)  # type: ignore[arg-type]

@@ -8,8 +8,8 @@ control it is about is taken away.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-import logging
 import os
 import re
 import threading
@@ -37,13 +37,15 @@ from capacity.auth.passwords import hash_password
 from capacity.auth.security import PUBLIC_PATHS, Actor
 from capacity.auth.service import change_user_access, revoke_user
 from capacity.auth.throttle import PasswordChecks
+from capacity.booking.sweep import sweep
 from capacity.booking.units.models import UnmetDemand
 from capacity.cli import main, migrate_to_head
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import ServiceBusy
-from capacity.logs import redact
+from capacity.logs import configure as configure_logging
+from capacity.logs import redact, with_run_id
 from capacity.settings import Settings
 from support.api import Api, assert_problem
 from support.demo import PG_URL, START
@@ -587,24 +589,14 @@ def test_serve_demo_refuses_a_database_holding_anything_but_the_demo_set(tmp_pat
 # --------------------------------------------------------------------------------------------------
 
 
-class Captured(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 async def test_the_log_of_a_journey_holds_no_token_password_or_person_reference(database_url: str) -> None:
+    """As `capacity serve` logs (JSON, one object a line, every logger through capacity.logs), with a
+    request id on every line of a request: the access line's, the service's own and its events'."""
     password, ref = "Correct-Horse-Battery-5731", "SECREF-88412"
-    captured = Captured()
-    loggers = [logging.getLogger(name) for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error", "capacity")]
-    levels = [lg.level for lg in loggers]
+    stream = io.StringIO()
     async with running(database_url, log_level="info") as live:
-        for lg in loggers:
-            lg.addHandler(captured)
-            lg.setLevel(logging.INFO)
+        # After uvicorn's own logging config (made when the test server started), as `serve` runs it.
+        configure_logging("json", stream=stream)
         try:
 
             async def add_user(uow: UnitOfWork) -> None:
@@ -616,32 +608,63 @@ async def test_the_log_of_a_journey_holds_no_token_password_or_person_reference(
             token = (await login(live.http, "amhp2", password)).json()["access_token"]
             assert (await login(live.http, "amhp2", "wrong-" + password)).status_code == 401
             amhp = await token_of(live.http, "amhp")
-            assert (await live.http.get("/api/units?age=34&sex=female", headers=bearer(amhp))).status_code == 200
+            search = await live.http.get("/api/units?age=34&sex=female", headers=bearer(amhp))
+            assert search.status_code == 200
             unit = await live.unit(SUITE)
             body = {
                 "unit_id": unit.id,
                 "purpose": "s136",
                 "person": {"ref": ref, "age": 34, "sex": "female", "ethnicity": "A", "home_area": BRISTOL},
             }
-            hold = await live.http.post("/api/holds", json=body, headers=bearer(amhp))
+            given = {**bearer(amhp), "X-Request-ID": "proxy-7f3a.1"}
+            hold = await live.http.post("/api/holds", json=body, headers=given)
             assert hold.status_code == 201, hold.text
+            assert hold.headers["X-Request-ID"] == "proxy-7f3a.1"
             arrived = await live.http.post(f"/api/holds/{hold.json()['id']}/arrive", json={}, headers=bearer(amhp))
             assert arrived.status_code in (200, 201), arrived.text
             socket = await live.connect(token=token)
             await socket.send({"action": "ping"})
             await socket.next()
-            await live.http.get(f"/api/units?token={token}", headers=bearer(amhp))
+            unsafe = {**bearer(amhp), "X-Request-ID": 'x" injected ' + "y" * 80}
+            await live.http.get(f"/api/units?token={token}", headers=unsafe)
             await live.http.post("/api/auth/revoke", headers=bearer(token))
+            # A second hold, left to expire: the sweep's events are logged under its run's own id.
+            body["person"] = {**body["person"], "ref": ref + "-2"}  # type: ignore[dict-item]
+            assert (await live.http.post("/api/holds", json=body, headers=bearer(amhp))).status_code == 201
+            live.clock.advance(hours=2)
+            await with_run_id(sweep, "sweep")(live.db)
         finally:
-            for lg, level in zip(loggers, levels, strict=True):
-                lg.removeHandler(captured)
-                lg.setLevel(level)
-    log_text = "\n".join(captured.lines)
+            configure_logging("json")
+    log_text = stream.getvalue()
+    lines = [json.loads(line) for line in log_text.splitlines()]  # every line one JSON object
+    assert all(isinstance(line, dict) and "request_id" in line for line in lines if line["logger"] != "uvicorn.error")
+
+    def lines_of(request_id: str) -> list[dict]:
+        return [line for line in lines if line.get("request_id") == request_id]
+
     # The control: the log did record the journey, the WebSocket's request line included.
     assert "/ws/events" in log_text and "/api/holds" in log_text, log_text
     for secret in (token, amhp, password, ref):
         assert secret not in log_text, secret
     assert "token=[redacted]" in log_text
+    # One request's lines, by the id its caller gave: uvicorn's access line and the events it published.
+    held = lines_of("proxy-7f3a.1")
+    assert {line["logger"] for line in held} == {"uvicorn.access", "capacity.events"}, held
+    assert any("POST /api/holds" in line["event"] for line in held)
+    published = [line["events"] for line in held if line["logger"] == "capacity.events"]
+    assert len(published) == 1 and "hold.created" in published[0], published
+    # Each request has an id, sent back and bound to its lines; an unsafe one given is replaced.
+    assert search.headers["X-Request-ID"] != hold.headers["X-Request-ID"]
+    assert [line["event"] for line in lines_of(search.headers["X-Request-ID"])] == [
+        line["event"] for line in lines if "GET /api/units?age=34" in line["event"]
+    ]
+    assert "injected" not in log_text
+    unsafe_line = next(line for line in lines if "GET /api/units?token=" in line["event"])
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe_line["request_id"]), unsafe_line
+    accepted = next(line for line in lines if "[accepted]" in line["event"])
+    assert re.fullmatch(r"[0-9a-f]{32}", accepted["request_id"]), accepted
+    swept = [line for line in lines if line["request_id"].startswith("sweep-") and line["logger"] == "capacity.events"]
+    assert len(swept) == 1 and "hold.expired" in swept[0]["events"], swept
 
 
 def test_redaction_of_tokens_and_references_in_any_log_text() -> None:

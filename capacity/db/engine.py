@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from capacity.errors import ServiceBusy, database_fault
 from capacity.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger("capacity.events")
 
 # SQLSTATEs worth retrying on PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
 _PG_RETRY = {"40001", "40P01", "55P03"}
@@ -185,6 +187,8 @@ class Database:
             else:
                 if uow.events and self.publish is not None:
                     await self.publish(uow.events)
+                    # Under the id of the request (or sweep run) whose transaction made them (capacity.logs).
+                    log.info("events published", extra={"events": [e.type for e in uow.events]})
                 return result
             await asyncio.sleep(random.uniform(0.005, 0.03) * attempt)
         raise ServiceBusy()
