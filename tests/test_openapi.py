@@ -14,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar import Litestar, get
+from litestar.params import FromQuery
 from litestar.routes import HTTPRoute
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -190,7 +191,7 @@ def test_the_fuzzing_would_catch_a_server_error(sqlite_template: Path, tmp_path:
     app, headers, _ = _demo_app(sqlite_template, tmp_path / "control.db")
 
     @get("/api/test-only/ratio", sync_to_thread=False)
-    def ratio(a: int, b: int) -> dict[str, int]:
+    def ratio(a: FromQuery[int], b: FromQuery[int]) -> dict[str, int]:
         return {"ratio": a // b}  # ZeroDivisionError, a 500, when b is 0
 
     app.register(ratio)
