@@ -125,7 +125,10 @@ def _demo_app(sqlite_template: Path, path: Path) -> tuple[Litestar, dict[str, di
     url = f"sqlite+aiosqlite:///{path}"
     real_ids = asyncio.run(_real_ids(url))
     app = create_app(settings_for(url), clock=FixedClock(START))
-    tokens = {name: app.state.jwt_auth.create_token(identifier=uid) for name, uid in zip(USERS, real_ids.pop("users"))}
+    tokens = {
+        name: app.state.jwt_auth.create_token(identifier=uid)
+        for name, uid in zip(USERS, real_ids.pop("users"), strict=True)
+    }
     return app, {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}, real_ids
 
 
