@@ -34,7 +34,7 @@ from capacity.errors import internal_error_handler, problem_details
 from capacity.health import health, ready
 from capacity.limits import check_body_depth
 from capacity.logs import configure as configure_logging
-from capacity.logs import request_ids, with_run_id
+from capacity.logs import request_ids
 from capacity.metrics import Metrics, metrics_endpoint
 from capacity.notify.channels import CHANNEL, Bus, make_channels, make_publisher
 from capacity.notify.leader import sweep_lock
@@ -67,8 +67,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         lock = sweep_lock(db.engine)
         scheduler = make_scheduler(db, lock)
-        # Each sweep run's lines, and the events it publishes, under an id of that run's own.
-        scheduler.modify_job("sweep", func=with_run_id(scheduler.get_job("sweep").func, "sweep"))
         metrics.watch_scheduler(scheduler)
         scheduler.start()
         restore_signals = close_sockets_first(app.state.socket_watch)

@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from capacity.booking.sweep import sweep
 from capacity.db.engine import Database
 from capacity.errors import ServiceBusy
+from capacity.logs import with_run_id
 from capacity.notify.alerts import send_alerts
 from capacity.notify.leader import SweepLock
 
@@ -39,7 +40,8 @@ def make_scheduler(db: Database, lock: SweepLock) -> AsyncIOScheduler:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(
-        run_sweep,
+        # Each run's lines, and the events it publishes, under an id of that run's own.
+        with_run_id(run_sweep, "sweep"),
         "interval",
         seconds=db.settings.sweep_seconds,
         args=[db, lock],
