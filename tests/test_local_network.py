@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import delete, inspect, make_url, select, text
+from sqlalchemy import delete, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from capacity.auth.models import UserArea
@@ -24,7 +25,8 @@ from capacity.cli import alembic_config
 from capacity.demo import AREAS
 from capacity.imports.placements import COLUMNS, import_placements
 from support.api import Api, assert_problem
-from support.demo import ENGINES, PG_URL
+from support.databases import own_database
+from support.demo import ENGINES
 
 BANES, BRISTOL, WILTSHIRE = "E06000022", "E06000023", "E06000054"
 PICU, HILLVIEW = "Bristol PICU", "Hillview Lodge"
@@ -207,30 +209,10 @@ async def test_the_importer_agrees_with_the_search(api: Api, tmp_path: Path) -> 
 
 
 @pytest.fixture(params=ENGINES)
-def fresh_database(request: pytest.FixtureRequest, tmp_path: Path):
-    """An empty database of its own on each engine (never the shared test database)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'local_network.db'}"
-        return
-    assert PG_URL
-    target = make_url(PG_URL)
-    name = f"{target.database}_local_network"
-    server_url = target.set(database="postgres")
-
-    async def admin(statement: str) -> None:
-        engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield target.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own on each engine (never the shared test database), dropped after."""
+    with own_database(request.param, tmp_path, "local_network") as url:
+        yield url
 
 
 UNIT_COLUMNS = (
