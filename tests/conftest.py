@@ -47,6 +47,7 @@ MODULE_KINDS = {
     "test_holds": "integration",
     "test_import": "integration",
     "test_live": "integration",  # a real server and WebSocket, in the test's own loop
+    "test_live_pages": "browser",  # live updates keep typed input; messages and problems in words
     "test_live_redis": "concurrency",  # several instances through Redis
     "test_local_network": "integration",
     "test_migrations": "integration",

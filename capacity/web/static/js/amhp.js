@@ -1,14 +1,24 @@
 // The AMHP's finder: units near their area with live availability from the first moment, a search by
 // eligibility and location that also says why a unit is not eligible, holds with countdowns, extend and
-// release, conveyance, arrival, and s136 clocks with their warnings.
-import { api, ApiError, codeOptions, connectEvents, countdown, el, liveList, loadCodes, londonTime, showBanner, whoAmI } from "./common.js";
+// release, conveyance, arrival, and s136 clocks with their warnings. Drawn with Preact (view.js): a live
+// event patches the rows it changes; the Hold form, what is typed in it and its focus stay.
+import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, showBanner, whoAmI } from "./common.js";
+import { Countdown, Field, Fragment, html, invalid, Messages, mount, plural, useState } from "./view.js";
 
 const TIMES = [["requested_at", "Requested"], ["dispatched_at", "Dispatched"], ["at_scene_at", "At scene"],
   ["departed_at", "Departed"], ["arrived_at", "Arrived"], ["eta", "ETA"]];
 const app = document.getElementById("app");
-const state = { me: null, areas: new Map(), results: [], ineligible: [], query: null };
 const codes = await loadCodes();
 const withCode = (c) => `${c.code} ${c.label}`;
+const options = (list, text = (c) => c.label) => list.map((c) => html`<option key=${c.code} value=${c.code}>${text(c)}</option>`);
+
+// The page's data. `holdFor` is the unit whose Hold form is open; `draft` what is typed in it, kept
+// here so that it outlives the row (a new search, the unit filled up) until the hold is made or cancelled.
+const state = {
+  me: null, areas: new Map(), results: [], ineligible: [], query: null, searchError: "",
+  holdFor: null, draft: null, announcement: "", messages: [],
+};
+let redraw = () => {};
 
 // datetime-local inputs speak the browser's local time; the API speaks UTC ISO 8601.
 const toLocalInput = (iso) => {
@@ -18,43 +28,49 @@ const toLocalInput = (iso) => {
 };
 const fromLocalInput = (value) => (value ? new Date(value).toISOString() : undefined);
 
-function field(id, text, input) {
-  input.id = id;
-  return el("div", {}, el("label", { for: id }, text), input);
+// --- what happened, in words --------------------------------------------------------------------------
+
+const unitName = (id) => [...state.results, ...state.ineligible.map((i) => i.unit)].find((u) => u.id === id)?.name;
+const holdName = (hold) => `${hold.person.ref} at ${hold.unit_name || unitName(hold.unit_id) || "the unit"}`;
+
+// A message about a hold replaces the one before it (an expiry warning, then the expiry).
+function tell(key, text, tone = "") {
+  state.messages = [{ key, text, tone }, ...state.messages.filter((m) => m.key !== key)];
+  redraw();
+}
+const dismiss = (key) => {
+  state.messages = state.messages.filter((m) => m.key !== key);
+  redraw();
+};
+function announce(text) {
+  state.announcement = text;
+  redraw();
 }
 
-function searchForm() {
-  const q = state.query;
-  const homeArea = el("select", { name: "home_area" }, state.me.areas.map((c) => el("option", { value: c }, state.areas.get(c)?.name || c)));
-  homeArea.value = q.home_area;
-  const near = el("select", { name: "near_area" }, [...state.areas.values()].map((a) => el("option", { value: a.code }, `centre of ${a.name}`)),
-    el("option", { value: "coords" }, "coordinates…"));
-  near.value = q.near_area;
-  const coords = el("input", { name: "coords", placeholder: "51.45,-2.59", value: q.coords || "" });
-  const kind = el("select", { name: "kind" }, el("option", { value: "" }, "any kind"), codeOptions(codes.kinds));
-  kind.value = q.kind;
-  // The search takes the sexes a unit can be limited to.
-  const sex = el("select", { name: "sex" }, el("option", { value: "" }, "not given"),
-    codeOptions(codes.person_sexes.filter((s) => codes.has("unit_sexes", s.code))));
-  sex.value = q.sex;
-  const age = el("input", { name: "age", type: "number", min: "0", max: "120", value: q.age ?? "" });
-  const available = el("input", { name: "available_only", type: "checkbox", checked: q.available_only, style: "width:auto" });
-  const form = el("form", { class: "card", id: "search-form", role: "search", "aria-label": "Find a place" },
-    el("h2", {}, "Find a place"),
-    el("div", { class: "grid" },
-      field("s-kind", "Kind", kind), field("s-age", "Age", age), field("s-sex", "Sex", sex),
-      field("s-home", "Home area", homeArea), field("s-near", "Near", near), field("s-coords", "Coordinates (lat,lon)", coords),
-      el("div", {}, el("label", { for: "s-available" }, available, " Only with a free place")),
-      el("div", {}, el("button", { type: "submit" }, "Search"))));
-  available.id = "s-available";
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    state.query = { kind: kind.value, age: age.value === "" ? null : Number(age.value), sex: sex.value,
-      home_area: homeArea.value, near_area: near.value, coords: coords.value.trim(), available_only: available.checked };
-    await search();
-  });
-  return form;
+const ENDINGS = {
+  "hold.declined": (hold, reason) => `The hold for ${holdName(hold)} was declined${reason ? `: ${reason}` : ""}.`,
+  "hold.expired": (hold) => `The hold for ${holdName(hold)} has expired; the place is no longer held.`,
+  "hold.arrived": (hold) => `${hold.person.ref} has arrived at ${hold.unit_name || unitName(hold.unit_id) || "the unit"}.`,
+  "hold.released": (hold) => `The hold for ${holdName(hold)} was released.`,
+};
+const TONES = { "hold.declined": "bad", "hold.expired": "bad", "hold.arrived": "ok", "hold.released": "" };
+
+function holdEnded(type, hold) {
+  tell(`hold:${hold.id}`, ENDINGS[type](hold), TONES[type]);
+  if (type !== "hold.declined") return;
+  // The event does not say why; the hold does (one audited read, for this AMHP's own hold).
+  api(`/api/holds/${hold.id}`).then((ended) => {
+    if (ended.decline_reason) tell(`hold:${hold.id}`, ENDINGS[type](hold, codes.label("decline_reasons", ended.decline_reason)), "bad");
+  }).catch(() => {});
 }
+
+function expiring(hold, minutesLeft) {
+  const minutes = Math.round(minutesLeft);
+  const when = minutes < 1 ? "in less than a minute" : `in ${plural(minutes, "minute")}`;
+  tell(`hold:${hold.id}`, `The hold for ${holdName(hold)} expires ${when} (at ${londonTime(hold.expires_at)}).`, "warn");
+}
+
+// --- search ---------------------------------------------------------------------------------------------
 
 function nearParam() {
   const q = state.query;
@@ -76,11 +92,12 @@ async function search() {
     const ok = new Set(found.map((u) => u.id));
     state.results = q.available_only ? found.filter((u) => u.available > 0) : found;
     state.ineligible = all.filter((u) => !ok.has(u.id)).map((u) => ({ unit: u, why: whyNot(u) }));
-    showBanner("");
+    state.searchError = "";
   } catch (e) {
-    showBanner(e instanceof ApiError ? `Search: ${e.message}` : String(e));
+    const { fields, general } = problemInWords(e, { labels: { near: "Coordinates", age: "Age" } });
+    state.searchError = e.network ? "" : [...Object.values(fields), general].filter(Boolean).join(" ");
   }
-  render();
+  redraw();
 }
 
 function whyNot(unit) {
@@ -94,132 +111,246 @@ function whyNot(unit) {
   return reasons.join("; ");
 }
 
-function holdForm(unit) {
-  const q = state.query;
-  const ref = el("input", { required: true, maxlength: "40", placeholder: "your team's reference, never an NHS number" });
-  const age = el("input", { type: "number", min: "0", max: "120", required: true, value: q.age ?? "" });
-  const sex = el("select", {}, codeOptions(codes.person_sexes));
-  if (q.sex) sex.value = q.sex;
-  const ethnicity = el("select", {}, el("option", { value: "" }, "not recorded"), codeOptions(codes.ethnicities, withCode));
-  const purpose = el("select", {}, codeOptions(codes.purposes));
-  purpose.value = codes.find("kinds", unit.kind)?.purpose ?? purpose.value;
-  const error = el("p", { class: "error", role: "alert", hidden: true });
-  const form = el("form", { class: "card", "aria-label": `Hold a place at ${unit.name}` },
-    el("h3", {}, `Hold a place at ${unit.name}`),
-    el("div", { class: "grid" }, field("h-ref", "Person reference", ref), field("h-age", "Age", age), field("h-sex", "Sex", sex),
-      field("h-eth", "Ethnic category", ethnicity), field("h-purpose", "Purpose", purpose)),
-    error,
-    el("div", { class: "row-actions" }, el("button", { type: "submit" }, "Place hold"),
-      el("button", { type: "button", class: "secondary", onclick: () => form.remove() }, "Cancel")));
-  const key = crypto.randomUUID();  // a retried click never makes a second hold
-  form.addEventListener("submit", async (event) => {
+function SearchForm() {
+  const [q, setQ] = useState(() => ({ ...state.query, age: state.query.age ?? "" }));
+  const set = (name) => (event) => setQ({ ...q, [name]: event.currentTarget.type === "checkbox" ? event.currentTarget.checked : event.currentTarget.value });
+  const submit = async (event) => {
     event.preventDefault();
-    error.hidden = true;
-    const person = { ref: ref.value.trim(), age: Number(age.value), sex: sex.value, home_area: q.home_area };
-    if (ethnicity.value) person.ethnicity = ethnicity.value;
+    state.query = { ...q, age: q.age === "" ? null : Number(q.age), coords: q.coords.trim() };
+    await search();
+  };
+  return html`<form class="card" id="search-form" role="search" aria-label="Find a place" onSubmit=${submit}>
+    <h2>Find a place</h2>
+    <div class="grid">
+      <${Field} id="s-kind" label="Kind"><select id="s-kind" name="kind" value=${q.kind} onChange=${set("kind")}>
+        <option value="">any kind</option>${options(codes.kinds)}</select><//>
+      <${Field} id="s-age" label="Age"><input id="s-age" name="age" type="number" min="0" max="120" value=${q.age} onInput=${set("age")} /><//>
+      <${Field} id="s-sex" label="Sex"><select id="s-sex" name="sex" value=${q.sex} onChange=${set("sex")}>
+        <option value="">not given</option>${options(codes.person_sexes.filter((s) => codes.has("unit_sexes", s.code)))}</select><//>
+      <${Field} id="s-home" label="Home area"><select id="s-home" name="home_area" value=${q.home_area} onChange=${set("home_area")}>
+        ${state.me.areas.map((c) => html`<option key=${c} value=${c}>${state.areas.get(c)?.name || c}</option>`)}</select><//>
+      <${Field} id="s-near" label="Near"><select id="s-near" name="near_area" value=${q.near_area} onChange=${set("near_area")}>
+        ${[...state.areas.values()].map((a) => html`<option key=${a.code} value=${a.code}>centre of ${a.name}</option>`)}
+        <option value="coords">coordinates…</option></select><//>
+      <${Field} id="s-coords" label="Coordinates (lat,lon)"><input id="s-coords" name="coords" placeholder="51.45,-2.59" value=${q.coords} onInput=${set("coords")} /><//>
+      <div><label for="s-available"><input id="s-available" name="available_only" type="checkbox" style="width:auto"
+        checked=${q.available_only} onChange=${set("available_only")} /> Only with a free place</label></div>
+      <div><button type="submit">Search</button></div>
+    </div>
+    ${state.searchError ? html`<p class="error" role="alert">${state.searchError}</p>` : null}
+  </form>`;
+}
+
+// --- the Hold form ---------------------------------------------------------------------------------------
+
+const HOLD_LABELS = { "person.ref": "Person reference", "person.age": "Age", "person.sex": "Sex", "person.ethnicity": "Ethnic category",
+  purpose: "Purpose" };
+const HOLD_HINTS = { "person.ref": "Person reference: use letters, digits and / _ . - only (no spaces), starting with a letter or digit." };
+
+function openHoldForm(unit) {
+  if (state.holdFor !== unit.id) {
+    const q = state.query;
+    const kept = state.draft || {};  // the person typed for one unit follows to another
+    state.draft = {
+      ref: kept.ref ?? "", age: kept.age ?? (q.age ?? ""), sex: kept.sex ?? (q.sex || codes.person_sexes[0].code),
+      ethnicity: kept.ethnicity ?? "", purpose: codes.find("kinds", unit.kind)?.purpose ?? codes.purposes[0].code,
+      key: crypto.randomUUID(),  // a retried click never makes a second hold
+    };
+    state.holdFor = unit.id;
+  }
+  redraw();
+}
+
+function closeHoldForm() {
+  state.holdFor = null;
+  state.draft = null;
+  redraw();
+}
+
+function HoldForm({ unit }) {
+  const d = state.draft;
+  const [problem, setProblem] = useState({ fields: {}, general: "" });
+  const [busy, setBusy] = useState(false);
+  const set = (name) => (event) => { d[name] = event.currentTarget.value; };
+  const submit = async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    setProblem({ fields: {}, general: "" });
+    setBusy(true);
+    announce("");  // an earlier success must not read as this one's
+    const person = { ref: d.ref.trim(), age: Number(d.age), sex: d.sex, home_area: state.query.home_area };
+    if (d.ethnicity) person.ethnicity = d.ethnicity;
     try {
-      const response = await api("/api/holds", { method: "POST", headers: { "Idempotency-Key": key },
-        body: { unit_id: unit.id, purpose: purpose.value, person } });
-      form.remove();
+      const response = await api("/api/holds", { method: "POST", headers: { "Idempotency-Key": d.key },
+        body: { unit_id: unit.id, purpose: d.purpose, person } });
+      closeHoldForm();
       showBanner("");
-      state.announcement = `Held a place at ${unit.name} until ${londonTime(response.expires_at)}`;
+      announce(`Held a place for ${response.person.ref} at ${unit.name} until ${londonTime(response.expires_at)}.`);
       holds.set([{ ...response, unit_name: unit.name }, ...holds.items.filter((h) => h.id !== response.id)]);
     } catch (e) {
-      error.textContent = e.status === 409 ? "No place is free there any more. Search again." : e.message;
-      error.hidden = false;
+      if (!e.network) d.key = crypto.randomUUID();  // the server answered: no hold was made with this key
+      setProblem(problemInWords(e, { labels: HOLD_LABELS, hints: HOLD_HINTS, conflict: "No place is free there any more. Search again." }));
+    } finally {
+      setBusy(false);
     }
-  });
-  return form;
+  };
+  const f = problem.fields;
+  return html`<form class="card hold-form" aria-label=${`Hold a place at ${unit.name}`} onSubmit=${submit}>
+    <h3>Hold a place at ${unit.name}</h3>
+    <div class="grid">
+      <${Field} id="h-ref" label="Person reference" error=${f["person.ref"]}>
+        <input id="h-ref" required maxlength="40" placeholder="your team's reference, never an NHS number" value=${d.ref}
+          onInput=${set("ref")} ...${invalid("h-ref", f["person.ref"])} /><//>
+      <${Field} id="h-age" label="Age" error=${f["person.age"]}>
+        <input id="h-age" type="number" min="0" max="120" required value=${d.age} onInput=${set("age")} ...${invalid("h-age", f["person.age"])} /><//>
+      <${Field} id="h-sex" label="Sex" error=${f["person.sex"]}>
+        <select id="h-sex" value=${d.sex} onChange=${set("sex")} ...${invalid("h-sex", f["person.sex"])}>${options(codes.person_sexes)}</select><//>
+      <${Field} id="h-eth" label="Ethnic category" error=${f["person.ethnicity"]}>
+        <select id="h-eth" value=${d.ethnicity} onChange=${set("ethnicity")}><option value="">not recorded</option>${options(codes.ethnicities, withCode)}</select><//>
+      <${Field} id="h-purpose" label="Purpose" error=${f.purpose}>
+        <select id="h-purpose" value=${d.purpose} onChange=${set("purpose")}>${options(codes.purposes)}</select><//>
+    </div>
+    ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
+    <div class="row-actions">
+      <button type="submit" aria-disabled=${busy ? "true" : undefined}>Place hold</button>
+      <button type="button" class="secondary" onClick=${closeHoldForm}>Cancel</button>
+    </div>
+  </form>`;
 }
 
-function resultRow(unit) {
-  const row = el("tr", { "data-unit": unit.id },
-    el("td", {}, el("strong", {}, unit.name), el("div", { class: "muted" }, codes.label("kinds", unit.kind),
-      unit.out_of_area ? " · out of area" : "")),
-    el("td", {}, unit.distance_km !== undefined ? `${unit.distance_km} km` : "—"),
-    el("td", {}, unit.status === "closed" ? el("span", { class: "badge bad" }, "closed")
-      : el("span", { class: `badge ${unit.available > 0 ? "ok" : "bad"}`, "data-field": "available" }, `${unit.available} of ${unit.open_places} free`)),
-    el("td", { class: "optional" }, el("span", { class: unit.stale ? "stale" : "" }, unit.stale ? "⚠ stale, " : "", londonTime(unit.last_confirmed_at))),
-    el("td", {}, unit.available > 0 ? el("button", { type: "button", onclick: () => row.after(el("tr", {}, el("td", { colspan: "5" }, holdForm(unit)))) }, "Hold") : ""),
-  );
-  return row;
+function ResultRow({ unit }) {
+  return html`<tr data-unit=${unit.id}>
+    <td><strong>${unit.name}</strong><div class="muted">${codes.label("kinds", unit.kind)}${unit.out_of_area ? " · out of area" : ""}</div></td>
+    <td>${unit.distance_km !== undefined ? `${unit.distance_km} km` : "—"}</td>
+    <td>${unit.status === "closed" ? html`<span class="badge bad">closed</span>`
+      : html`<span class=${`badge ${unit.available > 0 ? "ok" : "bad"}`} data-field="available">${unit.available} of ${unit.open_places} free</span>`}</td>
+    <td class="optional"><span class=${unit.stale ? "stale" : ""}>${unit.stale ? "⚠ stale, " : ""}${londonTime(unit.last_confirmed_at)}</span></td>
+    <td>${unit.available > 0 && state.holdFor !== unit.id
+      ? html`<button type="button" onClick=${() => openHoldForm(unit)}>Hold</button>` : null}</td>
+  </tr>`;
 }
 
-function conveyancePanel(hold) {
+// --- holds ---------------------------------------------------------------------------------------------
+
+const CONVEYANCE_LABELS = { mode: "Mode", police_vehicle_reason: "Police vehicle reason", police_vehicle_note: "Police vehicle note",
+  ...Object.fromEntries(TIMES) };
+
+function ConveyancePanel({ hold }) {
   const c = hold.conveyance || {};
-  const mode = el("select", {}, codeOptions(codes.conveyance_modes));
-  mode.value = c.mode || codes.conveyance_modes[0].code;
-  // A police vehicle needs a coded reason (what reports count); the note stays with person-level roles.
-  const reason = el("select", {}, el("option", { value: "" }, "not a police vehicle"), codeOptions(codes.police_vehicle_reasons));
-  reason.value = c.police_vehicle_reason || "";
-  const note = el("input", { placeholder: "note (optional)", maxlength: "280", value: c.police_vehicle_note || "" });
-  const inputs = Object.fromEntries(TIMES.map(([name]) => [name, el("input", { type: "datetime-local", value: toLocalInput(c[name]) })]));
-  const error = el("p", { class: "error", role: "alert", hidden: true });
-  const form = el("form", { class: "card", "aria-label": "Conveyance" }, el("h4", {}, "Conveyance"),
-    el("div", { class: "grid" }, field(`c-mode-${hold.id}`, "Mode", mode), field(`c-reason-${hold.id}`, "Police vehicle reason", reason),
-      field(`c-note-${hold.id}`, "Police vehicle note", note),
-      TIMES.map(([name, text]) => field(`c-${name}-${hold.id}`, text, inputs[name]))),
-    c.ambulance_response_minutes != null ? el("p", { class: c.within_standard === false ? "warning" : "muted" },
-      `Ambulance response ${c.ambulance_response_minutes} min (standard ${c.ambulance_standard_minutes})`) : null,
-    error, el("button", { type: "submit" }, "Save conveyance"));
-  form.addEventListener("submit", async (event) => {
+  // What is typed, over what the hold has: a live update of the hold does not undo it.
+  const [draft, setDraft] = useState({});
+  const [problem, setProblem] = useState({ fields: {}, general: "" });
+  const shown = {
+    mode: c.mode || codes.conveyance_modes[0].code, police_vehicle_reason: c.police_vehicle_reason || "",
+    police_vehicle_note: c.police_vehicle_note || "", ...Object.fromEntries(TIMES.map(([name]) => [name, toLocalInput(c[name])])), ...draft,
+  };
+  const set = (name) => (event) => setDraft({ ...draft, [name]: event.currentTarget.value });
+  const submit = async (event) => {
     event.preventDefault();
-    error.hidden = true;
-    const body = { mode: mode.value };
-    if (reason.value) body.police_vehicle_reason = reason.value;
-    if (note.value.trim()) body.police_vehicle_note = note.value.trim();
-    for (const [name] of TIMES) if (inputs[name].value) body[name] = fromLocalInput(inputs[name].value);
+    setProblem({ fields: {}, general: "" });
+    const body = { mode: shown.mode };
+    if (shown.police_vehicle_reason) body.police_vehicle_reason = shown.police_vehicle_reason;
+    if (shown.police_vehicle_note.trim()) body.police_vehicle_note = shown.police_vehicle_note.trim();
+    for (const [name] of TIMES) if (shown[name]) body[name] = fromLocalInput(shown[name]);
     ownConveyance.add(hold.id);  // its conveyance.updated event is then this answer's echo
     try {
       const saved = await api(`/api/holds/${hold.id}/conveyance`, { method: "PUT", body });
+      setDraft({});
       holds.set(holds.items.map((h) => (h.id === hold.id ? { ...h, conveyance: saved } : h)));
-    } catch (e) { ownConveyance.delete(hold.id); error.textContent = e.message; error.hidden = false; }
-  });
-  return form;
+    } catch (e) {
+      ownConveyance.delete(hold.id);
+      setProblem(problemInWords(e, { labels: CONVEYANCE_LABELS }));
+    }
+  };
+  const f = problem.fields;
+  const id = (name) => `c-${name}-${hold.id}`;
+  return html`<form class="card" aria-label=${`Conveyance for ${hold.person.ref}`} onSubmit=${submit}><h4>Conveyance</h4>
+    <div class="grid">
+      <${Field} id=${id("mode")} label="Mode" error=${f.mode}>
+        <select id=${id("mode")} value=${shown.mode} onChange=${set("mode")}>${options(codes.conveyance_modes)}</select><//>
+      <${Field} id=${id("reason")} label="Police vehicle reason" error=${f.police_vehicle_reason}>
+        <select id=${id("reason")} value=${shown.police_vehicle_reason} onChange=${set("police_vehicle_reason")}
+          ...${invalid(id("reason"), f.police_vehicle_reason)}>
+          <option value="">not a police vehicle</option>${options(codes.police_vehicle_reasons)}</select><//>
+      <${Field} id=${id("note")} label="Police vehicle note" error=${f.police_vehicle_note}>
+        <input id=${id("note")} placeholder="note (optional)" maxlength="280" value=${shown.police_vehicle_note} onInput=${set("police_vehicle_note")} /><//>
+      ${TIMES.map(([name, text]) => html`<${Field} key=${name} id=${id(name)} label=${text} error=${f[name]}>
+        <input id=${id(name)} type="datetime-local" value=${shown[name]} onInput=${set(name)} ...${invalid(id(name), f[name])} /><//>`)}
+    </div>
+    ${c.ambulance_response_minutes != null ? html`<p class=${c.within_standard === false ? "warning" : "muted"}>
+      Ambulance response ${c.ambulance_response_minutes} min (standard ${c.ambulance_standard_minutes})</p>` : null}
+    ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
+    <button type="submit">Save conveyance</button>
+  </form>`;
 }
 
-function holdCard(hold) {
-  const minutes = el("input", { type: "number", min: "1", max: "240", value: "30", style: "width:5rem" });
-  const why = el("input", { placeholder: "reason, e.g. ambulance delayed" });
-  const clockStart = el("input", { type: "datetime-local" });
-  const oap = el("select", {}, el("option", { value: "" }, "not out of area"), codeOptions(codes.oap_reasons, withCode));
-  const error = el("p", { class: "error", role: "alert", hidden: true });
+const EXTEND_LABELS = { minutes: "Minutes", reason: "Reason" };
+const ARRIVE_LABELS = { s136_clock_started_at: "s136 clock started", oap_reason: "Out-of-area reason", arrived_at: "Arrived" };
+
+function HoldCard({ hold }) {
+  const [minutes, setMinutes] = useState("30");
+  const [why, setWhy] = useState("");
+  const [clockStart, setClockStart] = useState("");
+  const [oap, setOap] = useState("");
+  const [problem, setProblem] = useState({ fields: {}, general: "" });
   // The answer says what became of the hold (extend, release) or the placement it became (arrive).
-  const act = async (path, body) => {
-    error.hidden = true;
+  const act = async (path, body, labels = {}) => {
+    setProblem({ fields: {}, general: "" });
     try {
       const answer = await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
-      if (path === "extend") holds.set(holds.items.map((h) => (h.id === hold.id ? { ...h, ...answer, unit_name: h.unit_name, partial: false } : h)));
-      else holds.set(holds.items.filter((h) => h.id !== hold.id));
+      if (path === "extend") {
+        holds.set(holds.items.map((h) => (h.id === hold.id ? { ...h, ...answer, unit_name: h.unit_name, partial: false } : h)));
+        setWhy("");
+        return;
+      }
+      holds.set(holds.items.filter((h) => h.id !== hold.id));
+      holdEnded(path === "arrive" ? "hold.arrived" : "hold.released", hold);
       if (path === "arrive" && answer.s136_deadline) {
         placements.set([...placements.items.filter((p) => p.id !== answer.id), answer]);
       }
-    } catch (e) { error.textContent = e.message; error.hidden = false; }
+    } catch (e) { setProblem(problemInWords(e, { labels, conflict: "This hold is no longer held: someone else ended it." })); }
   };
-  return el("article", { class: "card", "data-hold": hold.id },
-    el("h3", {}, `${hold.person.ref} → ${hold.unit_name || "unit"}`),
-    el("p", {}, el("strong", { class: "countdown", "data-expires": hold.expires_at }, countdown(hold.expires_at)),
-      ` left · until ${londonTime(hold.expires_at)} · extended ${hold.extensions}×`),
-    el("div", { class: "row-actions" }, field(`x-min-${hold.id}`, "Minutes", minutes), field(`x-why-${hold.id}`, "Reason", why),
-      el("button", { type: "button", onclick: () => act("extend", { minutes: Number(minutes.value), reason: why.value }) }, "Extend"),
-      el("button", { type: "button", class: "danger", onclick: () => act("release") }, "Release")),
-    el("div", { class: "row-actions" }, hold.purpose === "s136" ? field(`a-clock-${hold.id}`, "s136 clock started (if earlier)", clockStart) : null,
-      field(`a-oap-${hold.id}`, "Out-of-area reason", oap),
-      el("button", { type: "button", onclick: () => {
+  const f = problem.fields;
+  const id = (name) => `${name}-${hold.id}`;
+  const where = hold.unit_name || unitName(hold.unit_id) || "unit";
+  return html`<article class="card" data-hold=${hold.id}>
+    <h3>${hold.person.ref} → ${where}</h3>
+    <p><strong><${Countdown} iso=${hold.expires_at} /></strong> left · until ${londonTime(hold.expires_at)} · extended ${hold.extensions}×</p>
+    <div class="row-actions">
+      <${Field} id=${id("x-min")} label="Minutes" error=${f.minutes}>
+        <input id=${id("x-min")} type="number" min="1" max="240" style="width:5rem" value=${minutes}
+          onInput=${(e) => setMinutes(e.currentTarget.value)} ...${invalid(id("x-min"), f.minutes)} /><//>
+      <${Field} id=${id("x-why")} label="Reason" error=${f.reason}>
+        <input id=${id("x-why")} placeholder="reason, e.g. ambulance delayed" value=${why} onInput=${(e) => setWhy(e.currentTarget.value)}
+          ...${invalid(id("x-why"), f.reason)} /><//>
+      <button type="button" onClick=${() => act("extend", { minutes: Number(minutes), reason: why }, EXTEND_LABELS)}>Extend</button>
+      <button type="button" class="danger" onClick=${() => act("release")}>Release</button>
+    </div>
+    <div class="row-actions">
+      ${hold.purpose === "s136" ? html`<${Field} id=${id("a-clock")} label="s136 clock started (if earlier)" error=${f.s136_clock_started_at}>
+        <input id=${id("a-clock")} type="datetime-local" value=${clockStart} onInput=${(e) => setClockStart(e.currentTarget.value)}
+          ...${invalid(id("a-clock"), f.s136_clock_started_at)} /><//>` : null}
+      <${Field} id=${id("a-oap")} label="Out-of-area reason" error=${f.oap_reason}>
+        <select id=${id("a-oap")} value=${oap} onChange=${(e) => setOap(e.currentTarget.value)} ...${invalid(id("a-oap"), f.oap_reason)}>
+          <option value="">not out of area</option>${options(codes.oap_reasons, withCode)}</select><//>
+      <button type="button" onClick=${() => {
         const body = {};
-        if (clockStart.value) body.s136_clock_started_at = fromLocalInput(clockStart.value);
-        if (oap.value) body.oap_reason = oap.value;
-        act("arrive", body);
-      } }, "Arrived")),
-    error, conveyancePanel(hold));
+        if (clockStart) body.s136_clock_started_at = fromLocalInput(clockStart);
+        if (oap) body.oap_reason = oap;
+        act("arrive", body, ARRIVE_LABELS);
+      }}>Arrived</button>
+    </div>
+    ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
+    <${ConveyancePanel} hold=${hold} />
+  </article>`;
 }
 
-function clockRow(p) {
+function ClockRow({ p }) {
   const ms = new Date(p.s136_deadline).getTime() - Date.now();
   const cls = ms < 30 * 60000 ? "badge bad" : ms < 2 * 3600000 ? "badge" : "badge ok";
-  return el("tr", {}, el("td", {}, p.person.ref), el("td", {}, londonTime(p.s136_clock_started_at)),
-    el("td", {}, el("span", { class: cls }, el("span", { class: "countdown", "data-expires": p.s136_deadline }, countdown(p.s136_deadline)))),
-    el("td", {}, p.s136_extension_hours ? `+${p.s136_extension_hours} h (${p.s136_extension_authorised_by})` : "—"));
+  return html`<tr data-placement=${p.id}><td>${p.person.ref}</td><td>${londonTime(p.s136_clock_started_at)}</td>
+    <td><span class=${cls}><${Countdown} iso=${p.s136_deadline} /></span></td>
+    <td>${p.s136_extension_hours ? `+${p.s136_extension_hours} h (${p.s136_extension_authorised_by})` : "—"}</td></tr>`;
 }
 
 async function readHolds() {
@@ -251,9 +382,8 @@ function applyHold(items, frame) {
   }
   if (d.status !== "held") return items;
   if (!known) {
-    const name = [...state.results, ...state.ineligible.map((i) => i.unit)].find((u) => u.id === d.unit_id)?.name;
     return [{ id: d.hold_id, unit_id: d.unit_id, status: d.status, purpose: d.purpose, expires_at: d.expires_at, person: d.person,
-      risk_flags: [], extensions: 0, conveyance: null, unit_name: name, partial: true }, ...items];
+      risk_flags: [], extensions: 0, conveyance: null, unit_name: unitName(d.unit_id), partial: true }, ...items];
   }
   // An extension by hand counts in `extensions`, which the event lacks; one for the conveyance ETA does not.
   const counted = frame.type === "hold.extended" && d.reason !== "conveyance eta" && !sameInstant(known.expires_at, d.expires_at);
@@ -274,61 +404,68 @@ function applyPlacement(items, frame) {
   return items.map((p) => (p.id === d.placement_id ? { ...p, s136_deadline: d.s136_deadline, partial: p.partial || extended } : p));
 }
 
-const holds = liveList({ read: readHolds, apply: applyHold, onChange: () => render() });
+const holds = liveList({ read: readHolds, apply: applyHold, onChange: () => redraw() });
 const placements = liveList({
   read: async () => (await api("/api/placements?active=true")).filter((p) => p.s136_deadline),
   apply: applyPlacement,
-  onChange: () => render(),
+  onChange: () => redraw(),
 });
 
-function table(headers, rows) {
-  return el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows));
+function Table({ headers, children }) {
+  return html`<table><thead><tr>${headers.map((h, i) => html`<th key=${i} scope="col">${h}</th>`)}</tr></thead><tbody>${children}</tbody></table>`;
 }
 
-function render() {
-  const active = document.activeElement;
-  if (active && app.contains(active) && ["INPUT", "SELECT"].includes(active.tagName)) { state.pending = true; return; }
-  state.pending = false;
-  app.replaceChildren(
-    el("p", { id: "announce", class: "muted", role: "status", "aria-live": "polite" }, state.announcement || ""),
-    searchForm(),
-    el("section", { class: "card", "aria-labelledby": "results-h" }, el("h2", { id: "results-h" }, "Places, nearest first"),
-      state.results.length ? table(["Unit", "Distance", "Availability", "Last confirmed", ""], state.results.map(resultRow))
-        : el("p", { class: "empty" }, "No eligible unit matches this search. Try another kind or area."),
-      state.ineligible.length ? el("details", {}, el("summary", {}, `${state.ineligible.length} not eligible for this person`),
-        el("ul", {}, state.ineligible.map(({ unit, why }) => el("li", {}, `${unit.name}: ${why}`)))) : null),
-    el("section", { class: "card", "aria-labelledby": "holds-h" }, el("h2", { id: "holds-h" }, "Your holds"),
-      holds.items.length ? holds.items.map(holdCard) : el("p", { class: "empty" }, "No live holds.")),
-    el("section", { class: "card", "aria-labelledby": "clocks-h" }, el("h2", { id: "clocks-h" }, "Section 136 clocks"),
-      placements.items.length ? table(["Person", "Clock started", "Time left", "Extension"], placements.items.map(clockRow))
-        : el("p", { class: "empty" }, "No one is detained under s136 in your areas.")),
-  );
+function App() {
+  return html`
+    <p id="announce" class="announce" role="status" aria-live="polite">${state.announcement}</p>
+    <${Messages} items=${state.messages} dismiss=${dismiss} label="What happened to your holds" />
+    <${SearchForm} />
+    <section class="card" aria-labelledby="results-h"><h2 id="results-h">Places, nearest first</h2>
+      ${state.results.length ? html`<${Table} headers=${["Unit", "Distance", "Availability", "Last confirmed", ""]}>
+          ${state.results.map((unit) => html`<${Fragment} key=${unit.id}>
+            <${ResultRow} unit=${unit} />
+            ${state.holdFor === unit.id ? html`<tr class="hold-form-row"><td colspan="5"><${HoldForm} unit=${unit} /></td></tr>` : null}
+          <//>`)}<//>`
+        : html`<p class="empty">No eligible unit matches this search. Try another kind or area.</p>`}
+      ${state.holdFor && !state.results.some((u) => u.id === state.holdFor) && state.draft
+        ? html`<${HoldForm} unit=${state.ineligible.map((i) => i.unit).find((u) => u.id === state.holdFor) || { id: state.holdFor, name: "this unit" }} />` : null}
+      ${state.ineligible.length ? html`<details><summary>${state.ineligible.length} not eligible for this person</summary>
+        <ul>${state.ineligible.map(({ unit, why }) => html`<li key=${unit.id}>${unit.name}: ${why}</li>`)}</ul></details>` : null}
+    </section>
+    <section class="card" aria-labelledby="holds-h"><h2 id="holds-h">Your holds</h2>
+      ${holds.items.length ? holds.items.map((hold) => html`<${HoldCard} key=${hold.id} hold=${hold} />`) : html`<p class="empty">No live holds.</p>`}
+    </section>
+    <section class="card" aria-labelledby="clocks-h"><h2 id="clocks-h">Section 136 clocks</h2>
+      ${placements.items.length ? html`<${Table} headers=${["Person", "Clock started", "Time left", "Extension"]}>
+          ${placements.items.map((p) => html`<${ClockRow} key=${p.id} p=${p} />`)}<//>`
+        : html`<p class="empty">No one is detained under s136 in your areas.</p>`}
+    </section>`;
 }
 
 function onEvent(frame) {
+  const d = frame.data;
   if (frame.type === "unit.availability") {
-    const patch = (u) => (u.id === frame.data.unit_id ? { ...u, ...frame.data } : u);
+    const patch = (u) => (u.id === d.unit_id ? { ...u, ...d } : u);
     state.results = state.results.map(patch);
-    render();
+    redraw();
   } else if (frame.type.startsWith("hold.") || frame.type === "conveyance.updated") {
-    if (frame.type === "hold.expiring") showBanner(`A hold expires in ${frame.data.minutes_left} minutes`);
+    const known = holds.items.find((h) => h.id === d.hold_id);
+    if (known && frame.type === "hold.expiring") expiring({ ...known, expires_at: d.expires_at }, d.minutes_left);
+    if (known && ENDED.has(frame.type)) holdEnded(frame.type, known);
     holds.event(frame);
   } else if (frame.type.startsWith("placement.") || frame.type.startsWith("s136.")) {
-    if (frame.type === "s136.warning") showBanner(`s136 deadline for ${frame.data.person.ref} in ${Math.round(frame.data.minutes_left)} minutes`);
-    if (frame.type === "s136.breach") showBanner(`s136 deadline passed for ${frame.data.person.ref}`);
+    if (frame.type === "s136.warning") showBanner(`s136 deadline for ${d.person.ref} in ${plural(Math.round(d.minutes_left), "minute")}`);
+    if (frame.type === "s136.breach") showBanner(`s136 deadline passed for ${d.person.ref}`);
     placements.event(frame);
   }
 }
-
-app.addEventListener("focusout", () => setTimeout(() => { if (state.pending) render(); }, 0));
-setInterval(() => {
-  for (const node of document.querySelectorAll(".countdown")) node.textContent = countdown(node.dataset.expires);
-}, 1000);
 
 state.me = await whoAmI();
 for (const area of await api("/api/areas")) state.areas.set(area.code, area);
 const home = state.me.areas[0] || [...state.areas.keys()][0];
 state.me.areas = state.me.areas.length ? state.me.areas : [...state.areas.keys()];
 state.query = { kind: "", age: null, sex: "", home_area: home, near_area: home, coords: "", available_only: false };
-render();
-connectEvents({ onEvent, resync: async () => { await search(); await Promise.all([holds.refresh(), placements.refresh()]); } });
+redraw = mount(app, App);
+const resync = async () => { await search(); await Promise.all([holds.refresh(), placements.refresh()]); };
+window.addEventListener("capacity:online", () => { resync().catch(() => {}); });
+connectEvents({ onEvent, resync });

@@ -1,11 +1,17 @@
 // The bed manager's live board: their units' figures, holds on them with countdowns, arrivals and
 // discharges. Everything re-reads from the API after a reconnect; events patch the board in between,
-// from their own data: only a new hold, whose risk flags the event lacks, is re-read (coalesced).
-import { api, ApiError, codeOptions, connectEvents, countdown, el, liveList, loadCodes, londonTime, showBanner, whoAmI } from "./common.js";
+// from their own data: only a new hold, whose risk flags the event lacks, is re-read (coalesced). Drawn
+// with Preact (view.js): a figure being typed, its focus and a pending Save survive every live update.
+import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, showBanner, whoAmI } from "./common.js";
+import { Countdown, html, invalid, mount, plural, useEffect, useState } from "./view.js";
 
 const codes = await loadCodes();
 const app = document.getElementById("app");
-const state = { me: null, units: new Map() };
+// `fresh`: holds that arrived while the board was open (id -> when), highlighted for NEW_MS.
+const state = { me: null, units: new Map(), announcement: "", fresh: new Map() };
+const NEW_MS = 2 * 60 * 1000;
+let redraw = () => {};
+const options = (list, text = (c) => c.label) => list.map((c) => html`<option key=${c.code} value=${c.code}>${text(c)}</option>`);
 
 function mine(unit) {
   return state.me.role === "admin" || unit.provider_id === state.me.provider_id;
@@ -46,169 +52,218 @@ function applyPlacement(items, frame) {
 const holds = liveList({
   read: async () => (await api("/api/holds?status=held")).filter((h) => state.units.has(h.unit_id)),
   apply: applyHold,
-  onChange: () => render(),
+  onChange: () => redraw(),
 });
 const placements = liveList({
   read: async () => (await api("/api/placements?active=true")).filter((p) => state.units.has(p.unit_id)),
   apply: applyPlacement,
-  onChange: () => render(),
+  onChange: () => redraw(),
 });
 
 async function loadAll() {
   const units = await api("/api/units");
   state.units = new Map(units.filter(mine).map((u) => [u.id, u]));
+  redraw();
   await Promise.all([holds.refresh(), placements.refresh()]);
-}
-
-async function declare(unit, changes, message) {
-  try {
-    const body = { open_places: unit.open_places, status: unit.status, closed_reason: unit.closed_reason, ...changes };
-    if (body.status === "open") delete body.closed_reason;
-    const updated = await api(`/api/units/${unit.id}/availability`, { method: "PUT", body });
-    state.units.set(unit.id, { ...unit, ...updated });
-    showBanner("");
-    render();
-    announce(message || `${unit.name}: saved`);
-  } catch (e) {
-    showBanner(e instanceof ApiError ? `${unit.name}: ${e.message}` : String(e));
-  }
 }
 
 // Kept in state, so a redraw for a live event does not wipe what the user was just told.
 function announce(text) {
   state.announcement = text;
-  document.getElementById("announce").textContent = text;
+  redraw();
 }
 
-function unitRow(unit) {
-  const places = el("input", { type: "number", min: "0", value: unit.open_places, "aria-label": `Open places at ${unit.name}`,
-    class: "places", style: "width:5rem" });
-  const step = (delta) => () => { places.value = Math.max(0, Number(places.value) + delta); };
-  const reason = el("select", { "aria-label": `Reason ${unit.name} is closed` }, codeOptions(codes.closed_reasons));
-  if (unit.closed_reason) reason.value = unit.closed_reason;
+const NONE = { fields: {}, general: "" };
+const AVAILABILITY_LABELS = { open_places: "Open places", closed_reason: "Reason for closing", status: "Status", note: "Note" };
+
+// The figures declared; throws what the API answered, for the row to show beside its field.
+async function declare(unit, changes, message) {
+  const body = { open_places: unit.open_places, status: unit.status, closed_reason: unit.closed_reason, ...changes };
+  if (body.status === "open") delete body.closed_reason;
+  const updated = await api(`/api/units/${unit.id}/availability`, { method: "PUT", body });
+  state.units.set(unit.id, { ...state.units.get(unit.id), ...updated });
+  showBanner("");
+  announce(message || `${unit.name}: saved`);
+}
+
+function UnitRow({ unit }) {
+  // What the bed manager types stays until it is saved: a live update changes the figure only when
+  // nothing is being typed over it.
+  const [places, setPlaces] = useState(null);
+  const [reason, setReason] = useState(null);
+  const [problem, setProblem] = useState(NONE);
+  const shownPlaces = places ?? String(unit.open_places);
+  const shownReason = reason ?? (unit.closed_reason || codes.closed_reasons[0].code);
+  const run = async (changes, message, done = () => {}) => {
+    setProblem(NONE);
+    announce("");
+    try {
+      await declare(unit, changes, message);
+      done();
+    } catch (e) {
+      setProblem(problemInWords(e, { labels: AVAILABILITY_LABELS }));
+    }
+  };
+  const step = (delta) => () => setPlaces(String(Math.max(0, (Number(shownPlaces) || 0) + delta)));
+  const save = () => run({ open_places: shownPlaces.trim() === "" ? null : Number(shownPlaces) }, undefined, () => setPlaces(null));
   const closed = unit.status === "closed";
-  return el("tr", { "data-unit": unit.id },
-    el("td", {}, el("strong", {}, unit.name), el("div", { class: "muted" }, codes.label("kinds", unit.kind))),
-    el("td", {},
-      el("div", { class: "row-actions" },
-        el("button", { type: "button", class: "secondary", "aria-label": `One fewer place at ${unit.name}`, onclick: step(-1) }, "−"),
-        places,
-        el("button", { type: "button", class: "secondary", "aria-label": `One more place at ${unit.name}`, onclick: step(1) }, "+"),
-        el("button", { type: "button", onclick: () => declare(unit, { open_places: Number(places.value) }) }, "Save"))),
-    el("td", {}, el("span", { class: `badge ${unit.available > 0 ? "ok" : "bad"}`, "data-field": "available" },
-      `${unit.available} free`), el("div", { class: "muted" }, `${unit.held} held · ${unit.occupied} occupied`)),
-    el("td", {}, closed
-      ? el("div", {}, el("span", { class: "badge bad" }, `closed: ${unit.closed_reason ? codes.label("closed_reasons", unit.closed_reason) : ""}`),
-        el("button", { type: "button", class: "secondary", onclick: () => declare(unit, { status: "open" }) }, "Reopen"))
-      : el("div", { class: "row-actions" }, reason,
-        el("button", { type: "button", class: "danger", onclick: () => declare(unit, { status: "closed", closed_reason: reason.value }) }, "Close"))),
-    el("td", {}, el("div", { class: unit.stale ? "stale" : "" }, unit.stale ? "⚠ stale: " : "", londonTime(unit.last_confirmed_at)),
-      el("div", { class: "muted" }, `by ${unit.last_confirmed_by}`),
-      el("button", { type: "button", class: "secondary", onclick: () => declare(unit, {}, `${unit.name}: figures confirmed`) },
-        "Figures are current")),
-  );
+  const f = problem.fields;
+  const placesId = `places-${unit.id}`;
+  return html`<tr data-unit=${unit.id}>
+    <td><strong>${unit.name}</strong><div class="muted">${codes.label("kinds", unit.kind)}</div></td>
+    <td>
+      <div class="row-actions">
+        <button type="button" class="secondary" aria-label=${`One fewer place at ${unit.name}`} onClick=${step(-1)}>−</button>
+        <input id=${placesId} type="number" min="0" class="places" style="width:5rem" aria-label=${`Open places at ${unit.name}`}
+          value=${shownPlaces} onInput=${(e) => setPlaces(e.currentTarget.value)} ...${invalid(placesId, f.open_places)} />
+        <button type="button" class="secondary" aria-label=${`One more place at ${unit.name}`} onClick=${step(1)}>+</button>
+        <button type="button" onClick=${save}>Save</button>
+      </div>
+      ${f.open_places ? html`<p class="error field-error" id=${`${placesId}-error`}>${f.open_places}</p>` : null}
+      ${places !== null && places !== String(unit.open_places) ? html`<p class="muted">Not saved yet (now ${unit.open_places})</p>` : null}
+    </td>
+    <td><span class=${`badge ${unit.available > 0 ? "ok" : "bad"}`} data-field="available">${unit.available} free</span>
+      <div class="muted">${unit.held} held · ${unit.occupied} occupied</div></td>
+    <td>${closed
+      ? html`<div><span class="badge bad">closed: ${unit.closed_reason ? codes.label("closed_reasons", unit.closed_reason) : ""}</span>
+          <button type="button" class="secondary" onClick=${() => run({ status: "open" })}>Reopen</button></div>`
+      : html`<div class="row-actions">
+          <select aria-label=${`Reason ${unit.name} is closed`} value=${shownReason} onChange=${(e) => setReason(e.currentTarget.value)}
+            ...${invalid(`reason-${unit.id}`, f.closed_reason)}>${options(codes.closed_reasons)}</select>
+          <button type="button" class="danger" onClick=${() => run({ status: "closed", closed_reason: shownReason }, undefined, () => setReason(null))}>Close</button>
+        </div>
+        ${f.closed_reason ? html`<p class="error field-error" id=${`reason-${unit.id}-error`}>${f.closed_reason}</p>` : null}`}</td>
+    <td><div class=${unit.stale ? "stale" : ""}>${unit.stale ? "⚠ stale: " : ""}${londonTime(unit.last_confirmed_at)}</div>
+      <div class="muted">by ${unit.last_confirmed_by}</div>
+      <button type="button" class="secondary" onClick=${() => run({}, `${unit.name}: figures confirmed`)}>Figures are current</button>
+      ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}</td>
+  </tr>`;
 }
 
-function holdRow(hold) {
+function HoldRow({ hold }) {
   const unit = state.units.get(hold.unit_id);
-  const reason = el("select", { "aria-label": "Decline reason" }, codeOptions(codes.decline_reasons));
-  const oap = el("select", { "aria-label": "Out-of-area reason (if asked)" }, el("option", { value: "" }, "no OAP reason"),
-    codeOptions(codes.oap_reasons, (c) => `${c.code} ${c.label}`));
+  const [reason, setReason] = useState(codes.decline_reasons[0].code);
+  const [oap, setOap] = useState("");
+  const [error, setError] = useState("");
+  const since = state.fresh.get(hold.id);
+  // A new hold stays highlighted for NEW_MS.
+  useEffect(() => {
+    if (since === undefined) return undefined;
+    const timer = setTimeout(() => { state.fresh.delete(hold.id); redraw(); }, Math.max(0, since + NEW_MS - Date.now()));
+    return () => clearTimeout(timer);
+  }, [since]);
   // The hold leaves the board; an arrival's answer is the placement it became. Figures follow by event.
   const act = async (path, body, done) => {
+    setError("");
     try {
       const answer = await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
       holds.set(holds.items.filter((h) => h.id !== hold.id));
       if (path === "arrive") placements.set([...placements.items.filter((p) => p.id !== answer.id), answer]);
       announce(done);
-    } catch (e) { showBanner(e.message); }
+    } catch (e) {
+      const { fields, general } = problemInWords(e, { labels: { oap_reason: "Out-of-area reason", reason: "Decline reason" },
+        conflict: `The hold for ${hold.person.ref} is no longer held.` });
+      setError([...Object.values(fields), general].filter(Boolean).join(" "));
+    }
   };
-  return el("tr", { "data-hold": hold.id },
-    el("td", {}, unit ? unit.name : hold.unit_id),
-    el("td", {}, `${hold.person.ref}, ${hold.person.age}, ${hold.person.sex}`, el("div", { class: "muted" }, codes.label("purposes", hold.purpose),
-      hold.partial ? " · risks: …" : hold.risk_flags.length ? ` · risks: ${hold.risk_flags.map((f) => codes.label("risk_flags", f)).join(", ")}` : "")),
-    el("td", {}, el("span", { class: "countdown", "data-expires": hold.expires_at }, countdown(hold.expires_at)),
-      el("div", { class: "muted" }, `until ${londonTime(hold.expires_at)}`),
-      hold.conveyance?.eta ? el("div", {}, `ETA ${londonTime(hold.conveyance.eta)}`) : null),
-    el("td", {}, el("div", { class: "row-actions" },
-      oap, el("button", { type: "button", onclick: () => act("arrive", oap.value ? { oap_reason: oap.value } : {}, "Arrival recorded") }, "Arrived"),
-      reason, el("button", { type: "button", class: "danger", onclick: () => act("decline", { reason: reason.value }, "Hold declined") }, "Decline"))),
-  );
+  const who = `${hold.person.ref} at ${unit ? unit.name : "this unit"}`;
+  return html`<tr data-hold=${hold.id} class=${since !== undefined ? "is-new" : ""}>
+    <td>${unit ? unit.name : hold.unit_id}${since !== undefined ? html` <span class="badge new">new</span>` : null}</td>
+    <td>${hold.person.ref}, ${hold.person.age}, ${hold.person.sex}<div class="muted">${codes.label("purposes", hold.purpose)}${
+      hold.partial ? " · risks: …" : hold.risk_flags.length ? ` · risks: ${hold.risk_flags.map((f) => codes.label("risk_flags", f)).join(", ")}` : ""}</div></td>
+    <td><${Countdown} iso=${hold.expires_at} /><div class="muted">until ${londonTime(hold.expires_at)}</div>
+      ${hold.conveyance?.eta ? html`<div>ETA ${londonTime(hold.conveyance.eta)}</div>` : null}</td>
+    <td><div class="row-actions">
+      <select aria-label=${`Out-of-area reason for ${who} (if asked)`} value=${oap} onChange=${(e) => setOap(e.currentTarget.value)}>
+        <option value="">no OAP reason</option>${options(codes.oap_reasons, (c) => `${c.code} ${c.label}`)}</select>
+      <button type="button" onClick=${() => act("arrive", oap ? { oap_reason: oap } : {}, `Arrival recorded: ${who}`)}>Arrived</button>
+      <select aria-label=${`Decline reason for ${who}`} value=${reason} onChange=${(e) => setReason(e.currentTarget.value)}>${options(codes.decline_reasons)}</select>
+      <button type="button" class="danger" onClick=${() => act("decline", { reason }, `Hold declined: ${who}`)}>Decline</button>
+    </div>${error ? html`<p class="error" role="alert">${error}</p>` : null}</td>
+  </tr>`;
 }
 
-function placementRow(p) {
+function PlacementRow({ p }) {
   const unit = state.units.get(p.unit_id);
-  const outcome = el("select", { "aria-label": "Discharge outcome" }, codeOptions(codes.outcomes));
+  const [outcome, setOutcome] = useState(codes.outcomes[0].code);
+  const [error, setError] = useState("");
   const discharge = async () => {
+    setError("");
     try {
-      await api(`/api/placements/${p.id}/discharge`, { method: "POST", body: { outcome: outcome.value } });
+      await api(`/api/placements/${p.id}/discharge`, { method: "POST", body: { outcome } });
       placements.set(placements.items.filter((q) => q.id !== p.id));
-      announce("Discharge recorded");
-    } catch (e) { showBanner(e.message); }
+      announce(`Discharge recorded: ${p.person.ref}`);
+    } catch (e) {
+      const { fields, general } = problemInWords(e, { labels: { outcome: "Outcome" } });
+      setError([...Object.values(fields), general].filter(Boolean).join(" "));
+    }
   };
-  return el("tr", { "data-placement": p.id },
-    el("td", {}, unit ? unit.name : p.unit_id),
-    el("td", {}, `${p.person.ref}, ${p.person.age}, ${p.person.sex}`),
-    el("td", {}, codes.label("legal_bases", p.legal_basis), el("div", { class: "muted" }, `since ${londonTime(p.started_at)}`)),
-    el("td", {}, p.s136_deadline ? el("span", { class: "countdown", "data-expires": p.s136_deadline }, countdown(p.s136_deadline)) : "—"),
-    el("td", {}, el("div", { class: "row-actions" }, outcome, el("button", { type: "button", onclick: discharge }, "Discharge"))),
-  );
+  return html`<tr data-placement=${p.id}>
+    <td>${unit ? unit.name : p.unit_id}</td>
+    <td>${p.person.ref}, ${p.person.age}, ${p.person.sex}</td>
+    <td>${codes.label("legal_bases", p.legal_basis)}<div class="muted">since ${londonTime(p.started_at)}</div></td>
+    <td>${p.s136_deadline ? html`<${Countdown} iso=${p.s136_deadline} />` : "—"}</td>
+    <td><div class="row-actions">
+      <select aria-label=${`Discharge outcome for ${p.person.ref}`} value=${outcome} onChange=${(e) => setOutcome(e.currentTarget.value)}>${options(codes.outcomes)}</select>
+      <button type="button" onClick=${discharge}>Discharge</button></div>
+      ${error ? html`<p class="error" role="alert">${error}</p>` : null}</td>
+  </tr>`;
 }
 
-function table(caption, headers, rows, empty) {
-  return el("section", { class: "card" }, el("h2", {}, caption),
-    rows.length ? el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows))
-      : el("p", { class: "empty" }, empty));
+function Table({ caption, headers, rows, empty }) {
+  return html`<section class="card"><h2>${caption}</h2>
+    ${rows.length ? html`<table><thead><tr>${headers.map((h, i) => html`<th key=${i} scope="col">${h}</th>`)}</tr></thead><tbody>${rows}</tbody></table>`
+      : html`<p class="empty">${empty}</p>`}</section>`;
 }
 
-function render() {
-  // Never redraw under someone typing a figure: draw when they leave the field.
-  const active = document.activeElement;
-  if (active && app.contains(active) && ["INPUT", "SELECT"].includes(active.tagName)) {
-    state.pending = true;
-    return;
-  }
-  state.pending = false;
+function App() {
   const units = [...state.units.values()].sort((a, b) => a.name.localeCompare(b.name));
-  app.replaceChildren(
-    el("p", { id: "announce", class: "muted", role: "status", "aria-live": "polite" }, state.announcement || ""),
-    table("Your units", ["Unit", "Open places", "Availability", "Status", "Last confirmed"], units.map(unitRow),
-      "You have no units. Ask an admin to link your account to your provider's units."),
-    table("Holds on your units", ["Unit", "Person", "Expires in", "Actions"], holds.items.map(holdRow),
-      "No live holds on your units."),
-    table("People placed", ["Unit", "Person", "Legal basis", "s136 deadline", "Discharge"], placements.items.map(placementRow),
-      "Nobody is placed on your units."),
-  );
+  return html`
+    <p id="announce" class="announce" role="status" aria-live="polite">${state.announcement}</p>
+    <${Table} caption="Your units" headers=${["Unit", "Open places", "Availability", "Status", "Last confirmed"]}
+      rows=${units.map((unit) => html`<${UnitRow} key=${unit.id} unit=${unit} />`)}
+      empty="You have no units. Ask an admin to link your account to your provider's units." />
+    <${Table} caption="Holds on your units" headers=${["Unit", "Person", "Expires in", "Actions"]}
+      rows=${holds.items.map((hold) => html`<${HoldRow} key=${hold.id} hold=${hold} />`)} empty="No live holds on your units." />
+    <${Table} caption="People placed" headers=${["Unit", "Person", "Legal basis", "s136 deadline", "Discharge"]}
+      rows=${placements.items.map((p) => html`<${PlacementRow} key=${p.id} p=${p} />`)} empty="Nobody is placed on your units." />`;
+}
+
+// A hold made elsewhere on one of these units: highlighted, and said in the live region.
+function incoming(d) {
+  const unit = state.units.get(d.unit_id);
+  state.fresh.set(d.hold_id, Date.now());
+  announce(`New hold on ${unit.name}: ${d.person.ref}, ${d.person.age}, ${d.person.sex}, ${codes.label("purposes", d.purpose)}, until ${londonTime(d.expires_at)}`);
 }
 
 function onEvent(frame) {
-  if (frame.type === "unit.availability" && state.units.has(frame.data.unit_id)) {
-    const unit = state.units.get(frame.data.unit_id);
-    state.units.set(unit.id, { ...unit, ...frame.data });
-    render();
+  const d = frame.data;
+  if (frame.type === "unit.availability" && state.units.has(d.unit_id)) {
+    const unit = state.units.get(d.unit_id);
+    state.units.set(unit.id, { ...unit, ...d });
+    redraw();
   } else if (frame.type.startsWith("hold.") || frame.type === "conveyance.updated") {
+    if (frame.type === "hold.created" && state.units.has(d.unit_id) && !holds.items.some((h) => h.id === d.hold_id)) incoming(d);
+    if (ENDED.has(frame.type)) state.fresh.delete(d.hold_id);
     holds.event(frame);
   } else if (frame.type.startsWith("placement.") || frame.type === "s136.extended") {
     placements.event(frame);
   } else if (frame.type === "unit.stale") {
-    showBanner(`${frame.data.name}: figures are stale — please confirm them`);
-    const unit = state.units.get(frame.data.unit_id);
+    showBanner(`${d.name}: figures are stale — please confirm them`);
+    const unit = state.units.get(d.unit_id);
     if (unit) {
-      const { last_confirmed_at, last_confirmed_by } = frame.data;
+      const { last_confirmed_at, last_confirmed_by } = d;
       state.units.set(unit.id, { ...unit, last_confirmed_at, last_confirmed_by, stale: true });
-      render();
+      redraw();
     }
   } else if (frame.type === "s136.warning" || frame.type === "s136.breach") {
-    showBanner(frame.type === "s136.breach" ? "An s136 detention has passed its deadline" : `s136 deadline in ${frame.data.minutes_left} minutes`);
+    showBanner(frame.type === "s136.breach" ? `s136 deadline passed for ${d.person?.ref ?? "a detained person"}`
+      : `s136 deadline for ${d.person?.ref ?? "a detained person"} in ${plural(Math.round(d.minutes_left), "minute")}`);
     placements.event(frame);
   }
 }
 
-app.addEventListener("focusout", () => setTimeout(() => { if (state.pending) render(); }, 0));
-
-setInterval(() => {
-  for (const node of document.querySelectorAll(".countdown")) node.textContent = countdown(node.dataset.expires);
-}, 1000);
-
 state.me = await whoAmI();
+redraw = mount(app, App);
+window.addEventListener("capacity:online", () => { loadAll().catch(() => {}); });
 connectEvents({ onEvent, resync: loadAll });

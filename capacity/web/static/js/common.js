@@ -17,22 +17,140 @@ export class ApiError extends Error {
   }
 }
 
-// Call the API; throws ApiError with the problem details on any 4xx/5xx. A 401 returns to the login page.
+// What a page shows while the server cannot be reached; it clears itself once the server answers again.
+export const OFFLINE_TEXT = "Could not reach capacity - check your connection; retrying";
+
+// A request that never reached the server (fetch's "TypeError: Failed to fetch"): said in words.
+export class NetworkError extends Error {
+  constructor() {
+    super(OFFLINE_TEXT);
+    this.name = "NetworkError";
+    this.network = true;
+  }
+
+  toString() { return this.message; }
+}
+
+// The connection notice (#offline): shown when a request cannot reach the server; while it shows, the
+// server is asked for /health every few seconds, and the first answer (or any other request's, or the
+// live stream reconnecting) hides it and tells the page with a "capacity:online" event, to re-read.
+let offline = false, probe = null;
+function setOnline(online) {
+  if (online === !offline) return;
+  offline = !online;
+  let notice = document.getElementById("offline");
+  if (!notice) {
+    notice = Object.assign(document.createElement("div"), { id: "offline", className: "banner offline", hidden: true });
+    notice.setAttribute("role", "status");
+    document.body.prepend(notice);
+  }
+  notice.textContent = offline ? OFFLINE_TEXT : "";
+  notice.hidden = !offline;
+  clearTimeout(probe);
+  if (offline) {
+    let delay = 1000;
+    const check = async () => {
+      try {
+        if ((await fetch("/health", { cache: "no-store" })).status < 500) return setOnline(true);
+      } catch { /* still unreachable */ }
+      delay = Math.min(delay * 2, 10000);
+      if (offline) probe = setTimeout(check, delay);
+    };
+    probe = setTimeout(check, delay);
+  } else {
+    window.dispatchEvent(new Event("capacity:online"));
+  }
+}
+export const isOffline = () => offline;
+
+// Call the API; throws ApiError with the problem details on any 4xx/5xx, NetworkError when the server
+// cannot be reached. A 401 returns to the login page.
 export async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
   const headers = { Accept: "application/json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["x-csrftoken"] = csrfToken();
-  const response = await fetch(path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin",
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin",
+    });
+  } catch {
+    setOnline(false);
+    throw new NetworkError();
+  }
+  setOnline(true);
   if (response.status === 401 && !path.startsWith("/login")) {
     window.location.assign("/");
     throw new ApiError({ status: 401, detail: "Please log in" });
   }
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {  // not the API's own answer (a proxy's error page, say)
+    data = { status: response.status, detail: "The server gave an answer capacity could not read." };
+  }
   if (!response.ok) throw new ApiError(data || { status: response.status });
   return data;
+}
+
+// --- problems in words ------------------------------------------------------------------------------
+// A 422's problem details name the field (`field`, dotted: "person.age") and list `errors` [{field,
+// message}], whose messages are msgspec's ("Expected `int` >= 0 - at `$.open_places`"). These say them
+// to a person: `labels` names each field as the form does ({"person.age": "Age"}), `hints` may say what
+// a field takes ({"person.ref": "Use letters and digits"}), used when the value did not match.
+
+const capitalise = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+const sentence = (text) => capitalise(String(text).trim()).replace(/([^.!?])$/, "$1.");
+
+// One validation message about a field, in words.
+export function fieldMessage(message, label, hint) {
+  const raw = String(message || "").replace(/\s+-\s+at `\$[^`]*`$/, "");
+  const rules = [
+    [/Expected `int` >= (-?\d+)/, (m) => `${label} must be ${m[1]} or more.`],
+    [/Expected `int` <= (-?\d+)/, (m) => `${label} must be ${m[1]} or less.`],
+    [/Expected `int`/, () => `${label} must be a whole number.`],
+    [/Expected `(?:float|number)`/, () => `${label} must be a number.`],
+    [/Expected `str` of length >= 1\b/, () => `${label} must be filled in.`],
+    [/Expected `str` of length >= (\d+)/, (m) => `${label} must be at least ${m[1]} characters.`],
+    [/Expected `str` of length <= (\d+)/, (m) => `${label} must be at most ${m[1]} characters.`],
+    [/Expected `str` matching regex/, () => hint || `${label} holds characters that are not allowed.`],
+    [/Expected `datetime`|RFC3339|Invalid datetime/i, () => `${label} must be a date and time.`],
+    [/Invalid enum value|Expected `str`/, () => `Choose ${label.toLowerCase()} from the list.`],
+    [/missing required field/i, () => `${label} must be filled in.`],
+    [/Expected `null`|got `null`/, () => `${label} must be filled in.`],
+  ];
+  for (const [pattern, say] of rules) {
+    const match = raw.match(pattern);
+    if (match) return say(match);
+  }
+  return sentence(raw.replace(/`/g, "")) || `Check ${label.toLowerCase()}.`;
+}
+
+// What went wrong with a request, in words: `fields` maps each field the problem names (and that the
+// form has a label for) to its message; `general` is the rest, or "" when every part has its field.
+export function problemInWords(error, { labels = {}, hints = {}, conflict } = {}) {
+  if (error instanceof NetworkError || !(error instanceof ApiError)) {
+    return { fields: {}, general: error instanceof NetworkError ? "Not sent: could not reach capacity. What you typed is kept; try again once the connection is back." : "Something went wrong in this page. Reload it and try again." };
+  }
+  const problem = error.problem || {};
+  const status = error.status;
+  if (status === 403) return { fields: {}, general: "You are not allowed to do this. Your session may have ended: log in again." };
+  if (status === 404) return { fields: {}, general: "This is no longer there: someone may have changed it." };
+  if (status === 409) return { fields: {}, general: conflict || sentence(problem.detail || "Someone else changed this first") };
+  if (status === 429 || status === 503) return { fields: {}, general: "The service is busy. Try again in a moment." };
+  if (status >= 500) return { fields: {}, general: "Something went wrong on the server. Try again in a moment." };
+  const validation = String(problem.type || "").endsWith("/validation-error");
+  const parts = problem.errors?.length ? problem.errors : [{ field: problem.field, message: problem.detail }];
+  const fields = {};
+  const rest = [];
+  for (const part of parts) {
+    const label = labels[part.field];
+    const text = validation ? fieldMessage(part.message, label || "This value", hints[part.field]) : sentence(part.message || problem.detail || "");
+    if (label && !fields[part.field]) fields[part.field] = text;
+    else if (!label) rest.push(validation ? "Something in the form could not be read: check it and try again." : text);
+  }
+  return { fields, general: [...new Set(rest)].join(" ") };
 }
 
 // The code sets and their labels (GET /api/codes), read once per page load: the pages keep no copies of
@@ -97,6 +215,7 @@ export function connectEvents({ onEvent, resync, subscribe }) {
     const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/events`);
     socket.addEventListener("open", () => {
       delay = 500;
+      setOnline(true);
       status.textContent = "live";
       status.className = "live on";
       if (subscribe) socket.send(JSON.stringify({ action: "subscribe", ...subscribe }));

@@ -1,0 +1,69 @@
+// What the live pages (AMHP, bed manager) draw with: Preact and htm, vendored and imported by name
+// (base.html's import map), with no build step. A page keeps its data in plain objects, calls `redraw`
+// after changing them, and Preact patches the DOM by keys: a row, a form, what is typed in it and where
+// the focus is all stay across live updates. What someone is typing lives in the component's own state.
+import { Fragment, h, render } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import htm from "htm";
+import { countdown } from "./common.js";
+
+export const html = htm.bind(h);
+export { Fragment, useEffect, useRef, useState };
+
+// Draw `App` into `root` now, and return a redraw that coalesces the changes of one task into one draw.
+export function mount(root, App) {
+  let queued = false;
+  const draw = () => {
+    queued = false;
+    render(html`<${App} />`, root);
+  };
+  root.replaceChildren();
+  draw();
+  return () => {
+    if (!queued) {
+      queued = true;
+      queueMicrotask(draw);
+    }
+  };
+}
+
+// One timer for every countdown on the page; each redraws only itself.
+const ticking = new Set();
+setInterval(() => { for (const tick of ticking) tick(Date.now()); }, 1000);
+
+export function Countdown({ iso }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    ticking.add(setNow);
+    return () => ticking.delete(setNow);
+  }, []);
+  return html`<span class="countdown" data-expires=${iso}>${countdown(iso, now)}</span>`;
+}
+
+// A labelled control with its problem beside it, in words (aria-invalid, aria-describedby).
+export function Field({ id, label, error, children, className }) {
+  return html`<div class=${className || "field"}>
+    <label for=${id}>${label}</label>
+    ${children}
+    ${error ? html`<p class="error field-error" id=${`${id}-error`}>${error}</p>` : null}
+  </div>`;
+}
+
+// The attributes that tie a control to its Field's problem.
+export const invalid = (id, error) => (error ? { "aria-invalid": "true", "aria-describedby": `${id}-error` } : {});
+
+// What happened, kept until dismissed: [{key, text, tone}] newest first, in a polite live region that is
+// always on the page (a region added with its text is not read out).
+export function Messages({ items, dismiss, label = "Messages" }) {
+  return html`<section class="messages" aria-label=${label}>
+    <ul role="status" aria-live="polite" id="messages">
+      ${items.map((m) => html`<li key=${m.key} class=${`message ${m.tone || ""}`} data-message=${m.key}>
+        <span>${m.text}</span>
+        <button type="button" class="secondary dismiss" aria-label=${`Dismiss: ${m.text}`} onClick=${() => dismiss(m.key)}>Dismiss</button>
+      </li>`)}
+    </ul>
+  </section>`;
+}
+
+// "1 minute", "3 minutes".
+export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
