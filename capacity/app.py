@@ -20,6 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from capacity.admin.controllers import AdminController, PasswordController
 from capacity.audit.controllers import AuditController
 from capacity.auth.controllers import AuthController
+from capacity.auth.oidc import SingleSignOn
 from capacity.auth.revocation import make_revocations
 from capacity.auth.security import make_jwt_auth
 from capacity.auth.throttle import PasswordChecks, make_throttle
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.revocations = make_revocations(db, redis, settings.token_minutes * 60)
     app.state.login_throttle = make_throttle(db, redis, settings)
     app.state.password_checks = password_checks
+    app.state.sso = SingleSignOn(settings) if settings.oidc_issuer else None
     app.state.socket_watch = SocketWatch(settings.ws_recheck_seconds)
     app.state.metrics = metrics
     metrics.watch_state(app.state)

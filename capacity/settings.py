@@ -53,6 +53,20 @@ def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return items
 
 
+def _oidc(env: Mapping[str, str]) -> dict[str, str | None]:
+    """Single sign-on is on when the issuer is set, and then needs this service's client id and secret."""
+    names = ("CAPACITY_OIDC_ISSUER", "CAPACITY_OIDC_CLIENT_ID", "CAPACITY_OIDC_CLIENT_SECRET")
+    issuer, client_id, secret = (env.get(name) or None for name in names)
+    if issuer is None:
+        return {}
+    if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise SettingsError(f"CAPACITY_OIDC_ISSUER must be an https:// URL, not {issuer!r}")
+    for name, value in zip(names[1:], (client_id, secret), strict=True):
+        if value is None:
+            raise SettingsError(f"{name} must be set when CAPACITY_OIDC_ISSUER is")
+    return {"oidc_issuer": issuer, "oidc_client_id": client_id, "oidc_client_secret": secret}
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite+aiosqlite:///capacity.db"
@@ -103,6 +117,10 @@ class Settings:
     public_url: str = "http://localhost:8000"
     # How long a one-time set-password link stays valid.
     password_link_hours: int = 24
+    # Single sign-on (OpenID Connect), optional: the provider's issuer URL and this service's client there.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
     # Log lines on stderr: `json` (one object a line) or `console` (readable); unset: console in demo mode.
     log_format: str = "json"
     # Demo mode's signing key when CAPACITY_SECRET_KEY is unset: random, never a public constant.
@@ -148,6 +166,7 @@ class Settings:
             metrics_token=env.get("CAPACITY_METRICS_TOKEN") or None,
             hold_expiring_minutes=_int(env, "CAPACITY_HOLD_EXPIRING_MINUTES", cls.hold_expiring_minutes, minimum=1),
             public_url=(env.get("CAPACITY_PUBLIC_URL") or cls.public_url).rstrip("/"),
+            **_oidc(env),
         )
         values["secure_cookies"] = env.get("CAPACITY_SECURE_COOKIES", "").lower() not in ("0", "false", "no")
         log_format = (env.get("CAPACITY_LOG_FORMAT") or "").strip().lower()
@@ -159,6 +178,10 @@ class Settings:
         if values.get("demo") and "CAPACITY_SECURE_COOKIES" not in env and "secure_cookies" not in overrides:
             values["secure_cookies"] = False  # the demo is served over plain http
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def oidc_redirect_uri(self) -> str:
+        return f"{self.public_url}/login/oidc/callback"
 
     @property
     def is_sqlite(self) -> bool:

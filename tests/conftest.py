@@ -58,6 +58,7 @@ MODULE_KINDS = {
     "test_roles": "integration",
     "test_security": "integration",
     "test_snapshot": "integration",
+    "test_sso": "browser",  # a real OpenID provider (Node.js) and Chromium
     "test_times": "integration",
     "test_admin_ui": "browser",
     "test_ui": "browser",

@@ -281,3 +281,25 @@ async def test_a_retired_area_is_no_one_s_new_home_area(api: Api) -> None:
     held = await api.post("/api/holds", "amhp", json={"unit_id": crisis.id, "purpose": "crisis", "person": person})
     assert_problem(held, 422, "person.home_area")
     api.clock.set(START)
+
+
+async def test_who_may_sign_in_as_a_user_by_single_sign_on_is_recorded_audited_and_ends_their_sessions(
+    api: Api,
+) -> None:
+    url = "/api/admin/users/amhp"
+    assert (await api.get("/api/holds", "amhp")).status_code == 200
+    recorded = await api.request("PATCH", url, "admin", json={"oidc_subject": "cis2-555", "email": "AMHP@nhs.net"})
+    assert recorded.status_code == 200, recorded.text
+    assert (recorded.json()["oidc_subject"], recorded.json()["email"]) == ("cis2-555", "amhp@nhs.net")
+    # Who may sign in as them changed: a session from before is ended, as with a change of access.
+    assert (await api.get("/api/holds", "amhp")).status_code == 401
+    taken = await api.request("PATCH", "/api/admin/users/bedmanager", "admin", json={"oidc_subject": "cis2-555"})
+    assert_problem(taken, 409, "oidc_subject")
+    assert_problem(await api.request("PATCH", url, "admin", json={"oidc_subject": ""}), 422, "oidc_subject")
+    cleared = await api.request("PATCH", url, "admin", json={"oidc_subject": None})
+    assert cleared.status_code == 200 and cleared.json()["oidc_subject"] is None
+    async with api.db.read_sessions() as session:
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "admin.user.update").order_by(AuditEntry.at.desc()).limit(1)
+        )
+    assert entry is not None and (entry.before["oidc_subject"], entry.after["oidc_subject"]) == ("cis2-555", None)

@@ -176,6 +176,25 @@ def test_the_app_refuses_to_start_without_a_secret_key_outside_demo(tmp_path: Pa
     assert create_app(Settings(database_url=url, demo=True)) is not None
 
 
+def test_single_sign_on_is_set_up_whole_or_not_at_all() -> None:
+    sso = {"CAPACITY_OIDC_ISSUER": "https://login.example.nhs.uk/realms/staff", "CAPACITY_OIDC_CLIENT_ID": "capacity"}
+    with pytest.raises(SettingsError, match="CAPACITY_OIDC_CLIENT_SECRET must be set"):
+        Settings.from_env(sso)
+    with pytest.raises(SettingsError, match="CAPACITY_OIDC_ISSUER must be an https:// URL"):
+        Settings.from_env(
+            {**sso, "CAPACITY_OIDC_ISSUER": "http://login.example.nhs.uk", "CAPACITY_OIDC_CLIENT_SECRET": "s"}
+        )
+    settings = Settings.from_env(
+        {**sso, "CAPACITY_OIDC_CLIENT_SECRET": "very-secret-value", "CAPACITY_PUBLIC_URL": "https://cap.nhs.uk/"}
+    )
+    assert (settings.oidc_issuer, settings.oidc_redirect_uri) == (
+        sso["CAPACITY_OIDC_ISSUER"],
+        "https://cap.nhs.uk/login/oidc/callback",
+    )
+    assert "very-secret-value" not in repr(settings)  # never printed in a log or a traceback
+    assert Settings.from_env({}).oidc_issuer is None  # off unless set
+
+
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list:
     """Records what `capacity serve` would have served instead of serving it."""

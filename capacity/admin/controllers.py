@@ -44,6 +44,7 @@ def user_out(u: User) -> UserOut:
         active=u.active,
         display_name=u.display_name,
         email=u.email,
+        oidc_subject=u.oidc_subject,
         created_at=u.created_at,
         password_set=u.password_hash != service.NO_PASSWORD,
     )

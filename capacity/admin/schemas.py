@@ -15,6 +15,9 @@ from capacity.codes import Role, Sector, UnitKind, UnitSex
 Username = Annotated[str, Meta(min_length=2, max_length=80, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+OidcSubject = Annotated[
+    str, Meta(min_length=1, max_length=255, description="The person's `sub` at the single sign-on provider")
+]
 DisplayName = Annotated[str, Meta(min_length=1, max_length=120)]
 OdsCode = Annotated[str, Meta(pattern=r"^[A-Z0-9]{3,10}$", description="NHS ODS organisation code")]
 UnitCode = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")]
@@ -33,6 +36,7 @@ class UserIn(msgspec.Struct, forbid_unknown_fields=True):
     provider_id: Id | None = None
     display_name: DisplayName | None = None
     email: Email | None = None
+    oidc_subject: OidcSubject | None = None
 
 
 class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,6 +46,7 @@ class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
     active: bool | UnsetType = UNSET
     display_name: DisplayName | None | UnsetType = UNSET
     email: Email | None | UnsetType = UNSET
+    oidc_subject: OidcSubject | None | UnsetType = UNSET
 
 
 class UserOut(msgspec.Struct):
@@ -52,6 +57,7 @@ class UserOut(msgspec.Struct):
     active: bool
     display_name: str | None
     email: str | None
+    oidc_subject: str | None
     created_at: datetime
     password_set: bool
 

@@ -59,7 +59,7 @@ def _snapshot(row: Any, keys: tuple[str, ...]) -> dict:
     return {k: (v.isoformat() if isinstance(v := getattr(row, k), datetime) else v) for k in keys}
 
 
-USER_KEYS = ("username", "role", "areas", "provider_id", "active", "display_name", "email")
+USER_KEYS = ("username", "role", "areas", "provider_id", "active", "display_name", "email", "oidc_subject")
 PROVIDER_KEYS = ("name", "sector", "ods_code")
 AREA_KEYS = ("code", "name", "lat", "lon", "region", "active")
 UNIT_KEYS = (
@@ -174,10 +174,12 @@ async def create_user(db: Database, actor: Actor, body: UserIn) -> tuple[User, P
             created_at=uow.now,
             display_name=body.display_name,
             email=body.email.lower() if body.email else None,
+            oidc_subject=body.oidc_subject,
             area_links=[UserArea(area_code=code) for code in areas],
         )
         await _ensure_free(session, User, "username", user.username, None)
         await _ensure_free(session, User, "email", user.email, None)
+        await _ensure_free(session, User, "oidc_subject", user.oidc_subject, None)
         session.add(user)
         await session.flush()
         link = await _issue_link(uow, user, actor)
@@ -220,7 +222,8 @@ async def list_users(db: Database, q: str | None) -> list[User]:
         return list((await reading.session.scalars(stmt)).all())
 
 
-ACCESS_KEYS = ("role", "areas", "provider_id", "active")
+# A change to any of these ends the user's sessions: what they may do, or who may sign in as them.
+ACCESS_KEYS = ("role", "areas", "provider_id", "active", "email", "oidc_subject")
 
 
 async def update_user(db: Database, revocations: Revocations, actor: Actor, username: str, patch: UserPatch) -> User:
@@ -247,9 +250,14 @@ async def update_user(db: Database, revocations: Revocations, actor: Actor, user
         for key in ("active", "display_name"):
             if key in changes:
                 setattr(user, key, changes[key])
+        # Checked before it is set: a query would flush the clash first and fail as a 500, not a 409.
         if "email" in changes:
-            user.email = changes["email"].lower() if changes["email"] else None
-            await _ensure_free(session, User, "email", user.email, user.id)
+            email = changes["email"].lower() if changes["email"] else None
+            await _ensure_free(session, User, "email", email, user.id)
+            user.email = email
+        if "oidc_subject" in changes:
+            await _ensure_free(session, User, "oidc_subject", changes["oidc_subject"], user.id)
+            user.oidc_subject = changes["oidc_subject"]
         await session.flush()
         after = _snapshot(user, USER_KEYS)
         uow.audit(

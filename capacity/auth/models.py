@@ -28,6 +28,8 @@ class User(IdMixin, Base):
     display_name: Mapped[str | None] = mapped_column(String(120))
     # Recorded by an admin: how single sign-on matches a person to this user (never auto-created).
     email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    # Or the provider's own identifier of the person (the ID token's `sub`), when email is not enough.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     area_links: Mapped[list[UserArea]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     __table_args__ = (

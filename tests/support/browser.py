@@ -9,11 +9,11 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ import pytest
 
 from capacity.cli import migrate_to_head
 from support.demo import PG_URL, load_demo, reset_postgres
+from support.live_server import free_port
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
@@ -49,24 +50,26 @@ LONDON = ZoneInfo("Europe/London")
 NOW = datetime.fromisoformat(os.environ.get("CAPACITY_TEST_NOW", "2026-12-01T09:30:00+00:00")).astimezone(UTC)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(params=["sqlite"] + (["postgres"] if PG_URL else []))
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A real server on a fresh demo database confirmed at NOW, its clock started at NOW. Its public URL
-    is its own address, so the one-time links it makes open on it."""
+def demo_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh demo database confirmed at NOW, on the engine the test is parametrised with."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
         migrate_to_head(url)
         asyncio.run(load_demo(url, NOW))
-    else:
-        url = request.getfixturevalue("postgres_url")
-        asyncio.run(reset_postgres(url, demo_at=NOW))
-    port = _free_port()
+        return url
+    url = request.getfixturevalue("postgres_url")
+    asyncio.run(reset_postgres(url, demo_at=NOW))
+    return url
+
+
+ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
+
+
+@contextmanager
+def running_server(url: str, port: int | None = None, **settings: str) -> Iterator[str]:
+    """A real server on `url`, its clock started at NOW, with any further CAPACITY_* settings. Its public
+    URL is its own address, so the one-time links it makes open on it."""
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -75,6 +78,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         "CAPACITY_SECURE_COOKIES": "false",
         "CAPACITY_PUBLIC_URL": base,
         "CAPACITY_TEST_NOW": NOW.isoformat(),
+        **settings,
     }
     env.pop("CAPACITY_REDIS_URL", None)
     process = subprocess.Popen(
@@ -110,6 +114,13 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A real server on a fresh demo database confirmed at NOW, its clock started at NOW."""
+    with running_server(demo_database(request, tmp_path)) as base:
+        yield base
 
 
 @pytest.fixture

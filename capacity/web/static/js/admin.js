@@ -39,6 +39,8 @@ const FIELDS = {
     { name: "display_name", label: "Full name", nullable: true, autocomplete: "off", hint: "Enter a name of up to 120 characters." },
     { name: "email", label: "E-mail", type: "email", nullable: true, autocomplete: "off",
       hint: "Enter an e-mail address like name@example.nhs.uk." },
+    { name: "oidc_subject", label: "Single sign-on subject (if e-mail is not enough)", nullable: true, autocomplete: "off",
+      hint: "Enter the person's identifier at the sign-in provider (the ID token's sub), up to 255 characters." },
     { name: "role", label: "Role", type: "select", required: true, placeholder: "Choose a role",
       options: () => selectOf(codes.roles) },
     { name: "provider_id", label: "Provider (bed managers only)", type: "select", nullable: true, placeholder: "No provider",
