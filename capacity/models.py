@@ -3,6 +3,7 @@
 from capacity.audit import AuditEntry
 from capacity.auth.models import User, UserArea
 from capacity.booking.detentions.models import Episode, S136Detention
+from capacity.booking.escalation.models import EscalationDeclaration
 from capacity.booking.holds.models import Conveyance, Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import (
@@ -26,6 +27,7 @@ __all__ = [
     "Base",
     "Conveyance",
     "Episode",
+    "EscalationDeclaration",
     "Hold",
     "Placement",
     "Provider",

@@ -61,7 +61,15 @@ class Provider(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     sector: Mapped[str] = mapped_column(String(16))
     ods_code: Mapped[str | None] = mapped_column(String(10), unique=True)  # NHS Organisation Data Service
-    __table_args__ = (check_in("sector", Sector),)
+    # The provider's latest declared operational pressure (OPEL 1-4); its history is in escalation_declarations.
+    escalation_level: Mapped[int | None] = mapped_column(Integer)
+    escalation_note: Mapped[str | None] = mapped_column(Text)
+    escalation_at: Mapped[datetime | None]
+    escalation_by: Mapped[str | None] = mapped_column(String(80))
+    __table_args__ = (
+        check_in("sector", Sector),
+        CheckConstraint("escalation_level is null or escalation_level between 1 and 4", name="escalation_level"),
+    )
 
 
 class UnitAreaRule(Base):
