@@ -13,7 +13,8 @@ const withCode = (c) => `${c.code} ${c.label}`;
 const options = (list, text = (c) => c.label) => list.map((c) => html`<option key=${c.code} value=${c.code}>${text(c)}</option>`);
 
 // The page's data. `holdFor` is the unit whose Hold form is open; `draft` what is typed in it, kept
-// here so that it outlives the row (a new search, the unit filled up) until the hold is made or cancelled.
+// here so that it outlives the row (a new search without the unit) until the hold is made or cancelled:
+// the person typed for one unit follows to the next Hold clicked.
 const state = {
   me: null, areas: new Map(), results: [], ineligible: [], query: null, searchError: "",
   holdFor: null, draft: null, announcement: "", messages: [],
@@ -427,8 +428,6 @@ function App() {
             ${state.holdFor === unit.id ? html`<tr class="hold-form-row"><td colspan="5"><${HoldForm} unit=${unit} /></td></tr>` : null}
           <//>`)}<//>`
         : html`<p class="empty">No eligible unit matches this search. Try another kind or area.</p>`}
-      ${state.holdFor && !state.results.some((u) => u.id === state.holdFor) && state.draft
-        ? html`<${HoldForm} unit=${state.ineligible.map((i) => i.unit).find((u) => u.id === state.holdFor) || { id: state.holdFor, name: "this unit" }} />` : null}
       ${state.ineligible.length ? html`<details><summary>${state.ineligible.length} not eligible for this person</summary>
         <ul>${state.ineligible.map(({ unit, why }) => html`<li key=${unit.id}>${unit.name}: ${why}</li>`)}</ul></details>` : null}
     </section>

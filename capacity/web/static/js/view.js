@@ -56,12 +56,12 @@ export const invalid = (id, error) => (error ? { "aria-invalid": "true", "aria-d
 // always on the page (a region added with its text is not read out).
 export function Messages({ items, dismiss, label = "Messages" }) {
   return html`<section class="messages" aria-label=${label}>
-    <ul role="status" aria-live="polite" id="messages">
+    <div role="status" aria-live="polite" id="messages"><ul>
       ${items.map((m) => html`<li key=${m.key} class=${`message ${m.tone || ""}`} data-message=${m.key}>
         <span>${m.text}</span>
         <button type="button" class="secondary dismiss" aria-label=${`Dismiss: ${m.text}`} onClick=${() => dismiss(m.key)}>Dismiss</button>
       </li>`)}
-    </ul>
+    </ul></div>
   </section>`;
 }
 
