@@ -9,8 +9,6 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -41,6 +39,7 @@ from capacity.notify.channels import CHANNEL, Bus, make_channels, make_publisher
 from capacity.notify.leader import sweep_lock
 from capacity.notify.scheduler import make_scheduler
 from capacity.notify.ws import SocketWatch, events_socket
+from capacity.openapi import document_errors, openapi_config
 from capacity.reports.controllers import ReportController
 from capacity.settings import Settings
 from capacity.shutdown import close_sockets_first
@@ -126,14 +125,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=[lifespan],
         on_startup=[start_event_lag],
         on_shutdown=[metrics.stop_event_lag],
-        openapi_config=OpenAPIConfig(
-            title="capacity",
-            version="0.1.0",
-            description="Live booking of mental-health crisis places in England.",
-            path="/schema",
-            components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}),
-        ),
+        openapi_config=openapi_config(),  # Swagger UI from the app's own files at /schema
     )
+    document_errors(app)  # every operation's problem details, by one rule per status
     app.state.settings = settings
     app.state.db = db
     app.state.clock = db.clock

@@ -56,6 +56,7 @@ MODULE_KINDS = {
     "test_reference_import": "integration",
     "test_reports": "integration",
     "test_roles": "integration",
+    "test_schema_ui": "browser",  # /schema with every request elsewhere aborted
     "test_security": "integration",
     "test_snapshot": "integration",
     "test_sso": "browser",  # a real OpenID provider (Node.js) and Chromium

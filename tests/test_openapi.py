@@ -85,6 +85,78 @@ async def test_the_document_describes_every_route(tmp_path: Path) -> None:
     assert "BearerToken" in doc["components"]["securitySchemes"]
 
 
+PUBLIC = {"/health", "/health/ready", "/api/auth/token", "/api/auth/set-password"}
+# Writes that never meet a conflicting state (capacity/openapi.py says why).
+NO_CONFLICT = {
+    ("post", "/api/auth/token"),
+    ("post", "/api/auth/revoke"),
+    ("post", "/api/auth/set-password"),
+    ("post", "/api/me/password"),
+    ("put", "/api/units/{unit_id}/availability"),
+}
+
+
+def _operations(doc: dict) -> Iterator[tuple[str, str, dict]]:
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            if method in ("get", "put", "post", "patch", "delete"):
+                yield method, path, operation
+
+
+async def test_every_operation_lists_its_error_responses_as_problem_details(tmp_path: Path) -> None:
+    app = create_app(settings_for(f"sqlite+aiosqlite:///{tmp_path / 'doc.db'}"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        doc = (await client.get("/schema/openapi.json")).json()
+    problem = doc["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail"}
+    assert {"field", "errors"} <= set(problem["properties"])
+    seen: set[str] = set()
+    for method, path, operation in _operations(doc):
+        name = f"{method.upper()} {path}"
+        responses = operation["responses"]
+        has_input = bool(operation.get("parameters") or operation.get("requestBody"))
+        expected = {"503"} if path != "/health" else set()
+        if path not in PUBLIC:
+            expected |= {"401", "403"}
+        if "{" in path:
+            expected.add("404")
+        if method != "get" and (method, path) not in NO_CONFLICT:
+            expected.add("409")
+        if has_input:
+            expected |= {"400", "422"}
+        if (method, path) == ("post", "/api/auth/token"):
+            expected |= {"401", "429"}
+        errors = {status for status in responses if int(status) >= 400}
+        assert errors == expected, name
+        for status in errors:
+            content = responses[status].get("content") or {}
+            assert list(content) == ["application/problem+json"], f"{name} {status}"
+            assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+            assert responses[status]["description"], f"{name} {status}"
+        seen |= errors
+    assert seen == {"400", "401", "403", "404", "409", "422", "429", "503"}
+    # The examples the document states hold: a 404 on a path id, a 409 on a hold action, 422 on a report.
+    assert "404" in doc["paths"]["/api/units/{unit_id}"]["get"]["responses"]
+    assert "409" in doc["paths"]["/api/holds/{hold_id}/release"]["post"]["responses"]
+    assert "422" in doc["paths"]["/api/reports/out-of-area"]["get"]["responses"]
+
+
+async def test_the_docs_page_loads_only_the_apps_own_files(tmp_path: Path) -> None:
+    app = create_app(settings_for(f"sqlite+aiosqlite:///{tmp_path / 'doc.db'}"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        page = await client.get("/schema")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        sources = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', page.text)
+        assert sources, page.text
+        for source in sources:
+            assert source.startswith(("/static/vendor/swagger-ui/", "data:")), source
+            if source.startswith("/"):
+                assert (await client.get(source)).status_code == 200, source
+        assert "//" not in "".join(s for s in sources if not s.startswith("data:"))
+        assert (await client.get("/schema/openapi.json")).status_code == 200
+
+
 # --- Schemathesis: every operation, as admin, on a demo database (SQLite) ----------------------------
 #
 # Driven through Hypothesis directly: schemathesis' own pytest loader (`from_fixture`) does not work with

@@ -886,3 +886,82 @@ def test_periods_are_local_dates() -> None:
     march = ReportQuery(date(2026, 3, 1), date(2026, 3, 31), None, t("2026-03-31T11:00"))
     assert (march.start, march.end) == (t("2026-03-01T00:00"), t("2026-03-31T23:00"))
     assert march.nights_after == date(2026, 3, 31)  # tonight has not passed yet
+
+
+# --- the monthly trend (the commissioner's chart) ---------------------------------------------------
+
+
+def _month_ends(first: str, count: int) -> list[tuple[str, str, str]]:
+    """(YYYY-MM, first day, last day) of `count` months from `first` (YYYY-MM)."""
+    year, month = map(int, first.split("-"))
+    found = []
+    for _ in range(count):
+        start = date(year, month, 1)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        found.append((start.isoformat()[:7], start.isoformat(), (date(year, month, 1) - timedelta(days=1)).isoformat()))
+    return found
+
+
+async def _report_runs(api: Api) -> list[AuditEntry]:
+    async with api.db.read_sessions() as session:
+        query = select(AuditEntry).where(AuditEntry.action.like("report.%")).order_by(AuditEntry.id)
+        return list((await session.scalars(query)).all())
+
+
+async def test_the_trend_is_each_months_out_of_area_report_in_one_audited_call(api: Api) -> None:
+    """On the demo data and a year of history: each month of the series holds the figures the out-of-area
+    report gives for that month (the 12 calls the page made before), for a commissioner and an admin."""
+    await oap_history(api)
+    api.clock.set(t("2026-04-15T12:00"))  # April is still running: its nights so far
+    months = _month_ends("2025-05", 12)
+    for as_, area in (
+        ("commissioner", ""),
+        ("commissioner", f"&area={BANES}"),
+        ("admin", ""),
+        ("admin", f"&area={BRISTOL}"),
+    ):
+        before = len(await _report_runs(api))
+        trend = await report(api, "trend", f"from=2025-05&to=2026-04{area}", as_)
+        runs = await _report_runs(api)
+        assert len(runs) == before + 1  # one audit entry for the whole series
+        assert runs[-1].action == "report.trend"
+        assert runs[-1].after["from"] == "2025-05" and runs[-1].after["to"] == "2026-04"
+        assert trend["parameters"]["report"] == "trend"
+        assert [m["month"] for m in trend["months"]] == [m for m, _, _ in months]
+        for entry, (month, first, last) in zip(trend["months"], months, strict=True):
+            assert (entry["from"], entry["to"]) == (first, last), month
+            monthly = await report(api, "out-of-area", f"from={first}&to={last}{area}", as_)
+            assert entry["totals"] == {k: monthly["totals"][k] for k in entry["totals"]}, month
+            assert entry["inappropriate"] == monthly["inappropriate"], month
+            assert set(entry["totals"]) >= {"started", "ended", "active_at_end", "bed_days", "cost"}
+    # The figures are not all zero: March holds the hand-computed history (test_out_of_area_figures).
+    march = next(m for m in trend["months"] if m["month"] == "2026-03")
+    assert march["totals"]["bed_days"] > 0 and march["inappropriate"]["bed_days"] > 0
+
+
+async def test_the_trend_checks_its_range_and_roles(api: Api) -> None:
+    url = "/api/reports/trend"
+    year = "from=2026-01&to=2026-12"
+    assert (await api.get(f"{url}?{year}", "commissioner")).status_code == 200
+    assert (await api.get(f"{url}?from=2025-01&to=2026-12", "commissioner")).status_code == 200  # 24 months
+    for query, field in (
+        ("from=2025-01&to=2027-01", "to"),  # 25 months
+        ("from=2026-13&to=2026-12", "from"),
+        ("from=2026-00&to=2026-12", "from"),
+        ("from=2026-01-01&to=2026-12", "from"),
+        ("from=2026-01&to=December", "to"),
+        ("from=2026-06&to=2026-05", "from"),  # from after to
+        ("from=0001-01&to=0001-12", "from"),
+        (f"{year}&area=E06000099", "area"),
+    ):
+        body = assert_problem(await api.get(f"{url}?{query}", "commissioner"), 422, field)
+        assert body["field"] == field and body["errors"][0]["field"] == field, query
+    assert "'from'" in assert_problem(await api.get(f"{url}?to=2026-12", "commissioner"), 422)["detail"]
+    # The other reports' roles: a commissioner for their own areas, an admin for any; nobody else.
+    assert_problem(await api.get(f"{url}?{year}&area={BRISTOL}", "commissioner"), 403)
+    assert (await api.get(f"{url}?{year}&area={BRISTOL}", "admin")).status_code == 200
+    for role in ("amhp", "bedmanager", "conveyance"):
+        assert_problem(await api.get(f"{url}?{year}", role), 403)
+    assert_problem(await api.get(f"{url}?{year}"), 401)
+    # Refused calls are not audited as runs; the three that ran are.
+    assert [e.action for e in await _report_runs(api)] == ["report.trend"] * 3

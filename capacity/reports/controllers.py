@@ -16,7 +16,7 @@ from capacity.auth.security import Actor, require_roles
 from capacity.db.engine import Database
 from capacity.errors import Invalid
 from capacity.reports.render import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
-from capacity.reports.service import run_report
+from capacity.reports.service import MAX_MONTHS, parse_month, run_report, run_trend
 
 FORMATS = ("json", "csv", "xlsx")
 # Dates and the format are checked here, not by Litestar, so that a 422 names the query parameter itself.
@@ -49,6 +49,21 @@ Format = Annotated[
         name="format",
         description="json (default), csv or xlsx; `Accept: text/csv` also gives CSV",
         schema_extra={"enum": list(FORMATS)},
+    ),
+]
+FromMonth = Annotated[
+    str,
+    QueryParameter(
+        name="from",
+        description="first month of the trend (YYYY-MM), Europe/London, inclusive",
+        schema_extra={"pattern": r"^\d{4}-\d{2}$", "examples": ["2026-01"]},
+    ),
+]
+ToMonth = Annotated[
+    str,
+    QueryParameter(
+        description=f"last month of the trend (YYYY-MM), inclusive; at most {MAX_MONTHS} months from `from`",
+        schema_extra={"pattern": r"^\d{4}-\d{2}$", "examples": ["2026-12"]},
     ),
 ]
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -167,3 +182,19 @@ class ReportController(Controller):
         format_: Format = None,
     ) -> Response[dict[str, Any]]:
         return await _respond(request, db, actor, "equality", from_, to, area, format_)
+
+    @get(
+        "/trend",
+        summary=f"Out-of-area trend: each month's totals and inappropriate figures (bed days, cost, ...), "
+        f"as the out-of-area report gives them for that month; up to {MAX_MONTHS} months in one call",
+    )
+    async def trend(
+        self,
+        db: NamedDependency[Database],
+        actor: NamedDependency[Actor],
+        from_: FromMonth,
+        to: ToMonth,
+        area: AreaCode = None,
+    ) -> Response[dict[str, Any]]:
+        first, last = parse_month(from_, "from"), parse_month(to, "to")
+        return Response(await run_trend(db, actor, first, last, area), media_type=MediaType.JSON)

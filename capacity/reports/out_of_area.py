@@ -123,8 +123,8 @@ async def _breakdown(session: AsyncSession, oap: CTE, *keys: SQLColumnExpression
     return list((await session.execute(stmt)).all())
 
 
-async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
-    oap = _oaps(q)
+async def _totals(session: AsyncSession, oap: CTE) -> tuple[Row, dict, dict]:
+    """The totals row, and the figures of all OAPs and of the inappropriate ones."""
     inappropriate = oap.c.inappropriate == 1
     totals = (
         await session.execute(
@@ -135,13 +135,24 @@ async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
             )
         )
     ).one()
-    bed_days = integer(totals.bed_days)
-    cost = money(totals.cost)
     inappropriate_figures = {
         name: (money if name == "cost" else integer)(getattr(totals, f"inappropriate_{name}"))
         for name in ("started", "ended", "active_at_end", "bed_days", "cost")
     }
-    all_figures = _figures(totals)
+    return totals, _figures(totals), inappropriate_figures
+
+
+async def out_of_area_totals(session: AsyncSession, q: ReportQuery) -> dict:
+    """The report's `totals` and `inappropriate` figures alone (one query): what the monthly trend shows."""
+    _, all_figures, inappropriate_figures = await _totals(session, _oaps(q))
+    return {"totals": all_figures, "inappropriate": inappropriate_figures}
+
+
+async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
+    oap = _oaps(q)
+    totals, all_figures, inappropriate_figures = await _totals(session, oap)
+    bed_days = integer(totals.bed_days)
+    cost = money(totals.cost)
     appropriate_figures = {
         name: (money(value - inappropriate_figures[name]) if name == "cost" else value - inappropriate_figures[name])
         for name, value in all_figures.items()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,7 @@ from capacity.errors import Invalid
 from capacity.reports.common import ReportQuery
 from capacity.reports.equality import equality_report
 from capacity.reports.occupancy import capacity_report
-from capacity.reports.out_of_area import out_of_area_report
+from capacity.reports.out_of_area import out_of_area_report, out_of_area_totals
 from capacity.reports.s136 import s136_report
 
 # Far enough for any backfill, near enough that local midnights exist on both engines and in Python.
@@ -56,12 +57,15 @@ async def _areas(session: AsyncSession, actor: Actor, area: str | None) -> tuple
     return report_areas(actor, area)
 
 
-async def run_report(
-    db: Database, actor: Actor, name: str, first: date, last: date, area: str | None, fmt: str
+async def _run(
+    db: Database,
+    actor: Actor,
+    name: str,
+    area: str | None,
+    build: Callable[[AsyncSession, tuple[str, ...] | None, datetime], Awaitable[tuple[dict, dict]]],
+    audited: dict[str, Any],
 ) -> dict:
-    """The report as JSON-ready data: `parameters` first, then its sections; the run is audited."""
-    check_period(first, last)
-    build = REPORTS[name]
+    """Build a report in one read-only snapshot, then audit its run once (or give nothing out)."""
     async with db.read() as reading:
         session, now = reading.session, reading.now
         if not db.is_sqlite:
@@ -69,10 +73,9 @@ async def run_report(
                 execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
             )
         areas = await _areas(session, actor, area)
-        query = ReportQuery(first, last, areas, now)
-        body = await build(session, query, db)
+        parameters, body = await build(session, areas, now)
         await session.rollback()
-    report = {"parameters": query.parameters(name), **body}
+    report = {"parameters": parameters, **body}
 
     async def record(uow: UnitOfWork) -> None:
         uow.audit(
@@ -80,13 +83,69 @@ async def run_report(
             action=f"report.{name}",
             object_type="report",
             object_id=name,
-            after={
-                "from": first.isoformat(),
-                "to": last.isoformat(),
-                "areas": "all" if areas is None else list(areas),
-                "format": fmt,
-            },
+            after={**audited, "areas": "all" if areas is None else list(areas)},
         )
 
     await db.write(record)
     return report
+
+
+async def run_report(
+    db: Database, actor: Actor, name: str, first: date, last: date, area: str | None, fmt: str
+) -> dict:
+    """The report as JSON-ready data: `parameters` first, then its sections; the run is audited."""
+    check_period(first, last)
+    builder = REPORTS[name]
+
+    async def build(session: AsyncSession, areas: tuple[str, ...] | None, now: datetime) -> tuple[dict, dict]:
+        query = ReportQuery(first, last, areas, now)
+        return query.parameters(name), await builder(session, query, db)
+
+    audited = {"from": first.isoformat(), "to": last.isoformat(), "format": fmt}
+    return await _run(db, actor, name, area, build, audited)
+
+
+# --- the monthly trend: the out-of-area report's totals for each month, in one call --------------------
+
+MAX_MONTHS = 24
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def parse_month(value: str, field: str) -> date:
+    """The first day of the month `YYYY-MM` (422 naming `field` otherwise)."""
+    match = _MONTH.match(value)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise Invalid(f"{field} must be a month, YYYY-MM (e.g. 2026-01)", field=field)
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def months(first: date, last: date) -> list[tuple[date, date]]:
+    """The months from `first`'s to `last`'s, inclusive, as (first day, last day); at most MAX_MONTHS."""
+    check_period(first, last)
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    if count > MAX_MONTHS:
+        raise Invalid(f"a trend covers at most {MAX_MONTHS} months; this asks for {count}", field="to")
+    found = []
+    for i in range(count):
+        year, month = divmod(first.month - 1 + i, 12)
+        start = date(first.year + year, month + 1, 1)
+        following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+        found.append((start, following - timedelta(days=1)))
+    return found
+
+
+async def run_trend(db: Database, actor: Actor, first: date, last: date, area: str | None) -> dict:
+    """The out-of-area report's `totals` and `inappropriate` figures for each month from `first`'s to
+    `last`'s, each computed by that report's own code for that month, all in one snapshot; audited once."""
+    periods = months(first, last)
+    label = {"from": first.isoformat()[:7], "to": last.isoformat()[:7]}
+
+    async def build(session: AsyncSession, areas: tuple[str, ...] | None, now: datetime) -> tuple[dict, dict]:
+        series = []
+        for start, end in periods:
+            figures = await out_of_area_totals(session, ReportQuery(start, end, areas, now))
+            series.append({"month": start.isoformat()[:7], "from": start.isoformat(), "to": end.isoformat(), **figures})
+        whole = ReportQuery(periods[0][0], periods[-1][1], areas, now)
+        return {**whole.parameters("trend"), **label}, {"months": series}
+
+    return await _run(db, actor, "trend", area, build, {**label, "report": "out_of_area", "format": "json"})

@@ -1,4 +1,4 @@
-// The commissioner's dashboard: a period and area picker, out-of-area totals with a 12-month trend,
+// The commissioner's dashboard: a period and area picker, out-of-area totals with a 12-month trend (one request),
 // the s136, capacity and equality tables, and CSV and Excel downloads of each report.
 import { api, ApiError, connectEvents, el, showBanner, whoAmI } from "./common.js";
 
@@ -20,6 +20,8 @@ function lastCompleteMonth() {
 const query = (from, to, extra = "") => `from=${from}&to=${to}&area=${state.area}${extra}`;
 
 async function load() {
+  const trend = fetchTrend().catch((error) => ({ error })); // at the same time as the reports, not after them
+  state.trend = [];
   try {
     const entries = await Promise.all(REPORTS.map(async ([path]) => [path, await api(`/api/reports/${path}?${query(state.from, state.to)}`)]));
     state.reports = Object.fromEntries(entries);
@@ -29,22 +31,20 @@ async function load() {
     showBanner(e instanceof ApiError ? `Reports: ${e.message}` : String(e));
   }
   render();
-  loadTrend();
+  const { months, error } = await trend;
+  if (error) showBanner(error instanceof ApiError ? `Trend: ${error.message}` : String(error));
+  state.trend = (months || []).map((m) => ({ at: Date.parse(`${m.from}T00:00:00Z`) / 1000,
+    bed_days: m.totals.bed_days, inappropriate: m.inappropriate.bed_days }));
+  drawTrend();
 }
 
-// Bed days and cost of out-of-area placements for each of the 12 months ending with the period's end.
-async function loadTrend() {
+// Bed days of out-of-area placements for each of the 12 months ending with the period's end: one audited
+// request (GET /api/reports/trend), each month's figures as the out-of-area report gives them.
+const month = (d) => d.toISOString().slice(0, 7);
+function fetchTrend() {
   const end = new Date(`${state.to}T00:00:00Z`);
-  const months = [];
-  for (let i = 11; i >= 0; i--) {
-    const first = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() - i, 1));
-    const last = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() - i + 1, 0));
-    months.push([first, last]);
-  }
-  const results = await Promise.all(months.map(([first, last]) => api(`/api/reports/out-of-area?${query(iso(first), iso(last))}`)));
-  state.trend = months.map(([first], i) => ({ at: first.getTime() / 1000, bed_days: results[i].totals.bed_days,
-    inappropriate: results[i].inappropriate.bed_days }));
-  drawTrend();
+  const first = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() - 11, 1));
+  return api(`/api/reports/trend?from=${month(first)}&to=${month(end)}&area=${state.area}`);
 }
 
 function drawTrend() {
