@@ -3,9 +3,9 @@
 import { api, ApiError, connectEvents, el, showBanner, whoAmI } from "./common.js";
 
 const app = document.getElementById("app");
-const REPORTS = [["out-of-area", "Out-of-area placements"], ["s136", "Section 136"], ["capacity", "Capacity use"],
+const REPORTS = [["out-of-area", "Out-of-area placements"], ["s136", "Section 136 detentions"], ["capacity", "Capacity use"],
   ["equality", "Equality monitoring"]];
-const state = { me: null, areas: new Map(), from: null, to: null, area: null, reports: {}, trend: [] };
+const state = { me: null, areas: new Map(), from: null, to: null, area: null, reports: {}, trend: [], loading: false };
 const label = (key) => String(key).replaceAll("_", " ");
 const iso = (d) => d.toISOString().slice(0, 10);
 
@@ -19,23 +19,32 @@ function lastCompleteMonth() {
 
 const query = (from, to, extra = "") => `from=${from}&to=${to}&area=${state.area}${extra}`;
 
+// The out-of-area report and its trend first, drawn as soon as they come (the server is not shared with the
+// other three meanwhile), then the s136, capacity and equality reports at once.
+let loads = 0;
 async function load() {
-  const trend = fetchTrend().catch((error) => ({ error })); // at the same time as the reports, not after them
-  state.trend = [];
+  const mine = ++loads; // a later choice wins over the answers to an earlier one
+  const report = (path) => api(`/api/reports/${path}?${query(state.from, state.to)}`);
+  Object.assign(state, { reports: {}, trend: [], loading: true });
+  drawn.clear();
+  render();
   try {
-    const entries = await Promise.all(REPORTS.map(async ([path]) => [path, await api(`/api/reports/${path}?${query(state.from, state.to)}`)]));
-    state.reports = Object.fromEntries(entries);
+    const [oap, trend] = await Promise.all([report("out-of-area"), fetchTrend()]);
+    if (mine !== loads) return;
+    state.reports = { "out-of-area": oap };
+    state.trend = trend.months.map((m) => ({ at: Date.parse(`${m.from}T00:00:00Z`) / 1000,
+      bed_days: m.totals.bed_days, inappropriate: m.inappropriate.bed_days }));
+    render();
+    const rest = await Promise.all(REPORTS.slice(1).map(async ([path]) => [path, await report(path)]));
+    if (mine !== loads) return;
+    Object.assign(state.reports, Object.fromEntries(rest));
     showBanner("");
   } catch (e) {
-    state.reports = {};
+    if (mine !== loads) return;
     showBanner(e instanceof ApiError ? `Reports: ${e.message}` : String(e));
   }
+  state.loading = false;
   render();
-  const { months, error } = await trend;
-  if (error) showBanner(error instanceof ApiError ? `Trend: ${error.message}` : String(error));
-  state.trend = (months || []).map((m) => ({ at: Date.parse(`${m.from}T00:00:00Z`) / 1000,
-    bed_days: m.totals.bed_days, inappropriate: m.inappropriate.bed_days }));
-  drawTrend();
 }
 
 // Bed days of out-of-area placements for each of the 12 months ending with the period's end: one audited
@@ -114,30 +123,62 @@ function picker() {
   return form;
 }
 
+// The picker is made once and kept (what is typed in it survives every redraw); below it, each report's
+// section is made once per load, when its report arrives (a "Loading…" card until then), and kept.
+let form = null;
+const reportsHolder = el("div", { id: "reports" });
+const drawn = new Map();
+
+const SECTIONS = {
+  "out-of-area": (oap) => section("out-of-area", "Out-of-area placements", keyValues("All out-of-area placements", oap.totals),
+    keyValues("Inappropriate (reason 10)", oap.inappropriate), el("div", { id: "trend", class: "chart wide" }),
+    listTable("By reason", oap.by_reason, ["reason", "description", "started", "bed_days", "cost"]),
+    listTable("By receiving provider", oap.by_receiving_provider, ["name", "sector", "started", "bed_days", "cost"]),
+    keyValues("Length of stay (nights)", oap.length_bands), keyValues("Distance from home (km)", oap.distance_bands)),
+  s136: (s136) => section("s136", "Section 136 detentions", keyValues("Totals", s136.totals), keyValues("By place of safety", s136.by_place_of_safety),
+    keyValues("Duration (hours)", s136.duration_hours), keyValues("Conveyance", s136.conveyance),
+    keyValues("Ambulance response", s136.ambulance_response), keyValues("Outcomes", s136.outcomes),
+    listTable("Police vehicle reasons", s136.police_vehicle_reasons, Object.keys(s136.police_vehicle_reasons[0] || {}))),
+  capacity: (capacity) => section("capacity", "Capacity use", keyValues("Occupancy", capacity.occupancy),
+    listTable("By unit", capacity.by_unit, ["name", "kind", "occupied_nights", "open_place_nights", "occupancy"]),
+    keyValues("Hold outcomes", capacity.hold_outcomes), keyValues("Hold to arrival (minutes)", capacity.hold_to_arrival_minutes),
+    keyValues("Unmet demand", capacity.unmet_demand), keyValues("Unmet demand by kind", capacity.unmet_demand_by_kind)),
+  equality: (equality) => section("equality", "Equality monitoring", el("p", { class: "muted wide" }, "Counts of 1 to 7 are shown as *, others rounded to the nearest 5 (and a figure more hidden as * where needed), so that no one can be identified."),
+    ["detentions", "placements"].flatMap((group) => [
+      keyValues(`${label(group)} (${equality[group].total}) by ethnic category`, equality[group].by_ethnicity),
+      el("div", {}, keyValues(`${label(group)} by sex`, equality[group].by_sex),
+        keyValues(`${label(group)} by age band`, equality[group].by_age_band))])),
+};
+
+function waiting(path, title) {
+  return el("section", { class: "card", "aria-busy": state.loading ? "true" : "false", "data-report": path },
+    el("h2", {}, title), el("p", { class: "empty" }, state.loading ? "Loading…" : "Not shown: see the message above."));
+}
+
 function render() {
-  const r = state.reports;
-  const oap = r["out-of-area"], s136 = r.s136, capacity = r.capacity, equality = r.equality;
-  app.replaceChildren(picker(), ...(oap ? [
-    section("out-of-area", "Out-of-area placements", keyValues("All out-of-area placements", oap.totals),
-      keyValues("Inappropriate (reason 10)", oap.inappropriate), el("div", { id: "trend", class: "chart wide" }),
-      listTable("By reason", oap.by_reason, ["reason", "description", "started", "bed_days", "cost"]),
-      listTable("By receiving provider", oap.by_receiving_provider, ["name", "sector", "started", "bed_days", "cost"]),
-      keyValues("Length of stay (nights)", oap.length_bands), keyValues("Distance from home (km)", oap.distance_bands)),
-    section("s136", "Section 136 detentions", keyValues("Totals", s136.totals), keyValues("By place of safety", s136.by_place_of_safety),
-      keyValues("Duration (hours)", s136.duration_hours), keyValues("Conveyance", s136.conveyance),
-      keyValues("Ambulance response", s136.ambulance_response), keyValues("Outcomes", s136.outcomes),
-      listTable("Police vehicle reasons", s136.police_vehicle_reasons, Object.keys(s136.police_vehicle_reasons[0] || {}))),
-    section("capacity", "Capacity use", keyValues("Occupancy", capacity.occupancy),
-      listTable("By unit", capacity.by_unit, ["name", "kind", "occupied_nights", "open_place_nights", "occupancy"]),
-      keyValues("Hold outcomes", capacity.hold_outcomes), keyValues("Hold to arrival (minutes)", capacity.hold_to_arrival_minutes),
-      keyValues("Unmet demand", capacity.unmet_demand), keyValues("Unmet demand by kind", capacity.unmet_demand_by_kind)),
-    section("equality", "Equality monitoring", el("p", { class: "muted wide" }, "Counts of 1 to 7 are shown as *, others rounded to the nearest 5 (and a figure more hidden as * where needed), so that no one can be identified."),
-      ["detentions", "placements"].flatMap((group) => [
-        keyValues(`${label(group)} (${equality[group].total}) by ethnic category`, equality[group].by_ethnicity),
-        el("div", {}, keyValues(`${label(group)} by sex`, equality[group].by_sex),
-          keyValues(`${label(group)} by age band`, equality[group].by_age_band))])),
-  ] : [el("p", { class: "empty" }, "No report to show for this choice.")]));
-  drawTrend();
+  if (!form) {
+    form = picker();
+    app.replaceChildren(form, reportsHolder);
+  }
+  if (!state.reports["out-of-area"] && !state.loading) {
+    drawn.clear();
+    reportsHolder.replaceChildren(el("p", { class: "empty" }, "No report to show for this choice."));
+    reportsHolder.setAttribute("aria-busy", "false");
+    return;
+  }
+  let fresh = false;
+  const nodes = REPORTS.map(([path, title]) => {
+    const report = state.reports[path];
+    if (!report) return waiting(path, title);
+    if (!drawn.has(path)) {
+      drawn.set(path, SECTIONS[path](report));
+      fresh ||= path === "out-of-area";
+    }
+    return drawn.get(path);
+  });
+  reportsHolder.replaceChildren(...nodes);
+  reportsHolder.setAttribute("aria-busy", state.loading ? "true" : "false"); // tests wait for "false"
+  if (fresh) drawTrend();
 }
 
 state.me = await whoAmI();
