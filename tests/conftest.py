@@ -36,6 +36,7 @@ MODULE_KINDS = {
     "test_auth": "integration",
     "test_booking_model": "integration",  # a Hypothesis state machine, one step at a time: no races
     "test_compose": "unit",  # reads compose.yaml and the Dockerfile
+    "test_compose_run": "concurrency",  # compose.yaml's processes, without containers, through nginx
     "test_concurrency": "concurrency",
     "test_detentions": "integration",
     "test_disclosure": "integration",

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import re
 import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
-import yaml
 from sqlalchemy import make_url
 
 from capacity.cli import serve
+from support.compose import runner
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return RUN.load_compose(ROOT / "compose.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -27,39 +30,49 @@ def services(compose: dict) -> dict:
     return compose["services"]
 
 
-def environment(service: dict) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):  # the "KEY=value" list form
-        env = dict(item.split("=", 1) for item in env)
-    return {key: str(value) for key, value in env.items()}
+RUN = runner()
+environment, interpolate, startup_command = RUN.environment, RUN.interpolate, RUN.startup_command
+SCHEMA = ROOT / "deploy" / "compose-spec" / "compose-spec.json"
 
 
-def interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} substitution, enough for these files."""
+def test_compose_yaml_is_valid_by_the_compose_specification_schema(compose: dict) -> None:
+    """What `docker compose config` checks first (the plugin is not installed here): the file against the
+    Compose Specification's own JSON schema (vendored, deploy/compose-spec/), as written and as interpolated."""
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    validator = jsonschema.Draft7Validator(schema)
+    secrets = {"POSTGRES_PASSWORD": "pw", "CAPACITY_SECRET_KEY": "k" * 40}
 
-    def one(match: re.Match) -> str:
-        name, op, arg = match.group(1), match.group(2), match.group(3)
-        if env.get(name):
-            return env[name]
-        if op == ":?":
-            raise ValueError(f"{name}: {arg}")
-        return arg if op == ":-" else ""
+    def interpolated(value: object) -> object:
+        if isinstance(value, dict):
+            return {key: interpolated(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [interpolated(item) for item in value]
+        return interpolate(value, secrets) if isinstance(value, str) else value
 
-    return re.sub(r"\$\{(\w+)(?:(:[?-])([^}]*))?\}", one, value)
+    for document in (compose, interpolated(compose)):
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+        assert errors == []
 
 
-def startup_command(service: dict) -> str:
-    """What the container runs: the service's command, or else the Dockerfile's CMD."""
-    command = service.get("command")
-    if command is None:
-        dockerfile = (ROOT / service["build"] if isinstance(service["build"], str) else ROOT) / "Dockerfile"
-        cmd = [line for line in dockerfile.read_text().splitlines() if line.startswith("CMD ")][-1]
-        command = yaml.safe_load(cmd[len("CMD ") :])  # the exec form is a JSON (so YAML) list
-    if isinstance(command, list):
-        if command[:2] == ["sh", "-c"]:
-            return command[2]
-        return shlex.join(command)
-    return command
+def test_the_schema_check_catches_what_compose_would_refuse(compose: dict) -> None:
+    """The control: the same validator refuses a misspelt key, a map for a list and an unknown condition."""
+    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
+    app = compose["services"]["app"]
+    for broken in (
+        {**app, "helthcheck": app["healthcheck"]},
+        {**app, "expose": {"port": 8000}},
+        {**app, "depends_on": {"postgres": {"condition": "service_ready"}}},
+    ):
+        document = {**compose, "services": {**compose["services"], "app": broken}}
+        assert list(validator.iter_errors(document)), broken
+
+
+def test_the_vendored_schema_says_where_it_comes_from() -> None:
+    notice = (SCHEMA.parent / "README.md").read_text()
+    assert "https://github.com/compose-spec/compose-spec" in notice and "Apache License, Version 2.0" in notice
+    assert "Apache License" in (SCHEMA.parent / "LICENSE").read_text()
+    assert hashlib.sha256(SCHEMA.read_bytes()).hexdigest() in notice, "the file is the one the notice names"
 
 
 def test_the_app_waits_for_healthy_postgres_and_redis(services: dict) -> None:

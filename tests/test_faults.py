@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,8 @@ from capacity.health import schema_heads
 from support.api import Api
 from support.demo import load_demo
 from support.live_server import free_port, http_client
+from support.metrics import sample
+from support.processes import own_redis
 from support.settings import settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,18 +115,6 @@ def metric_names(exposition: str) -> set[str]:
             names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
     names |= set(re.findall(r"^([a-zA-Z_:][\w:]*)(?:\{| )", exposition, re.M))
     return names
-
-
-def sample(exposition: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in exposition.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if not match:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(match.group(2))
-    return total
 
 
 async def test_metrics_count_requests_by_route_template_and_holds(api: Api) -> None:
@@ -370,9 +360,22 @@ def token_for(user_id: str) -> str:
     return Token(exp=datetime.now(UTC) + timedelta(hours=1), sub=user_id).encode(SECRET, "HS256")
 
 
+@dataclass
+class Instance:
+    """One `capacity serve` process: its address, the process (for a real SIGKILL) and its log."""
+
+    base: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    def says(self, text_: str) -> bool:
+        return text_ in self.log.read_text(errors="replace")
+
+
 @asynccontextmanager
-async def server(url: str, log: Path, **env: str) -> AsyncIterator[str]:
-    """`capacity serve` in a process of its own (its scheduler runs: the sweep ends the holds), by its pid only."""
+async def instance(url: str, log: Path, **env: str) -> AsyncIterator[Instance]:
+    """`capacity serve` in a process of its own (its scheduler runs: the sweep ends the holds), stopped when
+    the block ends however it ends, by its pid only."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CAPACITY_")}
     environment.update(CAPACITY_DATABASE_URL=url, CAPACITY_SECRET_KEY=SECRET, PYTHONUNBUFFERED="1", **env)
@@ -392,7 +395,7 @@ async def server(url: str, log: Path, **env: str) -> AsyncIterator[str]:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-        yield base
+        yield Instance(base, process, log)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -402,6 +405,13 @@ async def server(url: str, log: Path, **env: str) -> AsyncIterator[str]:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+@asynccontextmanager
+async def server(url: str, log: Path, **env: str) -> AsyncIterator[str]:
+    """As `instance`, yielding its base URL."""
+    async with instance(url, log, **env) as it:
+        yield it.base
 
 
 async def ids(url: str) -> tuple[dict[str, str], str]:
@@ -660,3 +670,212 @@ async def test_connections_exhausted_are_503_and_recover(cluster: Cluster, tmp_p
             assert (await client.post("/api/holds", headers=amhp, json=hold(101))).status_code in (201, 409)
     finally:
         await hog.dispose()
+
+
+# --- One of two instances killed under load ------------------------------------------------------------
+
+SWEEPER = "this process is the sweeper now"
+SWEEP_SECONDS = 1
+
+
+@dataclass
+class Watcher:
+    """A WebSocket client reading every frame as it comes, with the time it came; and how it ended."""
+
+    ws: Any
+    frames: list[tuple[float, dict]] = dataclasses.field(default_factory=list)
+    closed: ConnectionClosed | None = None
+    closed_at: float | None = None
+
+    async def read(self) -> None:
+        try:
+            while True:
+                self.frames.append((time.monotonic(), json.loads(await self.ws.recv())))
+        except ConnectionClosed as exc:
+            self.closed, self.closed_at = exc, time.monotonic()
+
+    def hold_events(self, kind: str) -> set[str]:
+        return {f["data"]["hold_id"] for _, f in self.frames if f["type"] == kind}
+
+
+async def watch(base: str, token: str, closing: AsyncExitStack) -> Watcher:
+    """A socket read in the background until it closes; closed, and its reader done, when `closing` ends."""
+    ws = await connect(f"{base.replace('http', 'ws', 1)}/ws/events?token={token}", open_timeout=10, close_timeout=1)
+    watcher = Watcher(ws)
+    reading: asyncio.Task | None = None
+
+    async def close() -> None:
+        await ws.close()
+        if reading is not None:
+            await asyncio.wait_for(reading, 5)
+
+    closing.push_async_callback(close)
+    first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert (first["seq"], first["type"]) == (1, "hello"), first
+    watcher.frames.append((time.monotonic(), first))
+    reading = asyncio.create_task(watcher.read())
+    return watcher
+
+
+async def until(predicate: Any, within: float, what: str) -> None:
+    """Wait until `predicate()` holds; fail, saying `what` did not happen, after `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                if predicate():
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not within {within} s: {what}") from None
+
+
+@needs_pg
+async def test_kill_9_one_of_two_instances_under_load(cluster: Cluster, tmp_path: Path) -> None:
+    """Two instances on one PostgreSQL and one Redis, the first of them the sweeper, under a load of holds
+    and releases on both; the sweeper is SIGKILLed mid-load. The load goes on through the survivor, which
+    takes the sweeper lock within a sweep period and expires what the dead one left held: no overbooking,
+    every hold ended once, no 500, the survivor ready throughout, its sockets still hearing every event,
+    and the dead one's sockets dropped, their clients resyncing on the survivor."""
+    users, suite = await ids(cluster.url)
+    amhp = {"Authorization": f"Bearer {token_for(users['amhp'])}"}
+    manager = {"Authorization": f"Bearer {token_for(users['bedmanager'])}"}
+    async with own_redis(tmp_path) as (redis_port, _):
+        env = {
+            "CAPACITY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CAPACITY_HOLD_SECONDS_S136_SUITE": str(HOLD_SECONDS),
+            "CAPACITY_SWEEP_SECONDS": str(SWEEP_SECONDS),
+            "CAPACITY_DB_POOL_TIMEOUT": "2",
+        }
+        async with instance(cluster.url, tmp_path / "a.log", **env) as a:
+            # The first instance takes the free sweeper lock at its first sweep: it is the one to die.
+            await until(lambda: a.says(SWEEPER), 10, "the first instance took the free sweeper lock")
+            async with (
+                instance(cluster.url, tmp_path / "b.log", **env) as b,
+                http_client(a.base) as to_a,
+                http_client(b.base) as to_b,
+                AsyncExitStack() as sockets,
+            ):
+                declared = await to_b.put(
+                    f"/api/units/{suite}/availability", headers=manager, json={"open_places": PLACES, "status": "open"}
+                )
+                assert declared.status_code == 200, declared.text
+                on_a = await watch(a.base, token_for(users["bedmanager"]), sockets)
+                on_b = await watch(b.base, token_for(users["bedmanager"]), sockets)
+
+                responses: list[tuple[str, str, float, httpx.Response]] = []  # (instance, kind, at, response)
+                dropped: list[float] = []  # requests the dead instance never answered
+                ready: list[int] = []
+                stop = asyncio.Event()
+                killed = asyncio.Event()
+                counter = iter(range(10**6))
+
+                async def booker(first: str) -> None:
+                    target = first
+                    while not stop.is_set():
+                        client = to_a if target == "a" else to_b
+                        i = next(counter)
+                        body = {
+                            "unit_id": suite,
+                            "purpose": "s136",
+                            "person": {"ref": f"KILL-{i:05d}", "age": 30, "sex": "male", "home_area": BRISTOL},
+                        }
+                        try:
+                            created = await client.post("/api/holds", headers=amhp, json=body)
+                            responses.append((target, "hold", time.monotonic(), created))
+                            if created.status_code == 201 and i % 2:
+                                # Half are released by their AMHP; the others are left to the sweeper.
+                                released = await client.post(f"/api/holds/{created.json()['id']}/release", headers=amhp)
+                                responses.append((target, "release", time.monotonic(), released))
+                            read = await client.get(f"/api/units/{suite}", headers=amhp)
+                            responses.append((target, "read", time.monotonic(), read))
+                        except httpx.TransportError as exc:
+                            if target == "b" or not killed.is_set():
+                                raise AssertionError(f"instance {target} dropped a request: {exc!r}") from exc
+                            dropped.append(time.monotonic())
+                            target = "b"  # what a client (or the proxy) does: on to the instance that answers
+                        await asyncio.sleep(0.02)
+
+                async def probe() -> None:
+                    while not stop.is_set():
+                        ready.append((await to_b.get("/health/ready")).status_code)
+                        await asyncio.sleep(0.2)
+
+                tasks = [asyncio.create_task(booker(first)) for first in "aaabbb"] + [asyncio.create_task(probe())]
+                try:
+                    await asyncio.sleep(2)
+                    assert not b.says(SWEEPER), "two sweepers at once"
+                    killed.set()
+                    a.process.send_signal(signal.SIGKILL)
+                    killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
+                    await a.process.wait()
+                    # The lock is the dead one's connection's: PostgreSQL ends that session, and the survivor
+                    # takes the lock at its next sweep, a period later (the bound allows for a busy machine).
+                    await until(lambda: b.says(SWEEPER), SWEEP_SECONDS + 4, "the survivor took the sweeper lock")
+                    await asyncio.sleep(3)  # the load goes on through the survivor
+                finally:
+                    stop.set()
+                    results = await asyncio.gather(*tasks, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+                assert a.process.returncode == -signal.SIGKILL
+
+                # No 500 from either, the survivor ready throughout, and the load really went on through it.
+                bad = [(who, kind, r.status_code, r.text[:200]) for who, kind, _, r in responses if not acceptable(r)]
+                assert bad == [], bad[:5]
+                assert not [r for who, _, _, r in responses if who == "b" and r.status_code >= 500]
+                assert ready and set(ready) == {200}, Counter(ready)
+                after = [(kind, r) for who, kind, at, r in responses if at > killed_at]
+                assert {who for who, _, at, _ in responses if at > killed_at} == {"b"}
+                made_after = {r.json()["id"] for kind, r in after if kind == "hold" and r.status_code == 201}
+                assert made_after, Counter((kind, r.status_code) for kind, r in after)
+                assert any(who == "a" and r.status_code == 201 for who, _, _, r in responses), "A made no hold"
+
+                # Every hold ends exactly once: released, or expired by the survivor's sweep once due.
+                async with asyncio.timeout(HOLD_SECONDS + 15):
+                    while True:
+                        holds, endings = await holds_and_endings(cluster.url, suite)
+                        if all(h.status != "held" for h in holds):
+                            break
+                        await asyncio.sleep(0.5)
+                for hold in holds:
+                    assert hold.ended_at is not None, hold.id
+                    assert endings[hold.id] == 1, (hold.id, hold.status, endings[hold.id])
+                assert max_overlap([(h.created_at, h.ended_at) for h in holds]) <= PLACES
+                # What the dead sweeper left held, the survivor expired.
+                expired_after = {h.id for h in holds if h.status == "expired" and h.ended_at > killed_wall}
+                assert {h.id for h in holds if h.created_at < killed_wall} & expired_after, "left held"
+
+                # The dead instance's socket saw its connection drop; the survivor's heard every event,
+                # those of the holds made after the kill and of the expiries its own sweep made, with no gap.
+                await until(lambda: on_a.closed is not None, 5, "the dead instance's socket dropped")
+                assert on_a.closed_at is not None and on_a.closed_at >= killed_at
+                assert on_a.closed.rcvd is None, "dropped (1006), not closed by a server that lives"
+                await until(lambda: expired_after <= on_b.hold_events("hold.expired"), 10, "B heard the expiries")
+                made_on_b = {
+                    r.json()["id"] for who, kind, _, r in responses if (who, kind, r.status_code) == ("b", "hold", 201)
+                }
+                assert made_after <= made_on_b <= on_b.hold_events("hold.created")
+                assert on_b.closed is None
+                seqs = [f["seq"] for _, f in on_b.frames]
+                assert seqs == list(range(1, len(seqs) + 1))
+
+                # The dead one's client reconnects to the survivor and resyncs from the snapshot, then hears on.
+                again = await watch(b.base, token_for(users["bedmanager"]), sockets)
+                snapshot = await to_b.get(f"/api/units/{suite}", headers=manager)
+                assert snapshot.status_code == 200 and snapshot.json()["held"] == 0, snapshot.text
+                last = await to_b.post(
+                    "/api/holds",
+                    headers=amhp,
+                    json={
+                        "unit_id": suite,
+                        "purpose": "s136",
+                        "person": {"ref": "KILL-LAST", "age": 30, "sex": "male", "home_area": BRISTOL},
+                    },
+                )
+                assert last.status_code == 201, last.text
+                last_id = last.json()["id"]
+                await until(lambda: last_id in again.hold_events("hold.created"), 5, "the reconnected socket heard")
+                await until(lambda: last_id in on_b.hold_events("hold.created"), 5, "the survivor's socket heard")
+                exposition = (await to_b.get("/metrics")).text
+                assert sample(exposition, "capacity_http_requests_total", status="500") == 0

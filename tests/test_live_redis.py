@@ -10,14 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import httpx
 import pytest
@@ -35,6 +32,7 @@ from capacity.notify.alerts import AlertSent, send_alerts
 from capacity.notify.channels import Bus, make_channels, make_publisher
 from support.demo import START
 from support.live_server import WAIT, Client, LiveServer, free_port, http_client, serve
+from support.processes import Process, own_redis
 from support.settings import settings_for
 
 PG_URL = os.environ.get("CAPACITY_TEST_DATABASE_URL")
@@ -50,56 +48,10 @@ SECRET = settings_for("sqlite+aiosqlite://").secret_key
 SUITE = "Bristol Place of Safety"
 MARKED = "Callington Road"  # a unit the bed manager sees: the barrier's events are about it
 BRISTOL = "E06000023"
-REDIS_SERVER = shutil.which("redis-server")
 
 
 def person(ref: str) -> dict:
     return {"ref": ref, "age": 34, "sex": "female", "ethnicity": "A", "home_area": BRISTOL}
-
-
-def _log_file(path: Path) -> BinaryIO:
-    return open(path, "wb")  # a local file, opened once before the child starts
-
-
-class Process:
-    """A child process with its output in a file, stopped by its own pid only."""
-
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
-        self.process, self.log = process, log
-
-    @classmethod
-    async def start(cls, args: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
-        with _log_file(log) as out:
-            process = await asyncio.create_subprocess_exec(
-                *args, env={**os.environ, **(env or {})}, stdout=out, stderr=asyncio.subprocess.STDOUT
-            )
-        return cls(process, log)
-
-    async def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-            try:
-                async with asyncio.timeout(10):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-async def until_listening(port: int, process: Process, seconds: float) -> None:
-    async with asyncio.timeout(seconds):
-        while True:
-            assert process.process.returncode is None, f"exited early:\n{process.output()}"
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                return
-            except OSError:
-                await asyncio.sleep(0.05)
 
 
 async def until_healthy(base_url: str, process: Process) -> None:
@@ -271,42 +223,6 @@ async def test_an_event_made_on_one_instance_reaches_clients_of_every_instance(
                 assert seqs == list(range(1, len(seqs) + 1))
         for client in (on_a, on_b):
             await client.ws.close()
-
-
-@asynccontextmanager
-async def own_redis(tmp_path: Path) -> AsyncIterator[tuple[int, Any]]:
-    """A redis-server of this test's own on a free port; returns the port and a restart function."""
-    assert REDIS_SERVER, "redis-server is not installed"
-    port = free_port()
-    state: dict[str, Process] = {}
-
-    async def start() -> None:
-        state["p"] = await Process.start(
-            [
-                REDIS_SERVER,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            tmp_path / f"redis-{port}.log",
-        )
-        await until_listening(port, state["p"], 10)
-
-    async def stop() -> None:
-        await state["p"].stop()
-
-    await start()
-    try:
-        yield port, (start, stop)
-    finally:
-        await stop()
 
 
 async def hold(live: LiveServer, ref: str) -> dict:
