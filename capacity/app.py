@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from capacity.admin.controllers import AdminController, PasswordController
+from capacity.alternatives.controllers import AdminAlternativeController, AlternativeController
 from capacity.audit.controllers import AuditController
 from capacity.auth.controllers import AuthController
 from capacity.auth.oidc import SingleSignOn
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             AuditController,
             ReportController,
             AdminController,
+            AlternativeController,
+            AdminAlternativeController,
             PasswordController,
             events_socket,
             WebController,

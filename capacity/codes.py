@@ -107,6 +107,20 @@ class AreaRule(Code):
     REFUSES = "refuses"
 
 
+# --- Crisis alternatives: help that is not a bookable bed -------------------------------------------
+
+
+class AlternativeKind(Code):
+    """What a crisis alternative is (issue 16): somewhere to go, someone to call, or a team that comes."""
+
+    SAFE_HAVEN = "safe_haven", "safe haven or crisis café"
+    CRISIS_LINE = "crisis_line", "crisis line"
+    STREET_TRIAGE = "street_triage", "street triage"
+    HOST_FAMILY = "host_family", "host family"
+    LIAISON_TEAM = "liaison_team", "liaison team"
+    CAMHS_CRISIS_TEAM = "camhs_crisis_team", "CAMHS crisis team"
+
+
 # --- Holds, placements and conveyance --------------------------------------------------------------
 
 
@@ -346,4 +360,5 @@ CODE_SETS: dict[str, type[Code]] = {
     "advisories": Advisory,
     "ethnicities": Ethnicity,
     "risk_flags": RiskFlag,
+    "alternative_kinds": AlternativeKind,
 }

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from capacity.alternatives import hours
+from capacity.alternatives.models import Alternative, AlternativeArea
 from capacity.auth.models import User, UserArea
 from capacity.auth.passwords import hash_password
 from capacity.booking.placements.models import Placement
@@ -253,6 +255,119 @@ USERS = [
     ("conveyance", "conveyance", None, [BANES, BRISTOL, WILTSHIRE, SOMERSET]),
 ]
 
+# Crisis alternatives, not bookable beds: name, kind, areas served, min age, max age, hours (the reference CSV's
+# words, capacity.alternatives.hours.parse), how to refer, phone (Ofcom's numbers for drama), lat, lon.
+ALTERNATIVES: list[tuple[str, str, list[str], int, int | None, str, str, str | None, float | None, float | None]] = [
+    (
+        "Bath Sanctuary safe haven (demo)",
+        "safe_haven",
+        [BANES],
+        18,
+        None,
+        "daily 18:00-23:00",
+        "Walk in, or an AMHP or the crisis team phones ahead.",
+        "0117 496 0101",
+        51.3826,
+        -2.3617,
+    ),
+    (
+        "Bristol crisis café (demo)",
+        "safe_haven",
+        [BRISTOL, BANES],
+        16,
+        None,
+        "mon-thu 18:00-23:00; fri,sat 18:00-02:00",
+        "Walk in; no referral needed.",
+        "0117 496 0102",
+        51.4560,
+        -2.5920,
+    ),
+    (
+        "Severnside crisis line (demo)",
+        "crisis_line",
+        [BANES, BRISTOL, WILTSHIRE, SOMERSET],
+        0,
+        None,
+        "daily 00:00-24:00",
+        "The person, or anyone worried about them, phones; free from any phone.",
+        "0808 157 0103",
+        None,
+        None,
+    ),
+    (
+        "Avon and Wiltshire CAMHS crisis team (demo)",
+        "camhs_crisis_team",
+        [BANES, BRISTOL, WILTSHIRE, SOMERSET],
+        0,
+        17,
+        "mon-fri 08:00-20:00; sat,sun 10:00-18:00",
+        "An AMHP, GP, school or A&E phones the team; it assesses at home or in A&E the same day.",
+        "0117 496 0104",
+        51.4627,
+        -2.5561,
+    ),
+    (
+        "Wiltshire hospital liaison team (demo)",
+        "liaison_team",
+        [WILTSHIRE],
+        16,
+        None,
+        "mon-fri 09:00-17:00; bank_holidays closed",
+        "A&E staff at Salisbury District Hospital bleep the team.",
+        "0117 496 0105",
+        51.0466,
+        -1.7933,
+    ),
+    (
+        "Somerset street triage (demo)",
+        "street_triage",
+        [SOMERSET],
+        18,
+        None,
+        "thu-sat 19:00-03:00",
+        "Police officers call the triage car before using section 136.",
+        "0117 496 0106",
+        51.0150,
+        -3.1030,
+    ),
+    (
+        "Sandwell safe haven (demo)",
+        "safe_haven",
+        [SANDWELL],
+        16,
+        None,
+        "daily 17:00-24:00",
+        "Walk in, or the crisis team refers.",
+        "0121 496 0201",
+        52.5180,
+        -1.9960,
+    ),
+    (
+        "Black Country host families (demo)",
+        "host_family",
+        [SANDWELL, BIRMINGHAM],
+        18,
+        None,
+        "daily 00:00-24:00",
+        "The crisis team refers; a host family takes a guest for up to a week.",
+        "0121 496 0202",
+        52.5000,
+        -1.9500,
+    ),
+    (
+        "Birmingham 0-25 crisis team (demo)",
+        "camhs_crisis_team",
+        [BIRMINGHAM],
+        0,
+        25,
+        "daily 00:00-24:00",
+        "Anyone phones the team; it sees children and young people up to 25 at home or in A&E.",
+        "0121 496 0203",
+        52.4800,
+        -1.9020,
+    ),
+]
+
 # Some people already placed, so occupancy shows: (unit index, ref, age, sex, ethnicity, home area, days ago)
 PLACEMENTS = [
     (7, "DEMO-0001", 34, "male", "A", BRISTOL, 6),
@@ -349,6 +464,23 @@ async def load_demo(db: Database, now: datetime) -> bool:
                     provider_id=providers[user_provider].id if user_provider else None,
                     created_at=now,
                     area_links=[UserArea(area_code=a) for a in user_areas],
+                )
+            )
+
+        for name, kind, served, min_age, max_age, opening, refer, phone, where_lat, where_lon in ALTERNATIVES:
+            session.add(
+                Alternative(
+                    name=name,
+                    kind=kind,
+                    min_age=min_age,
+                    max_age=max_age,
+                    opening_hours=hours.parse(opening),
+                    how_to_refer=refer,
+                    phone=phone,
+                    lat=where_lat,
+                    lon=where_lon,
+                    active=True,
+                    area_links=[AlternativeArea(area_code=a) for a in served],
                 )
             )
 

@@ -1,5 +1,6 @@
 """Every mapped table, imported in one place so Alembic and the app see the whole schema."""
 
+from capacity.alternatives.models import Alternative, AlternativeArea
 from capacity.audit import AuditEntry
 from capacity.auth.models import User, UserArea
 from capacity.booking.detentions.models import Episode, S136Detention
@@ -20,6 +21,8 @@ from capacity.notify.alerts import AlertSent
 
 __all__ = [
     "AlertSent",
+    "Alternative",
+    "AlternativeArea",
     "Area",
     "AreaLocalProvider",
     "AuditEntry",

@@ -33,6 +33,7 @@ from support.settings import settings_for
 KINDS = ("unit", "integration", "concurrency", "browser")
 MODULE_KINDS = {
     "test_admin": "integration",
+    "test_alternatives": "integration",
     "test_auth": "integration",
     "test_booking_model": "integration",  # a Hypothesis state machine, one step at a time: no races
     "test_compose": "unit",  # reads compose.yaml and the Dockerfile

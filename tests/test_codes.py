@@ -143,6 +143,7 @@ async def valid_row(api: Api, conn, table: str) -> dict[str, Any]:
             "created_at": START,
             "expires_at": START + timedelta(hours=1),
         },
+        "crisis_alternatives": {"name": f"Codes test alternative {fresh}", "opening_hours": {}, "how_to_refer": "x"},
         "detention_episodes": {
             "legal_basis": "s136",
             "clock_started_at": START,
@@ -188,6 +189,7 @@ async def test_every_coded_column_refuses_an_unknown_code_in_sql(api: Api) -> No
         ("s136_detentions", "place_type"),
         ("s136_detentions", "police_vehicle_reason"),
         ("conveyances", "police_vehicle_reason"),
+        ("crisis_alternatives", "kind"),
     }
     assert all(UNKNOWN not in values(code) for code in CODE_SETS.values())
     tables = Base.metadata.tables

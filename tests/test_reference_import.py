@@ -175,22 +175,24 @@ def test_the_example_lists_englands_upper_tier_authorities_once_each() -> None:
 def test_the_example_file_imports_into_an_empty_database_once(empty_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     first = cli(empty_url, monkeypatch, str(EXAMPLE))
     assert first.exit_code == 0, first.output
-    assert "created: 153 areas, 3 providers, 5 units" in first.output
+    assert "created: 153 areas, 3 providers, 5 units, 2 alternatives" in first.output
     after = state(empty_url)
     assert (len(after["areas"]), len(after["providers"]), len(after["units"])) == (153, 3, 5)
     assert after["areas"][BRISTOL][:4] == ("Bristol, City of", 51.4545, -2.5879, "South West")
     # New units start closed with no places: their bed managers declare them.
     assert {(row[3], row[4], row[5]) for row in after["units"].values()} == {("closed", 0, True)}
-    assert len(after["audit"]) == 161
+    assert len(after["audit"]) == 163
     assert {(action, user) for action, user, *_ in after["audit"]} == {
         ("admin.area.create", "cli-import"),
         ("admin.provider.create", "cli-import"),
         ("admin.unit.create", "cli-import"),
+        ("admin.alternative.create", "cli-import"),
     }
 
     again = cli(empty_url, monkeypatch, str(EXAMPLE))
     assert again.exit_code == 0, again.output
-    assert "nothing changed" in again.output and "153 areas, 3 providers, 5 units unchanged" in again.output
+    assert "nothing changed" in again.output
+    assert "153 areas, 3 providers, 5 units, 2 alternatives unchanged" in again.output
     assert state(empty_url) == after  # not a row, not an audit entry more
 
 

@@ -1,4 +1,5 @@
-"""Reference data from one CSV: areas, providers and units (README, "Reference data"; API.md "Administration").
+"""Reference data from one CSV: areas, providers, units and crisis alternatives (README, "Reference data";
+API.md "Administration", "Beyond beds").
 
 All or nothing, idempotent by code. Each record is matched by its code: an area by its ONS code, a provider by
 its ODS code, a unit by its own `code`. A record the database does not have is created, one that differs is
@@ -18,6 +19,11 @@ Areas are applied first, then providers, then units, whatever their order in the
 provider or area that a later line of the same file defines. A unit names its provider by ODS code and its
 areas by ONS code; a new unit starts closed with no places (its bed managers declare them), and an update never
 touches its places or status.
+
+Crisis alternatives (`alternative` records) are applied last, matched by their own `code`, through the
+alternatives' own functions (`add_alternative`, `change_alternative`); their areas are ONS codes and their hours
+words (capacity.alternatives.hours.parse): "mon-fri 09:00-17:00; sat 18:00-02:00; bank_holidays closed". Their
+four columns may be left out of a file's header that has no alternatives (a file from before them still loads).
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ from sqlalchemy.exc import IntegrityError
 
 from capacity.admin import service
 from capacity.admin.schemas import AreaIn, ProviderIn, UnitIn
+from capacity.alternatives import hours
+from capacity.alternatives import service as alternatives
+from capacity.alternatives.models import Alternative
+from capacity.alternatives.schemas import AlternativeIn
 from capacity.auth.security import Actor
 from capacity.booking.units.models import Area, Provider, Unit
 from capacity.codes import Code, values
@@ -70,9 +80,14 @@ COLUMNS = (
     "refused_areas",
     "local_to_areas",
     "active",
+    "areas",
+    "opening_hours",
+    "how_to_refer",
+    "phone",
 )
-AREA, PROVIDER, UNIT = "area", "provider", "unit"
-RECORDS = (AREA, PROVIDER, UNIT)  # also the order they are applied in
+OPTIONAL_COLUMNS = ("areas", "opening_hours", "how_to_refer", "phone")  # only alternatives use them
+AREA, PROVIDER, UNIT, ALTERNATIVE = "area", "provider", "unit", "alternative"
+RECORDS = (AREA, PROVIDER, UNIT, ALTERNATIVE)  # also the order they are applied in
 # The columns each record uses, and the field of the API's body each one is (None: handled here).
 FIELDS: dict[str, dict[str, str | None]] = {
     AREA: {"code": "code", "name": "name", "region": "region", "lat": "lat", "lon": "lon", "active": None},
@@ -99,16 +114,36 @@ FIELDS: dict[str, dict[str, str | None]] = {
         "local_to_areas": "local_to_areas",
         "active": None,
     },
+    ALTERNATIVE: {
+        "code": "code",
+        "name": "name",
+        "kind": "kind",
+        "areas": "areas",
+        "min_age": "min_age",
+        "max_age": "max_age",
+        "opening_hours": "opening_hours",
+        "how_to_refer": "how_to_refer",
+        "phone": "phone",
+        "lat": "lat",
+        "lon": "lon",
+        "active": None,
+    },
 }
-BODIES: dict[str, type[msgspec.Struct]] = {AREA: AreaIn, PROVIDER: ProviderIn, UNIT: UnitIn}
-LIST_COLUMNS = ("accepts_from_areas", "refused_areas", "local_to_areas")  # space-separated ONS codes
+BODIES: dict[str, type[msgspec.Struct]] = {AREA: AreaIn, PROVIDER: ProviderIn, UNIT: UnitIn, ALTERNATIVE: AlternativeIn}
+LIST_COLUMNS = ("accepts_from_areas", "refused_areas", "local_to_areas", "areas")  # space-separated ONS codes
+WORDS = {"opening_hours": hours.parse}  # columns written in words, read into the API's shape
 # The types of the columns that are not a body's field.
 _OWN_TYPES: dict[str, Any] = {
     "provider": get_type_hints(ProviderIn, include_extras=True)["ods_code"],
     "active": bool,
 }
 # What the API's rules call a field, as the file's column (the rest are named alike).
-_COLUMN_OF = {AREA: {}, PROVIDER: {"ods_code": "code"}, UNIT: {"provider_id": "provider", "area_code": "area"}}
+_COLUMN_OF = {
+    AREA: {},
+    PROVIDER: {"ods_code": "code"},
+    UNIT: {"provider_id": "provider", "area_code": "area"},
+    ALTERNATIVE: {},
+}
 # A unit's attribute for a field of UnitIn, where the two names differ.
 _UNIT_ATTRIBUTE = {"refused_areas": "refuses_areas"}
 COMMENT = "#"  # a line whose first field starts with it is a comment (after the header)
@@ -117,7 +152,7 @@ COMMENT = "#"  # a line whose first field starts with it is a comment (after the
 @dataclass
 class Record:
     line: int
-    kind: str  # area | provider | unit
+    kind: str  # area | provider | unit | alternative
     code: str
     values: dict[str, Any]  # the body's fields that the file gave (a column left empty takes the API's default)
     active: bool = True
@@ -207,7 +242,7 @@ def _rows(path: Path, problems: _Problems) -> Iterator[tuple[int, dict[str, str]
             header = [h.strip().lower() for h in next(reader, [])]
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ImportRefused(path.name, [Problem(1, "header", f"cannot be read: {exc}")], 1) from None
-        missing = [c for c in COLUMNS if c not in header]
+        missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
         unknown = [h for h in header if h not in COLUMNS]
         repeated = sorted({h for h in header if header.count(h) > 1})
         if missing or unknown or repeated:
@@ -231,7 +266,8 @@ def _rows(path: Path, problems: _Problems) -> Iterator[tuple[int, dict[str, str]
             if len(fields) != len(header):
                 problems.add(line, "row", f"has {len(fields)} fields; the header has {len(header)}")
                 continue
-            yield line, {name: text.strip() for name, text in zip(header, fields, strict=True)}
+            row = {name: "" for name in OPTIONAL_COLUMNS}
+            yield line, row | {name: text.strip() for name, text in zip(header, fields, strict=True)}
 
 
 def _types(body: type[msgspec.Struct]) -> dict[str, Any]:
@@ -297,6 +333,12 @@ def _parse(line: int, row: dict[str, str], problems: _Problems) -> Record | None
                 problems.add(line, column, f"is empty; a {kind} needs it")
             continue
         raw: Any = text.split() if column in LIST_COLUMNS else text
+        if column in WORDS:
+            try:
+                raw = WORDS[column](text)
+            except ValueError as exc:
+                problems.add(line, column, str(exc))
+                continue
         wanted = _FIELD_TYPES[kind][name] if name is not None else _OWN_TYPES[column]
         if wanted is bool:
             raw = raw.lower()
@@ -353,6 +395,7 @@ class _Applier:
         self.areas: dict[str, Area] = {}
         self.providers: dict[str, Provider] = {}  # by ODS code
         self.units: dict[str, Unit] = {}  # by unit code
+        self.alternatives: dict[str, Alternative] = {}  # by alternative code
         self.refused = refused  # (kind, code) -> the line that was refused
 
     async def load(self, records: list[Record]) -> None:
@@ -368,6 +411,8 @@ class _Applier:
         wanted = sorted(set(codes[PROVIDER]) | {r.provider_code for r in records if r.provider_code})
         found = await session.scalars(select(Provider).where(Provider.ods_code.in_(wanted)))
         self.providers = {p.ods_code: p for p in found if p.ods_code is not None}
+        found_alternatives = await session.scalars(select(Alternative).where(Alternative.code.in_(codes[ALTERNATIVE])))
+        self.alternatives = {a.code: a for a in found_alternatives if a.code is not None}
 
     async def apply(self, record: Record, work: Callable[[], Any]) -> None:
         """Run one record's change in a SAVEPOINT; a refusal by the API's rules is named and rolled back."""
@@ -377,7 +422,8 @@ class _Applier:
             async with uow.session.begin_nested():
                 await work()
         except DomainError as exc:
-            column = _COLUMN_OF[record.kind].get(exc.field or "", exc.field or "row")
+            field_name = (exc.field or "row").split(".", 1)[0]  # opening_hours.mon[0].opens: its column
+            column = _COLUMN_OF[record.kind].get(field_name, field_name)
             self._refuse(record, column, exc.detail)
         except IntegrityError as exc:
             self._refuse(record, "row", f"the database refused it ({str(exc.orig).splitlines()[0][:200]})")
@@ -456,8 +502,31 @@ class _Applier:
 
         await self.apply(record, work)
 
+    async def alternative(self, record: Record) -> None:
+        if not self._references_ok(record):
+            return
+        body = msgspec.convert(record.values, AlternativeIn)
+        existing = self.alternatives.get(record.code)
+
+        async def work() -> None:
+            if existing is None:
+                made = await alternatives.add_alternative(self.uow, self.actor, body)
+                self.alternatives[record.code] = made
+                if not record.active:
+                    await alternatives.change_alternative(self.uow, self.actor, made, {"active": False})
+                self._note(record, "create")
+                return
+            wanted = {**alternatives.body_values(body), "active": record.active}
+            changes = {k: v for k, v in wanted.items() if k != "code" and not _same(getattr(existing, k), v, k)}
+            if changes:
+                await alternatives.change_alternative(self.uow, self.actor, existing, changes)
+            self._note(record, "update" if changes else "unchanged", list(changes))
+
+        await self.apply(record, work)
+
     def _references_ok(self, record: Record) -> bool:
-        """A unit naming a provider or area whose own line was refused is refused too, saying which line."""
+        """A unit or alternative naming a provider or area whose own line was refused is refused too, saying
+        which line."""
         named = [("provider", PROVIDER, record.provider_code)]
         named += [("area", AREA, record.values.get("area_code"))]
         named += [(column, AREA, code) for column in LIST_COLUMNS for code in record.values.get(column, [])]
