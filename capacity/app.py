@@ -24,6 +24,7 @@ from capacity.auth.revocation import make_revocations
 from capacity.auth.security import make_jwt_auth
 from capacity.auth.throttle import PasswordChecks, make_throttle
 from capacity.booking.detentions.controllers import DetentionController
+from capacity.booking.escalation.controllers import EscalationController
 from capacity.booking.holds.controllers import HoldController
 from capacity.booking.placements.controllers import PlacementController
 from capacity.booking.units.controllers import ReferenceController, UnitController
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             DetentionController,
             AuditController,
             ReportController,
+            EscalationController,
             AdminController,
             AlternativeController,
             AdminAlternativeController,

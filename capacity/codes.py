@@ -334,6 +334,11 @@ KIND_PURPOSE: dict[str, HoldPurpose] = {
 # Out of area for want of a bed at home: the inappropriate OAPs of the national ambition.
 INAPPROPRIATE_OAP_REASON = OapReason.UNAVAILABLE_BED
 
+# NHS England's Operational Pressures Escalation Levels (OPEL framework), 1 steady state to 4 extreme
+# pressure: a provider's declared level is a number of these. At 3 and 4 a regional sitrep lists it.
+ESCALATION_LEVELS: tuple[int, ...] = (1, 2, 3, 4)
+ESCALATED_LEVELS: frozenset[int] = frozenset({3, 4})
+
 # What `GET /api/codes` serves, by the key it serves each under.
 CODE_SETS: dict[str, type[Code]] = {
     "kinds": UnitKind,

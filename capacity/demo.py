@@ -16,6 +16,7 @@ from capacity.alternatives import hours
 from capacity.alternatives.models import Alternative, AlternativeArea
 from capacity.auth.models import User, UserArea
 from capacity.auth.passwords import hash_password
+from capacity.booking.escalation.models import EscalationDeclaration
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.service import placement_geography
 from capacity.booking.units.models import (
@@ -60,6 +61,19 @@ PROVIDERS = {
     "bc": ("Black Country Minds NHS Foundation Trust (demo)", "nhs"),
     "bsol": ("Brum and Solihull Mental Health NHS Trust (demo)", "nhs"),
     "private": ("Northfield Park Private Hospital (demo)", "private"),
+}
+
+# Each provider's escalation level (OPEL 1-4), declared this many hours before the demo starts, with a
+# note: AWP at 3 and Black Country at 4 (so each region has a provider under pressure), and Somerset's
+# 2 declared long enough ago to be stale.
+ESCALATIONS = {
+    "awp": (3, 1, "demo: acute wards full, PICU near capacity"),
+    "som": (2, 20, "demo: not reviewed since yesterday"),
+    "sanctuary": (1, 2, None),
+    "wilts": (1, 3, None),
+    "bc": (4, 1, "demo: ED holding two people awaiting beds"),
+    "bsol": (2, 2, None),
+    "private": (1, 4, None),
 }
 
 # provider, name, kind, area, lat, lon, postcode, open places, other Unit columns, plus `refuses` (areas
@@ -402,8 +416,22 @@ async def load_demo(db: Database, now: datetime) -> bool:
         }
         session.add_all(areas.values())
         providers = {key: Provider(name=name, sector=sector) for key, (name, sector) in PROVIDERS.items()}
+        for key, (level, hours_ago, note) in ESCALATIONS.items():
+            declaring = providers[key]
+            declaring.escalation_level, declaring.escalation_note = level, note
+            declaring.escalation_at, declaring.escalation_by = now - timedelta(hours=hours_ago), "demo"
         session.add_all(providers.values())
         await session.flush()
+        session.add_all(
+            EscalationDeclaration(
+                provider_id=p.id,
+                declared_at=p.escalation_at,
+                declared_by="demo",
+                level=p.escalation_level,
+                note=p.escalation_note,
+            )
+            for p in providers.values()
+        )
 
         units = []
         for provider, name, kind, area, lat, lon, postcode, places, extra in UNITS:

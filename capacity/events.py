@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 import msgspec
 
-# Events about a unit's figures, which every role may see (they are what GET /api/units shows).
-PUBLIC_TYPES = frozenset({"unit.availability"})
+# Events about a unit's figures or a provider's escalation level, which every role may see (they are what
+# GET /api/units and GET /api/providers show).
+PUBLIC_TYPES = frozenset({"unit.availability", "provider.escalation"})
 
 
 class Event(msgspec.Struct, frozen=True):

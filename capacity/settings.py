@@ -75,6 +75,8 @@ class Settings:
     demo: bool = False
     hold_seconds: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HOLD_SECONDS))
     stale_minutes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_STALE_MINUTES))
+    # A provider's escalation level older than this is shown as stale: OPEL is reviewed at least twice a day.
+    escalation_stale_minutes: int = 12 * 60
     ambulance_standard_minutes: int = 30
     sweep_seconds: int = 5
     token_minutes: int = 12 * 60
@@ -141,6 +143,9 @@ class Settings:
             secret_key=env.get("CAPACITY_SECRET_KEY") or None,
             hold_seconds=hold,
             stale_minutes=stale,
+            escalation_stale_minutes=_int(
+                env, "CAPACITY_ESCALATION_STALE_MINUTES", cls.escalation_stale_minutes, minimum=1
+            ),
             ambulance_standard_minutes=_int(env, "CAPACITY_AMBULANCE_STANDARD_MINUTES", 30, minimum=1),
             sweep_seconds=_int(env, "CAPACITY_SWEEP_SECONDS", 5, minimum=1),
             token_minutes=_int(env, "CAPACITY_TOKEN_MINUTES", cls.token_minutes, minimum=1),

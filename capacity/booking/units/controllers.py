@@ -10,9 +10,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
 
 from capacity.auth.security import Actor, require_roles
+from capacity.booking.escalation import service as escalation_service
 from capacity.booking.units import service as unit_service
 from capacity.booking.units.availability import UnitSearch, read_unit
-from capacity.booking.units.models import Area, Provider
+from capacity.booking.units.models import Area
 from capacity.booking.units.schemas import (
     AreaOut,
     AvailabilityIn,
@@ -39,11 +40,9 @@ class ReferenceController(Controller):
             areas = (await session.scalars(select(Area).where(Area.active).order_by(Area.code))).all()
             return [AreaOut(a.code, a.name, a.lat, a.lon, a.local_provider_ids, a.region) for a in areas]
 
-    @get("/providers", summary="Providers of crisis places")
+    @get("/providers", summary="Providers of crisis places, with their escalation levels")
     async def list_providers(self, db: NamedDependency[Database]) -> list[ProviderOut]:
-        async with db.read_sessions() as session:
-            providers = (await session.scalars(select(Provider).order_by(Provider.name))).all()
-            return [ProviderOut(p.id, p.name, p.sector) for p in providers]  # type: ignore[arg-type]
+        return await escalation_service.list_providers(db)
 
     @get(
         "/codes",
@@ -108,12 +107,19 @@ class UnitController(Controller):
             ),
             limit=limit,
         )
-        return [unit_out(f) for f in await unit_service.find_units(db, actor, search)]
+        found = await unit_service.find_units(db, actor, search)
+        escalations = await escalation_service.read_escalations(db, {f.unit.provider_id for f in found})
+        return [unit_out(f, escalations[f.unit.provider_id]) for f in found]
 
     @get("/{unit_id:str}", summary="One unit with its eligibility attributes")
     async def get_unit(self, db: NamedDependency[Database], unit_id: FromPath[str]) -> UnitDetail:
         async with db.read() as reading:
-            return unit_detail(await read_unit(reading, unit_id))
+            found = await read_unit(reading, unit_id)
+            provider_id = found.unit.provider_id
+            escalations = await escalation_service.escalations(
+                reading.session, [provider_id], reading.now, reading.settings
+            )
+            return unit_detail(found, escalations[provider_id])
 
     @put(
         "/{unit_id:str}/availability",
@@ -127,4 +133,6 @@ class UnitController(Controller):
         unit_id: FromPath[str],
         data: JSONBody[AvailabilityIn],
     ) -> UnitDetail:
-        return unit_detail(await unit_service.declare_availability(db, actor, unit_id, data))
+        found = await unit_service.declare_availability(db, actor, unit_id, data)
+        provider_id = found.unit.provider_id
+        return unit_detail(found, (await escalation_service.read_escalations(db, [provider_id]))[provider_id])

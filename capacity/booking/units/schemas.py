@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -41,6 +41,11 @@ class ProviderOut(msgspec.Struct):
     id: str
     name: str
     sector: Sector
+    # The provider's latest OPEL level (1-4; None until it first declares one), when, and whether that is stale.
+    escalation_level: int | None
+    escalation_note: str | None
+    escalation_at: datetime | None
+    escalation_stale: bool
 
 
 class UnitOut(msgspec.Struct, omit_defaults=True):
@@ -63,6 +68,10 @@ class UnitOut(msgspec.Struct, omit_defaults=True):
     last_confirmed_at: datetime
     last_confirmed_by: str
     stale: bool
+    # The unit's provider's escalation level (ProviderOut's), shown beside the unit.
+    escalation_level: int | None
+    escalation_at: datetime | None
+    escalation_stale: bool
     distance_km: float | UnsetType = UNSET
     out_of_area: bool | UnsetType = UNSET
 
@@ -86,7 +95,18 @@ class AvailabilityIn(msgspec.Struct, forbid_unknown_fields=True):
     note: Annotated[str, Meta(max_length=500)] | None = None
 
 
-def unit_out(f: UnitFigures) -> UnitOut:
+class Escalation(Protocol):
+    """A provider's escalation level at one instant (capacity.booking.escalation.service.Escalation)."""
+
+    @property
+    def level(self) -> int | None: ...
+    @property
+    def at(self) -> datetime | None: ...
+    @property
+    def stale(self) -> bool: ...
+
+
+def unit_out(f: UnitFigures, escalation: Escalation) -> UnitOut:
     u = f.unit
     return UnitOut(
         id=u.id,
@@ -108,15 +128,18 @@ def unit_out(f: UnitFigures) -> UnitOut:
         last_confirmed_at=u.last_confirmed_at,
         last_confirmed_by=u.last_confirmed_by,
         stale=f.stale,
+        escalation_level=escalation.level,
+        escalation_at=escalation.at,
+        escalation_stale=escalation.stale,
         distance_km=UNSET if f.distance_km is None else f.distance_km,
         out_of_area=UNSET if f.out_of_area is None else f.out_of_area,
     )
 
 
-def unit_detail(f: UnitFigures) -> UnitDetail:
+def unit_detail(f: UnitFigures, escalation: Escalation) -> UnitDetail:
     u = f.unit
     return UnitDetail(
-        **msgspec.structs.asdict(unit_out(f)),
+        **msgspec.structs.asdict(unit_out(f, escalation)),
         postcode=u.postcode,
         mother_and_baby=u.mother_and_baby,
         accepts_intoxicated=u.accepts_intoxicated,
