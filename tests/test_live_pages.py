@@ -225,9 +225,12 @@ def test_a_lost_connection_is_said_in_words_and_clears_itself(server: str, brows
     manager.context.set_offline(True)
     row.get_by_role("button", name="Save").click()
     playwright.expect(offline).to_have_text("Could not reach capacity - check your connection; retrying")
+    not_sent = row.get_by_role("alert")
+    playwright.expect(not_sent).to_have_text(re.compile(r"^Not sent: could not reach capacity\."))
     assert "Failed to fetch" not in page.inner_text("body")
     manager.context.set_offline(False)
     playwright.expect(offline).to_be_hidden()  # no reload, no click: it retried by itself
+    playwright.expect(not_sent).to_have_count(0)
     row.get_by_role("button", name="Save").click()
     playwright.expect(page.locator("#announce")).to_have_text(f"{SUITE}: saved")
     unexpected = [e for e in manager.script_errors() if "ERR_INTERNET_DISCONNECTED" not in e]

@@ -3,7 +3,7 @@
 // release, conveyance, arrival, and s136 clocks with their warnings. Drawn with Preact (view.js): a live
 // event patches the rows it changes; the Hold form, what is typed in it and its focus stay.
 import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, showBanner, whoAmI } from "./common.js";
-import { Countdown, Field, Fragment, html, invalid, Messages, mount, plural, useState } from "./view.js";
+import { Countdown, Field, Fragment, html, invalid, Messages, mount, NO_PROBLEM, plural, useProblem, useState } from "./view.js";
 
 const TIMES = [["requested_at", "Requested"], ["dispatched_at", "Dispatched"], ["at_scene_at", "At scene"],
   ["departed_at", "Departed"], ["arrived_at", "Arrived"], ["eta", "ETA"]];
@@ -170,13 +170,13 @@ function closeHoldForm() {
 
 function HoldForm({ unit }) {
   const d = state.draft;
-  const [problem, setProblem] = useState({ fields: {}, general: "" });
+  const [problem, setProblem] = useProblem();
   const [busy, setBusy] = useState(false);
   const set = (name) => (event) => { d[name] = event.currentTarget.value; };
   const submit = async (event) => {
     event.preventDefault();
     if (busy) return;
-    setProblem({ fields: {}, general: "" });
+    setProblem(NO_PROBLEM);
     setBusy(true);
     announce("");  // an earlier success must not read as this one's
     const person = { ref: d.ref.trim(), age: Number(d.age), sex: d.sex, home_area: state.query.home_area };
@@ -240,7 +240,7 @@ function ConveyancePanel({ hold }) {
   const c = hold.conveyance || {};
   // What is typed, over what the hold has: a live update of the hold does not undo it.
   const [draft, setDraft] = useState({});
-  const [problem, setProblem] = useState({ fields: {}, general: "" });
+  const [problem, setProblem] = useProblem();
   const shown = {
     mode: c.mode || codes.conveyance_modes[0].code, police_vehicle_reason: c.police_vehicle_reason || "",
     police_vehicle_note: c.police_vehicle_note || "", ...Object.fromEntries(TIMES.map(([name]) => [name, toLocalInput(c[name])])), ...draft,
@@ -248,7 +248,7 @@ function ConveyancePanel({ hold }) {
   const set = (name) => (event) => setDraft({ ...draft, [name]: event.currentTarget.value });
   const submit = async (event) => {
     event.preventDefault();
-    setProblem({ fields: {}, general: "" });
+    setProblem(NO_PROBLEM);
     const body = { mode: shown.mode };
     if (shown.police_vehicle_reason) body.police_vehicle_reason = shown.police_vehicle_reason;
     if (shown.police_vehicle_note.trim()) body.police_vehicle_note = shown.police_vehicle_note.trim();
@@ -293,10 +293,10 @@ function HoldCard({ hold }) {
   const [why, setWhy] = useState("");
   const [clockStart, setClockStart] = useState("");
   const [oap, setOap] = useState("");
-  const [problem, setProblem] = useState({ fields: {}, general: "" });
+  const [problem, setProblem] = useProblem();
   // The answer says what became of the hold (extend, release) or the placement it became (arrive).
   const act = async (path, body, labels = {}) => {
-    setProblem({ fields: {}, general: "" });
+    setProblem(NO_PROBLEM);
     try {
       const answer = await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
       if (path === "extend") {

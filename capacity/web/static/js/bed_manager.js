@@ -3,7 +3,7 @@
 // from their own data: only a new hold, whose risk flags the event lacks, is re-read (coalesced). Drawn
 // with Preact (view.js): a figure being typed, its focus and a pending Save survive every live update.
 import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, showBanner, whoAmI } from "./common.js";
-import { Countdown, html, invalid, mount, plural, useEffect, useState } from "./view.js";
+import { Countdown, html, invalid, mount, NO_PROBLEM, plural, useEffect, useProblem, useState } from "./view.js";
 
 const codes = await loadCodes();
 const app = document.getElementById("app");
@@ -73,7 +73,6 @@ function announce(text) {
   redraw();
 }
 
-const NONE = { fields: {}, general: "" };
 const AVAILABILITY_LABELS = { open_places: "Open places", closed_reason: "Reason for closing", status: "Status", note: "Note" };
 
 // The figures declared; throws what the API answered, for the row to show beside its field.
@@ -91,11 +90,11 @@ function UnitRow({ unit }) {
   // nothing is being typed over it.
   const [places, setPlaces] = useState(null);
   const [reason, setReason] = useState(null);
-  const [problem, setProblem] = useState(NONE);
+  const [problem, setProblem] = useProblem();
   const shownPlaces = places ?? String(unit.open_places);
   const shownReason = reason ?? (unit.closed_reason || codes.closed_reasons[0].code);
   const run = async (changes, message, done = () => {}) => {
-    setProblem(NONE);
+    setProblem(NO_PROBLEM);
     announce("");
     try {
       await declare(unit, changes, message);
@@ -119,7 +118,7 @@ function UnitRow({ unit }) {
         <button type="button" class="secondary" aria-label=${`One more place at ${unit.name}`} onClick=${step(1)}>+</button>
         <button type="button" onClick=${save}>Save</button>
       </div>
-      ${f.open_places ? html`<p class="error field-error" id=${`${placesId}-error`}>${f.open_places}</p>` : null}
+      ${f.open_places ? html`<p class="error field-error" id=${`${placesId}-error`} role="alert">${f.open_places}</p>` : null}
       ${places !== null && places !== String(unit.open_places) ? html`<p class="muted">Not saved yet (now ${unit.open_places})</p>` : null}
     </td>
     <td><span class=${`badge ${unit.available > 0 ? "ok" : "bad"}`} data-field="available">${unit.available} free</span>
@@ -132,7 +131,7 @@ function UnitRow({ unit }) {
             ...${invalid(`reason-${unit.id}`, f.closed_reason)}>${options(codes.closed_reasons)}</select>
           <button type="button" class="danger" onClick=${() => run({ status: "closed", closed_reason: shownReason }, undefined, () => setReason(null))}>Close</button>
         </div>
-        ${f.closed_reason ? html`<p class="error field-error" id=${`reason-${unit.id}-error`}>${f.closed_reason}</p>` : null}`}</td>
+        ${f.closed_reason ? html`<p class="error field-error" id=${`reason-${unit.id}-error`} role="alert">${f.closed_reason}</p>` : null}`}</td>
     <td><div class=${unit.stale ? "stale" : ""}>${unit.stale ? "⚠ stale: " : ""}${londonTime(unit.last_confirmed_at)}</div>
       <div class="muted">by ${unit.last_confirmed_by}</div>
       <button type="button" class="secondary" onClick=${() => run({}, `${unit.name}: figures confirmed`)}>Figures are current</button>
@@ -140,11 +139,17 @@ function UnitRow({ unit }) {
   </tr>`;
 }
 
+// A row's problem in one line, where the row has no field of its own to put it beside.
+function said(problem) {
+  const text = [...Object.values(problem.fields), problem.general].filter(Boolean).join(" ");
+  return text ? html`<p class="error" role="alert">${text}</p>` : null;
+}
+
 function HoldRow({ hold }) {
   const unit = state.units.get(hold.unit_id);
   const [reason, setReason] = useState(codes.decline_reasons[0].code);
   const [oap, setOap] = useState("");
-  const [error, setError] = useState("");
+  const [problem, setProblem] = useProblem();
   const since = state.fresh.get(hold.id);
   // A new hold stays highlighted for NEW_MS.
   useEffect(() => {
@@ -154,16 +159,15 @@ function HoldRow({ hold }) {
   }, [since]);
   // The hold leaves the board; an arrival's answer is the placement it became. Figures follow by event.
   const act = async (path, body, done) => {
-    setError("");
+    setProblem(NO_PROBLEM);
     try {
       const answer = await api(`/api/holds/${hold.id}/${path}`, { method: "POST", body });
       holds.set(holds.items.filter((h) => h.id !== hold.id));
       if (path === "arrive") placements.set([...placements.items.filter((p) => p.id !== answer.id), answer]);
       announce(done);
     } catch (e) {
-      const { fields, general } = problemInWords(e, { labels: { oap_reason: "Out-of-area reason", reason: "Decline reason" },
-        conflict: `The hold for ${hold.person.ref} is no longer held.` });
-      setError([...Object.values(fields), general].filter(Boolean).join(" "));
+      setProblem(problemInWords(e, { labels: { oap_reason: "Out-of-area reason", reason: "Decline reason" },
+        conflict: `The hold for ${hold.person.ref} is no longer held.` }));
     }
   };
   const who = `${hold.person.ref} at ${unit ? unit.name : "this unit"}`;
@@ -179,23 +183,22 @@ function HoldRow({ hold }) {
       <button type="button" onClick=${() => act("arrive", oap ? { oap_reason: oap } : {}, `Arrival recorded: ${who}`)}>Arrived</button>
       <select aria-label=${`Decline reason for ${who}`} value=${reason} onChange=${(e) => setReason(e.currentTarget.value)}>${options(codes.decline_reasons)}</select>
       <button type="button" class="danger" onClick=${() => act("decline", { reason }, `Hold declined: ${who}`)}>Decline</button>
-    </div>${error ? html`<p class="error" role="alert">${error}</p>` : null}</td>
+    </div>${said(problem)}</td>
   </tr>`;
 }
 
 function PlacementRow({ p }) {
   const unit = state.units.get(p.unit_id);
   const [outcome, setOutcome] = useState(codes.outcomes[0].code);
-  const [error, setError] = useState("");
+  const [problem, setProblem] = useProblem();
   const discharge = async () => {
-    setError("");
+    setProblem(NO_PROBLEM);
     try {
       await api(`/api/placements/${p.id}/discharge`, { method: "POST", body: { outcome } });
       placements.set(placements.items.filter((q) => q.id !== p.id));
       announce(`Discharge recorded: ${p.person.ref}`);
     } catch (e) {
-      const { fields, general } = problemInWords(e, { labels: { outcome: "Outcome" } });
-      setError([...Object.values(fields), general].filter(Boolean).join(" "));
+      setProblem(problemInWords(e, { labels: { outcome: "Outcome" } }));
     }
   };
   return html`<tr data-placement=${p.id}>
@@ -206,7 +209,7 @@ function PlacementRow({ p }) {
     <td><div class="row-actions">
       <select aria-label=${`Discharge outcome for ${p.person.ref}`} value=${outcome} onChange=${(e) => setOutcome(e.currentTarget.value)}>${options(codes.outcomes)}</select>
       <button type="button" onClick=${discharge}>Discharge</button></div>
-      ${error ? html`<p class="error" role="alert">${error}</p>` : null}</td>
+      ${said(problem)}</td>
   </tr>`;
 }
 

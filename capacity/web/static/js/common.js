@@ -128,10 +128,14 @@ export function fieldMessage(message, label, hint) {
 }
 
 // What went wrong with a request, in words: `fields` maps each field the problem names (and that the
-// form has a label for) to its message; `general` is the rest, or "" when every part has its field.
+// form has a label for) to its message; `general` is the rest, or "" when every part has its field;
+// `network` is true when the request never reached the server.
 export function problemInWords(error, { labels = {}, hints = {}, conflict } = {}) {
   if (error instanceof NetworkError || !(error instanceof ApiError)) {
-    return { fields: {}, general: error instanceof NetworkError ? "Not sent: could not reach capacity. What you typed is kept; try again once the connection is back." : "Something went wrong in this page. Reload it and try again." };
+    if (error instanceof NetworkError) {
+      return { fields: {}, general: "Not sent: could not reach capacity. What you typed is kept; try again once the connection is back.", network: true };
+    }
+    return { fields: {}, general: "Something went wrong in this page. Reload it and try again." };
   }
   const problem = error.problem || {};
   const status = error.status;

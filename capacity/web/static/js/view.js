@@ -45,8 +45,22 @@ export function Field({ id, label, error, children, className }) {
   return html`<div class=${className || "field"}>
     <label for=${id}>${label}</label>
     ${children}
-    ${error ? html`<p class="error field-error" id=${`${id}-error`}>${error}</p>` : null}
+    ${error ? html`<p class="error field-error" id=${`${id}-error`} role="alert">${error}</p>` : null}
   </div>`;
+}
+
+// A form's or row's problem (problemInWords' answer): one that the request never reached the server
+// clears itself when the connection is back (common.js's "capacity:online"), like the page's notice.
+export const NO_PROBLEM = { fields: {}, general: "" };
+export function useProblem() {
+  const [problem, setProblem] = useState(NO_PROBLEM);
+  useEffect(() => {
+    if (!problem.network) return undefined;
+    const clear = () => setProblem(NO_PROBLEM);
+    window.addEventListener("capacity:online", clear);
+    return () => window.removeEventListener("capacity:online", clear);
+  }, [problem]);
+  return [problem, setProblem];
 }
 
 // The attributes that tie a control to its Field's problem.
