@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from capacity.app import create_app
 from capacity.auth.models import User
@@ -92,10 +92,51 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(api: Api) -> 
 async def test_an_inactive_user_cannot_log_in_or_use_an_earlier_token(api: Api) -> None:
     token = (await login(api, "amhp")).json()["access_token"]
     assert (await api.client.get("/api/me", headers=bearer(token))).status_code == 200
+    off = await api.request("PATCH", "/api/admin/users/amhp", "admin", json={"active": False})
+    assert off.status_code == 200, off.text
+    assert_problem(await api.client.get("/api/me", headers=bearer(token)), 401)
+    assert_problem(await login(api, "amhp"), 401)
+
+
+class Statements:
+    """Every SQL statement the app sends to its database, by table named in it."""
+
+    def __init__(self, api: Api) -> None:
+        self.sent: list[str] = []
+        # Its autocommit engine is the same engine with other options: one listener hears both.
+        event.listen(api.db.engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn, _cursor, statement: str, *_args) -> None:
+        self.sent.append(statement)
+
+
+async def test_a_request_knows_its_caller_from_the_token_without_reading_users(api: Api) -> None:
+    """Issue 15: the caller is who the token says, so a request reads no user; the denylist is the one
+    check, answered from memory on SQLite (from the table on PostgreSQL without Redis, where other
+    machines may revoke). A change of scope still ends the token at once."""
+    token = (await login(api, "amhp")).json()["access_token"]
+    assert (await api.client.get("/api/me", headers=bearer(token))).status_code == 200  # warm
+    statements = Statements(api)
+    for _ in range(20):
+        me = await api.client.get("/api/me", headers=bearer(token))
+    assert me.json() == {"username": "amhp", "role": "amhp", "provider_id": None, "areas": [BANES, BRISTOL]}
+    assert all("revoked_tokens" in s and "users" not in s for s in statements.sent), statements.sent
+    # SQLite: none (its denylist is mirrored in memory); PostgreSQL without Redis: one look-up per request.
+    assert len(statements.sent) == (0 if api.db.is_sqlite else 20)
+    changed = await api.request("PATCH", "/api/admin/users/amhp", "admin", json={"areas": [BRISTOL]})
+    assert changed.status_code == 200
+    assert_problem(await api.client.get("/api/me", headers=bearer(token)), 401)  # its claims are out of date
+
+
+async def test_a_token_issued_before_tokens_carried_claims_is_checked_against_the_user(api: Api) -> None:
+    """A rolling upgrade: a token from an older instance names only its user and role; it still works, and
+    its user is read, so a deactivation reaches it even when made straight in the database."""
+    user = await api.user("amhp")
+    token = api.app.state.jwt_auth.create_token(identifier=user.id, token_extras={"role": user.role})
+    assert (await api.client.get("/api/me", headers=bearer(token))).json()["areas"] == [BANES, BRISTOL]
     async with api.db.write_sessions() as session, session.begin():
         await session.execute(update(User).where(User.username == "amhp").values(active=False))
     assert_problem(await api.client.get("/api/me", headers=bearer(token)), 401)
-    assert_problem(await login(api, "amhp"), 401)
 
 
 async def test_repeated_failures_lock_out_that_username_from_that_client(api: Api) -> None:

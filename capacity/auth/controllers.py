@@ -13,7 +13,7 @@ from litestar.security.jwt import Token
 from msgspec import Meta
 
 from capacity.auth.revocation import Presented
-from capacity.auth.security import Actor
+from capacity.auth.security import Actor, issue_token
 from capacity.auth.service import authenticate, revoke_token
 from capacity.clock import wall_now
 from capacity.db.engine import Database
@@ -56,9 +56,7 @@ class AuthController(Controller):
         state = request.app.state
         user = await authenticate(db, state.login_throttle, state.password_checks, data.username, data.password, client)
         lifetime = timedelta(minutes=settings.token_minutes)
-        token = request.app.state.jwt_auth.create_token(
-            identifier=user.id, token_expiration=lifetime, token_extras={"role": user.role}
-        )
+        token = issue_token(request.app.state.jwt_auth, user, lifetime)
         return TokenResponse(token, "bearer", wall_now() + lifetime, user.role)
 
     @post("/auth/revoke", status_code=204, summary="Revoke the presented token, on every instance")

@@ -1,6 +1,8 @@
 """Revoked tokens: one denylist that every instance reads (Redis when configured, the database otherwise).
 
 Redis, when configured, answers the checks; the database always keeps the record (see RedisDenylist).
+Without Redis, SQLite answers from a mirror of the table in memory (MirroredDenylist), so a request needs
+no database read at all; PostgreSQL without Redis reads the table on each check.
 Two kinds of entry, each kept until every token it could refuse would have expired anyway:
 - `token:<jti>`: that one token (`POST /api/auth/revoke`, `POST /logout`); kept until the token's `exp`;
 - `user:<id>`: every token of that user issued at or before the entry's time (deactivation, a change of
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from capacity.auth.models import RevokedToken
 from capacity.db.base import table_of
-from capacity.db.engine import Database
+from capacity.db.engine import Database, sqlite_sidecar
 from capacity.db.unit_of_work import UnitOfWork
 
 TOKEN, USER = "token:", "user:"
@@ -111,6 +114,52 @@ class DatabaseDenylist:
         return [(key, at.timestamp(), until.timestamp()) for key, at, until in rows]
 
 
+class MirroredDenylist:
+    """SQLite's denylist (one machine), answered from this process's memory, so that a request reads
+    nothing from the database. Every process that revokes on this database touches a stamp file beside it
+    after writing; each check looks at the stamp (a stat, no read) and re-reads the table when it has
+    changed, so a revocation made by any process (another worker, a second server) holds in all of them
+    as soon as it is made. Entries are only ever added or extended, so a re-read merges."""
+
+    def __init__(self, database: DatabaseDenylist, stamp: str) -> None:
+        self.database = database
+        self.stamp = stamp
+        self.entries: dict[str, tuple[float, float]] = {}  # key -> (revoked_at, expires_at)
+        self._seen: int | None = None  # the stamp's mtime when the table was last read
+
+    def _merge(self, entries: Sequence[tuple[str, float, float]]) -> None:
+        now = time.time()
+        for key, revoked_at, expires_at in entries:
+            at, until = self.entries.get(key, (revoked_at, expires_at))
+            self.entries[key] = (max(at, revoked_at), max(until, expires_at))
+        for key in [k for k, (_, until) in self.entries.items() if until <= now]:
+            del self.entries[key]
+
+    def _stamped(self) -> int:
+        try:
+            return os.stat(self.stamp).st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    async def put(self, entries: Sequence[tuple[str, float, float]]) -> None:
+        await self.database.put(entries)
+        self._merge(entries)
+        _touch(self.stamp)  # after the commit: whoever sees the new stamp reads the new rows
+
+    async def get(self, keys: Sequence[str]) -> dict[str, float]:
+        if (stamped := self._stamped()) != self._seen:
+            self._seen = stamped  # before reading: a stamp touched meanwhile is read again next time
+            self._merge(await self.database.live())
+        now = time.time()
+        return {key: entry[0] for key in keys if (entry := self.entries.get(key)) and entry[1] > now}
+
+
+def _touch(path: str) -> None:
+    """A new modification time (microseconds of local file work, not worth a thread)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.utime(path)
+
+
 class RedisDenylist:
     """Keys `capacity:<db>:revoked:<key>` holding the revocation time, expiring with the entry: one MGET
     per check. The database stays the record (every entry is written there too), so that an instance
@@ -189,6 +238,14 @@ def is_revoked(token: Presented, entries: dict[str, float]) -> bool:
 
 
 def make_revocations(db: Database, redis: Redis | None, token_lifetime_seconds: int) -> Revocations:
+    """Redis when configured; else SQLite's table mirrored in memory; else (PostgreSQL without Redis, where
+    other machines may revoke) the table on every check."""
     database = DatabaseDenylist(db)
-    store: Denylist = RedisDenylist(redis, database) if redis is not None else database
+    store: Denylist
+    if redis is not None:
+        store = RedisDenylist(redis, database)
+    elif db.is_sqlite:
+        store = MirroredDenylist(database, stamp=sqlite_sidecar(db.engine, "revoked"))
+    else:
+        store = database
     return Revocations(store, token_lifetime_seconds)

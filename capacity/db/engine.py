@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -83,6 +85,15 @@ def _as_fault(exc: Exception) -> Exception:
     fault = kind()
     fault.__cause__ = exc
     return fault
+
+
+def sqlite_sidecar(engine: AsyncEngine, suffix: str) -> str:
+    """A file beside SQLite's database that every process on it shares (the sweeper's lock, the denylist's
+    stamp); for an in-memory database, one of this process alone."""
+    database = engine.url.database or ""
+    if not database or database == ":memory:":
+        database = os.path.join(tempfile.gettempdir(), f"capacity-{os.getpid()}")
+    return f"{database}.{suffix}"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

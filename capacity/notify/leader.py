@@ -14,12 +14,13 @@ import contextlib
 import fcntl
 import logging
 import os
-import tempfile
 from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from capacity.db.engine import sqlite_sidecar
 
 log = logging.getLogger("capacity.jobs")
 
@@ -102,7 +103,4 @@ def sweep_lock(engine: AsyncEngine) -> SweepLock:
     """The lock for the database `engine` reaches: PostgreSQL's advisory lock, or a file beside SQLite's."""
     if engine.url.get_backend_name() == "postgresql":
         return PostgresSweepLock(engine)
-    database = engine.url.database or ""
-    if not database or database == ":memory:":  # a database of this process alone: a lock of its own
-        database = os.path.join(tempfile.gettempdir(), f"capacity-{os.getpid()}")
-    return FileSweepLock(f"{database}.sweeper.lock")
+    return FileSweepLock(sqlite_sidecar(engine, "sweeper.lock"))

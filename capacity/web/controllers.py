@@ -15,7 +15,7 @@ from capacity.auth.controllers import TokenRequest
 from capacity.auth.models import User
 from capacity.auth.oidc import ATTEMPT_COOKIE, ATTEMPT_SECONDS, ProviderUnavailable, SignInRefused, match_user
 from capacity.auth.revocation import Presented
-from capacity.auth.security import SESSION_COOKIE
+from capacity.auth.security import SESSION_COOKIE, issue_token
 from capacity.auth.service import authenticate, revoke_token
 from capacity.db.engine import Database
 from capacity.settings import Settings
@@ -32,7 +32,7 @@ PAGES = {
 def session_cookie(request: Request[Any, Any, Any], settings: Settings, user: User) -> Cookie:
     """The browser's session after a login (password or single sign-on)."""
     jwt_auth = request.app.state.jwt_auth
-    token = jwt_auth.create_token(identifier=user.id, token_extras={"role": user.role})
+    token = issue_token(jwt_auth, user)
     # The token lives only in an HttpOnly cookie: page scripts never see it.
     return Cookie(
         key=SESSION_COOKIE,

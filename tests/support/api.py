@@ -9,6 +9,7 @@ from litestar import Litestar
 from sqlalchemy import select
 
 from capacity.auth.models import User
+from capacity.auth.security import issue_token
 from capacity.booking.units.models import Area, Provider, Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
@@ -33,7 +34,7 @@ class Api:
     async def headers(self, username: str) -> dict[str, str]:
         if username not in self._tokens:
             user = await self.user(username)
-            self._tokens[username] = self.app.state.jwt_auth.create_token(identifier=user.id)
+            self._tokens[username] = issue_token(self.app.state.jwt_auth, user)
         return {"Authorization": f"Bearer {self._tokens[username]}"}
 
     async def request(self, method: str, url: str, as_: str | None = None, **kwargs: Any):

@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from capacity.auth.models import User, UserArea
+from capacity.auth.security import issue_token
 from capacity.booking.units.models import Provider, Unit
 from capacity.clock import FixedClock
 from capacity.db.engine import Database
@@ -118,7 +119,7 @@ class LiveServer:
             async with self.db.read_sessions() as session:
                 user = await session.scalar(select(User).where(User.username == username))
             assert user is not None, username
-            self._tokens[username] = self.app.state.jwt_auth.create_token(identifier=user.id)
+            self._tokens[username] = issue_token(self.app.state.jwt_auth, user)
         return self._tokens[username]
 
     async def request(self, method: str, url: str, as_: str | None = None, **kwargs: Any) -> httpx.Response:
