@@ -34,6 +34,7 @@ KINDS = ("unit", "integration", "concurrency", "browser")
 MODULE_KINDS = {
     "test_admin": "integration",
     "test_alternatives": "integration",
+    "test_alternatives_ui": "browser",  # the AMHP page offers what is open when no place is free
     "test_auth": "integration",
     "test_booking_model": "integration",  # a Hypothesis state machine, one step at a time: no races
     "test_compose": "unit",  # reads compose.yaml and the Dockerfile

@@ -4,6 +4,7 @@
 // event patches the rows it changes; the Hold form, what is typed in it and its focus stay.
 import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, showBanner, whoAmI } from "./common.js";
 import { Countdown, Field, Fragment, html, invalid, Messages, mount, NO_PROBLEM, plural, useProblem, useState } from "./view.js";
+import { Alternatives, findAlternatives, nothingFree } from "./alternatives.js";
 
 const TIMES = [["requested_at", "Requested"], ["dispatched_at", "Dispatched"], ["at_scene_at", "At scene"],
   ["departed_at", "Departed"], ["arrived_at", "Arrived"], ["eta", "ETA"]];
@@ -92,6 +93,7 @@ async function search() {
     const [found, all] = await Promise.all([api(`/api/units?${eligible}`), api(`/api/units?${base}`)]);
     const ok = new Set(found.map((u) => u.id));
     state.results = q.available_only ? found.filter((u) => u.available > 0) : found;
+    state.alternatives = nothingFree(found) ? await findAlternatives(q) : null; // what is open instead of a bed
     state.ineligible = all.filter((u) => !ok.has(u.id)).map((u) => ({ unit: u, why: whyNot(u) }));
     state.searchError = "";
   } catch (e) {
@@ -227,7 +229,7 @@ function ResultRow({ unit }) {
       : html`<span class=${`badge ${unit.available > 0 ? "ok" : "bad"}`} data-field="available">${unit.available} of ${unit.open_places} free</span>`}</td>
     <td class="optional"><span class=${unit.stale ? "stale" : ""}>${unit.stale ? "⚠ stale, " : ""}${londonTime(unit.last_confirmed_at)}</span></td>
     <td>${unit.available > 0 && state.holdFor !== unit.id
-      ? html`<button type="button" onClick=${() => openHoldForm(unit)}>Hold</button>` : null}</td>
+      ? html`<button type="button" aria-label=${`Hold a place at ${unit.name}`} onClick=${() => openHoldForm(unit)}>Hold</button>` : null}</td>
   </tr>`;
 }
 
@@ -281,7 +283,7 @@ function ConveyancePanel({ hold }) {
     ${c.ambulance_response_minutes != null ? html`<p class=${c.within_standard === false ? "warning" : "muted"}>
       Ambulance response ${c.ambulance_response_minutes} min (standard ${c.ambulance_standard_minutes})</p>` : null}
     ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
-    <button type="submit">Save conveyance</button>
+    <button type="submit" aria-label=${`Save conveyance for ${hold.person.ref}`}>Save conveyance</button>
   </form>`;
 }
 
@@ -324,8 +326,9 @@ function HoldCard({ hold }) {
       <${Field} id=${id("x-why")} label="Reason" error=${f.reason}>
         <input id=${id("x-why")} placeholder="reason, e.g. ambulance delayed" value=${why} onInput=${(e) => setWhy(e.currentTarget.value)}
           ...${invalid(id("x-why"), f.reason)} /><//>
-      <button type="button" onClick=${() => act("extend", { minutes: Number(minutes), reason: why }, EXTEND_LABELS)}>Extend</button>
-      <button type="button" class="danger" onClick=${() => act("release")}>Release</button>
+      <button type="button" aria-label=${`Extend the hold for ${hold.person.ref} at ${where}`}
+        onClick=${() => act("extend", { minutes: Number(minutes), reason: why }, EXTEND_LABELS)}>Extend</button>
+      <button type="button" class="danger" aria-label=${`Release the hold for ${hold.person.ref} at ${where}`} onClick=${() => act("release")}>Release</button>
     </div>
     <div class="row-actions">
       ${hold.purpose === "s136" ? html`<${Field} id=${id("a-clock")} label="s136 clock started (if earlier)" error=${f.s136_clock_started_at}>
@@ -334,7 +337,7 @@ function HoldCard({ hold }) {
       <${Field} id=${id("a-oap")} label="Out-of-area reason" error=${f.oap_reason}>
         <select id=${id("a-oap")} value=${oap} onChange=${(e) => setOap(e.currentTarget.value)} ...${invalid(id("a-oap"), f.oap_reason)}>
           <option value="">not out of area</option>${options(codes.oap_reasons, withCode)}</select><//>
-      <button type="button" onClick=${() => {
+      <button type="button" aria-label=${`Arrived: ${hold.person.ref} at ${where}`} onClick=${() => {
         const body = {};
         if (clockStart) body.s136_clock_started_at = fromLocalInput(clockStart);
         if (oap) body.oap_reason = oap;
@@ -428,6 +431,7 @@ function App() {
             ${state.holdFor === unit.id ? html`<tr class="hold-form-row"><td colspan="5"><${HoldForm} unit=${unit} /></td></tr>` : null}
           <//>`)}<//>`
         : html`<p class="empty">No eligible unit matches this search. Try another kind or area.</p>`}
+      ${state.alternatives ? html`<${Alternatives} items=${state.alternatives} codes=${codes} />` : null}
       ${state.ineligible.length ? html`<details><summary>${state.ineligible.length} not eligible for this person</summary>
         <ul>${state.ineligible.map(({ unit, why }) => html`<li key=${unit.id}>${unit.name}: ${why}</li>`)}</ul></details>` : null}
     </section>
