@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from support import browser as browser_support
-from support.browser import Page, demo_database, playwright, running_server
+from support.browser import Page, demo_database, playwright, running_server, wait_until_answering
 from support.live_server import free_port
 
 browser = browser_support.browser
@@ -62,16 +61,7 @@ def openid_provider(redirect_uri: str) -> Iterator[str]:
     process = subprocess.Popen([NODE, "server.mjs"], cwd=PROVIDER_DIR, env=env, stdout=subprocess.PIPE, text=True)
     issuer = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the OpenID provider did not start")
-            time.sleep(0.1)
+        wait_until_answering(f"{issuer}/.well-known/openid-configuration", process, "the OpenID provider")
         yield issuer
     finally:
         process.terminate()

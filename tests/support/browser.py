@@ -100,20 +100,25 @@ def running_server(url: str, port: int | None = None, **settings: str) -> Iterat
         env=env,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
+        wait_until_answering(f"{base}/health", process, "the server")
         yield base
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, what: str, seconds: float = 20) -> None:
+    """Until `url` answers 200; a RuntimeError if `process` ends first or it takes longer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
 
 
 @pytest.fixture(params=ENGINES)
