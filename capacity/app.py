@@ -32,6 +32,7 @@ from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.deps import dependencies
 from capacity.errors import internal_error_handler, problem_details
+from capacity.fhir.controllers import fhir_router
 from capacity.health import health, ready
 from capacity.limits import check_body_depth
 from capacity.logs import configure as configure_logging
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             PasswordController,
             events_socket,
             WebController,
+            fhir_router(),
             create_static_files_router(path="/static", directories=[WEB / "static"], include_in_schema=False),
         ],
         middleware=[

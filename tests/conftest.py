@@ -43,6 +43,7 @@ MODULE_KINDS = {
     "test_detentions": "integration",
     "test_disclosure": "integration",
     "test_eligibility": "integration",
+    "test_fhir": "integration",  # the FHIR read API, each answer parsed by fhir.resources
     "test_faults": "concurrency",  # PostgreSQL of its own stopped and started, a pool exhausted
     "test_episodes": "integration",  # one clock per s136/s135 episode, on a fixed clock
     "test_escalation": "integration",  # OPEL levels: who declares, history, staleness, live
