@@ -43,6 +43,7 @@ from capacity.notify.leader import sweep_lock
 from capacity.notify.scheduler import make_scheduler
 from capacity.notify.ws import SocketWatch, events_socket
 from capacity.openapi import document_errors, openapi_config
+from capacity.region.controllers import RegionController
 from capacity.reports.controllers import ReportController
 from capacity.settings import Settings
 from capacity.shutdown import close_sockets_first
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             AuditController,
             ReportController,
             EscalationController,
+            RegionController,
             AdminController,
             AlternativeController,
             AdminAlternativeController,
