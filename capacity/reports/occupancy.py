@@ -5,7 +5,7 @@
   (`reports.sql`), whoever it was for. Open-place nights: on the night of local date D a unit offers the
   `open_places` of its last availability declaration made on D or earlier (local date), or 0 if that
   declaration closed it, or if it had none yet; each declaration stays in force until the next one's
-  local date (LEAD over the declaration history).
+  local date (LEAD over the declarations from the last one before the period).
 - hold outcomes: holds created in the period for people from the areas, by final status; a hold still
   `held` after its expiry counts as `expired` (exact at read time), one still live as `held`.
 - hold to arrival: minutes from a hold's creation to the person's arrival, for holds of the period that
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import Row, Subquery, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
@@ -59,6 +60,15 @@ def _occupied(q: ReportQuery) -> Subquery:
 def _open(q: ReportQuery) -> Subquery:
     d = AvailabilityDeclaration
     declared_on = london_date(d.declared_at)
+    # Only the declarations that can be in force in the period: each unit's last one made before it, and
+    # those made during it; an earlier one ends before the period (its nights there are 0). One index seek
+    # per unit (ix_availability_declarations_unit_at), not the whole history since the unit opened.
+    earlier = aliased(AvailabilityDeclaration)
+    last_before = (
+        select(func.max(earlier.declared_at))
+        .where(earlier.unit_id == Unit.id, earlier.declared_at < q.start)
+        .scalar_subquery()
+    )
     history = (
         select(
             d.unit_id.label("unit_id"),
@@ -67,7 +77,11 @@ def _open(q: ReportQuery) -> Subquery:
             case((d.after_status == "open", d.after_open_places), else_=0).label("places"),
         )
         .join(Unit, Unit.id == d.unit_id)
-        .where(q.in_areas(Unit.area_code), d.declared_at < q.end)
+        .where(
+            q.in_areas(Unit.area_code),
+            d.declared_at < q.end,
+            d.declared_at >= func.coalesce(last_before, q.start),
+        )
         .cte("declared")
     )
     after = sql_date(q.nights_after, "after_last")
