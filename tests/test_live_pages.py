@@ -136,7 +136,8 @@ def test_the_amhp_is_told_a_hold_was_declined_and_why_until_they_dismiss_it(serv
     )
     playwright.expect(page.locator(f"article[data-hold='{declined['id']}']")).to_have_count(0)
     # The AMHP's own release is said the same way; both stay while other updates arrive.
-    page.locator(f"article[data-hold='{released['id']}']").get_by_role("button", name="Release").click()
+    card = page.locator(f"article[data-hold='{released['id']}']")
+    card.get_by_role("button", name=f"Release the hold for RELEASE-ME at {SUITE}").click()
     playwright.expect(messages.filter(has_text="RELEASE-ME")).to_have_text(
         re.compile(rf"The hold for RELEASE-ME at {re.escape(SUITE)} was released\.")
     )

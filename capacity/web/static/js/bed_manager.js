@@ -116,7 +116,7 @@ function UnitRow({ unit }) {
         <input id=${placesId} type="number" min="0" class="places" style="width:5rem" aria-label=${`Open places at ${unit.name}`}
           value=${shownPlaces} onInput=${(e) => setPlaces(e.currentTarget.value)} ...${invalid(placesId, f.open_places)} />
         <button type="button" class="secondary" aria-label=${`One more place at ${unit.name}`} onClick=${step(1)}>+</button>
-        <button type="button" onClick=${save}>Save</button>
+        <button type="button" aria-label=${`Save open places at ${unit.name}`} onClick=${save}>Save</button>
       </div>
       ${f.open_places ? html`<p class="error field-error" id=${`${placesId}-error`} role="alert">${f.open_places}</p>` : null}
       ${places !== null && places !== String(unit.open_places) ? html`<p class="muted">Not saved yet (now ${unit.open_places})</p>` : null}
@@ -125,16 +125,18 @@ function UnitRow({ unit }) {
       <div class="muted">${unit.held} held · ${unit.occupied} occupied</div></td>
     <td>${closed
       ? html`<div><span class="badge bad">closed: ${unit.closed_reason ? codes.label("closed_reasons", unit.closed_reason) : ""}</span>
-          <button type="button" class="secondary" onClick=${() => run({ status: "open" })}>Reopen</button></div>`
+          <button type="button" class="secondary" aria-label=${`Reopen ${unit.name}`} onClick=${() => run({ status: "open" })}>Reopen</button></div>`
       : html`<div class="row-actions">
           <select aria-label=${`Reason ${unit.name} is closed`} value=${shownReason} onChange=${(e) => setReason(e.currentTarget.value)}
             ...${invalid(`reason-${unit.id}`, f.closed_reason)}>${options(codes.closed_reasons)}</select>
-          <button type="button" class="danger" onClick=${() => run({ status: "closed", closed_reason: shownReason }, undefined, () => setReason(null))}>Close</button>
+          <button type="button" class="danger" aria-label=${`Close ${unit.name}`}
+            onClick=${() => run({ status: "closed", closed_reason: shownReason }, undefined, () => setReason(null))}>Close</button>
         </div>
         ${f.closed_reason ? html`<p class="error field-error" id=${`reason-${unit.id}-error`} role="alert">${f.closed_reason}</p>` : null}`}</td>
     <td><div class=${unit.stale ? "stale" : ""}>${unit.stale ? "⚠ stale: " : ""}${londonTime(unit.last_confirmed_at)}</div>
       <div class="muted">by ${unit.last_confirmed_by}</div>
-      <button type="button" class="secondary" onClick=${() => run({}, `${unit.name}: figures confirmed`)}>Figures are current</button>
+      <button type="button" class="secondary" aria-label=${`Figures are current at ${unit.name}`}
+        onClick=${() => run({}, `${unit.name}: figures confirmed`)}>Figures are current</button>
       ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}</td>
   </tr>`;
 }
@@ -180,9 +182,9 @@ function HoldRow({ hold }) {
     <td><div class="row-actions">
       <select aria-label=${`Out-of-area reason for ${who} (if asked)`} value=${oap} onChange=${(e) => setOap(e.currentTarget.value)}>
         <option value="">no OAP reason</option>${options(codes.oap_reasons, (c) => `${c.code} ${c.label}`)}</select>
-      <button type="button" onClick=${() => act("arrive", oap ? { oap_reason: oap } : {}, `Arrival recorded: ${who}`)}>Arrived</button>
+      <button type="button" aria-label=${`Arrived: ${who}`} onClick=${() => act("arrive", oap ? { oap_reason: oap } : {}, `Arrival recorded: ${who}`)}>Arrived</button>
       <select aria-label=${`Decline reason for ${who}`} value=${reason} onChange=${(e) => setReason(e.currentTarget.value)}>${options(codes.decline_reasons)}</select>
-      <button type="button" class="danger" onClick=${() => act("decline", { reason }, `Hold declined: ${who}`)}>Decline</button>
+      <button type="button" class="danger" aria-label=${`Decline the hold for ${who}`} onClick=${() => act("decline", { reason }, `Hold declined: ${who}`)}>Decline</button>
     </div>${said(problem)}</td>
   </tr>`;
 }
@@ -208,7 +210,7 @@ function PlacementRow({ p }) {
     <td>${p.s136_deadline ? html`<${Countdown} iso=${p.s136_deadline} />` : "—"}</td>
     <td><div class="row-actions">
       <select aria-label=${`Discharge outcome for ${p.person.ref}`} value=${outcome} onChange=${(e) => setOutcome(e.currentTarget.value)}>${options(codes.outcomes)}</select>
-      <button type="button" onClick=${discharge}>Discharge</button></div>
+      <button type="button" aria-label=${`Discharge ${p.person.ref} from ${unit ? unit.name : "this unit"}`} onClick=${discharge}>Discharge</button></div>
       ${said(problem)}</td>
   </tr>`;
 }
