@@ -229,7 +229,7 @@ function ResultRow({ unit }) {
       : html`<span class=${`badge ${unit.available > 0 ? "ok" : "bad"}`} data-field="available">${unit.available} of ${unit.open_places} free</span>`}</td>
     <td class="optional"><span class=${unit.stale ? "stale" : ""}>${unit.stale ? "⚠ stale, " : ""}${londonTime(unit.last_confirmed_at)}</span></td>
     <td>${unit.available > 0 && state.holdFor !== unit.id
-      ? html`<button type="button" onClick=${() => openHoldForm(unit)}>Hold</button>` : null}</td>
+      ? html`<button type="button" aria-label=${`Hold a place at ${unit.name}`} onClick=${() => openHoldForm(unit)}>Hold</button>` : null}</td>
   </tr>`;
 }
 
@@ -283,7 +283,7 @@ function ConveyancePanel({ hold }) {
     ${c.ambulance_response_minutes != null ? html`<p class=${c.within_standard === false ? "warning" : "muted"}>
       Ambulance response ${c.ambulance_response_minutes} min (standard ${c.ambulance_standard_minutes})</p>` : null}
     ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
-    <button type="submit">Save conveyance</button>
+    <button type="submit" aria-label=${`Save conveyance for ${hold.person.ref}`}>Save conveyance</button>
   </form>`;
 }
 
@@ -326,8 +326,9 @@ function HoldCard({ hold }) {
       <${Field} id=${id("x-why")} label="Reason" error=${f.reason}>
         <input id=${id("x-why")} placeholder="reason, e.g. ambulance delayed" value=${why} onInput=${(e) => setWhy(e.currentTarget.value)}
           ...${invalid(id("x-why"), f.reason)} /><//>
-      <button type="button" onClick=${() => act("extend", { minutes: Number(minutes), reason: why }, EXTEND_LABELS)}>Extend</button>
-      <button type="button" class="danger" onClick=${() => act("release")}>Release</button>
+      <button type="button" aria-label=${`Extend the hold for ${hold.person.ref} at ${where}`}
+        onClick=${() => act("extend", { minutes: Number(minutes), reason: why }, EXTEND_LABELS)}>Extend</button>
+      <button type="button" class="danger" aria-label=${`Release the hold for ${hold.person.ref} at ${where}`} onClick=${() => act("release")}>Release</button>
     </div>
     <div class="row-actions">
       ${hold.purpose === "s136" ? html`<${Field} id=${id("a-clock")} label="s136 clock started (if earlier)" error=${f.s136_clock_started_at}>
@@ -336,7 +337,7 @@ function HoldCard({ hold }) {
       <${Field} id=${id("a-oap")} label="Out-of-area reason" error=${f.oap_reason}>
         <select id=${id("a-oap")} value=${oap} onChange=${(e) => setOap(e.currentTarget.value)} ...${invalid(id("a-oap"), f.oap_reason)}>
           <option value="">not out of area</option>${options(codes.oap_reasons, withCode)}</select><//>
-      <button type="button" onClick=${() => {
+      <button type="button" aria-label=${`Arrived: ${hold.person.ref} at ${where}`} onClick=${() => {
         const body = {};
         if (clockStart) body.s136_clock_started_at = fromLocalInput(clockStart);
         if (oap) body.oap_reason = oap;
