@@ -60,6 +60,7 @@ MODULE_KINDS = {
     "test_races": "concurrency",  # two changes interleaved by force for the last place
     "test_reference_import": "integration",
     "test_region": "integration",  # GET /api/region/status against the units' own figures
+    "test_region_ui": "browser",  # the /region page updates live
     "test_reports": "integration",
     "test_roles": "integration",
     "test_schema_ui": "browser",  # /schema with every request elsewhere aborted

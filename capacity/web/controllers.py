@@ -149,3 +149,7 @@ class WebController(Controller):
     @get("/admin")
     async def admin(self) -> Template:
         return Template("admin.html", context={"title": "Administration"})
+
+    @get("/region")
+    async def region(self) -> Template:
+        return Template("region.html", context={"title": "Region"})
