@@ -90,16 +90,15 @@ def _problem(description: str) -> ResponseSpec:
 _PUBLIC = [re.compile(p) for p in PUBLIC_PATHS]
 # The login is public but refuses a wrong password (401) and throttles failed logins (429).
 _LOGIN = ("POST", "/api/auth/token")
-# Writes that never meet a conflicting state: the caller's own credentials and a unit's own figures
-# (a bed manager's declaration is taken as it is, whatever the holds).
-_NO_CONFLICT = {
-    ("POST", "/api/auth/token"),
-    ("POST", "/api/auth/revoke"),
-    ("POST", "/api/auth/set-password"),
-    ("POST", "/api/me/password"),
-    ("PUT", "/api/units/{unit_id}/availability"),
-}
+# The writes that can meet a conflicting state (409, capacity.errors.Conflict): the booking journey's (no
+# place left, a hold no longer held, a detention already extended or ended, ...) and the administration of
+# people and reference data (a code or username taken, an admin demoting themselves, a deactivated user's
+# link). Other writes never conflict: one's own credentials, a unit's declared figures (taken as they
+# are, whatever the holds), a provider's escalation level, the crisis alternatives.
+_CONFLICTS = re.compile(r"^/api/(holds|placements|s136-detentions|admin/(users|units|areas|providers))(/|$)")
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+# A one-time link that is spent or expired is gone (410).
+_ONE_TIME_LINKS = {("POST", "/api/auth/set-password")}
 # What Litestar passes to a handler that is not the request's input.
 _NOT_INPUT = {"request", "state", "scope", "socket", "headers", "cookies", "query", "body"}
 
@@ -135,8 +134,10 @@ def error_responses(method: str, path: str, route: HTTPRoute, handler: Any) -> d
         )
     if route.path_parameters:
         found[404] = _problem("No such object, or one outside the caller's scope")
-    if method in _WRITES and path.startswith("/api/") and (method, path) not in _NO_CONFLICT:
+    if method in _WRITES and _CONFLICTS.match(path):
         found[409] = _problem("A conflict with the current state (e.g. no place left, a hold no longer held)")
+    if (method, path) in _ONE_TIME_LINKS:
+        found[410] = _problem("The link was used already or has expired: ask for a new one")
     if takes_input:
         found[422] = _problem("Invalid input; `field` (and each of `errors`) names what is wrong")
     if (method, path) == _LOGIN:
