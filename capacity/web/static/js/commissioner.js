@@ -181,8 +181,9 @@ function render() {
   if (fresh) drawTrend();
 }
 
-state.me = await whoAmI();
-for (const area of await api("/api/areas")) state.areas.set(area.code, area);
+const [me, areas] = await Promise.all([whoAmI(), api("/api/areas")]); // at once: one round trip, not two
+state.me = me;
+for (const area of areas) state.areas.set(area.code, area);
 if (!state.me.areas.length) state.me.areas = [...state.areas.keys()];
 [state.from, state.to] = lastCompleteMonth();
 state.area = state.me.areas[0];
