@@ -32,7 +32,7 @@ from capacity.db.engine import Database
 from capacity.db.unit_of_work import Reading
 from capacity.errors import Forbidden, Invalid
 from capacity.reports.common import ReportQuery
-from capacity.reports.out_of_area import out_of_area_report
+from capacity.reports.out_of_area import out_of_area_totals
 from capacity.reports.sql import london_date_of
 
 
@@ -110,7 +110,7 @@ async def region_status(db: Database, actor: Actor, region: str) -> dict[str, An
         levels = {p.id: escalation_of(p, now, reading.settings) for p in providers}
         waiting = await _waiting_in_ed(reading, codes)
         today = london_date_of(now)
-        oaps = await out_of_area_report(session, ReportQuery(today, today, tuple(codes), now))
+        oaps = await out_of_area_totals(session, ReportQuery(today, today, tuple(codes), now))
 
     escalated = [
         {
