@@ -7,12 +7,13 @@ real server, on each engine, with the fixtures tests/test_ui.py uses."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
 
 from support import browser as browser_support
-from support.browser import Page, playwright, token, unit_id
+from support.browser import NOW, Page, playwright, token, unit_id
 
 server, browser = browser_support.server, browser_support.browser  # the fixtures the tests take
 
@@ -149,6 +150,18 @@ def test_the_amhp_is_told_a_hold_was_declined_and_why_until_they_dismiss_it(serv
     playwright.expect(messages).to_have_count(1)
     playwright.expect(messages.first).to_contain_text("RELEASE-ME")
     amhp.shot("amhp-messages")
+    assert amhp.errors == []
+
+
+def test_countdowns_count_by_the_servers_clock_whatever_the_browsers_says(server: str, browser) -> None:
+    amhp = Page(browser, server, "amhp")
+    page = amhp.page
+    page.clock.set_system_time(NOW - timedelta(minutes=10))  # this computer's clock is 10 minutes slow
+    page.reload()
+    page.wait_for_selector("#live.on")
+    hold = place_hold(server, unit_id(server, "Bristol Place of Safety"), "CLOCK-1")
+    countdown = page.locator(f"article[data-hold='{hold['id']}'] .countdown")
+    playwright.expect(countdown).to_have_text(re.compile(r"^(59|60):\d\d$"))  # not "1 h 10 min"
     assert amhp.errors == []
 
 

@@ -2,7 +2,7 @@
 // eligibility and location that also says why a unit is not eligible, holds with countdowns, extend and
 // release, conveyance, arrival, and s136 clocks with their warnings. Drawn with Preact (view.js): a live
 // event patches the rows it changes; the Hold form, what is typed in it and its focus stay.
-import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, showBanner, whoAmI } from "./common.js";
+import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, serverNow, showBanner, whoAmI } from "./common.js";
 import { Countdown, Field, Fragment, html, invalid, Messages, mount, NO_PROBLEM, plural, useProblem, useState } from "./view.js";
 import { Alternatives, findAlternatives, nothingFree } from "./alternatives.js";
 
@@ -350,7 +350,7 @@ function HoldCard({ hold }) {
 }
 
 function ClockRow({ p }) {
-  const ms = new Date(p.s136_deadline).getTime() - Date.now();
+  const ms = new Date(p.s136_deadline).getTime() - serverNow();
   const cls = ms < 30 * 60000 ? "badge bad" : ms < 2 * 3600000 ? "badge" : "badge ok";
   return html`<tr data-placement=${p.id}><td>${p.person.ref}</td><td>${londonTime(p.s136_clock_started_at)}</td>
     <td><span class=${cls}><${Countdown} iso=${p.s136_deadline} /></span></td>

@@ -61,7 +61,6 @@ function setOnline(online) {
     window.dispatchEvent(new Event("capacity:online"));
   }
 }
-export const isOffline = () => offline;
 
 // Call the API; throws ApiError with the problem details on any 4xx/5xx, NetworkError when the server
 // cannot be reached. A 401 returns to the login page.
@@ -181,8 +180,13 @@ const LONDON = new Intl.DateTimeFormat("en-GB", {
 });
 export const londonTime = (iso) => (iso ? LONDON.format(new Date(iso)) : "—");
 
+// The server's clock less this browser's, measured from the live stream's hello: a hold expires by the
+// server's clock, so countdowns count to its instants whatever this computer's clock says.
+let skew = 0;
+export const serverNow = () => Date.now() + skew;
+
 // "12:05" or "1 h 02 min" left until `iso`; negative spans read "expired".
-export function countdown(iso, now = Date.now()) {
+export function countdown(iso, now = serverNow()) {
   const ms = new Date(iso).getTime() - now;
   if (ms <= 0) return "expired";
   const total = Math.floor(ms / 1000);
@@ -227,6 +231,7 @@ export function connectEvents({ onEvent, resync, subscribe }) {
     });
     socket.addEventListener("message", (message) => {
       const frame = JSON.parse(message.data);
+      if (frame.type === "hello" && frame.at) skew = Date.parse(frame.at) - Date.now();
       if (frame.type !== "hello" && frame.type !== "pong" && frame.type !== "subscribed") onEvent(frame);
     });
     socket.addEventListener("close", () => {

@@ -29,15 +29,16 @@ export function mount(root, App) {
 
 // One timer for every countdown on the page; each redraws only itself.
 const ticking = new Set();
-setInterval(() => { for (const tick of ticking) tick(Date.now()); }, 1000);
+setInterval(() => { for (const tick of ticking) tick(); }, 1000);
 
 export function Countdown({ iso }) {
-  const [now, setNow] = useState(Date.now());
+  const [, setTicks] = useState(0);
   useEffect(() => {
-    ticking.add(setNow);
-    return () => ticking.delete(setNow);
+    const tick = () => setTicks((n) => n + 1);
+    ticking.add(tick);
+    return () => ticking.delete(tick);
   }, []);
-  return html`<span class="countdown" data-expires=${iso}>${countdown(iso, now)}</span>`;
+  return html`<span class="countdown" data-expires=${iso}>${countdown(iso)}</span>`;
 }
 
 // A labelled control with its problem beside it, in words (aria-invalid, aria-describedby).
