@@ -762,7 +762,7 @@ async def test_kill_9_one_of_two_instances_under_load(cluster: Cluster, tmp_path
                 on_a = await watch(a.base, token_for(users["bedmanager"]), sockets)
                 on_b = await watch(b.base, token_for(users["bedmanager"]), sockets)
 
-                responses: list[tuple[str, str, float, httpx.Response]] = []  # (instance, kind, at, response)
+                responses: list[tuple[str, str, float, httpx.Response]] = []  # (instance, kind, sent at, response)
                 dropped: list[float] = []  # requests the dead instance never answered
                 ready: list[int] = []
                 stop = asyncio.Event()
@@ -779,15 +779,20 @@ async def test_kill_9_one_of_two_instances_under_load(cluster: Cluster, tmp_path
                             "purpose": "s136",
                             "person": {"ref": f"KILL-{i:05d}", "age": 30, "sex": "male", "home_area": BRISTOL},
                         }
+                        # Each response is filed under the time its request was sent: one that the first instance
+                        # answered just before it died may be read after the kill, and is no request made after it.
                         try:
+                            sent = time.monotonic()
                             created = await client.post("/api/holds", headers=amhp, json=body)
-                            responses.append((target, "hold", time.monotonic(), created))
+                            responses.append((target, "hold", sent, created))
                             if created.status_code == 201 and i % 2:
                                 # Half are released by their AMHP; the others are left to the sweeper.
+                                sent = time.monotonic()
                                 released = await client.post(f"/api/holds/{created.json()['id']}/release", headers=amhp)
-                                responses.append((target, "release", time.monotonic(), released))
+                                responses.append((target, "release", sent, released))
+                            sent = time.monotonic()
                             read = await client.get(f"/api/units/{suite}", headers=amhp)
-                            responses.append((target, "read", time.monotonic(), read))
+                            responses.append((target, "read", sent, read))
                         except httpx.TransportError as exc:
                             if target == "b" or not killed.is_set():
                                 raise AssertionError(f"instance {target} dropped a request: {exc!r}") from exc
