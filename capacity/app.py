@@ -28,6 +28,7 @@ from capacity.booking.escalation.controllers import EscalationController
 from capacity.booking.holds.controllers import HoldController
 from capacity.booking.placements.controllers import PlacementController
 from capacity.booking.units.controllers import ReferenceController, UnitController
+from capacity.booking.units.read_model import ReadModel
 from capacity.clock import Clock
 from capacity.db.engine import Database
 from capacity.deps import dependencies
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     channels = make_channels(settings, bus)
     metrics = Metrics()
     db.publish = metrics.publisher(make_publisher(channels))
+    read_model = ReadModel(db, channels, bus)
     csrf = csrf_config(settings.signing_key(), settings.secure_cookies)
     # Shared by the denylist and the login throttle (the channels plugin has its own connection).
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -132,8 +134,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers={Exception: internal_error_handler},
         lifespan=[lifespan],
-        on_startup=[start_event_lag],
-        on_shutdown=[metrics.stop_event_lag],
+        on_startup=[start_event_lag, read_model.start],
+        on_shutdown=[metrics.stop_event_lag, read_model.stop],
         openapi_config=openapi_config(),  # Swagger UI from the app's own files at /schema
     )
     document_errors(app)  # every operation's problem details, by one rule per status
@@ -143,6 +145,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.jwt_auth = jwt_auth
     app.state.channels = channels
     app.state.bus = bus
+    app.state.read_model = read_model
     app.state.redis = redis
     app.state.revocations = make_revocations(db, redis, settings.token_minutes * 60)
     app.state.login_throttle = make_throttle(db, redis, settings)

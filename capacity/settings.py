@@ -98,6 +98,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     # How often each instance re-checks its open WebSockets' tokens (revoked, expired, user changed).
     ws_recheck_seconds: float = 2.0
+    # How often each instance's availability read model (which the units search answers from) is
+    # reconciled in full with the database: the longest a missed event can leave it wrong.
+    read_model_reconcile_seconds: int = 30
     # Attempts at a write transaction that meets a lock timeout or SQLITE_BUSY before answering 503.
     write_attempts: int = 5
     lock_timeout_ms: int = 2000
@@ -161,6 +164,9 @@ class Settings:
             login_queue=_int(env, "CAPACITY_LOGIN_QUEUE", cls.login_queue),
             trusted_proxies=_proxies(env, "CAPACITY_TRUSTED_PROXIES"),
             ws_max_backlog=_int(env, "CAPACITY_WS_MAX_BACKLOG", cls.ws_max_backlog, minimum=1),
+            read_model_reconcile_seconds=_int(
+                env, "CAPACITY_READ_MODEL_RECONCILE_SECONDS", cls.read_model_reconcile_seconds, minimum=1
+            ),
             write_attempts=_int(env, "CAPACITY_WRITE_ATTEMPTS", cls.write_attempts, minimum=1),
             lock_timeout_ms=_int(env, "CAPACITY_LOCK_TIMEOUT_MS", cls.lock_timeout_ms, minimum=1),
             db_pool_size=_int(env, "CAPACITY_DB_POOL_SIZE", cls.db_pool_size, minimum=1),

@@ -58,6 +58,7 @@ MODULE_KINDS = {
     "test_migrations": "integration",
     "test_openapi": "integration",
     "test_races": "concurrency",  # two changes interleaved by force for the last place
+    "test_read_model": "integration",  # the search's read model against the database, events dropped
     "test_reference_import": "integration",
     "test_region": "integration",  # GET /api/region/status against the units' own figures
     "test_region_ui": "browser",  # the /region page updates live

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BindParameter, bindparam, exists, select
@@ -52,6 +53,19 @@ def check_age_exception(unit: Unit, age: int, reason: str | None) -> bool:
     return True
 
 
+def takes_age(unit: Any, age: int) -> bool:
+    return unit.min_age <= age and (unit.max_age is None or age <= unit.max_age)
+
+
+def takes_sex(unit: Any, sex: str) -> bool:
+    return unit.sex == "any" or sex == unit.sex
+
+
+def refuses_area(refused: Collection[str], accepted: Collection[str], home_area: str) -> bool:
+    """A unit refuses the areas it names, and, when it lists the areas it accepts, every other one."""
+    return home_area in refused or bool(accepted and home_area not in accepted)
+
+
 def check_unit_takes_known(unit: Unit, age: int, sex: str, area_refused: bool, *, age_exception: bool = False) -> None:
     """Refuse a closed unit, and a person outside its age range, sex or accepted areas (422)."""
     if not unit.active:
@@ -60,12 +74,12 @@ def check_unit_takes_known(unit: Unit, age: int, sex: str, area_refused: bool, *
         raise Invalid(f"the unit is closed ({unit.closed_reason})", field="unit_id", reason="unit_closed")
     if age_exception:
         age = unit.min_age  # check_age_exception has allowed this person below the unit's ages
-    if age < unit.min_age or (unit.max_age is not None and age > unit.max_age):
+    if not takes_age(unit, age):
         upper = f"-{unit.max_age}" if unit.max_age is not None else "+"
         raise Invalid(
             f"the unit takes ages {unit.min_age}{upper}; the person is {age}", field="person.age", reason="age"
         )
-    if unit.sex != "any" and sex != unit.sex:
+    if not takes_sex(unit, sex):
         raise Invalid(f"the unit takes {unit.sex} people only", field="person.sex", reason="sex")
     if area_refused:
         raise Invalid(
@@ -92,8 +106,7 @@ async def check_unit_takes(
     ).all()
     refused = {code for rule, code in rules if rule == "refuses"}
     accepted = {code for rule, code in rules if rule == "accepts"}
-    area_refused = home_area in refused or bool(accepted and home_area not in accepted)
-    check_unit_takes_known(unit, age, sex, area_refused, age_exception=age_exception)
+    check_unit_takes_known(unit, age, sex, refuses_area(refused, accepted, home_area), age_exception=age_exception)
 
 
 def _area_checks() -> Any:

@@ -88,6 +88,26 @@ def is_stale(unit: Any, now: datetime, settings: Settings) -> bool:
     return bool(now - unit.last_confirmed_at > timedelta(minutes=settings.stale_minutes[unit.kind]))
 
 
+def _live_hold(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """What makes a hold live, and counted against its unit: still held, and not yet expired."""
+    return Hold.status == "held", Hold.expires_at > now
+
+
+async def live_hold_expiries(
+    session: AsyncSession, now: datetime, unit_ids: Collection[str] | None = None
+) -> dict[str, list[datetime]]:
+    """The expiries of live holds, soonest first, by unit id (absent means none), of these units or all:
+    what lets a read model expire holds at read time."""
+    query = select(Hold.unit_id, Hold.expires_at).where(*_live_hold(now)).order_by(Hold.expires_at)
+    if unit_ids is not None:
+        query = query.where(Hold.unit_id.in_(sorted(unit_ids)))
+    rows = await session.execute(query)
+    found: dict[str, list[datetime]] = {}
+    for unit_id, expires_at in rows.all():
+        found.setdefault(unit_id, []).append(expires_at)
+    return found
+
+
 async def _counts(session: AsyncSession, unit_ids: Sequence[str], now: datetime) -> tuple[dict, dict]:
     """Live holds and active placements of these units, by unit id (absent means none), in one statement.
 
@@ -95,7 +115,7 @@ async def _counts(session: AsyncSession, unit_ids: Sequence[str], now: datetime)
     answer it without reading rows."""
     held = (
         select(Hold.unit_id, literal("held").label("what"), func.count().label("n"))
-        .where(Hold.unit_id.in_(unit_ids), Hold.status == "held", Hold.expires_at > now)
+        .where(Hold.unit_id.in_(unit_ids), *_live_hold(now))
         .group_by(Hold.unit_id)
     )
     occupied = (
@@ -202,13 +222,7 @@ async def search_units(at: Snapshot, search: UnitSearch) -> list[UnitFigures]:
     # placements only for as many units as the answer needs: a national search matches hundreds of
     # units and answers with a page of them.
     candidates = list((await session.execute(search_statement(search))).all())
-    stale = {u.id: is_stale(u, now, at.settings) for u in candidates}
-    distance: dict[str, float] = {}
-    if search.near:
-        distance = {u.id: round(great_circle_km(*search.near, u.lat, u.lon), 1) for u in candidates}
-        candidates.sort(key=lambda u: (stale[u.id], distance[u.id], u.name))
-    else:
-        candidates.sort(key=lambda u: (stale[u.id], u.name))
+    distance = rank(candidates, search, now, at.settings)
 
     results: list[UnitFigures] = []
     page_size = max(2 * search.limit, 50) if search.limit else _BATCH
@@ -225,6 +239,20 @@ async def search_units(at: Snapshot, search: UnitSearch) -> list[UnitFigures]:
             if search.limit and len(results) == search.limit:
                 return results
     return results
+
+
+def rank(candidates: list[Any], search: UnitSearch, now: datetime, settings: Settings) -> dict[str, float]:
+    """Sort a search's units (rows of the units table's columns) in its answer's order, fresh before stale,
+    nearest first when `near` is given, then by name; returns their distances by unit id (empty without
+    `near`). The SQL search and the read model (capacity.booking.units.read_model) both rank by it."""
+    stale = {u.id: is_stale(u, now, settings) for u in candidates}
+    distance: dict[str, float] = {}
+    if search.near:
+        distance = {u.id: round(great_circle_km(*search.near, u.lat, u.lon), 1) for u in candidates}
+        candidates.sort(key=lambda u: (stale[u.id], distance[u.id], u.name))
+    else:
+        candidates.sort(key=lambda u: (stale[u.id], u.name))
+    return distance
 
 
 def search_statement(search: UnitSearch) -> Select:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, get, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from capacity.booking.escalation import service as escalation_service
 from capacity.booking.units import service as unit_service
 from capacity.booking.units.availability import UnitSearch, read_unit
 from capacity.booking.units.models import Area
+from capacity.booking.units.read_model import ReadModel
 from capacity.booking.units.schemas import (
     AreaOut,
     AvailabilityIn,
@@ -74,6 +76,7 @@ class UnitController(Controller):
         self,
         db: NamedDependency[Database],
         actor: NamedDependency[Actor],
+        state: State,
         kind: FromQuery[list[UnitKind] | None] = None,
         sex: Annotated[Literal["female", "male"] | None, QueryParameter(description="the person's sex")] = None,
         age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,
@@ -107,8 +110,9 @@ class UnitController(Controller):
             ),
             limit=limit,
         )
-        found = await unit_service.find_units(db, actor, search)
-        escalations = await escalation_service.read_escalations(db, {f.unit.provider_id for f in found})
+        read_model: ReadModel = state.read_model
+        found = await unit_service.find_units(db, actor, search, read_model)
+        escalations = await read_model.escalations({f.unit.provider_id for f in found})
         return [unit_out(f, escalations[f.unit.provider_id]) for f in found]
 
     @get("/{unit_id:str}", summary="One unit with its eligibility attributes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,6 +20,9 @@ from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Forbidden, Invalid
 from capacity.events import Event, unit_event
+
+if TYPE_CHECKING:
+    from capacity.booking.units.read_model import ReadModel
 
 
 def ensure_manages(actor: Actor, unit: Unit) -> None:
@@ -98,14 +102,20 @@ def search_key(actor: Actor, search: UnitSearch) -> str:
     return hashlib.sha256(repr((actor.id, dataclasses.astuple(search))).encode()).hexdigest()
 
 
-async def find_units(db: Database, actor: Actor, search: UnitSearch) -> list[UnitFigures]:
-    """An eligibility search; an AMHP's search that finds nowhere free is recorded as unmet demand, once
-    per user, query and UNMET_SEARCH_WINDOW."""
-    async with db.read() as reading:
-        found = await search_units(reading, search)
+async def find_units(
+    db: Database, actor: Actor, search: UnitSearch, read_model: ReadModel | None = None
+) -> list[UnitFigures]:
+    """An eligibility search, answered from the read model when it can (no SQL), else from the database;
+    an AMHP's search that finds nowhere free is recorded as unmet demand, once per user, query and
+    UNMET_SEARCH_WINDOW."""
+    now = db.clock.now()
+    found = read_model.search(search, now) if read_model is not None else None
+    if found is None:
+        async with db.read() as reading:
+            found = await search_units(reading, search)
+        now = reading.now
     if actor.role == "amhp" and not any(f.available > 0 for f in found):
         insert = sqlite_insert if db.is_sqlite else pg_insert
-        now = reading.now
 
         async def record(uow: UnitOfWork) -> None:
             session = uow.session

@@ -1,0 +1,308 @@
+"""A live availability read model per instance: what an AMHP's search (GET /api/units) answers from,
+with no SQL on the request path.
+
+It holds every active unit's columns, area rules and local areas, its active placements and the
+expiries of its live holds, and each provider's escalation level. Holds expire at read time from the
+expiries it holds (rule 2), so a hold nobody has swept yet is not counted. It is loaded at start and
+kept up from the committed events every instance publishes (heard through the channels plugin, as the
+sockets hear them): an event names its unit, and the model re-reads that unit through the one
+availability calculator off the request path, coalescing a burst of events into one read. It is
+reconciled in full every CAPACITY_READ_MODEL_RECONCILE_SECONDS and at once after any gap in what it
+heard (the bus down and back, or its own backlog overflowing), so a missed event leaves it wrong for
+at most that period. While the bus is down, or before the first load, searches read the database.
+
+A hold still locks and checks in the database, so this model can only be briefly optimistic (offer a
+place just taken), never overbook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from bisect import bisect_right
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from litestar.channels import ChannelsPlugin
+from sqlalchemy import select
+
+from capacity.booking.eligibility import refuses_area, takes_age, takes_sex
+from capacity.booking.escalation.service import Escalation, escalation_of, read_escalations
+from capacity.booking.units.availability import (
+    UnitFigures,
+    UnitSearch,
+    figures,
+    is_out_of_area,
+    is_stale,
+    live_hold_expiries,
+    rank,
+)
+from capacity.booking.units.models import Area, Provider, Unit, UnitAreaRule, UnitLocalArea
+from capacity.db.engine import Database
+from capacity.events import Event, decode
+from capacity.notify.channels import CHANNEL, BoundedSubscriber, Bus
+
+log = logging.getLogger("capacity.read_model")
+
+# How often, while the bus is down, to look whether it is back (then the model reconciles at once).
+BUS_POLL_SECONDS = 0.5
+# After a failed read (database away), how long before trying again.
+RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class UnitEntry:
+    """One active unit as the model holds it."""
+
+    row: Any  # a plain row of the units table's columns, as the SQL search reads them
+    refused: frozenset[str]
+    accepted: frozenset[str]
+    local_to: frozenset[str]
+    occupied: int
+    expiries: tuple[datetime, ...]  # of its live holds when read, soonest first
+
+    def held(self, now: datetime) -> int:
+        """Its holds still live at `now`: those expiring after it."""
+        return len(self.expiries) - bisect_right(self.expiries, now)
+
+
+class ReadModel:
+    def __init__(self, db: Database, channels: ChannelsPlugin, bus: Bus) -> None:
+        self.db = db
+        self.channels = channels
+        self.bus = bus
+        self.loaded = False
+        self.units: dict[str, UnitEntry] = {}
+        self.by_kind: dict[str, dict[str, UnitEntry]] = {}
+        self.areas: frozenset[str] = frozenset()
+        self.providers: dict[str, Any] = {}
+        self.heard = 0  # events received from the bus: tests wait on it
+        self._dirty_units: set[str] = set()
+        self._dirty_providers: set[str] = set()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one read at a time, so a later read is never overwritten by an earlier
+        self._subscriber: BoundedSubscriber | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def ready(self) -> bool:
+        """Whether searches may answer from memory: loaded, and hearing every instance's events."""
+        return self.loaded and not self.bus.down
+
+    # --- lifecycle (the app's startup and shutdown hooks, after the channels plugin has started) -------
+
+    async def start(self) -> None:
+        subscriber = await self.channels.subscribe([CHANNEL])
+        assert isinstance(subscriber, BoundedSubscriber)
+        self._subscriber = subscriber
+        # Subscribed before loading: an event committed during the load marks its unit for a re-read.
+        self._tasks.append(asyncio.create_task(self._listen(subscriber)))
+        try:
+            await self.reconcile()
+        except Exception:  # searches read the database until the next reconcile succeeds
+            log.warning("could not load the availability read model", exc_info=True)
+        self._tasks.append(asyncio.create_task(self._refresh_loop()))
+        self._tasks.append(asyncio.create_task(self._reconcile_loop(subscriber)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._subscriber is not None:
+            await self.channels.unsubscribe(self._subscriber)
+            self._subscriber = None
+
+    # --- keeping up --------------------------------------------------------------------------------------
+
+    def note(self, event: Event) -> None:
+        """What a committed event means here: its unit (or provider's escalation) is re-read."""
+        if event.unit_id is not None:
+            self._dirty_units.add(event.unit_id)
+        if event.type == "provider.escalation" and event.provider_id is not None:
+            self._dirty_providers.add(event.provider_id)
+        self._wake.set()
+
+    async def catch_up(self) -> None:
+        """Re-read the units and providers events have named since the last read."""
+        async with self._lock:
+            units, providers = self._dirty_units, self._dirty_providers
+            self._dirty_units, self._dirty_providers = set(), set()
+            try:
+                await self._read(units, providers)
+            except BaseException:
+                self._dirty_units |= units
+                self._dirty_providers |= providers
+                raise
+
+    async def reconcile(self) -> None:
+        """Re-read everything from the database; what events had named is covered by this later read."""
+        async with self._lock:
+            units, providers = self._dirty_units, self._dirty_providers
+            self._dirty_units, self._dirty_providers = set(), set()
+            try:
+                await self._read(None, None)
+            except BaseException:
+                self._dirty_units |= units
+                self._dirty_providers |= providers
+                raise
+            self.loaded = True
+
+    async def _read(self, unit_ids: Collection[str] | None, provider_ids: Collection[str] | None) -> None:
+        """Read these units and providers (None: all of them, and the areas) and put them in place."""
+        entries: dict[str, UnitEntry] = {}
+        provider_rows: dict[str, Any] = {}
+        area_codes: frozenset[str] | None = None
+        async with self.db.read() as reading:
+            session = reading.session
+            if unit_ids is None or unit_ids:
+                query = select(*Unit.__table__.columns).where(Unit.active.is_(True))
+                rules = select(UnitAreaRule.unit_id, UnitAreaRule.rule, UnitAreaRule.area_code)
+                local = select(UnitLocalArea.unit_id, UnitLocalArea.area_code)
+                if unit_ids is not None:
+                    wanted = sorted(unit_ids)
+                    query = query.where(Unit.id.in_(wanted))
+                    rules = rules.where(UnitAreaRule.unit_id.in_(wanted))
+                    local = local.where(UnitLocalArea.unit_id.in_(wanted))
+                rows = list((await session.execute(query)).all())
+                refused: dict[str, set[str]] = {}
+                accepted: dict[str, set[str]] = {}
+                for unit_id, rule, code in (await session.execute(rules)).all():
+                    (refused if rule == "refuses" else accepted).setdefault(unit_id, set()).add(code)
+                local_to: dict[str, set[str]] = {}
+                for unit_id, code in (await session.execute(local)).all():
+                    local_to.setdefault(unit_id, set()).add(code)
+                counted = await figures(reading, rows)
+                expiries = await live_hold_expiries(session, reading.now, unit_ids)
+                for row in rows:
+                    entries[row.id] = UnitEntry(
+                        row,
+                        frozenset(refused.get(row.id, ())),
+                        frozenset(accepted.get(row.id, ())),
+                        frozenset(local_to.get(row.id, ())),
+                        counted[row.id].occupied,
+                        tuple(expiries.get(row.id, ())),
+                    )
+            if provider_ids is None or provider_ids:
+                query = select(Provider.id, Provider.escalation_level, Provider.escalation_note, Provider.escalation_at)
+                if provider_ids is not None:
+                    query = query.where(Provider.id.in_(sorted(provider_ids)))
+                provider_rows = {row.id: row for row in (await session.execute(query)).all()}
+            if unit_ids is None:
+                area_codes = frozenset((await session.scalars(select(Area.code))).all())
+        # No await from here on: a search sees the model before this read or after it, never half of it.
+        if unit_ids is None:
+            self.units = entries
+            self.by_kind = {}
+            for entry in entries.values():
+                self.by_kind.setdefault(entry.row.kind, {})[entry.row.id] = entry
+        else:
+            for unit_id in unit_ids:
+                self._replace(unit_id, entries.get(unit_id))  # absent: retired, or never a unit
+        if provider_ids is None:
+            self.providers = provider_rows
+        else:
+            self.providers.update(provider_rows)
+        if area_codes is not None:
+            self.areas = area_codes
+
+    def _replace(self, unit_id: str, entry: UnitEntry | None) -> None:
+        old = self.units.pop(unit_id, None)
+        if old is not None and (entry is None or entry.row.kind != old.row.kind):
+            self.by_kind[old.row.kind].pop(unit_id, None)
+        if entry is not None:
+            self.units[unit_id] = entry
+            self.by_kind.setdefault(entry.row.kind, {})[unit_id] = entry
+
+    async def _listen(self, subscriber: BoundedSubscriber) -> None:
+        async for raw in subscriber.iter_events():
+            self.heard += 1
+            try:
+                event = decode(raw)
+            except Exception:  # not an event of ours: nothing to re-read
+                continue
+            self.note(event)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except Exception:
+                log.warning("could not re-read units for the read model; trying again", exc_info=True)
+                await asyncio.sleep(RETRY_SECONDS)
+                self._wake.set()
+
+    async def _reconcile_loop(self, subscriber: BoundedSubscriber) -> None:
+        """Reconcile on the period, and at once after a gap in what this instance heard."""
+        period = self.db.settings.read_model_reconcile_seconds
+        lost = self.bus.lost
+        while True:
+            gaps = [asyncio.create_task(lost.wait()), asyncio.create_task(subscriber.overflowed.wait())]
+            await asyncio.wait(gaps, timeout=period, return_when=asyncio.FIRST_COMPLETED)
+            for task in gaps:
+                task.cancel()
+            if subscriber.overflowed.is_set():
+                log.warning("the read model fell behind the bus and dropped events: reconciling")
+                subscriber.overflowed.clear()
+            # Events missed meanwhile are read back once it returns (the Bus signals loss, not return).
+            while self.bus.down:  # noqa: ASYNC110
+                await asyncio.sleep(BUS_POLL_SECONDS)
+            lost = self.bus.lost  # taken before the read: a gap from here on is caught next time round
+            try:
+                await self.reconcile()
+            except Exception:
+                log.warning("could not reconcile the read model; trying again", exc_info=True)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    # --- answering -----------------------------------------------------------------------------------------
+
+    def search(self, search: UnitSearch, now: datetime) -> list[UnitFigures] | None:
+        """search_units's answer, from memory at `now`; None when the database must answer: the model is
+        not ready, or the home area is not one it knows (new since its last load, or no area at all)."""
+        if not self.ready or (search.home_area and search.home_area not in self.areas):
+            return None
+        pools: Iterable[dict[str, UnitEntry]] = (
+            [self.by_kind.get(kind, {}) for kind in dict.fromkeys(search.kinds)] if search.kinds else [self.units]
+        )
+        matched = {e.row.id: e for pool in pools for e in pool.values() if _takes(e, search)}
+        candidates = [e.row for e in matched.values()]
+        distance = rank(candidates, search, now, self.db.settings)
+        results: list[UnitFigures] = []
+        for row in candidates:
+            entry = matched[row.id]
+            found = UnitFigures(row, entry.held(now), entry.occupied, is_stale(row, now, self.db.settings))
+            if search.available_only and found.available == 0:
+                continue
+            found.distance_km = distance.get(row.id)
+            if search.home_area:
+                found.out_of_area = is_out_of_area(search.home_area, entry.local_to)
+            results.append(found)
+            if search.limit and len(results) == search.limit:
+                break
+        return results
+
+    async def escalations(self, provider_ids: Collection[str]) -> dict[str, Escalation]:
+        """Each provider's escalation, from memory when the model has them all, else from the database."""
+        if self.ready and all(p in self.providers for p in provider_ids):
+            now = self.db.clock.now()
+            return {p: escalation_of(self.providers[p], now, self.db.settings) for p in provider_ids}
+        return await read_escalations(self.db, provider_ids)
+
+
+def _takes(entry: UnitEntry, search: UnitSearch) -> bool:
+    """The search's eligibility filters (availability._eligibility_filters, in SQL), by the eligibility rules."""
+    unit = entry.row
+    if search.sex in ("female", "male") and not takes_sex(unit, search.sex):
+        return False
+    if search.age is not None and not takes_age(unit, search.age):
+        return False
+    if search.home_area and refuses_area(entry.refused, entry.accepted, search.home_area):
+        return False
+    return all(getattr(unit, flag) is True for flag in search.flags)
