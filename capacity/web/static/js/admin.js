@@ -1,4 +1,4 @@
-// The admin's pages: users, providers, units and areas, each a list with a search box and a form to add
+// The admin's pages: users, providers, units, areas and crisis alternatives, each a list with a search box and a form to add
 // or change one. Lists are drawn from `state`, so a redraw (a reconnection's re-read, a live figure) keeps
 // an open confirmation; forms live in their own slot and are never redrawn under someone typing. Problems
 // from the API are shown next to the field they name, in words (never msgspec's "Expected `int`").
@@ -7,8 +7,8 @@ import { api, ApiError, connectEvents, el, loadCodes, londonTime, showBanner, wh
 const codes = await loadCodes();
 const app = document.getElementById("app");
 const state = {
-  users: [], providers: [], units: [], areas: [],
-  q: { users: "", providers: "", units: "", areas: "" },
+  users: [], providers: [], units: [], areas: [], alternatives: [],
+  q: { users: "", providers: "", units: "", areas: "", alternatives: "" },
   confirm: null, // { section, key, action }: the one destructive step waiting for "yes"
   errors: {}, // a list item's last failure, by `${section}:${key}`
   link: null, // the one-time link just made: shown once, until "Done"
@@ -89,6 +89,24 @@ const FIELDS = {
     { name: "lon", label: "Centre longitude", ...LON },
     { name: "region", label: "Region", hint: "A region has at most 80 characters." },
   ],
+  alternatives: () => [
+    { name: "name", label: "Name", required: true, hint: "Enter a name of up to 200 characters." },
+    { name: "code", label: "Code (optional)", nullable: true, autocomplete: "off",
+      hint: "A code is up to 20 letters, digits, dots, hyphens or underscores." },
+    { name: "kind", label: "Kind", type: "select", required: true, placeholder: "Choose a kind",
+      options: () => selectOf(codes.alternative_kinds) },
+    { name: "areas", label: "Areas whose people it serves", type: "areas", hint: "Tick at least one area it serves." },
+    { name: "min_age", label: "Minimum age", ...AGE, fallback: 0 },
+    { name: "max_age", label: "Maximum age (optional)", ...AGE, nullable: true },
+    { name: "opening_hours", label: "Opening hours (UK time, 24-hour clock)", type: "hours",
+      hint: "Enter each time as HH:MM on the 24-hour clock, like 09:00 or 18:30." },
+    { name: "how_to_refer", label: "How to refer", required: true,
+      hint: "Say how to refer someone, in up to 2,000 characters." },
+    { name: "phone", label: "Phone (optional)", type: "tel", nullable: true, autocomplete: "off",
+      hint: "A phone number is 3 to 30 digits, spaces, +, brackets or hyphens, like 0117 496 0101." },
+    { name: "lat", label: "Latitude (optional: none for a phone line)", ...LAT, required: false, nullable: true },
+    { name: "lon", label: "Longitude (optional: none for a phone line)", ...LON, required: false, nullable: true },
+  ],
 };
 
 const SECTIONS = {
@@ -118,6 +136,14 @@ const SECTIONS = {
     key: (a) => a.code, name: (a) => a.name, url: (a) => `/api/admin/areas/${encodeURIComponent(a.code)}`,
     match: (a, q) => [a.name, a.code, a.region].some((s) => (s || "").toLowerCase().includes(q)),
   },
+  alternatives: {
+    title: "Crisis alternatives", noun: "alternative", add: "Add an alternative", path: "/api/admin/alternatives",
+    search: "Search alternatives by name, code, kind or area",
+    about: "Help in a crisis that is not a bed (safe havens, crisis lines, teams): offered to an AMHP whose search finds nothing free, while open.",
+    key: (a) => a.id, name: (a) => a.name, url: (a) => `/api/admin/alternatives/${encodeURIComponent(a.id)}`,
+    match: (a, q) => [a.name, a.code, codes.label("alternative_kinds", a.kind), ...a.areas.map(areaName)]
+      .some((s) => (s || "").toLowerCase().includes(q)),
+  },
 };
 
 // --- problems in words ---------------------------------------------------------------------------------
@@ -136,6 +162,9 @@ const PLAIN = [
   [/the user is deactivated/, "Reactivate this user before giving them a new link."],
   [/no provider with id/, "Choose a provider from the list."],
   [/no area with code/, "Choose an area from the list."],
+  [/closes as it opens/, "It closes as it opens: for all day, choose “Open 24 hours”."],
+  [/24:00 only closes/, "Hours open by 23:59 at the latest: 24:00 is only a closing time."],
+  [/a location needs both lat and lon/, "Enter both a latitude and a longitude, or neither (a phone line has no place)."],
 ];
 const names = (list) => list.split(", ").map((c) => `${areaName(c)} (${c})`).join(", ");
 const label = (field, ctx) => ctx?.specs?.find((s) => s.name === field)?.label ?? field.replaceAll("_", " ");
@@ -163,6 +192,125 @@ function plain(error, ctx) {
   return `${capitalise(detail.replace(/\b[a-z]+(?:_[a-z]+)+\b/g, (f) => label(f, ctx).toLowerCase()))}.`.replace(/\.\.$/, ".");
 }
 
+// --- opening hours: per weekday, as the API takes them (capacity/alternatives/hours.py) ------------------
+// Times are typed as HH:MM on the 24-hour clock whatever the browser's locale (a time input would show
+// 6:00 PM in some); hours that close at or before they open run past midnight, so 18:00 to 00:00 is the
+// evening. "Open 24 hours" is 00:00 to 24:00; bank holidays keep the weekday's hours unless told otherwise.
+
+const DAYS = [["mon", "Monday"], ["tue", "Tuesday"], ["wed", "Wednesday"], ["thu", "Thursday"], ["fri", "Friday"],
+  ["sat", "Saturday"], ["sun", "Sunday"]];
+const BANK = "bank_holidays";
+const ALL_DAY = { opens: "00:00", closes: "24:00" };
+const allDay = (intervals) => intervals?.length === 1 && intervals[0].opens === ALL_DAY.opens && intervals[0].closes === ALL_DAY.closes;
+const always = (hours) => DAYS.every(([day]) => allDay(hours[day])) && (hours[BANK] == null || allDay(hours[BANK]));
+const HOUR_MODES = [["hours", "Open at these hours"], ["closed", "Closed"], ["day", "Open 24 hours"]];
+const HOURS = new WeakMap(); // an hours control's node -> { read, mark, clear, invalid }
+// "9:30" is meant as 09:30; anything else goes as typed, for the API to say what is wrong with it.
+const tidyTime = (text) => (/^\d:\d\d$/.test(text.trim()) ? `0${text.trim()}` : text.trim());
+
+function hoursRow(id, day, name, intervals) {
+  const rowId = `${id}-${day}`;
+  const modes = day === BANK ? [["weekday", "Same as the weekday"], ...HOUR_MODES] : HOUR_MODES;
+  const mode = el("select", { id: `${rowId}-mode`, "aria-describedby": `${rowId}-error`, style: "width:auto" },
+    modes.map(([value, text]) => el("option", { value }, text)));
+  mode.value = intervals === null ? "weekday" : !intervals.length ? "closed" : allDay(intervals) ? "day" : "hours";
+  const list = el("div");
+  const error = el("p", { class: "error", id: `${rowId}-error`, hidden: true });
+  const relabel = () => [...list.children].forEach((row, n, all) => {
+    const which = all.length > 1 ? ` (hours ${n + 1})` : "";
+    row.querySelector("[data-time=opens]").setAttribute("aria-label", `${name}${which}: opens at`);
+    row.querySelector("[data-time=closes]").setAttribute("aria-label", `${name}${which}: closes at`);
+    row.querySelector("button").setAttribute("aria-label", `Remove ${name}'s hours${which}`);
+    row.querySelector("button").hidden = all.length === 1;
+  });
+  const time = (which, value) => el("input", { type: "text", inputmode: "numeric", maxlength: "5", placeholder: "HH:MM",
+    autocomplete: "off", value, "data-time": which, "aria-describedby": `${rowId}-error`, style: "width:6rem" });
+  const addInterval = (interval) => {
+    const row = el("div", { class: "row-actions", style: "align-items:center;margin:.2rem 0" },
+      time("opens", interval.opens), el("span", {}, "to"), time("closes", interval.closes),
+      el("button", { type: "button", class: "secondary", onclick: () => { row.remove(); relabel(); } }, "Remove"));
+    list.append(row);
+    relabel();
+    return row;
+  };
+  const add = el("button", { type: "button", class: "secondary", "aria-label": `Add more hours on ${name}`,
+    onclick: () => addInterval({ opens: "", closes: "" }).querySelector("input").focus() }, "Add hours");
+  const times = el("div", {}, list, add);
+  const sync = () => {
+    times.hidden = mode.value !== "hours";
+    if (!times.hidden && !list.children.length) addInterval({ opens: "", closes: "" });
+  };
+  for (const interval of mode.value === "hours" ? intervals : []) addInterval(interval);
+  mode.addEventListener("change", sync);
+  sync();
+  const node = el("div", { "data-day": day, style: "padding:.3rem 0;border-bottom:1px solid var(--line)" },
+    el("label", { for: mode.id }, name), mode, times, error);
+  const read = () => ({
+    weekday: null, closed: [], day: [{ ...ALL_DAY }],
+    hours: [...list.children].map((row) => ({ opens: tidyTime(row.querySelector("[data-time=opens]").value),
+      closes: tidyTime(row.querySelector("[data-time=closes]").value) })),
+  })[mode.value];
+  // `path`: the rest of the problem's field after the day ("0.opens"): the time it names, else the day.
+  const mark = ([index, which], text) => {
+    const target = (index !== undefined && which && list.children[index]?.querySelector(`[data-time=${which}]`)) || mode;
+    target.setAttribute("aria-invalid", "true");
+    error.textContent = text;
+    error.hidden = false;
+    return target;
+  };
+  const clear = () => {
+    error.hidden = true;
+    error.textContent = "";
+    for (const control of node.querySelectorAll("[aria-invalid]")) control.removeAttribute("aria-invalid");
+  };
+  return { day, node, read, mark, clear };
+}
+
+function hoursControl(id, hours) {
+  const rows = [...DAYS, [BANK, "Bank holidays"]].map(([day, name]) =>
+    hoursRow(id, day, name, day === BANK ? hours?.[BANK] ?? null : hours?.[day] ?? []));
+  const everyHour = el("input", { type: "checkbox", id: `${id}-always`, checked: Boolean(hours && always(hours)) });
+  const days = el("div", {}, rows.map((row) => row.node));
+  const sync = () => { days.hidden = everyHour.checked; };
+  everyHour.addEventListener("change", sync);
+  sync();
+  const node = el("div", {}, el("label", { for: everyHour.id, class: "check" }, everyHour, " Open 24 hours a day, every day (24/7)"), days);
+  HOURS.set(node, {
+    read: () => (everyHour.checked
+      ? { ...Object.fromEntries(DAYS.map(([day]) => [day, [{ ...ALL_DAY }]])), [BANK]: null }
+      : Object.fromEntries(rows.map((row) => [row.day, row.read()]))),
+    // A problem's field is "opening_hours.mon.0.opens" (or "...mon[0]..."): shown by that day's time.
+    mark: (field, text) => {
+      const [, day, ...rest] = String(field || "").replace(/\[(\d+)\]/g, ".$1").split(".");
+      const row = rows.find((r) => r.day === day);
+      if (!row) return null;
+      everyHour.checked = false;
+      sync();
+      return row.mark(rest, text);
+    },
+    clear: () => rows.forEach((row) => row.clear()),
+    invalid: () => node.querySelector("[aria-invalid=true]"),
+  });
+  return node;
+}
+
+// "Mon–Thu 18:00–23:00; Fri, Sat 18:00–02:00; Sun closed; bank holidays closed", or "open 24/7".
+function hoursInWords(hours) {
+  if (always(hours)) return "open 24/7";
+  const said = (intervals) => (!intervals?.length ? "closed" : allDay(intervals) ? "24 hours"
+    : intervals.map((i) => `${i.opens}–${i.closes}`).join(", "));
+  const groups = [];
+  for (const [day] of DAYS) {
+    const text = said(hours[day]);
+    if (groups.at(-1)?.text === text) groups.at(-1).days.push(capitalise(day));
+    else groups.push({ text, days: [capitalise(day)] });
+  }
+  const parts = groups.length === 1 ? [`daily ${groups[0].text}`]
+    : groups.map(({ days, text }) => `${days.length > 2 ? `${days[0]}–${days.at(-1)}` : days.join(", ")} ${text}`);
+  if (hours[BANK] != null) parts.push(`bank holidays ${said(hours[BANK])}`);
+  return parts.join("; ");
+}
+
 // --- forms ---------------------------------------------------------------------------------------------
 
 function control(section, spec, item, id) {
@@ -178,6 +326,7 @@ function control(section, spec, item, id) {
   if (spec.type === "checkbox") {
     return el("input", { id, name: spec.name, type: "checkbox", checked: Boolean(value), "aria-describedby": described });
   }
+  if (spec.type === "hours") return hoursControl(id, value);
   if (spec.type === "areas") {
     const chosen = new Set(value || []);
     const areas = activeAreas().concat(state.areas.filter((a) => !a.active && chosen.has(a.code)));
@@ -193,6 +342,7 @@ function control(section, spec, item, id) {
 // What a control holds, as the API takes it (undefined: left empty).
 function read(spec, node) {
   if (spec.type === "checkbox") return node.checked;
+  if (spec.type === "hours") return HOURS.get(node).read();
   if (spec.type === "areas") return [...node.querySelectorAll("input:checked")].map((i) => i.value).sort();
   const raw = node.value.trim();
   if (raw === "") return spec.nullable ? null : undefined;
@@ -200,7 +350,8 @@ function read(spec, node) {
   return raw;
 }
 
-const same = (a, b) => (Array.isArray(a) ? [...a].sort().join() === [...(b || [])].sort().join() : (a ?? null) === (b ?? null));
+const same = (a, b) => (Array.isArray(a) ? [...a].sort().join() === [...(b || [])].sort().join()
+  : a && typeof a === "object" ? JSON.stringify(a) === JSON.stringify(b) : (a ?? null) === (b ?? null));
 
 function openForm(section, item = null) {
   const open = state.forms[section];
@@ -233,7 +384,7 @@ function buildForm(section, item) {
     const error = el("p", { class: "error field-error", id: `${id}-error`, hidden: true });
     nodes.set(spec.name, node);
     let wrapper;
-    if (spec.type === "areas") {
+    if (spec.type === "areas" || spec.type === "hours") {
       wrapper = el("fieldset", { class: "field wide", "data-field": spec.name, "aria-describedby": `${id}-error` },
         el("legend", {}, spec.label), node, error);
     } else if (spec.type === "checkbox") {
@@ -283,24 +434,31 @@ function buildForm(section, item) {
       error.textContent = "";
       nodes.get(spec.name).removeAttribute?.("aria-invalid");
       wrapper.removeAttribute("aria-invalid");
+      HOURS.get(nodes.get(spec.name))?.clear();
     }
   };
   const say = (text) => {
     formError.textContent = text;
     formError.hidden = false;
   };
-  const mark = (name, text) => {
+  // `field`: the problem's whole field, for a control with parts (opening hours: the day and time it names).
+  const mark = (name, text, field) => {
     const wrapper = wrappers.get(name);
     if (!wrapper || wrapper.hidden) return false;
+    if (HOURS.get(nodes.get(name))?.mark(field, text)) {
+      wrapper.setAttribute("aria-invalid", "true");
+      return true;
+    }
     const error = wrapper.querySelector(".field-error");
     error.textContent = text;
     error.hidden = false;
-    const target = spec(name).type === "areas" ? wrapper : nodes.get(name);
+    const target = ["areas", "hours"].includes(spec(name).type) ? wrapper : nodes.get(name);
     target.setAttribute("aria-invalid", "true");
     return true;
   };
   const spec = (name) => specs.find((s) => s.name === name);
-  const focus = (name) => (spec(name).type === "areas" ? wrappers.get(name).querySelector("input") : nodes.get(name))?.focus();
+  const focus = (name) => (HOURS.get(nodes.get(name))?.invalid()
+    || (spec(name).type === "areas" ? wrappers.get(name).querySelector("input") : nodes.get(name)))?.focus();
 
   // What is sent: for a new one every field given; for a change only what differs from what was loaded.
   const body = () => {
@@ -330,8 +488,9 @@ function buildForm(section, item) {
     } catch (e) {
       const problems = e instanceof ApiError ? (e.problem?.errors?.length ? e.problem.errors : [{ field: e.field }]) : [];
       const message = plain(e, ctx);
-      const marked = problems.map((p) => fieldOf(p.field)).filter((f, i, all) => f && all.indexOf(f) === i)
-        .filter((f) => mark(f, fieldOf(e.field) === f ? message : plain(new ApiError({ ...e.problem, field: f }), ctx)));
+      const firsts = problems.filter((p, i) => fieldOf(p.field) && problems.findIndex((q) => fieldOf(q.field) === fieldOf(p.field)) === i);
+      const marked = firsts.map((p) => fieldOf(p.field)).filter((f, i) =>
+        mark(f, fieldOf(e.field) === f ? message : plain(new ApiError({ ...e.problem, field: f }), ctx), firsts[i].field));
       if (marked.length) focus(marked[0]);
       else say(message);
     } finally {
@@ -415,10 +574,13 @@ function actionsOf(section, item) {
   return item.active ? [["Edit", "edit"], ["Retire", "retire", true]] : [["Edit", "edit"], ["Reactivate", "reactivate"]];
 }
 
+const RETIRING = {
+  units: "It will no longer be offered, held or admitted to. Its history and reports stay",
+  areas: "Nobody new can be recorded as from it and it leaves the lists of areas. Its history and reports stay",
+  alternatives: "It will no longer be offered to AMHPs. Its record stays",
+};
 const CONFIRM = {
-  retire: (section, name) => section === "units"
-    ? `Retire ${name}? It will no longer be offered, held or admitted to. Its history and reports stay, and you can reactivate it later.`
-    : `Retire ${name}? Nobody new can be recorded as from it and it leaves the lists of areas. Its history and reports stay, and you can reactivate it later.`,
+  retire: (section, name) => `Retire ${name}? ${RETIRING[section]}, and you can reactivate it later.`,
   deactivate: (section, name) => `Deactivate ${name}? They are signed out at once and cannot sign in until someone reactivates them.`,
   reset: (section, name) => `Make a new one-time link for ${name}? Any link made for them before stops working.`,
 };
@@ -466,6 +628,10 @@ function details(section, item) {
   if (section === "units") {
     return [item.code, codes.label("kinds", item.kind), providerName(item.provider_id), areaName(item.area_code)].filter(Boolean).join(" · ");
   }
+  if (section === "alternatives") {
+    return [item.code, codes.label("alternative_kinds", item.kind), item.areas.map(areaName).join(", "),
+      hoursInWords(item.opening_hours), item.phone].filter(Boolean).join(" · ");
+  }
   return [item.code, item.region, `centre ${item.lat}, ${item.lon}`].filter(Boolean).join(" · ");
 }
 
@@ -480,6 +646,7 @@ function itemNode(section, item) {
   if (section === "users" && item.active && !item.password_set) badges.push(el("span", { class: "badge" }, "no password yet"));
   if (section !== "users" && section !== "providers" && !item.active) badges.push(el("span", { class: "badge bad" }, "retired"));
   if (section === "units") badges.push(el("span", { class: `badge ${item.status === "open" ? "ok" : ""}`, "data-field": "status" }, unitStatus(item)));
+  if (section === "alternatives" && item.active) badges.push(el("span", { class: `badge ${item.open_now ? "ok" : ""}` }, item.open_now ? "open now" : "closed now"));
   const confirming = state.confirm && state.confirm.section === section && state.confirm.key === key ? state.confirm.action : null;
   const buttons = actionsOf(section, item).map(([text, action, destructive]) => el("button", {
     type: "button", class: destructive ? "secondary danger-outline" : "secondary", "data-focus": `${key}:${action}`,
