@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from capacity.app import create_app
 from capacity.auth.models import User
@@ -17,6 +17,7 @@ from capacity.cli import main
 from capacity.settings import Settings, SettingsError
 from support.api import Api, assert_problem
 from support.demo import DEMO_USERS
+from support.statements import Statements
 
 BANES, BRISTOL, WILTSHIRE, SOMERSET = "E06000022", "E06000023", "E06000054", "E06000066"
 ROLE_OF = {
@@ -96,18 +97,6 @@ async def test_an_inactive_user_cannot_log_in_or_use_an_earlier_token(api: Api) 
     assert off.status_code == 200, off.text
     assert_problem(await api.client.get("/api/me", headers=bearer(token)), 401)
     assert_problem(await login(api, "amhp"), 401)
-
-
-class Statements:
-    """Every SQL statement the app sends to its database, by table named in it."""
-
-    def __init__(self, api: Api) -> None:
-        self.sent: list[str] = []
-        # Its autocommit engine is the same engine with other options: one listener hears both.
-        event.listen(api.db.engine.sync_engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, _conn, _cursor, statement: str, *_args) -> None:
-        self.sent.append(statement)
 
 
 async def test_a_request_knows_its_caller_from_the_token_without_reading_users(api: Api) -> None:

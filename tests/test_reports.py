@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+import random
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -20,10 +22,13 @@ from capacity.audit import AuditEntry
 from capacity.booking.detentions.models import Episode, S136Detention
 from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
-from capacity.booking.units.models import AvailabilityDeclaration, UnmetDemand
+from capacity.booking.units.models import Area, AvailabilityDeclaration, Provider, Unit, UnmetDemand
+from capacity.codes import ACUTE_KINDS, OapReason, values
 from capacity.db.base import new_id
 from capacity.reports.common import Count, disclosed, exposed, protect
+from capacity.reports.out_of_area import DISTANCE_BANDS, LENGTH_BANDS
 from support.api import Api, assert_problem
+from support.statements import Statements
 
 BANES, BRISTOL = "E06000022", "E06000023"
 MARCH = "from=2026-03-01&to=2026-03-31"
@@ -267,6 +272,193 @@ async def test_nights_across_the_october_clock_change(reports: Api, query: str, 
     assert (totals["started"], totals["bed_days"], totals["cost"]) == (started, bed_days, 1050.0 * bed_days)
     ended = 1 if query.endswith("2026-10-31") else 0
     assert totals["ended"] == ended
+
+
+# A plain reference for the out-of-area report, row by row in Python, on a seeded random history.
+LONDON = ZoneInfo("Europe/London")
+# Instants where a rule changes: local midnights either side of both 2026 clock changes, the period's
+# bounds, and the instant just before one.
+EDGES = [
+    t("2026-02-28T23:59:59"),
+    t("2026-03-01T00:00"),
+    t("2026-03-28T00:00"),
+    t("2026-03-29T00:00"),
+    t("2026-03-29T23:00"),
+    t("2026-03-30T23:00"),
+    t("2026-03-31T22:59:59"),
+    t("2026-03-31T23:00"),
+    t("2026-04-01T00:00"),
+]
+
+
+def random_history(rnd: random.Random, units: list[Unit], homes: list[str]) -> list[dict]:
+    """Placements' fields."""
+    inpatient = [u for u in units if u.kind in ACUTE_KINDS]
+    found = []
+    for n in range(150):
+        unit = rnd.choice(inpatient if rnd.random() < 0.8 else units)
+        home = BANES if rnd.random() < 0.4 else rnd.choice(homes)  # enough for a one-area report
+        started = (
+            rnd.choice(EDGES)
+            if rnd.random() < 0.2
+            else t("2026-01-10T00:00") + timedelta(minutes=rnd.randrange(100 * 24 * 60))
+        )
+        if rnd.random() < 0.25:
+            ended = None
+        elif rnd.random() < 0.2:
+            ended = rnd.choice([e for e in EDGES if e >= started] or [started])
+        else:
+            ended = started + timedelta(minutes=rnd.randrange(50 * 24 * 60))
+        distance = rnd.choice([None, 0.0, 24.99, 25.0, 50.0, 100.0, 199.9, 200.0, 300.0, rnd.uniform(0, 400)])
+        found.append(
+            dict(
+                unit_id=unit.id,
+                legal_basis="s2",
+                started_at=started,
+                ended_at=ended,
+                out_of_area=home not in unit.local_to_areas,
+                # 77 and none are not codes: the report counts them as not recorded.
+                oap_reason=rnd.choice([None, "77", *values(OapReason)]),
+                distance_km=distance,
+                daily_cost=rnd.choice([unit.daily_cost, rnd.randrange(10_000, 120_000) / 100]),
+                created_by="test",
+                **person(n, home, age=rnd.randint(18, 90)),
+            )
+        )
+    return found
+
+
+def reference_report(
+    placements: list[dict],
+    units: dict[str, Unit],
+    providers: dict[str, Provider],
+    area_names: dict[str, str],
+    areas: set[str] | None,
+    first: date,
+    last: date,
+) -> dict:
+    """The out-of-area report's figures by DOMAIN.md, for a period that is over."""
+    start = datetime.combine(first, time(0), LONDON).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(0), LONDON).astimezone(UTC)
+
+    def local_date(instant: datetime) -> date:
+        return instant.astimezone(LONDON).date()
+
+    def last_night(ended: datetime | None) -> date:  # the day after the last night counted
+        return last + timedelta(days=1) if ended is None else local_date(ended - timedelta(microseconds=1))
+
+    def band(value: float, bounds: tuple, names: tuple) -> str:
+        return next((name for bound, name in zip(bounds, names[:-1], strict=True) if value < bound), names[-1])
+
+    rows = []
+    for p in placements:
+        unit = units[p["unit_id"]]
+        if not p["out_of_area"] or unit.kind not in ACUTE_KINDS or (areas is not None and p["home_area"] not in areas):
+            continue
+        if p["started_at"] >= end or (p["ended_at"] is not None and p["ended_at"] < start):
+            continue
+        nights = max(
+            0, (min(last_night(p["ended_at"]), last + timedelta(days=1)) - max(local_date(p["started_at"]), first)).days
+        )
+        provider = providers[unit.provider_id]
+        rows.append(
+            dict(
+                reason=p["oap_reason"] if p["oap_reason"] in values(OapReason) else "not_recorded",
+                area=(p["home_area"], area_names[p["home_area"]]),
+                provider=(provider.id, provider.name, provider.sector),
+                kind=unit.kind,
+                started=int(start <= p["started_at"] < end),
+                ended=int(p["ended_at"] is not None and start <= p["ended_at"] < end),
+                active_at_end=int(p["ended_at"] is None or p["ended_at"] > end),
+                bed_days=nights,
+                cost=nights * p["daily_cost"],
+                private=nights if provider.sector == "private" else 0,
+                inappropriate=p["oap_reason"] == "10",
+                length=None
+                if p["ended_at"] is None
+                else max(0, (last_night(p["ended_at"]) - local_date(p["started_at"])).days),
+                distance=p["distance_km"],
+            )
+        )
+
+    def figures(of: list[dict]) -> dict:
+        return {
+            "started": sum(r["started"] for r in of),
+            "ended": sum(r["ended"] for r in of),
+            "active_at_end": sum(r["active_at_end"] for r in of),
+            "bed_days": sum(r["bed_days"] for r in of),
+            "cost": round(sum(r["cost"] for r in of), 2),
+        }
+
+    def by(key: str) -> dict:
+        return {k: figures([r for r in rows if r[key] == k]) for k in {r[key] for r in rows}}
+
+    totals = figures(rows)
+    private = sum(r["private"] for r in rows)
+    lengths = [band(r["length"], (8, 15, 31, 91), LENGTH_BANDS) for r in rows if r["ended"]]
+    distances = [
+        "not_known" if r["distance"] is None else band(r["distance"], (25, 50, 100, 200, 300), DISTANCE_BANDS)
+        for r in rows
+        if r["started"]
+    ]
+    inappropriate = figures([r for r in rows if r["inappropriate"]])
+    return {
+        "totals": {
+            **totals,
+            "average_cost_per_bed_day": round(totals["cost"] / totals["bed_days"], 2) if totals["bed_days"] else None,
+            "private_bed_days": private,
+            "private_share": round(private / totals["bed_days"], 4) if totals["bed_days"] else None,
+        },
+        "inappropriate": inappropriate,
+        "appropriate": figures([r for r in rows if not r["inappropriate"]]),
+        "by_reason": by("reason"),
+        "by_sending_area": by("area"),
+        "by_receiving_provider": by("provider"),
+        "by_bed_type": by("kind"),
+        "length_bands": {b: lengths.count(b) for b in LENGTH_BANDS},
+        "distance_bands": {b: distances.count(b) for b in (*DISTANCE_BANDS, "not_known")},
+    }
+
+
+def keyed(body: dict) -> dict:
+    """The report's breakdowns as {key: figures}, so that they compare with the reference's."""
+    figures = ("started", "ended", "active_at_end", "bed_days", "cost")
+    keys = {
+        "by_reason": lambda r: r["reason"],
+        "by_sending_area": lambda r: (r["area_code"], r["name"]),
+        "by_receiving_provider": lambda r: (r["provider_id"], r["name"], r["sector"]),
+        "by_bed_type": lambda r: r["kind"],
+    }
+    return {
+        **body,
+        **{name: {key(r): {f: r[f] for f in figures} for r in body[name]} for name, key in keys.items()},
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_the_out_of_area_report_is_one_statement_with_the_reference_figures(reports: Api, seed: int) -> None:
+    """Issue 15: the whole report reads placements in one statement, and on a random history (with stays
+    across both clock changes, ending on local midnights, bands' bounds, costs in pence, reasons that are
+    not codes) its every figure is what the row-by-row reference computes, for one area and for all."""
+    api = reports
+    async with api.db.read_sessions() as session:
+        units = {u.id: u for u in (await session.scalars(select(Unit))).all()}
+        providers = {p.id: p for p in (await session.scalars(select(Provider))).all()}
+        area_names = dict((await session.execute(select(Area.code, Area.name))).all())
+    history = random_history(random.Random(seed), sorted(units.values(), key=lambda u: u.id), sorted(area_names))
+    await add(api, *(Placement(**fields) for fields in history))
+    api.clock.set(t("2026-04-20T12:00"))
+    first, last = date(2026, 3, 1), date(2026, 3, 31)
+
+    for area, as_ in ((BANES, "commissioner"), (None, "admin")):
+        statements = Statements(api)
+        body = await report(api, "out-of-area", MARCH + (f"&area={area}" if area else ""), as_)
+        assert len(statements.naming("placements")) == 1, statements.sent
+        want = reference_report(history, units, providers, area_names, None if area is None else {area}, first, last)
+        got = keyed(body)
+        for section, figures in want.items():
+            assert got[section] == figures, section
+        assert body["totals"]["started"] > 0 and len(body["by_reason"]) > 2  # not empty where it counts
 
 
 # --- s136 -------------------------------------------------------------------------------------------

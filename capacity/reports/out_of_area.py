@@ -16,14 +16,29 @@ organisation). For the period (local dates `from`..`to`):
 - distance_bands: OAPs that started in the period, by distance from the home area's centre in km, each
   band including its lower bound (`25-50` is 25 <= d < 50).
 
-Every figure is aggregated in one CTE of the OAPs that overlap the period, then grouped per breakdown.
+Every figure is aggregated in one CTE of the OAPs that overlap the period, grouped per breakdown, all in one
+statement (a UNION ALL over the CTE, which both engines read once).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Label, Row, SQLColumnExpression, case, func, or_, select
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Label,
+    Row,
+    Select,
+    SQLColumnExpression,
+    String,
+    case,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.placements.models import Placement
@@ -95,6 +110,20 @@ def _oaps(q: ReportQuery) -> CTE:
     )
 
 
+MEASURES = ("started", "ended", "active_at_end", "bed_days", "cost")
+# Each breakdown's grouping keys, in the order its rows are sorted; the totals have none.
+BREAKDOWNS: dict[str, tuple[str, ...]] = {
+    "totals": (),
+    "by_reason": ("reason",),
+    "by_sending_area": ("area_code", "area_name"),
+    "by_receiving_provider": ("provider_name", "provider_id", "sector"),
+    "by_bed_type": ("kind",),
+    "length_bands": ("length_band",),
+    "distance_bands": ("distance_band",),
+}
+KEYS = max(len(keys) for keys in BREAKDOWNS.values())
+
+
 def _measures(oap: CTE, only: ColumnElement[bool] | None = None, prefix: str = "") -> list[Label[Any]]:
     def summed(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
         return total(column if only is None else case((only, column), else_=0))
@@ -108,84 +137,52 @@ def _measures(oap: CTE, only: ColumnElement[bool] | None = None, prefix: str = "
     ]
 
 
-def _figures(row: Row) -> dict:
-    return {
-        "started": integer(row.started),
-        "ended": integer(row.ended),
-        "active_at_end": integer(row.active_at_end),
-        "bed_days": integer(row.bed_days),
-        "cost": money(row.cost),
-    }
+def _grouped(oap: CTE, breakdown: str) -> Select:
+    """One breakdown's rows: its name, its keys (padded with NULLs to KEYS), and every measure."""
+    keys = [oap.c[name] for name in BREAKDOWNS[breakdown]]
+    padding = [null() for _ in range(KEYS - len(keys))]
+    stmt = select(
+        literal_column(f"'{breakdown}'", String).label("breakdown"),
+        *(key.label(f"k{i}") for i, key in enumerate([*keys, *padding])),
+        *_measures(oap),
+        total(oap.c.private_nights).label("private_nights"),
+        *_measures(oap, oap.c.inappropriate == 1, prefix="inappropriate_"),
+    )
+    return stmt.group_by(*keys) if keys else stmt
 
 
-async def _breakdown(session: AsyncSession, oap: CTE, *keys: SQLColumnExpression[Any]) -> list[Row]:
-    stmt = select(*keys, *_measures(oap)).group_by(*keys).order_by(*keys)
-    return list((await session.execute(stmt)).all())
-
-
-async def _totals(session: AsyncSession, oap: CTE) -> tuple[Row, dict, dict]:
-    """The totals row, and the figures of all OAPs and of the inappropriate ones."""
-    inappropriate = oap.c.inappropriate == 1
-    totals = (
-        await session.execute(
-            select(
-                *_measures(oap),
-                total(oap.c.private_nights).label("private_nights"),
-                *_measures(oap, inappropriate, prefix="inappropriate_"),
-            )
-        )
-    ).one()
-    inappropriate_figures = {
-        name: (money if name == "cost" else integer)(getattr(totals, f"inappropriate_{name}"))
-        for name in ("started", "ended", "active_at_end", "bed_days", "cost")
-    }
-    return totals, _figures(totals), inappropriate_figures
+def _figures(row: Row, prefix: str = "") -> dict:
+    return {name: (money if name == "cost" else integer)(getattr(row, prefix + name)) for name in MEASURES}
 
 
 async def out_of_area_totals(session: AsyncSession, q: ReportQuery) -> dict:
     """The report's `totals` and `inappropriate` figures alone (one query): what the monthly trend shows."""
-    _, all_figures, inappropriate_figures = await _totals(session, _oaps(q))
-    return {"totals": all_figures, "inappropriate": inappropriate_figures}
+    totals = (await session.execute(_grouped(_oaps(q), "totals"))).one()
+    return {"totals": _figures(totals), "inappropriate": _figures(totals, "inappropriate_")}
 
 
 async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
+    """The whole report in one statement: every breakdown of the one CTE, as one UNION ALL sorted by
+    breakdown and keys (so each breakdown's rows come in the order its keys sort in on the engine)."""
     oap = _oaps(q)
-    totals, all_figures, inappropriate_figures = await _totals(session, oap)
+    stmt = union_all(*(_grouped(oap, name) for name in BREAKDOWNS)).order_by(
+        "breakdown", *(f"k{i}" for i in range(KEYS))
+    )
+    rows: dict[str, list[Row]] = {name: [] for name in BREAKDOWNS}
+    for row in (await session.execute(stmt)).all():
+        rows[row.breakdown].append(row)
+
+    (totals,) = rows["totals"]
+    all_figures, inappropriate_figures = _figures(totals), _figures(totals, "inappropriate_")
     bed_days = integer(totals.bed_days)
     cost = money(totals.cost)
     appropriate_figures = {
         name: (money(value - inappropriate_figures[name]) if name == "cost" else value - inappropriate_figures[name])
         for name, value in all_figures.items()
     }
-
-    by_reason = [
-        {"reason": row.reason, "description": OAP_REASONS.get(row.reason, "not recorded"), **_figures(row)}
-        for row in await _breakdown(session, oap, oap.c.reason)
-    ]
-    by_area = [
-        {"area_code": row.area_code, "name": row.area_name, **_figures(row)}
-        for row in await _breakdown(session, oap, oap.c.area_code, oap.c.area_name)
-    ]
-    by_provider = [
-        {"provider_id": row.provider_id, "name": row.provider_name, "sector": row.sector, **_figures(row)}
-        for row in await _breakdown(session, oap, oap.c.provider_name, oap.c.provider_id, oap.c.sector)
-    ]
-    by_kind = [{"kind": row.kind, **_figures(row)} for row in await _breakdown(session, oap, oap.c.kind)]
-
-    lengths: dict[str, int] = dict(
-        (
-            await session.execute(
-                select(oap.c.length_band, func.count()).where(oap.c.ended == 1).group_by(oap.c.length_band)
-            )
-        ).all()
-    )
-    distances: dict[str, int] = dict(
-        (
-            await session.execute(
-                select(oap.c.distance_band, func.count()).where(oap.c.started == 1).group_by(oap.c.distance_band)
-            )
-        ).all()
-    )
+    # Bands: OAPs that ended in the period by length, those that started in it by distance.
+    lengths = {row.k0: integer(row.ended) for row in rows["length_bands"]}
+    distances = {row.k0: integer(row.started) for row in rows["distance_bands"]}
 
     return {
         "totals": {
@@ -196,13 +193,19 @@ async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
         },
         "inappropriate": inappropriate_figures,
         "appropriate": appropriate_figures,
-        "by_reason": by_reason,
-        "by_sending_area": by_area,
-        "by_receiving_provider": by_provider,
-        "by_bed_type": by_kind,
-        "length_bands": {band: integer(lengths.get(band)) for band in LENGTH_BANDS},
+        "by_reason": [
+            {"reason": row.k0, "description": OAP_REASONS.get(row.k0, "not recorded"), **_figures(row)}
+            for row in rows["by_reason"]
+        ],
+        "by_sending_area": [{"area_code": row.k0, "name": row.k1, **_figures(row)} for row in rows["by_sending_area"]],
+        "by_receiving_provider": [
+            {"provider_id": row.k1, "name": row.k0, "sector": row.k2, **_figures(row)}
+            for row in rows["by_receiving_provider"]
+        ],
+        "by_bed_type": [{"kind": row.k0, **_figures(row)} for row in rows["by_bed_type"]],
+        "length_bands": {band: lengths.get(band, 0) for band in LENGTH_BANDS},
         "distance_bands": {
-            **{band: integer(distances.get(band)) for band in DISTANCE_BANDS},
-            "not_known": integer(distances.get("not_known")),
+            **{band: distances.get(band, 0) for band in DISTANCE_BANDS},
+            "not_known": distances.get("not_known", 0),
         },
     }
