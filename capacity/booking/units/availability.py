@@ -29,8 +29,14 @@ EARTH_RADIUS_KM = 6371.0088
 def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Haversine distance between two points, in kilometres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
+    return haversine_km(p1, math.cos(p1), lon1, p2, math.cos(p2), lon2)
+
+
+def haversine_km(p1: float, cos_p1: float, lon1: float, p2: float, cos_p2: float, lon2: float) -> float:
+    """great_circle_km from latitudes already in radians with their cosines (a read model precomputes a
+    unit's), longitudes in degrees: the same arithmetic, so the same distance to the last bit."""
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    h = math.sin(dp / 2) ** 2 + cos_p1 * cos_p2 * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
 
 
@@ -249,10 +255,14 @@ def rank(candidates: list[Any], search: UnitSearch, now: datetime, settings: Set
     distance: dict[str, float] = {}
     if search.near:
         distance = {u.id: round(great_circle_km(*search.near, u.lat, u.lon), 1) for u in candidates}
-        candidates.sort(key=lambda u: (stale[u.id], distance[u.id], u.name))
-    else:
-        candidates.sort(key=lambda u: (stale[u.id], u.name))
+    candidates.sort(key=lambda u: rank_key(stale[u.id], distance.get(u.id), u.name))
     return distance
+
+
+def rank_key(stale: bool, distance_km: float | None, name: str) -> tuple[bool, float, str]:
+    """A unit's place in a search's answer: fresh before stale, nearest first (its distance rounded as
+    answered), then by name."""
+    return stale, distance_km or 0.0, name
 
 
 def search_statement(search: UnitSearch) -> Select:

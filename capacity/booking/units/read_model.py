@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import math
 from bisect import bisect_right
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from litestar.channels import ChannelsPlugin
@@ -35,15 +38,16 @@ from capacity.booking.units.availability import (
     UnitFigures,
     UnitSearch,
     figures,
+    haversine_km,
     is_out_of_area,
-    is_stale,
     live_hold_expiries,
-    rank,
+    rank_key,
 )
 from capacity.booking.units.models import Area, Provider, Unit, UnitAreaRule, UnitLocalArea
 from capacity.db.engine import Database
 from capacity.events import Event, decode
 from capacity.notify.channels import CHANNEL, BoundedSubscriber, Bus
+from capacity.settings import Settings
 
 log = logging.getLogger("capacity.read_model")
 
@@ -63,10 +67,37 @@ class UnitEntry:
     local_to: frozenset[str]
     occupied: int
     expiries: tuple[datetime, ...]  # of its live holds when read, soonest first
+    # Worked out once when read, so a search does no more than compare and add per unit:
+    stale_after: datetime  # its figures are stale from this instant on (is_stale)
+    lat_radians: float
+    cos_lat: float
 
     def held(self, now: datetime) -> int:
         """Its holds still live at `now`: those expiring after it."""
         return len(self.expiries) - bisect_right(self.expiries, now)
+
+
+def unit_entry(
+    row: Any,
+    refused: Iterable[str],
+    accepted: Iterable[str],
+    local_to: Iterable[str],
+    occupied: int,
+    expiries: Iterable[datetime],
+    settings: Settings,
+) -> UnitEntry:
+    latitude = math.radians(row.lat)
+    return UnitEntry(
+        row,
+        frozenset(refused),
+        frozenset(accepted),
+        frozenset(local_to),
+        occupied,
+        tuple(expiries),
+        stale_after=row.last_confirmed_at + timedelta(minutes=settings.stale_minutes[row.kind]),
+        lat_radians=latitude,
+        cos_lat=math.cos(latitude),
+    )
 
 
 class ReadModel:
@@ -180,13 +211,14 @@ class ReadModel:
                 counted = await figures(reading, rows)
                 expiries = await live_hold_expiries(session, reading.now, unit_ids)
                 for row in rows:
-                    entries[row.id] = UnitEntry(
+                    entries[row.id] = unit_entry(
                         row,
-                        frozenset(refused.get(row.id, ())),
-                        frozenset(accepted.get(row.id, ())),
-                        frozenset(local_to.get(row.id, ())),
+                        refused.get(row.id, ()),
+                        accepted.get(row.id, ()),
+                        local_to.get(row.id, ()),
                         counted[row.id].occupied,
-                        tuple(expiries.get(row.id, ())),
+                        expiries.get(row.id, ()),
+                        self.db.settings,
                     )
             if provider_ids is None or provider_ids:
                 query = select(Provider.id, Provider.escalation_level, Provider.escalation_note, Provider.escalation_at)
@@ -271,22 +303,33 @@ class ReadModel:
         pools: Iterable[dict[str, UnitEntry]] = (
             [self.by_kind.get(kind, {}) for kind in dict.fromkeys(search.kinds)] if search.kinds else [self.units]
         )
-        matched = {e.row.id: e for pool in pools for e in pool.values() if _takes(e, search)}
-        candidates = [e.row for e in matched.values()]
-        distance = rank(candidates, search, now, self.db.settings)
-        results: list[UnitFigures] = []
-        for row in candidates:
-            entry = matched[row.id]
-            found = UnitFigures(row, entry.held(now), entry.occupied, is_stale(row, now, self.db.settings))
-            if search.available_only and found.available == 0:
-                continue
-            found.distance_km = distance.get(row.id)
-            if search.home_area:
-                found.out_of_area = is_out_of_area(search.home_area, entry.local_to)
-            results.append(found)
-            if search.limit and len(results) == search.limit:
-                break
-        return results
+        near = search.near
+        if near:
+            p1 = math.radians(near[0])
+            cos_p1 = math.cos(p1)
+        # One pass: eligibility, live holds, then each unit's rank key; only the answer's units are sorted.
+        ranked: list[tuple[tuple[bool, float, str], UnitFigures]] = []
+        for pool in pools:
+            for entry in pool.values():
+                if not _takes(entry, search):
+                    continue
+                row = entry.row
+                found = UnitFigures(row, entry.held(now), entry.occupied, now > entry.stale_after)
+                if search.available_only and found.available == 0:
+                    continue
+                if near:
+                    found.distance_km = round(
+                        haversine_km(p1, cos_p1, near[1], entry.lat_radians, entry.cos_lat, row.lon), 1
+                    )
+                if search.home_area:
+                    found.out_of_area = is_out_of_area(search.home_area, entry.local_to)
+                ranked.append((rank_key(found.stale, found.distance_km, row.name), found))
+        first = (
+            heapq.nsmallest(search.limit, ranked, key=itemgetter(0))
+            if search.limit
+            else sorted(ranked, key=itemgetter(0))
+        )
+        return [found for _, found in first]
 
     async def escalations(self, provider_ids: Collection[str]) -> dict[str, Escalation]:
         """Each provider's escalation, from memory when the model has them all, else from the database."""
