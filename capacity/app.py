@@ -40,9 +40,10 @@ from capacity.logs import configure as configure_logging
 from capacity.logs import request_ids
 from capacity.metrics import Metrics, metrics_endpoint
 from capacity.notify.channels import CHANNEL, Bus, make_channels, make_publisher
+from capacity.notify.hub import Hub
 from capacity.notify.leader import sweep_lock
 from capacity.notify.scheduler import make_scheduler
-from capacity.notify.ws import SocketWatch, events_socket
+from capacity.notify.ws import events_socket
 from capacity.openapi import document_errors, openapi_config
 from capacity.region.controllers import RegionController
 from capacity.reports.controllers import ReportController
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     metrics = Metrics()
     db.publish = metrics.publisher(make_publisher(channels))
     read_model = ReadModel(db, channels, bus)
+    hub = Hub(channels, bus, recheck_seconds=settings.ws_recheck_seconds, max_backlog=settings.ws_max_backlog)
     csrf = csrf_config(settings.signing_key(), settings.secure_cookies)
     # Shared by the denylist and the login throttle (the channels plugin has its own connection).
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -75,7 +77,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         scheduler = make_scheduler(db, lock)
         metrics.watch_scheduler(scheduler)
         scheduler.start()
-        restore_signals = close_sockets_first(app.state.socket_watch)
+        restore_signals = close_sockets_first(hub)
         # Objects made at start-up live for ever: keep them out of later full collections. A fan-out to
         # thousands of sockets makes many short-lived objects; a higher threshold lets them die young
         # instead of triggering collections that stall every stream (measured by bench/fanout.py).
@@ -135,7 +137,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         exception_handlers={Exception: internal_error_handler},
         lifespan=[lifespan],
         on_startup=[start_event_lag, read_model.start],
-        on_shutdown=[metrics.stop_event_lag, read_model.stop],
+        on_shutdown=[metrics.stop_event_lag, hub.stop, read_model.stop],
         openapi_config=openapi_config(),  # Swagger UI from the app's own files at /schema
     )
     document_errors(app)  # every operation's problem details, by one rule per status
@@ -151,7 +153,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.login_throttle = make_throttle(db, redis, settings)
     app.state.password_checks = password_checks
     app.state.sso = SingleSignOn(settings) if settings.oidc_issuer else None
-    app.state.socket_watch = SocketWatch(settings.ws_recheck_seconds)
+    app.state.hub = hub
     app.state.metrics = metrics
     metrics.watch_state(app.state)
     # Outside the router and its exception handling, so that every answer is counted as it was sent;

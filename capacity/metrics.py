@@ -73,7 +73,7 @@ class _LiveState(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         sockets = GaugeMetricFamily("capacity_websockets_open", "Live /ws/events sockets of this process.")
-        sockets.add_metric([], len(self.state.socket_watch.streams))
+        sockets.add_metric([], len(self.state.hub.streams))
         yield sockets
         pool = self.state.db.engine.pool
         connections = GaugeMetricFamily(

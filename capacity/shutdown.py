@@ -14,14 +14,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from capacity.notify.ws import SocketWatch
+from capacity.notify.hub import Hub
 
 # The longest the sockets' closing may hold back the rest of the stop.
 GRACE_SECONDS = 2.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def close_sockets_first(watch: SocketWatch) -> Callable[[], None]:
+def close_sockets_first(hub: Hub) -> Callable[[], None]:
     """Put a handler in front of the signal handlers the server installed (uvicorn's, which start its
     stop): it closes the sockets, then hands the signal on. Returns what puts the server's back."""
     if threading.current_thread() is not threading.main_thread():
@@ -36,14 +36,14 @@ def close_sockets_first(watch: SocketWatch) -> Callable[[], None]:
             handler(signum, frame)
 
     async def close_then_stop(signum: int, frame: FrameType | None) -> None:
-        watch.going_away.set()
-        if watch.streams:
+        hub.go_away()
+        if hub.streams:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watch.emptied.wait(), GRACE_SECONDS)
+                await asyncio.wait_for(hub.emptied.wait(), GRACE_SECONDS)
         hand_on(signum, frame)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if watch.going_away.is_set():  # a second signal: no more waiting
+        if hub.going_away:  # a second signal: no more waiting
             hand_on(signum, frame)
             return
 

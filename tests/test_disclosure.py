@@ -29,7 +29,7 @@ from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Area, AvailabilityDeclaration, Provider, Unit
 from capacity.db.base import Base, new_id
 from capacity.events import Event
-from capacity.notify.ws import visible
+from capacity.notify.hub import visible
 from capacity.reports import equality as equality_module
 from capacity.reports import s136 as s136_module
 from capacity.reports.common import SMALLEST_SHOWN, SUPPRESSED, Count

@@ -35,7 +35,8 @@ from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.notify import ws as ws_module
 from capacity.notify.alerts import AlertSent, send_alerts
-from capacity.notify.channels import CHANNEL, make_publisher
+from capacity.notify.channels import make_publisher
+from capacity.notify.hub import TOO_SLOW
 from capacity.notify.watch import WatchError, WatchOptions, events_url, format_frame, local_time, watch
 from support.demo import START
 from support.live_server import WAIT, Client, LiveServer, serve
@@ -453,8 +454,8 @@ async def test_a_client_that_falls_too_far_behind_is_closed_4008_and_resyncs(dat
         raw.connect(("127.0.0.1", live.port))
         slow = await live.connect("admin", sock=raw, max_queue=1, ping_interval=None)
 
-        def given_up() -> bool:  # the server's subscriber for the slow client has overflowed
-            return any(s.overflowed.is_set() for s in live.app.state.channels._channels[CHANNEL])
+        def given_up() -> bool:  # the slow client's outbox on the server has overflowed
+            return any(s.closing == TOO_SLOW for s in live.app.state.hub.streams)
 
         try:
             sent = 0
@@ -484,6 +485,123 @@ async def test_a_client_that_falls_too_far_behind_is_closed_4008_and_resyncs(dat
         await live.connect("admin")
         units = {u["id"]: u for u in (await live.get("/api/units", "admin")).json()}
         assert units[devizes.id]["open_places"] == 99
+
+
+# --- One hub per instance: scoped once per audience, encoded once, written per socket -----------------------
+
+
+async def test_each_event_is_encoded_once_however_many_sockets_hear_it(live: LiveServer) -> None:
+    names = ("admin", "amhp", "bedmanager", "conveyance", "commissioner")
+    listeners = [await live.connect(name) for name in names for _ in range(4)]
+    hub = live.app.state.hub
+    before = hub.encoded
+
+    await place_hold(live)
+    suite = await live.unit(SUITE)
+    await live.put(f"/api/units/{suite.id}/availability", "bedmanager", json={"open_places": 3, "status": "open"})
+    heard = await live.barrier(*listeners)
+
+    # An admin hears every event; with the barrier's own, each was encoded once for all twenty sockets.
+    events = len(heard[0]) + 1
+    assert [f["type"] for f in heard[0]] == ["hold.created", "unit.availability", "unit.availability"]
+    assert hub.encoded - before == events
+    # The sockets of one caller got the same frames, each numbered on its own connection.
+    for i, name in enumerate(names):
+        same = heard[4 * i : 4 * i + 4]
+        assert all(frames == same[0] for frames in same), name
+    for client in listeners:
+        assert_seq_unbroken(client)
+
+
+async def test_seq_has_no_gaps_on_any_socket_while_events_and_replies_interleave(live: LiveServer) -> None:
+    clients = [await live.connect(name) for name in ("admin", "admin", "amhp", "bedmanager", "commissioner")]
+    # Units no hold or barrier touches, so that each one's declaration is its only event.
+    busy = {(await live.unit(SUITE)).id, (await live.unit("Devizes")).id}
+    units = [u["id"] for u in (await live.get("/api/units", "admin")).json() if u["id"] not in busy][:8]
+    pings = 5
+
+    async def declare(unit_id: str, places: int) -> None:
+        response = await live.put(
+            f"/api/units/{unit_id}/availability", "admin", json={"open_places": places, "status": "open"}
+        )
+        assert response.status_code == 200, response.text
+
+    async def ping(client: Client) -> None:
+        for _ in range(pings):
+            await client.send({"action": "ping"})
+            await asyncio.sleep(0)
+
+    await asyncio.gather(
+        *(declare(unit_id, 40 + i) for i, unit_id in enumerate(units)),
+        *(place_hold(live, ref=f"LIVE-{i}") for i in range(3)),
+        *(ping(client) for client in clients),
+    )
+    heard = await live.barrier(*clients)
+
+    for client, frames in zip(clients, heard, strict=True):
+        assert_seq_unbroken(client)
+        assert len(of_type(frames, "pong")) == pings
+        declared = [f["data"]["unit_id"] for f in of_type(frames, "unit.availability") if f["data"]["unit_id"] in units]
+        assert sorted(declared) == sorted(units)  # each declaration once: figures are for everyone
+    assert len(of_type(heard[0], "hold.created")) == len(of_type(heard[1], "hold.created")) == 3
+    assert of_type(heard[4], "hold.created") == []
+
+
+async def test_a_socket_that_stops_reading_delays_no_other_and_catches_up_in_order(database_url: str) -> None:
+    async with running(database_url, small_buffers=True) as live:
+        devizes = await live.unit("Devizes")
+        keeping_up = await live.connect("admin")
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", live.port))
+        slow = await live.connect("admin", sock=raw, max_queue=1, ping_interval=None)
+        hub = live.app.state.hub
+
+        declared: list[int] = []
+        # Until the server holds frames for the slow client: the one that keeps up has had every one.
+        while not any(stream.outbox for stream in hub.streams):
+            assert len(declared) < 500, "the slow client never fell behind"
+            declared.append(len(declared) % 50)
+            response = await live.put(
+                f"/api/units/{devizes.id}/availability", "admin", json={"open_places": declared[-1], "status": "open"}
+            )
+            assert response.status_code == 200
+            frames = await keeping_up.until(lambda f: f["type"] == "unit.availability")
+            assert frames[-1]["data"]["open_places"] == declared[-1]
+        await keeping_up.send({"action": "ping"})
+        assert (await keeping_up.next())["type"] == "pong"
+
+        # Within its backlog the slow client is not closed: once it reads, it has every frame, in order.
+        got = await slow.until(
+            lambda f: f["type"] == "unit.availability" and len(slow.frames) == len(declared) + 1, within=30
+        )
+        assert [f["data"]["open_places"] for f in got] == declared
+        assert_seq_unbroken(slow)
+        await slow.send({"action": "ping"})
+        assert (await slow.next())["type"] == "pong"
+
+
+async def test_each_role_hears_exactly_the_holds_its_rest_scope_lists(live: LiveServer) -> None:
+    somerset = await live.provider_of("Taunton")
+    await live.add_user("taunton_bm", "bed_manager", provider_id=somerset.id)
+    await live.add_user("amhp_sandwell", "amhp", areas=(SANDWELL,))
+    await live.add_user("conveyance_wm", "conveyance", areas=(SANDWELL,))
+    names = ("admin", "amhp", "bedmanager", "conveyance", "commissioner")
+    names += ("taunton_bm", "amhp_sandwell", "conveyance_wm")
+    listeners = {name: await live.connect(name) for name in names}
+    await place_hold(live)
+    await place_hold(live, "Taunton", ref="LIVE-0002", home_area=BANES)
+    await place_hold(live, "Sandwell", as_="amhp_sandwell", ref="LIVE-0003", home_area=SANDWELL)
+    await place_hold(live, "Taunton", as_="admin", ref="LIVE-0004", home_area=WILTSHIRE)
+    heard = dict(zip(listeners, await live.barrier(*listeners.values()), strict=True))
+
+    for name in names:
+        listed = await live.get("/api/holds", name)
+        rest = {h["id"] for h in listed.json()} if listed.status_code == 200 else set()
+        assert listed.status_code == (403 if name == "commissioner" else 200), name
+        stream = {f["data"]["hold_id"] for f in of_type(heard[name], "hold.created")}
+        assert stream == rest, name
+    assert len({f["data"]["hold_id"] for f in of_type(heard["admin"], "hold.created")}) == 4
 
 
 # --- Publish after commit -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ Two kinds of entry, each kept until every token it could refuse would have expir
 
 `iat` has whole seconds, so a token issued in the same second as a user's revocation is refused too:
 the safe side. The REST API checks on every request (`capacity.auth.security.retrieve_actor`); open
-WebSockets are checked in batches every few seconds (`capacity.notify.ws.SocketWatch`).
+WebSockets are checked in batches every few seconds (`capacity.notify.hub.Hub.check`).
 """
 
 from __future__ import annotations

@@ -29,17 +29,21 @@ CHANNEL = "events"
 
 class Bus:
     """Whether this instance's live bus works now. `lost` is set when it stops working; the sockets open
-    before then wait on it, and a new one is made when the bus is back, for the sockets opened after."""
+    before then wait on it, and a new one is made when the bus is back, for the sockets opened after.
+    `listeners` are called when it stops working (the hub closes its sockets)."""
 
     def __init__(self) -> None:
         self.down = False
         self.lost = asyncio.Event()
+        self.listeners: list[Callable[[], None]] = []
 
     def went_down(self, why: object) -> None:
         if not self.down:
             log.warning("the live bus (Redis) is unavailable (%s): live sockets closed 1013 until it is back", why)
             self.down = True
             self.lost.set()
+            for listener in self.listeners:
+                listener()
 
     def came_back(self) -> None:
         if self.down:

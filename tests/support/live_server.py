@@ -265,6 +265,7 @@ async def serve(
             await live.close()
             server.should_exit = True
             await asyncio.wait_for(task, 10)
+            await app.state.hub.stop()  # the app's shutdown hook, which this lifespan-less server does not run
             # Bounded: a publisher that has died would otherwise leave this waiting for ever.
             await asyncio.wait_for(channels.__aexit__(None, None, None), 10)
         finally:
