@@ -47,6 +47,7 @@ MODULE_KINDS = {
     "test_faults": "concurrency",  # PostgreSQL of its own stopped and started, a pool exhausted
     "test_episodes": "integration",  # one clock per s136/s135 episode, on a fixed clock
     "test_escalation": "integration",  # OPEL levels: who declares, history, staleness, live
+    "test_escalation_ui": "browser",  # OPEL levels on the bed manager and AMHP pages, live
     "test_errors": "integration",
     "test_hazard_log": "unit",
     "test_holds": "integration",

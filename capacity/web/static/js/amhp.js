@@ -5,6 +5,7 @@
 import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, serverNow, showBanner, whoAmI } from "./common.js";
 import { Countdown, Field, Fragment, html, invalid, Messages, mount, NO_PROBLEM, plural, useProblem, useState } from "./view.js";
 import { Alternatives, findAlternatives, nothingFree } from "./alternatives.js";
+import { escalations, OpelBadge } from "./escalation.js";
 
 const TIMES = [["requested_at", "Requested"], ["dispatched_at", "Dispatched"], ["at_scene_at", "At scene"],
   ["departed_at", "Departed"], ["arrived_at", "Arrived"], ["eta", "ETA"]];
@@ -223,7 +224,8 @@ function HoldForm({ unit }) {
 
 function ResultRow({ unit }) {
   return html`<tr data-unit=${unit.id}>
-    <td><strong>${unit.name}</strong><div class="muted">${codes.label("kinds", unit.kind)}${unit.out_of_area ? " · out of area" : ""}</div></td>
+    <td><strong>${unit.name}</strong><div class="muted">${codes.label("kinds", unit.kind)}${unit.out_of_area ? " · out of area" : ""}</div>
+      <${OpelBadge} unit=${unit} /></td>
     <td>${unit.distance_km !== undefined ? `${unit.distance_km} km` : "—"}</td>
     <td>${unit.status === "closed" ? html`<span class="badge bad">closed</span>`
       : html`<span class=${`badge ${unit.available > 0 ? "ok" : "bad"}`} data-field="available">${unit.available} of ${unit.open_places} free</span>`}</td>
@@ -447,6 +449,7 @@ function App() {
 
 function onEvent(frame) {
   const d = frame.data;
+  escalations.event(frame);
   if (frame.type === "unit.availability") {
     const patch = (u) => (u.id === d.unit_id ? { ...u, ...d } : u);
     state.results = state.results.map(patch);

@@ -4,6 +4,7 @@
 // with Preact (view.js): a figure being typed, its focus and a pending Save survive every live update.
 import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, showBanner, whoAmI } from "./common.js";
 import { Countdown, html, invalid, mount, NO_PROBLEM, plural, useEffect, useProblem, useState } from "./view.js";
+import { EscalationPanel, escalations } from "./escalation.js";
 
 const codes = await loadCodes();
 const app = document.getElementById("app");
@@ -64,7 +65,7 @@ async function loadAll() {
   const units = await api("/api/units");
   state.units = new Map(units.filter(mine).map((u) => [u.id, u]));
   redraw();
-  await Promise.all([holds.refresh(), placements.refresh()]);
+  await Promise.all([holds.refresh(), placements.refresh(), escalations.refresh()]);
 }
 
 // Kept in state, so a redraw for a live event does not wipe what the user was just told.
@@ -225,6 +226,7 @@ function App() {
   const units = [...state.units.values()].sort((a, b) => a.name.localeCompare(b.name));
   return html`
     <p id="announce" class="announce" role="status" aria-live="polite">${state.announcement}</p>
+    <${EscalationPanel} providerId=${state.me.provider_id} />
     <${Table} caption="Your units" headers=${["Unit", "Open places", "Availability", "Status", "Last confirmed"]}
       rows=${units.map((unit) => html`<${UnitRow} key=${unit.id} unit=${unit} />`)}
       empty="You have no units. Ask an admin to link your account to your provider's units." />
@@ -243,6 +245,7 @@ function incoming(d) {
 
 function onEvent(frame) {
   const d = frame.data;
+  escalations.event(frame);
   if (frame.type === "unit.availability" && state.units.has(d.unit_id)) {
     const unit = state.units.get(d.unit_id);
     state.units.set(unit.id, { ...unit, ...d });
