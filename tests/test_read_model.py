@@ -11,7 +11,12 @@ GET /api/units must read none of the tables the model holds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
+import random
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -23,9 +28,16 @@ from sqlalchemy.engine import Engine
 
 from capacity.booking.escalation.service import read_escalations
 from capacity.booking.sweep import sweep
-from capacity.booking.units.availability import UnitFigures, UnitSearch, figures, search_statement, search_units
+from capacity.booking.units.availability import (
+    UnitFigures,
+    UnitSearch,
+    figures,
+    great_circle_km,
+    search_statement,
+    search_units,
+)
 from capacity.booking.units.models import Area, UnmetDemand
-from capacity.booking.units.read_model import ReadModel
+from capacity.booking.units.read_model import ReadModel, cell_floor_km, cell_of, unit_entry
 from capacity.booking.units.schemas import unit_out
 from capacity.codes import KINDS
 from capacity.db.engine import Database
@@ -283,3 +295,60 @@ async def test_an_empty_search_from_the_model_is_still_recorded_as_unmet_demand(
     async with api.db.read_sessions() as session:
         rows = (await session.execute(select(UnmetDemand.kind, UnmetDemand.home_area, UnmetDemand.source))).all()
     assert [tuple(r) for r in rows] == [("picu", BRISTOL, "search")]
+
+
+@given(
+    lat=st.floats(-80, 80),
+    lon=st.floats(-180, 179.99),
+    other_lat=st.floats(-80, 80),
+    other_lon=st.floats(-180, 179.99),
+)
+def test_no_point_of_a_map_cell_is_nearer_than_the_cells_floor(
+    lat: float, lon: float, other_lat: float, other_lon: float
+) -> None:
+    """What lets a search stop early: the floor of the cell a unit stands in is never beyond the unit."""
+    floor = cell_floor_km(lat, math.cos(math.radians(lat)), lon, cell_of(other_lat, other_lon))
+    assert floor <= great_circle_km(lat, lon, other_lat, other_lon) + 1e-6
+
+
+SPREAD = st.builds(
+    UnitSearch,
+    kinds=st.lists(st.sampled_from(sorted(KINDS)), max_size=2).map(tuple),
+    sex=st.sampled_from([None, "female", "male"]),
+    near=st.tuples(st.floats(49.5, 56.0), st.floats(-6.0, 2.0)),
+    available_only=st.booleans(),
+    limit=st.integers(1, 25),
+)
+
+
+@EXAMPLES
+@given(queries=st.lists(SPREAD, min_size=10, max_size=20))
+async def test_a_search_near_a_point_that_stops_at_the_nearest_cells_gives_the_whole_answer(
+    api: Api, model: ReadModel, queries: list[UnitSearch]
+) -> None:
+    """Units across England, a quarter of them stale and some full: a search near a point with a limit
+    (which visits the nearest cells of the map and stops) answers what ranking every unit would."""
+    now = api.clock.now()
+    template = next(iter(model.units.values())).row._asdict()
+    rng = random.Random(136)
+    for n in range(3000):
+        row = SimpleNamespace(
+            **{
+                **template,
+                "id": f"spread-{n:04d}",
+                "name": f"Unit {n % 400:03d}",
+                "kind": rng.choice(sorted(KINDS)),
+                "sex": rng.choice(["any", "female", "male"]),
+                "lat": rng.uniform(50.0, 55.5),
+                "lon": rng.uniform(-5.5, 1.5),
+                "status": "open",
+                "open_places": rng.randint(0, 3),
+                "last_confirmed_at": now - timedelta(days=rng.random() < 0.25),
+            }
+        )
+        model._replace(row.id, unit_entry(row, (), (), (), rng.randint(0, 2), (), api.db.settings))
+    for query in queries:
+        everything = model.search(dataclasses.replace(query, limit=None), now)
+        got = model.search(query, now)
+        assert got is not None and everything is not None
+        assert answer(got) == answer(everything[: query.limit]), query

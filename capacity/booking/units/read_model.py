@@ -11,6 +11,11 @@ reconciled in full every CAPACITY_READ_MODEL_RECONCILE_SECONDS and at once after
 heard (the bus down and back, or its own backlog overflowing), so a missed event leaves it wrong for
 at most that period. While the bus is down, or before the first load, searches read the database.
 
+A search filters and ranks from memory with the SQL search's own rank (rank_key). Each kind's units are
+filed by the cell of the map they stand in, so a search near a point with a limit (an AMHP's) visits the
+nearest cells first and stops once no unit left to visit could enter its answer: its cost follows the
+units near the person, not the size of the country.
+
 A hold still locks and checks in the database, so this model can only be briefly optimistic (offer a
 place just taken), never overbook.
 """
@@ -35,6 +40,7 @@ from sqlalchemy import select
 from capacity.booking.eligibility import refuses_area, takes_age, takes_sex
 from capacity.booking.escalation.service import Escalation, escalation_of, read_escalations
 from capacity.booking.units.availability import (
+    EARTH_RADIUS_KM,
     UnitFigures,
     UnitSearch,
     figures,
@@ -57,6 +63,34 @@ BUS_POLL_SECONDS = 0.5
 RETRY_SECONDS = 1.0
 
 
+# The map's cells: squares of this many degrees of latitude and longitude (about 111 x 70 km in England).
+CELL_DEGREES = 1.0
+Cell = tuple[int, int]
+# A unit's answered distance is rounded to 0.1 km: one at least this much beyond a cell's floor is
+# answered as farther than any distance a little under the floor (with room for float error).
+ROUNDING_KM = 0.06
+
+
+def cell_of(lat: float, lon: float) -> Cell:
+    return math.floor(lat / CELL_DEGREES), math.floor(lon / CELL_DEGREES)
+
+
+def cell_floor_km(lat: float, cos_lat: float, lon: float, cell: Cell) -> float:
+    """No point of `cell` is nearer than this to the point (lat and lon in degrees, cos_lat its latitude's
+    cosine): the haversine of the least latitude and longitude gaps to the cell, with the least cosine of
+    a latitude in it; each term of the haversine is at least its term here. A cell more than 90 degrees of
+    longitude away (or across the antimeridian) gets 0, which is never wrong."""
+    lat_low, lon_low = cell[0] * CELL_DEGREES, cell[1] * CELL_DEGREES
+    lat_high, lon_high = lat_low + CELL_DEGREES, lon_low + CELL_DEGREES
+    dlat = max(lat_low - lat, 0.0, lat - lat_high)
+    dlon = max(lon_low - lon, 0.0, lon - lon_high)
+    if dlon > 90:
+        dlon = 0.0
+    least_cos = min(math.cos(math.radians(lat_low)), math.cos(math.radians(lat_high)))
+    h = math.sin(math.radians(dlat) / 2) ** 2 + cos_lat * least_cos * math.sin(math.radians(dlon) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, h)))
+
+
 @dataclass(frozen=True)
 class UnitEntry:
     """One active unit as the model holds it."""
@@ -71,6 +105,7 @@ class UnitEntry:
     stale_after: datetime  # its figures are stale from this instant on (is_stale)
     lat_radians: float
     cos_lat: float
+    cell: Cell
 
     def held(self, now: datetime) -> int:
         """Its holds still live at `now`: those expiring after it."""
@@ -97,6 +132,7 @@ def unit_entry(
         stale_after=row.last_confirmed_at + timedelta(minutes=settings.stale_minutes[row.kind]),
         lat_radians=latitude,
         cos_lat=math.cos(latitude),
+        cell=cell_of(row.lat, row.lon),
     )
 
 
@@ -107,7 +143,9 @@ class ReadModel:
         self.bus = bus
         self.loaded = False
         self.units: dict[str, UnitEntry] = {}
-        self.by_kind: dict[str, dict[str, UnitEntry]] = {}
+        # Each kind's units by the cell of the map they stand in, so a search near a point with a limit
+        # visits the nearest cells first and stops once no further unit can enter its answer.
+        self.cells: dict[str, dict[Cell, dict[str, UnitEntry]]] = {}
         self.areas: frozenset[str] = frozenset()
         self.providers: dict[str, Any] = {}
         self.heard = 0  # events received from the bus: tests wait on it
@@ -230,9 +268,9 @@ class ReadModel:
         # No await from here on: a search sees the model before this read or after it, never half of it.
         if unit_ids is None:
             self.units = entries
-            self.by_kind = {}
+            self.cells = {}
             for entry in entries.values():
-                self.by_kind.setdefault(entry.row.kind, {})[entry.row.id] = entry
+                self._file(entry)
         else:
             for unit_id in unit_ids:
                 self._replace(unit_id, entries.get(unit_id))  # absent: retired, or never a unit
@@ -245,11 +283,17 @@ class ReadModel:
 
     def _replace(self, unit_id: str, entry: UnitEntry | None) -> None:
         old = self.units.pop(unit_id, None)
-        if old is not None and (entry is None or entry.row.kind != old.row.kind):
-            self.by_kind[old.row.kind].pop(unit_id, None)
+        if old is not None:
+            cell = self.cells[old.row.kind][old.cell]
+            del cell[unit_id]
+            if not cell:
+                del self.cells[old.row.kind][old.cell]
         if entry is not None:
             self.units[unit_id] = entry
-            self.by_kind.setdefault(entry.row.kind, {})[unit_id] = entry
+            self._file(entry)
+
+    def _file(self, entry: UnitEntry) -> None:
+        self.cells.setdefault(entry.row.kind, {}).setdefault(entry.cell, {})[entry.row.id] = entry
 
     async def _listen(self, subscriber: BoundedSubscriber) -> None:
         async for raw in subscriber.iter_events():
@@ -300,36 +344,58 @@ class ReadModel:
         not ready, or the home area is not one it knows (new since its last load, or no area at all)."""
         if not self.ready or (search.home_area and search.home_area not in self.areas):
             return None
-        pools: Iterable[dict[str, UnitEntry]] = (
-            [self.by_kind.get(kind, {}) for kind in dict.fromkeys(search.kinds)] if search.kinds else [self.units]
-        )
+        kinds = dict.fromkeys(search.kinds) if search.kinds else self.cells.keys()
+        cells = [cell for kind in kinds for cell in self.cells.get(kind, {}).items()]
+        near, limit = search.near, search.limit
+        ranked: list[tuple[tuple[bool, float, str], UnitFigures]] = []
+        if not (near and limit):
+            for _, units in cells:
+                self._rank(units.values(), search, now, ranked)
+            return [found for _, found in sorted(ranked, key=itemgetter(0))[:limit]]
+        # Nearest cells first. Once `limit` fresh units are found and the next cell's floor is beyond the
+        # farthest of them, no unit yet to visit can enter the answer (stale ones rank after every fresh).
+        lat, lon = near
+        cos_lat = math.cos(math.radians(lat))
+        by_floor = sorted(((cell_floor_km(lat, cos_lat, lon, cell), units) for cell, units in cells), key=itemgetter(0))
+        nearest_fresh: list[float] = []  # the `limit` least fresh distances, negated (a max-heap)
+        for floor, units in by_floor:
+            if len(nearest_fresh) == limit and floor - ROUNDING_KM > -nearest_fresh[0]:
+                break
+            start = len(ranked)
+            self._rank(units.values(), search, now, ranked)
+            for (stale, distance, _), _found in ranked[start:]:
+                if not stale:
+                    heapq.heappush(nearest_fresh, -distance)
+                    if len(nearest_fresh) > limit:
+                        heapq.heappop(nearest_fresh)
+        return [found for _, found in heapq.nsmallest(limit, ranked, key=itemgetter(0))]
+
+    def _rank(
+        self,
+        entries: Iterable[UnitEntry],
+        search: UnitSearch,
+        now: datetime,
+        ranked: list[tuple[tuple[bool, float, str], UnitFigures]],
+    ) -> None:
+        """Add the entries the search takes to `ranked`, each with its figures at `now` and its rank key."""
         near = search.near
         if near:
             p1 = math.radians(near[0])
             cos_p1 = math.cos(p1)
-        # One pass: eligibility, live holds, then each unit's rank key; only the answer's units are sorted.
-        ranked: list[tuple[tuple[bool, float, str], UnitFigures]] = []
-        for pool in pools:
-            for entry in pool.values():
-                if not _takes(entry, search):
-                    continue
-                row = entry.row
-                found = UnitFigures(row, entry.held(now), entry.occupied, now > entry.stale_after)
-                if search.available_only and found.available == 0:
-                    continue
-                if near:
-                    found.distance_km = round(
-                        haversine_km(p1, cos_p1, near[1], entry.lat_radians, entry.cos_lat, row.lon), 1
-                    )
-                if search.home_area:
-                    found.out_of_area = is_out_of_area(search.home_area, entry.local_to)
-                ranked.append((rank_key(found.stale, found.distance_km, row.name), found))
-        first = (
-            heapq.nsmallest(search.limit, ranked, key=itemgetter(0))
-            if search.limit
-            else sorted(ranked, key=itemgetter(0))
-        )
-        return [found for _, found in first]
+        for entry in entries:
+            if not _takes(entry, search):
+                continue
+            row = entry.row
+            found = UnitFigures(row, entry.held(now), entry.occupied, now > entry.stale_after)
+            if search.available_only and found.available == 0:
+                continue
+            if near:
+                found.distance_km = round(
+                    haversine_km(p1, cos_p1, near[1], entry.lat_radians, entry.cos_lat, row.lon), 1
+                )
+            if search.home_area:
+                found.out_of_area = is_out_of_area(search.home_area, entry.local_to)
+            ranked.append((rank_key(found.stale, found.distance_km, row.name), found))
 
     async def escalations(self, provider_ids: Collection[str]) -> dict[str, Escalation]:
         """Each provider's escalation, from memory when the model has them all, else from the database."""
