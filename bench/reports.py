@@ -26,9 +26,9 @@ For each engine (--db sqlite, postgres or both) the script
          end, bed days, cost) in one statement on the bare driver; its figures are checked against the
          API's;
        - the API's floor: GET /api/me (HTTP, token, one user read), to tell fixed costs from the report's;
-then prints a table per engine: p50 and p99 via the API, the direct and bare-SQL p50s, the ratio API / SQL
-and whether the aims are met (every report within 50 ms p50; the out-of-area report at most 2 times its
-bare SQL).
+then prints a table per engine: p50 and p99 via the API, the direct and bare-SQL p50s and p99s, the ratio
+API / SQL, and MET / NOT MET per report and for the run: the aim is every report within 50 ms p50 through
+the API on every engine run (the out-of-area report's API / SQL ratio, once aimed at 2, is shown beside).
 
     .venv/bin/python bench/reports.py --db both \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/capacity_h6
@@ -78,10 +78,17 @@ from sqlalchemy import bindparam, event, func, insert, select, text, update  # n
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from capacity.auth.models import User  # noqa: E402
-from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.models import Episode, S136Detention
 from capacity.booking.holds.models import Conveyance, Hold
 from capacity.booking.placements.models import Placement
-from capacity.booking.units.models import Area, AreaLocalProvider, AvailabilityDeclaration, Provider, Unit, UnmetDemand
+from capacity.booking.units.models import (
+    Area,
+    AvailabilityDeclaration,
+    Provider,
+    Unit,
+    UnitLocalArea,
+    UnmetDemand,
+)
 from capacity.clock import Clock  # noqa: E402
 from capacity.codes import ACUTE_KINDS  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
@@ -117,6 +124,16 @@ class World:
     def __post_init__(self) -> None:
         for area_code, provider_id in self.links:
             self.local.setdefault(area_code, set()).add(provider_id)
+
+    def unit_local_areas(self) -> list[dict]:
+        """Every unit of a provider is local to the areas whose network the provider is in: what the import
+        decides out of area by (`unit_local_areas`)."""
+        return [
+            dict(unit_id=u["id"], area_code=a)
+            for u in self.units
+            for a, provider_id in self.links
+            if provider_id == u["provider_id"]
+        ]
 
 
 def make_world(n_areas: int, now: datetime) -> World:
@@ -246,6 +263,7 @@ def write_placements_csv(path: Path, world: World, rows: int, years: int, now: d
     span = int(timedelta(days=365 * years).total_seconds())
     latest = now - timedelta(hours=1)
     seen: set[tuple[str, str, datetime]] = set()
+    still_open: dict[str, int] = {}  # placements still open, per unit
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
         out = csv.writer(f)
@@ -286,6 +304,11 @@ def write_placements_csv(path: Path, world: World, rows: int, years: int, now: d
             if out_of_area and (kind in ACUTE_KINDS or rnd.random() < 0.3):
                 reason = rnd.choice(OAP_REASONS)
             still_there = ended >= latest
+            if still_there and still_open.get(unit["id"], 0) >= unit["open_places"]:
+                ended = started + (latest - started) / 2  # the unit is full: the import refuses an overbooking
+                still_there = False
+            if still_there:
+                still_open[unit["id"]] = still_open.get(unit["id"], 0) + 1
             out.writerow(
                 [
                     ref,
@@ -368,8 +391,8 @@ async def build(url: str, args, world: World, csv_path: Path, now: datetime) -> 
     try:
         await bulk(db, Area.__table__, world.areas)
         await bulk(db, Provider.__table__, world.providers)
-        await bulk(db, AreaLocalProvider.__table__, [dict(area_code=a, provider_id=p) for a, p in world.links])
         await bulk(db, Unit.__table__, world.units)
+        await bulk(db, UnitLocalArea.__table__, world.unit_local_areas())
         await bulk(
             db,
             User.__table__,
@@ -500,7 +523,7 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
                 departed_at=at_scene + timedelta(minutes=15),
                 arrived_at=p.started_at,
                 eta=None,
-                police_vehicle_reason="no ambulance available" if mode == "police_vehicle" else None,
+                police_vehicle_reason="no_ambulance_available" if mode == "police_vehicle" else None,
                 updated_at=p.started_at,
                 updated_by="bench",
             )
@@ -544,7 +567,7 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
     await db.write(link)
     del holds, conveyances
 
-    detentions = []
+    detentions, episodes = [], []
     ids = ordered_ids(now)
     for _ in range(int(120_000 * scale)):
         place = rnd.choices(("emergency_department", "police_station", "other"), (70, 10, 20))[0]
@@ -559,16 +582,30 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
         open_ = ended > now
         mode = rnd.choices(("ambulance", "police_vehicle", "other"), (60, 35, 5))[0]
         requested = detained - timedelta(minutes=rnd.randint(30, 180))
+        # Each detention is the one leg of its own episode, which keeps the clock (and shares its id).
+        detention_id, outcome = next(ids), None if open_ else rnd.choice(OUTCOMES)
+        episodes.append(
+            dict(
+                id=detention_id,
+                legal_basis="s136",
+                clock_started_at=detained,
+                deadline=deadline,
+                breached_at=deadline if (ended > deadline and deadline <= now) else None,
+                ended_at=None if open_ else ended,
+                outcome=outcome,
+                legs=1,
+            )
+        )
         detentions.append(
             dict(
-                id=next(ids),
+                id=detention_id,
+                detention_id=detention_id,
                 place_type=place,
                 place_name=None,
                 detained_at=detained,
-                deadline=deadline,
                 ended_at=None if open_ else ended,
-                outcome=None if open_ else rnd.choice(OUTCOMES),
-                breached_at=deadline if (ended > deadline and deadline <= now) else None,
+                outcome=outcome,
+                never_event_acknowledged=False,
                 police_station_criteria=(
                     [
                         "imminent_risk_of_serious_injury_or_death",
@@ -580,7 +617,7 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
                 ),
                 authorising_inspector="Insp. Bench" if place == "police_station" else None,
                 conveyance_mode=mode,
-                police_vehicle_reason="no ambulance available" if mode == "police_vehicle" else None,
+                police_vehicle_reason="no_ambulance_available" if mode == "police_vehicle" else None,
                 ambulance_requested_at=requested if mode == "ambulance" else None,
                 ambulance_at_scene_at=requested + timedelta(minutes=rnd.randint(5, 120))
                 if mode == "ambulance"
@@ -591,8 +628,9 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
             )
         )
     log(f"adding {len(detentions)} s136 detentions elsewhere")
+    await fast_bulk(db, Episode.__table__, episodes)
     await fast_bulk(db, S136Detention.__table__, detentions)
-    del detentions
+    del detentions, episodes
 
     unmet = [
         dict(
@@ -1024,11 +1062,11 @@ def print_results(args, results: list[EngineResult]) -> bool:
             api_p99 = api.p99 if api and api.values else float("nan")
             ratio = api_p50 / sql.p50 if sql.p50 else float("nan")
             bare_ratio = api_p50 / r.bare.p50 if name == "out_of_area" and r.bare.p50 else float("nan")
-            aims = [f"p50<={AIM_P50_MS:.0f}ms {'met' if api_p50 <= AIM_P50_MS else 'MISSED'}"]
+            # The aim is the p50 through the API (NaN, with --skip-api, meets nothing); the ratio is shown.
             met = api_p50 <= AIM_P50_MS
+            aims = [f"p50<={AIM_P50_MS:.0f}ms {'MET' if met else 'NOT MET'}"]
             if name == "out_of_area":
-                aims.append(f"api/sql<={AIM_RATIO:.0f} {'met' if ratio <= AIM_RATIO else 'MISSED'}")
-                met = met and ratio <= AIM_RATIO
+                aims.append(f"(api/sql<={AIM_RATIO:.0f} {'met' if ratio <= AIM_RATIO else 'missed'})")
             all_met = all_met and met
             print(
                 f"{name:<12} {api_p50:>8.1f} {api_p99:>8.1f} {direct.p50:>10.1f} {sql.p50:>8.1f} {sql.p99:>8.1f} "
@@ -1042,7 +1080,11 @@ def print_results(args, results: list[EngineResult]) -> bool:
         "statements replayed on the bare driver in one read transaction; api/bare: against the hand-written "
         "one-statement aggregate. Times in ms."
     )
-    print("aims " + ("met" if all_met else "NOT all met"))
+    engines = " and ".join(r.engine for r in results)
+    print(
+        f"aim, every report for one area and month <= {AIM_P50_MS:.0f} ms p50 via the API on {engines}: "
+        + ("MET" if all_met else "NOT MET")
+    )
     return all_met
 
 
