@@ -1,7 +1,7 @@
 """The AMHP page in a real Chromium: a search that finds nothing free for a 15-year-old shows the crisis
 alternatives open now for their age and home area, nearest first; a search that finds a place shows none.
-The admin page adds and changes them, with their opening hours day by day; a mistyped time is named by its
-field and nothing is saved."""
+The admin page adds, changes and retires them, with their opening hours day by day; a mistyped time is named
+by its field and nothing is saved."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ def test_an_admin_adds_an_alternative_with_hours_and_the_amhp_is_offered_it_whil
     admin = Page(browser, server, "admin", width=390)
     page = admin.page
     page.get_by_role("navigation", name="Administration").get_by_role("link", name="Crisis alternatives").click()
+    expect(page.locator("#areas-count")).to_contain_text(" areas")  # read: the form ticks areas from them
     page.get_by_role("button", name="Add an alternative").click()
     form = page.locator("form[data-form=alternatives]")
     page.fill("#alternatives-f-name", NEW)
@@ -111,4 +112,12 @@ def test_an_admin_adds_an_alternative_with_hours_and_the_amhp_is_offered_it_whil
     search(amhp.page, "15")
     expect(amhp.page.locator("section.alternatives")).to_be_visible()
     expect(offered.filter(has_text=NEW)).to_have_count(0)
+
+    # Retiring it asks first; then it is listed as retired.
+    item.get_by_role("button", name=f"Retire {NEW}").click()
+    confirm = item.get_by_role("group", name=f"Confirm: retire {NEW}")
+    expect(confirm).to_contain_text("It will no longer be offered to AMHPs")
+    confirm.get_by_role("button", name=f"Yes, retire {NEW}").click()
+    expect(item).to_contain_text("retired")
+    assert not next(a for a in admin_alternatives(server) if a["name"] == NEW)["active"]
     assert admin.script_errors() == [] and amhp.errors == []
