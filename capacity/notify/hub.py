@@ -5,11 +5,11 @@ instances) and, for each event, asks the scope module (`capacity.auth.scope`, th
 once per audience: the sockets whose callers share a role, provider and areas. The frame's body is
 encoded once for all who hear it; each socket's frames are that body with its own `seq` spliced in
 front. The hub never waits for a socket: it appends the body to the socket's bounded outbox, and the
-socket's own connection task writes its outbox in order, so a slow client delays only itself.
+socket's own writer writes its outbox in order, so a slow client delays only itself.
 
-Each socket has its connection task (the writer) and one reader of its messages; everything else that
-ends a socket (too far behind, token revoked, bus lost, shutdown) marks its stream `closing` and
-wakes the writer, which closes with that code. Every few seconds the hub also re-checks the tokens of
+Each socket has its connection task, which reads the client's messages, and one writer task; whatever
+ends a socket (too far behind, token revoked, bus lost, shutdown, a message too big) marks its stream
+`closing` and wakes the writer, which closes with that code. Every few seconds the hub also re-checks the tokens of
 all its sockets at once (one denylist look-up and one users query).
 """
 
@@ -96,7 +96,7 @@ class Stream:
         self.seq = 0
         self.max_backlog = max_backlog
         self.outbox: deque[str] = deque()
-        self.wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the writer's, while it waits for frames
         # (code, reason) to close with, or (None, "") when the client has gone; set once.
         self.closing: tuple[int | None, str] | None = None
 
@@ -108,7 +108,11 @@ class Stream:
             self.close(*TOO_SLOW)
             return
         self.outbox.append(frame_body)
-        self.wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def reply(self, type_: str, data: dict[str, Any], at: datetime | None = None) -> None:
         self.push(body(type_, (at or self.socket.app.state.db.clock.now()).isoformat(), data))
@@ -116,19 +120,26 @@ class Stream:
     def close(self, code: int | None, reason: str = "") -> None:
         if self.closing is None:
             self.closing = (code, reason)
-            self.wake.set()
+            self._wake()
 
-    async def write(self) -> tuple[int | None, str]:
-        """Write the outbox in order, numbering each frame, until the stream is closing; returns why."""
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            outbox = self.outbox
-            while outbox and self.closing is None:
-                self.seq += 1
-                await self.socket.send_text(f'{{"seq":{self.seq},{outbox.popleft()}')
-            if self.closing is not None:
-                return self.closing
+    async def write(self) -> None:
+        """The socket's writer: its outbox in order, each frame numbered, until the stream is closing;
+        then the close frame with its code (none when the client has gone).
+
+        A task of its own, not the connection's task: waking it resumes two frames, not the whole
+        middleware stack the connection's task runs in (measured by bench/fanout.py)."""
+        loop = asyncio.get_running_loop()
+        outbox = self.outbox
+        while self.closing is None:
+            if not outbox:
+                self._waiter = loop.create_future()
+                await self._waiter
+                continue
+            self.seq += 1
+            await self.socket.send_text(f'{{"seq":{self.seq},{outbox.popleft()}')
+        code, reason = self.closing
+        if code is not None:
+            await self.socket.close(code=code, reason=reason)
 
 
 class Hub:

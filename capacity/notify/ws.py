@@ -7,8 +7,8 @@ narrow its stream with `{"action": "subscribe", "areas": [...], "providers": [..
 get a `pong`. Every frame is `{"seq", "type", "at", "data"}` with `seq` counting 1, 2, 3... per
 connection without gaps. No database session lives as long as the socket.
 
-Events reach the socket through this instance's hub (`capacity.notify.hub`): this handler writes the
-socket's frames as the hub queues them, and one reader task answers the client's messages. A message
+Events reach the socket through this instance's hub (`capacity.notify.hub`): this handler answers the
+client's messages, and one writer task writes the frames the hub and the answers queue. A message
 over 64 KB closes the socket with 1009; a token revoked, expired, or whose user was deactivated or
 given another role, provider or areas, closes its socket with 4401 (the hub re-checks every few seconds).
 """
@@ -159,15 +159,14 @@ async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
         {"username": actor.username, "role": actor.role, "resync": "GET /api/units is the snapshot after a reconnect"},
     )
     hub.add(stream)  # from now on the hub queues this socket's events, after the hello
-    reader = asyncio.create_task(listen(stream))
+    writer = asyncio.create_task(stream.write())
     try:
-        code, reason = await stream.write()
-        if code is not None:
-            await socket.close(code=code, reason=reason)
+        await listen(stream)  # until the client goes, or is closed by the writer (which ends the reading)
+        await writer
     except (WebSocketDisconnect, OSError):  # the client went while a frame was being written
         pass
     finally:
         hub.discard(stream)
-        reader.cancel()
+        writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
-            await reader
+            await writer
