@@ -66,6 +66,7 @@ MODULE_KINDS = {
     "test_reports": "integration",
     "test_roles": "integration",
     "test_schema_ui": "browser",  # /schema with every request elsewhere aborted
+    "test_task_pages": "browser",  # detentions, direct admission, conveyance, confirmations, London times
     "test_security": "integration",
     "test_snapshot": "integration",
     "test_sso": "browser",  # a real OpenID provider (Node.js) and Chromium

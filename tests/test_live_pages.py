@@ -139,6 +139,7 @@ def test_the_amhp_is_told_a_hold_was_declined_and_why_until_they_dismiss_it(serv
     # The AMHP's own release is said the same way; both stay while other updates arrive.
     card = page.locator(f"article[data-hold='{released['id']}']")
     card.get_by_role("button", name=f"Release the hold for RELEASE-ME at {SUITE}").click()
+    card.get_by_role("button", name="Yes, release the hold").click()
     playwright.expect(messages.filter(has_text="RELEASE-ME")).to_have_text(
         re.compile(rf"The hold for RELEASE-ME at {re.escape(SUITE)} was released\.")
     )

@@ -75,7 +75,7 @@ def test_amhp_searches_holds_conveys_and_records_arrival(server: str, browser) -
     playwright.expect(card.locator(".countdown")).not_to_have_text(first, timeout=5000)  # it counts down live
 
     card.locator("select[id^=c-mode]").select_option("ambulance")
-    card.locator("input[id^=c-requested_at]").fill(NOW.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M"))
+    card.locator("input[id^=c-requested_at]").fill(NOW.astimezone(LONDON).strftime("%d %b %Y, %H:%M"))
     card.get_by_role("button", name="Save conveyance").click()
     card.get_by_text("Ambulance response").wait_for()
     amhp.shot("amhp")
@@ -105,6 +105,8 @@ def test_a_hold_placed_elsewhere_appears_on_the_board_without_reload(server: str
     assert "ELSEWHERE-1" in row.inner_text()
     manager.page.wait_for_selector(f"tr[data-unit='{suite}'] [data-field=available]:has-text('3 free')")
     row.get_by_role("button", name="Decline").click()
+    row.get_by_label("Reason for declining").select_option("staffing")
+    row.get_by_role("button", name="Yes, decline the hold").click()
     row.wait_for(state="detached")
     manager.shot("bed-manager-tablet")
     assert manager.errors == []

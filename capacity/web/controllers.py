@@ -25,7 +25,7 @@ PAGES = {
     "amhp": ("/amhp", "AMHP"),
     "commissioner": ("/commissioner", "Commissioner"),
     "admin": ("/admin", "Admin"),
-    "conveyance": ("/amhp", "Conveyance"),
+    "conveyance": ("/conveyance", "Conveyance"),
 }
 
 
@@ -141,6 +141,10 @@ class WebController(Controller):
     @get("/amhp")
     async def amhp(self) -> Template:
         return Template("amhp.html", context={"title": "Find a place"})
+
+    @get("/conveyance")
+    async def conveyance(self) -> Template:
+        return Template("conveyance.html", context={"title": "Conveyance"})
 
     @get("/commissioner")
     async def commissioner(self) -> Template:

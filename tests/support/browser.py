@@ -100,7 +100,8 @@ def running_server(url: str, port: int | None = None, **settings: str) -> Iterat
         env=env,
     )
     try:
-        wait_until_answering(f"{base}/health", process, "the server")
+        # A minute: on a loaded machine (2 cores, several test runs) starting the app alone takes 15 s.
+        wait_until_answering(f"{base}/health", process, "the server", seconds=60)
         yield base
     finally:
         process.terminate()
@@ -139,11 +140,20 @@ def browser() -> Iterator:
 class Page:
     """A page in a fresh browser context (UK locale, its clock started at NOW) that records every
     JavaScript error it sees and the type of every live event it is sent; logged in as `username`
-    unless that is None."""
+    unless that is None. `locale` and `timezone_id` try a browser set up elsewhere."""
 
-    def __init__(self, browser, base: str, username: str | None, width: int = 1280, password: str = "demo") -> None:
+    def __init__(
+        self,
+        browser,
+        base: str,
+        username: str | None,
+        width: int = 1280,
+        password: str = "demo",
+        locale: str = "en-GB",
+        timezone_id: str = "Europe/London",
+    ) -> None:
         self.context = browser.new_context(
-            viewport={"width": width, "height": 900}, locale="en-GB", timezone_id="Europe/London"
+            viewport={"width": width, "height": 900}, locale=locale, timezone_id=timezone_id
         )
         self.page = self.context.new_page()
         self.page.clock.install(time=NOW)  # then it runs at the real rate, as the server's does
@@ -182,7 +192,8 @@ class Page:
 
 
 def token(base: str, username: str, password: str = "demo") -> dict[str, str]:
-    response = httpx.post(f"{base}/api/auth/token", json={"username": username, "password": password})
+    # A login checks a password hash: slow on a loaded machine, hence more than httpx's 5 s.
+    response = httpx.post(f"{base}/api/auth/token", json={"username": username, "password": password}, timeout=60)
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 

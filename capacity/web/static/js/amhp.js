@@ -2,17 +2,16 @@
 // eligibility and location that also says why a unit is not eligible, holds with countdowns, extend and
 // release, conveyance, arrival, and s136 clocks with their warnings. Drawn with Preact (view.js): a live
 // event patches the rows it changes; the Hold form, what is typed in it and its focus stay.
-import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, serverNow, showBanner, whoAmI } from "./common.js";
-import { Countdown, Field, Fragment, html, invalid, Messages, mount, NO_PROBLEM, plural, useProblem, useState } from "./view.js";
+import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, readLondonFields, showBanner, whoAmI } from "./common.js";
+import { Confirm, Countdown, DateTimeField, Field, Fragment, html, invalid, Messages, mount, NO_PROBLEM, options, plural, useProblem, useState } from "./view.js";
 import { Alternatives, findAlternatives, nothingFree } from "./alternatives.js";
+import { ConveyancePanel, ENDED, liveHolds, sameInstant } from "./holds.js";
+import { clockClass, detentionName, DetentionsSection, ExtensionForm, liveDetentions } from "./detentions.js";
 import { escalations, OpelBadge } from "./escalation.js";
 
-const TIMES = [["requested_at", "Requested"], ["dispatched_at", "Dispatched"], ["at_scene_at", "At scene"],
-  ["departed_at", "Departed"], ["arrived_at", "Arrived"], ["eta", "ETA"]];
 const app = document.getElementById("app");
 const codes = await loadCodes();
 const withCode = (c) => `${c.code} ${c.label}`;
-const options = (list, text = (c) => c.label) => list.map((c) => html`<option key=${c.code} value=${c.code}>${text(c)}</option>`);
 
 // The page's data. `holdFor` is the unit whose Hold form is open; `draft` what is typed in it, kept
 // here so that it outlives the row (a new search without the unit) until the hold is made or cancelled:
@@ -22,14 +21,6 @@ const state = {
   holdFor: null, draft: null, announcement: "", messages: [],
 };
 let redraw = () => {};
-
-// datetime-local inputs speak the browser's local time; the API speaks UTC ISO 8601.
-const toLocalInput = (iso) => {
-  if (!iso) return "";
-  const d = new Date(iso);
-  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-};
-const fromLocalInput = (value) => (value ? new Date(value).toISOString() : undefined);
 
 // --- what happened, in words --------------------------------------------------------------------------
 
@@ -158,6 +149,7 @@ function openHoldForm(unit) {
     state.draft = {
       ref: kept.ref ?? "", age: kept.age ?? (q.age ?? ""), sex: kept.sex ?? (q.sex || codes.person_sexes[0].code),
       ethnicity: kept.ethnicity ?? "", purpose: codes.find("kinds", unit.kind)?.purpose ?? codes.purposes[0].code,
+      detention_id: kept.detention_id ?? "",
       key: crypto.randomUUID(),  // a retried click never makes a second hold
     };
     state.holdFor = unit.id;
@@ -176,17 +168,25 @@ function HoldForm({ unit }) {
   const [problem, setProblem] = useProblem();
   const [busy, setBusy] = useState(false);
   const set = (name) => (event) => { d[name] = event.currentTarget.value; };
+  // The hold continues an open detention (its clock): the person is the detention's.
+  const pickDetention = (event) => {
+    d.detention_id = event.currentTarget.value;
+    const x = detentions.items.find((item) => item.detention_id === d.detention_id);
+    if (x) Object.assign(d, { ref: x.person.ref, age: x.person.age, sex: x.person.sex, purpose: "s136" });
+    redraw();
+  };
   const submit = async (event) => {
     event.preventDefault();
     if (busy) return;
     setProblem(NO_PROBLEM);
     setBusy(true);
     announce("");  // an earlier success must not read as this one's
-    const person = { ref: d.ref.trim(), age: Number(d.age), sex: d.sex, home_area: state.query.home_area };
+    const continued = detentions.items.find((x) => x.detention_id === d.detention_id);
+    const person = { ref: d.ref.trim(), age: Number(d.age), sex: d.sex, home_area: continued?.person.home_area ?? state.query.home_area };
     if (d.ethnicity) person.ethnicity = d.ethnicity;
     try {
       const response = await api("/api/holds", { method: "POST", headers: { "Idempotency-Key": d.key },
-        body: { unit_id: unit.id, purpose: d.purpose, person } });
+        body: { unit_id: unit.id, purpose: d.purpose, person, ...(continued ? { detention_id: continued.detention_id } : {}) } });
       closeHoldForm();
       showBanner("");
       announce(`Held a place for ${response.person.ref} at ${unit.name} until ${londonTime(response.expires_at)}.`);
@@ -211,6 +211,10 @@ function HoldForm({ unit }) {
         <select id="h-sex" value=${d.sex} onChange=${set("sex")} ...${invalid("h-sex", f["person.sex"])}>${options(codes.person_sexes)}</select><//>
       <${Field} id="h-eth" label="Ethnic category" error=${f["person.ethnicity"]}>
         <select id="h-eth" value=${d.ethnicity} onChange=${set("ethnicity")}><option value="">not recorded</option>${options(codes.ethnicities, withCode)}</select><//>
+      ${detentions.items.length ? html`<${Field} id="h-detention" label="Continues a detention" error=${f.detention_id}>
+        <select id="h-detention" value=${d.detention_id} onChange=${pickDetention} ...${invalid("h-detention", f.detention_id)}>
+          <option value="">none: a new place of safety</option>
+          ${detentions.items.map((x) => html`<option key=${x.id} value=${x.detention_id}>${detentionName(x, codes)}</option>`)}</select><//>` : null}
       <${Field} id="h-purpose" label="Purpose" error=${f.purpose}>
         <select id="h-purpose" value=${d.purpose} onChange=${set("purpose")}>${options(codes.purposes)}</select><//>
     </div>
@@ -237,58 +241,6 @@ function ResultRow({ unit }) {
 
 // --- holds ---------------------------------------------------------------------------------------------
 
-const CONVEYANCE_LABELS = { mode: "Mode", police_vehicle_reason: "Police vehicle reason", police_vehicle_note: "Police vehicle note",
-  ...Object.fromEntries(TIMES) };
-
-function ConveyancePanel({ hold }) {
-  const c = hold.conveyance || {};
-  // What is typed, over what the hold has: a live update of the hold does not undo it.
-  const [draft, setDraft] = useState({});
-  const [problem, setProblem] = useProblem();
-  const shown = {
-    mode: c.mode || codes.conveyance_modes[0].code, police_vehicle_reason: c.police_vehicle_reason || "",
-    police_vehicle_note: c.police_vehicle_note || "", ...Object.fromEntries(TIMES.map(([name]) => [name, toLocalInput(c[name])])), ...draft,
-  };
-  const set = (name) => (event) => setDraft({ ...draft, [name]: event.currentTarget.value });
-  const submit = async (event) => {
-    event.preventDefault();
-    setProblem(NO_PROBLEM);
-    const body = { mode: shown.mode };
-    if (shown.police_vehicle_reason) body.police_vehicle_reason = shown.police_vehicle_reason;
-    if (shown.police_vehicle_note.trim()) body.police_vehicle_note = shown.police_vehicle_note.trim();
-    for (const [name] of TIMES) if (shown[name]) body[name] = fromLocalInput(shown[name]);
-    ownConveyance.add(hold.id);  // its conveyance.updated event is then this answer's echo
-    try {
-      const saved = await api(`/api/holds/${hold.id}/conveyance`, { method: "PUT", body });
-      setDraft({});
-      holds.set(holds.items.map((h) => (h.id === hold.id ? { ...h, conveyance: saved } : h)));
-    } catch (e) {
-      ownConveyance.delete(hold.id);
-      setProblem(problemInWords(e, { labels: CONVEYANCE_LABELS }));
-    }
-  };
-  const f = problem.fields;
-  const id = (name) => `c-${name}-${hold.id}`;
-  return html`<form class="card" aria-label=${`Conveyance for ${hold.person.ref}`} onSubmit=${submit}><h4>Conveyance</h4>
-    <div class="grid">
-      <${Field} id=${id("mode")} label="Mode" error=${f.mode}>
-        <select id=${id("mode")} value=${shown.mode} onChange=${set("mode")}>${options(codes.conveyance_modes)}</select><//>
-      <${Field} id=${id("reason")} label="Police vehicle reason" error=${f.police_vehicle_reason}>
-        <select id=${id("reason")} value=${shown.police_vehicle_reason} onChange=${set("police_vehicle_reason")}
-          ...${invalid(id("reason"), f.police_vehicle_reason)}>
-          <option value="">not a police vehicle</option>${options(codes.police_vehicle_reasons)}</select><//>
-      <${Field} id=${id("note")} label="Police vehicle note" error=${f.police_vehicle_note}>
-        <input id=${id("note")} placeholder="note (optional)" maxlength="280" value=${shown.police_vehicle_note} onInput=${set("police_vehicle_note")} /><//>
-      ${TIMES.map(([name, text]) => html`<${Field} key=${name} id=${id(name)} label=${text} error=${f[name]}>
-        <input id=${id(name)} type="datetime-local" value=${shown[name]} onInput=${set(name)} ...${invalid(id(name), f[name])} /><//>`)}
-    </div>
-    ${c.ambulance_response_minutes != null ? html`<p class=${c.within_standard === false ? "warning" : "muted"}>
-      Ambulance response ${c.ambulance_response_minutes} min (standard ${c.ambulance_standard_minutes})</p>` : null}
-    ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
-    <button type="submit" aria-label=${`Save conveyance for ${hold.person.ref}`}>Save conveyance</button>
-  </form>`;
-}
-
 const EXTEND_LABELS = { minutes: "Minutes", reason: "Reason" };
 const ARRIVE_LABELS = { s136_clock_started_at: "s136 clock started", oap_reason: "Out-of-area reason", arrived_at: "Arrived" };
 
@@ -296,7 +248,9 @@ function HoldCard({ hold }) {
   const [minutes, setMinutes] = useState("30");
   const [why, setWhy] = useState("");
   const [clockStart, setClockStart] = useState("");
+  const [arrivedAt, setArrivedAt] = useState("");
   const [oap, setOap] = useState("");
+  const [releasing, setReleasing] = useState(false);
   const [problem, setProblem] = useProblem();
   // The answer says what became of the hold (extend, release) or the placement it became (arrive).
   const act = async (path, body, labels = {}) => {
@@ -330,70 +284,42 @@ function HoldCard({ hold }) {
           ...${invalid(id("x-why"), f.reason)} /><//>
       <button type="button" aria-label=${`Extend the hold for ${hold.person.ref} at ${where}`}
         onClick=${() => act("extend", { minutes: Number(minutes), reason: why }, EXTEND_LABELS)}>Extend</button>
-      <button type="button" class="danger" aria-label=${`Release the hold for ${hold.person.ref} at ${where}`} onClick=${() => act("release")}>Release</button>
+      <button type="button" class="danger" aria-label=${`Release the hold for ${hold.person.ref} at ${where}`} aria-expanded=${releasing}
+        onClick=${() => setReleasing(true)}>Release</button>
     </div>
+    ${releasing ? html`<${Confirm} id=${id("release")} question=${`Release the hold for ${hold.person.ref} at ${where}? The place is freed for others.`}
+      action="Yes, release the hold" onConfirm=${() => act("release")} onCancel=${() => setReleasing(false)} />` : null}
     <div class="row-actions">
-      ${hold.purpose === "s136" ? html`<${Field} id=${id("a-clock")} label="s136 clock started (if earlier)" error=${f.s136_clock_started_at}>
-        <input id=${id("a-clock")} type="datetime-local" value=${clockStart} onInput=${(e) => setClockStart(e.currentTarget.value)}
-          ...${invalid(id("a-clock"), f.s136_clock_started_at)} /><//>` : null}
+      ${hold.purpose === "s136" ? html`<${DateTimeField} id=${id("a-clock")} label="s136 clock started (if earlier)"
+        error=${f.s136_clock_started_at} value=${clockStart} onInput=${setClockStart} />` : null}
+      <${DateTimeField} id=${id("a-at")} label="Arrived at (if earlier)" error=${f.arrived_at} value=${arrivedAt} onInput=${setArrivedAt} />
       <${Field} id=${id("a-oap")} label="Out-of-area reason" error=${f.oap_reason}>
         <select id=${id("a-oap")} value=${oap} onChange=${(e) => setOap(e.currentTarget.value)} ...${invalid(id("a-oap"), f.oap_reason)}>
           <option value="">not out of area</option>${options(codes.oap_reasons, withCode)}</select><//>
       <button type="button" aria-label=${`Arrived: ${hold.person.ref} at ${where}`} onClick=${() => {
-        const body = {};
-        if (clockStart) body.s136_clock_started_at = fromLocalInput(clockStart);
-        if (oap) body.oap_reason = oap;
-        act("arrive", body, ARRIVE_LABELS);
+        const times = readLondonFields({ s136_clock_started_at: clockStart, arrived_at: arrivedAt }, ARRIVE_LABELS);
+        if (Object.keys(times.fields).length) return setProblem({ fields: times.fields, general: "" });
+        act("arrive", oap ? { ...times.values, oap_reason: oap } : times.values, ARRIVE_LABELS);
       }}>Arrived</button>
     </div>
     ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
-    <${ConveyancePanel} hold=${hold} />
+    <${ConveyancePanel} hold=${hold} holds=${holds} codes=${codes} />
   </article>`;
 }
 
 function ClockRow({ p }) {
-  const ms = new Date(p.s136_deadline).getTime() - serverNow();
-  const cls = ms < 30 * 60000 ? "badge bad" : ms < 2 * 3600000 ? "badge" : "badge ok";
+  const [extending, setExtending] = useState(false);
+  const done = (answer) => {
+    setExtending(false);
+    placements.set(placements.items.map((q) => (q.id === p.id ? answer : q)));
+  };
   return html`<tr data-placement=${p.id}><td>${p.person.ref}</td><td>${londonTime(p.s136_clock_started_at)}</td>
-    <td><span class=${cls}><${Countdown} iso=${p.s136_deadline} /></span></td>
-    <td>${p.s136_extension_hours ? `+${p.s136_extension_hours} h (${p.s136_extension_authorised_by})` : "—"}</td></tr>`;
-}
-
-async function readHolds() {
-  const names = new Map([...state.results, ...state.ineligible.map((i) => i.unit)].map((u) => [u.id, u.name]));
-  for (const h of holds.items) if (h.unit_name) names.set(h.unit_id, h.unit_name);
-  const found = (await api("/api/holds?status=held")).map((h) => ({ ...h, unit_name: names.get(h.unit_id) }));
-  for (const hold of found.filter((h) => !h.unit_name)) hold.unit_name = (await api(`/api/units/${hold.unit_id}`)).name;
-  return found;
-}
-
-const ENDED = new Set(["hold.released", "hold.declined", "hold.expired", "hold.arrived"]);
-const sameInstant = (a, b) => (a ? new Date(a).getTime() : null) === (b ? new Date(b).getTime() : null);
-const ownConveyance = new Set();  // holds whose conveyance this page is saving
-
-// One hold event or conveyance update applied to the live holds. A hold the page has not seen is shown
-// from the event and re-read (coalesced) for what the event lacks: its conveyance and extensions.
-function applyHold(items, frame) {
-  const d = frame.data;
-  const known = items.find((h) => h.id === d.hold_id);
-  if (ENDED.has(frame.type)) return known ? items.filter((h) => h.id !== d.hold_id) : items;
-  const patch = (changes) => items.map((h) => (h.id === d.hold_id ? { ...h, ...changes } : h));
-  if (frame.type === "conveyance.updated") {
-    if (!known) return items;
-    const fields = { mode: d.mode, eta: d.eta, requested_at: d.requested_at, at_scene_at: d.at_scene_at, arrived_at: d.arrived_at,
-      ambulance_response_minutes: d.ambulance_response_minutes, ambulance_standard_minutes: d.ambulance_standard_minutes };
-    // Someone else's update: the event lacks the other times and the police vehicle reason.
-    const echo = ownConveyance.delete(d.hold_id);
-    return patch({ expires_at: d.hold_expires_at, conveyance: { ...known.conveyance, ...fields }, partial: known.partial || !echo });
-  }
-  if (d.status !== "held") return items;
-  if (!known) {
-    return [{ id: d.hold_id, unit_id: d.unit_id, status: d.status, purpose: d.purpose, expires_at: d.expires_at, person: d.person,
-      risk_flags: [], extensions: 0, conveyance: null, unit_name: unitName(d.unit_id), partial: true }, ...items];
-  }
-  // An extension by hand counts in `extensions`, which the event lacks; one for the conveyance ETA does not.
-  const counted = frame.type === "hold.extended" && d.reason !== "conveyance eta" && !sameInstant(known.expires_at, d.expires_at);
-  return patch({ expires_at: d.expires_at, partial: known.partial || counted });
+    <td><span class=${clockClass(p.s136_deadline)}><${Countdown} iso=${p.s136_deadline} /></span></td>
+    <td>${p.s136_extension_hours ? `+${p.s136_extension_hours} h (${p.s136_extension_authorised_by})`
+      : extending ? html`<${ExtensionForm} id=${`px-${p.id}`} path=${`/api/placements/${p.id}/s136-extension`} who=${p.person.ref}
+          atPoliceStation=${false} codes=${codes} onDone=${done} onCancel=${() => setExtending(false)} />`
+      : html`<button type="button" class="secondary" aria-label=${`Extend the detention of ${p.person.ref}`}
+          onClick=${() => setExtending(true)}>Extend</button>`}</td></tr>`;
 }
 
 // Placement and s136 events applied to the s136 clocks: the events lack when the clock started and any
@@ -410,7 +336,11 @@ function applyPlacement(items, frame) {
   return items.map((p) => (p.id === d.placement_id ? { ...p, s136_deadline: d.s136_deadline, partial: p.partial || extended } : p));
 }
 
-const holds = liveList({ read: readHolds, apply: applyHold, onChange: () => redraw() });
+const detentions = liveDetentions({ onChange: () => redraw() });
+const holds = liveHolds({
+  names: () => new Map([...state.results, ...state.ineligible.map((i) => i.unit)].map((u) => [u.id, u.name])),
+  onChange: () => redraw(),
+});
 const placements = liveList({
   read: async () => (await api("/api/placements?active=true")).filter((p) => p.s136_deadline),
   apply: applyPlacement,
@@ -444,7 +374,9 @@ function App() {
       ${placements.items.length ? html`<${Table} headers=${["Person", "Clock started", "Time left", "Extension"]}>
           ${placements.items.map((p) => html`<${ClockRow} key=${p.id} p=${p} />`)}<//>`
         : html`<p class="empty">No one is detained under s136 in your areas.</p>`}
-    </section>`;
+    </section>
+    <${DetentionsSection} codes=${codes} areas=${state.me.areas.map((c) => state.areas.get(c)).filter(Boolean)} detentions=${detentions}
+      announce=${announce} />`;
 }
 
 function onEvent(frame) {
@@ -463,6 +395,7 @@ function onEvent(frame) {
     if (frame.type === "s136.warning") showBanner(`s136 deadline for ${d.person.ref} in ${plural(Math.round(d.minutes_left), "minute")}`);
     if (frame.type === "s136.breach") showBanner(`s136 deadline passed for ${d.person.ref}`);
     placements.event(frame);
+    detentions.event(frame);
   }
 }
 
@@ -472,6 +405,6 @@ const home = state.me.areas[0] || [...state.areas.keys()][0];
 state.me.areas = state.me.areas.length ? state.me.areas : [...state.areas.keys()];
 state.query = { kind: "", age: null, sex: "", home_area: home, near_area: home, coords: "", available_only: false };
 redraw = mount(app, App);
-const resync = async () => { await search(); await Promise.all([holds.refresh(), placements.refresh()]); };
+const resync = async () => { await search(); await Promise.all([holds.refresh(), placements.refresh(), detentions.refresh()]); };
 window.addEventListener("capacity:online", () => { resync().catch(() => {}); });
 connectEvents({ onEvent, resync });

@@ -2,17 +2,16 @@
 // discharges. Everything re-reads from the API after a reconnect; events patch the board in between,
 // from their own data: only a new hold, whose risk flags the event lacks, is re-read (coalesced). Drawn
 // with Preact (view.js): a figure being typed, its focus and a pending Save survive every live update.
-import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, showBanner, whoAmI } from "./common.js";
-import { Countdown, html, invalid, mount, NO_PROBLEM, plural, useEffect, useProblem, useState } from "./view.js";
+import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, readLondonFields, showBanner, whoAmI } from "./common.js";
+import { Confirm, Countdown, DateTimeField, Field, html, invalid, mount, NO_PROBLEM, options, plural, useEffect, useProblem, useState } from "./view.js";
 import { EscalationPanel, escalations } from "./escalation.js";
 
 const codes = await loadCodes();
 const app = document.getElementById("app");
 // `fresh`: holds that arrived while the board was open (id -> when), highlighted for NEW_MS.
-const state = { me: null, units: new Map(), announcement: "", fresh: new Map() };
+const state = { me: null, units: new Map(), areas: [], announcement: "", fresh: new Map() };
 const NEW_MS = 2 * 60 * 1000;
 let redraw = () => {};
-const options = (list, text = (c) => c.label) => list.map((c) => html`<option key=${c.code} value=${c.code}>${text(c)}</option>`);
 
 function mine(unit) {
   return state.me.role === "admin" || unit.provider_id === state.me.provider_id;
@@ -150,7 +149,7 @@ function said(problem) {
 
 function HoldRow({ hold }) {
   const unit = state.units.get(hold.unit_id);
-  const [reason, setReason] = useState(codes.decline_reasons[0].code);
+  const [declining, setDeclining] = useState(false);
   const [oap, setOap] = useState("");
   const [problem, setProblem] = useProblem();
   const since = state.fresh.get(hold.id);
@@ -184,24 +183,34 @@ function HoldRow({ hold }) {
       <select aria-label=${`Out-of-area reason for ${who} (if asked)`} value=${oap} onChange=${(e) => setOap(e.currentTarget.value)}>
         <option value="">no OAP reason</option>${options(codes.oap_reasons, (c) => `${c.code} ${c.label}`)}</select>
       <button type="button" aria-label=${`Arrived: ${who}`} onClick=${() => act("arrive", oap ? { oap_reason: oap } : {}, `Arrival recorded: ${who}`)}>Arrived</button>
-      <select aria-label=${`Decline reason for ${who}`} value=${reason} onChange=${(e) => setReason(e.currentTarget.value)}>${options(codes.decline_reasons)}</select>
-      <button type="button" class="danger" aria-label=${`Decline the hold for ${who}`} onClick=${() => act("decline", { reason }, `Hold declined: ${who}`)}>Decline</button>
-    </div>${said(problem)}</td>
+      <button type="button" class="danger" aria-label=${`Decline the hold for ${who}`} aria-expanded=${declining}
+        onClick=${() => setDeclining(true)}>Decline</button>
+    </div>
+    ${declining ? html`<${Confirm} id=${`decline-${hold.id}`} question=${`Decline the hold for ${who}?`} action="Yes, decline the hold"
+      choiceLabel="Reason for declining" choices=${codes.decline_reasons} missing="Choose the reason for declining first."
+      onConfirm=${(reason) => act("decline", { reason }, `Hold declined: ${who}`)} onCancel=${() => setDeclining(false)} />` : null}
+    ${said(problem)}</td>
   </tr>`;
 }
 
+const DISCHARGE_LABELS = { outcome: "Outcome", ended_at: "Left at" };
+
 function PlacementRow({ p }) {
   const unit = state.units.get(p.unit_id);
-  const [outcome, setOutcome] = useState(codes.outcomes[0].code);
+  const where = unit ? unit.name : "this unit";
+  const [discharging, setDischarging] = useState(false);
+  const [endedAt, setEndedAt] = useState("");
   const [problem, setProblem] = useProblem();
-  const discharge = async () => {
+  const discharge = async (outcome) => {
     setProblem(NO_PROBLEM);
+    const times = readLondonFields({ ended_at: endedAt }, DISCHARGE_LABELS);
+    if (times.fields.ended_at) return setProblem({ fields: times.fields, general: "" });  // nothing is sent
     try {
-      await api(`/api/placements/${p.id}/discharge`, { method: "POST", body: { outcome } });
+      await api(`/api/placements/${p.id}/discharge`, { method: "POST", body: { outcome, ...times.values } });
       placements.set(placements.items.filter((q) => q.id !== p.id));
       announce(`Discharge recorded: ${p.person.ref}`);
     } catch (e) {
-      setProblem(problemInWords(e, { labels: { outcome: "Outcome" } }));
+      setProblem(problemInWords(e, { labels: DISCHARGE_LABELS }));
     }
   };
   return html`<tr data-placement=${p.id}>
@@ -210,10 +219,82 @@ function PlacementRow({ p }) {
     <td>${codes.label("legal_bases", p.legal_basis)}<div class="muted">since ${londonTime(p.started_at)}</div></td>
     <td>${p.s136_deadline ? html`<${Countdown} iso=${p.s136_deadline} />` : "—"}</td>
     <td><div class="row-actions">
-      <select aria-label=${`Discharge outcome for ${p.person.ref}`} value=${outcome} onChange=${(e) => setOutcome(e.currentTarget.value)}>${options(codes.outcomes)}</select>
-      <button type="button" aria-label=${`Discharge ${p.person.ref} from ${unit ? unit.name : "this unit"}`} onClick=${discharge}>Discharge</button></div>
-      ${said(problem)}</td>
+      <button type="button" aria-label=${`Discharge ${p.person.ref} from ${where}`} aria-expanded=${discharging}
+        onClick=${() => setDischarging(true)}>Discharge</button></div>
+      ${discharging ? html`<${Confirm} id=${`discharge-${p.id}`} question=${`Discharge ${p.person.ref} from ${where}?`} action="Yes, discharge"
+        choiceLabel="Outcome" choices=${codes.outcomes} missing="Choose the outcome of the stay first."
+        onConfirm=${discharge} onCancel=${() => setDischarging(false)}>
+        <${DateTimeField} id=${`ended-${p.id}`} label="Left at (if earlier)" value=${endedAt} onInput=${setEndedAt}
+          error=${problem.fields.ended_at} /><//>` : null}
+      ${said({ ...problem, fields: { ...problem.fields, ended_at: undefined } })}</td>
   </tr>`;
+}
+
+const ADMIT_LABELS = { unit_id: "Unit", "person.ref": "Person reference", "person.age": "Age", "person.sex": "Sex",
+  "person.home_area": "Home area", legal_basis: "Legal basis", started_at: "Admitted at", s136_clock_started_at: "s136 clock started",
+  detention_id: "Detention reference", oap_reason: "Out-of-area reason", over_capacity: "No place free",
+  age_exception_reason: "Why a 16 or 17-year-old is on an adult ward" };
+const NO_ADMISSION = { unit_id: "", ref: "", age: "", sex: "", home_area: "", legal_basis: "", started_at: "", s136_clock_started_at: "",
+  detention_id: "", oap_reason: "", over_capacity: false, age_exception_reason: "" };
+
+// A direct admission (POST /api/placements): someone admitted without a hold, e.g. brought in by the
+// police or continuing an s136 detention from an emergency department (its detention reference).
+function AdmitForm({ units }) {
+  const [a, setA] = useState(NO_ADMISSION);
+  const [problem, setProblem] = useProblem();
+  const set = (name) => (event) => setA({ ...a, [name]: event.currentTarget.type === "checkbox" ? event.currentTarget.checked : event.currentTarget.value });
+  const type = (name) => (text) => setA({ ...a, [name]: text });
+  const submit = async (event) => {
+    event.preventDefault();
+    setProblem(NO_PROBLEM);
+    const times = readLondonFields({ started_at: a.started_at, s136_clock_started_at: a.s136_clock_started_at }, ADMIT_LABELS);
+    if (Object.keys(times.fields).length) return setProblem({ fields: times.fields, general: "" });  // nothing is sent
+    const body = { unit_id: a.unit_id, legal_basis: a.legal_basis, ...times.values,
+      person: { ref: a.ref.trim(), age: a.age === "" ? null : Number(a.age), sex: a.sex, home_area: a.home_area } };
+    for (const name of ["detention_id", "oap_reason", "age_exception_reason"]) if (a[name].trim()) body[name] = a[name].trim();
+    if (a.over_capacity) body.over_capacity = true;
+    try {
+      const placed = await api("/api/placements", { method: "POST", body });
+      placements.set([...placements.items.filter((p) => p.id !== placed.id), placed]);
+      setA(NO_ADMISSION);
+      announce(`Admitted ${placed.person.ref} to ${state.units.get(placed.unit_id)?.name || "the unit"}.`);
+    } catch (e) {
+      setProblem(problemInWords(e, { labels: ADMIT_LABELS }));
+    }
+  };
+  const f = problem.fields;
+  const input = (name, id, attrs = {}) => html`<input id=${id} value=${a[name]} onInput=${set(name)} ...${attrs}
+    ...${invalid(id, f[name])} />`;
+  const choose = (name, id, list, text) => html`<select id=${id} value=${a[name]} onChange=${set(name)} ...${invalid(id, f[name])}>
+    <option value="">choose…</option>${list}</select>`;
+  return html`<form class="card" id="admit-form" aria-labelledby="admit-h" onSubmit=${submit}>
+    <h2 id="admit-h">Admit directly (no hold)</h2>
+    <div class="grid">
+      <${Field} id="ad-unit" label="Unit" error=${f.unit_id}>${choose("unit_id", "ad-unit",
+        units.map((u) => html`<option key=${u.id} value=${u.id}>${u.name}</option>`))}<//>
+      <${Field} id="ad-ref" label="Person reference" error=${f["person.ref"]}>
+        ${input("ref", "ad-ref", { maxlength: 40, placeholder: "your team's reference, never an NHS number" })}<//>
+      <${Field} id="ad-age" label="Age" error=${f["person.age"]}>${input("age", "ad-age", { type: "number", min: 0, max: 120 })}<//>
+      <${Field} id="ad-sex" label="Sex" error=${f["person.sex"]}>${choose("sex", "ad-sex", options(codes.person_sexes))}<//>
+      <${Field} id="ad-home" label="Home area" error=${f["person.home_area"]}>${choose("home_area", "ad-home",
+        state.areas.map((area) => html`<option key=${area.code} value=${area.code}>${area.name}</option>`))}<//>
+      <${Field} id="ad-basis" label="Legal basis" error=${f.legal_basis}>${choose("legal_basis", "ad-basis", options(codes.legal_bases))}<//>
+      <${DateTimeField} id="ad-start" label="Admitted at (blank: now)" value=${a.started_at} onInput=${type("started_at")} error=${f.started_at} />
+      <${DateTimeField} id="ad-clock" label="s136 clock started (if elsewhere first)" value=${a.s136_clock_started_at}
+        onInput=${type("s136_clock_started_at")} error=${f.s136_clock_started_at} />
+      <${Field} id="ad-detention" label="Detention reference (continuing an s136)" error=${f.detention_id}>
+        ${input("detention_id", "ad-detention", { maxlength: 36 })}<//>
+      <${Field} id="ad-oap" label="Out-of-area reason" error=${f.oap_reason}>
+        <select id="ad-oap" value=${a.oap_reason} onChange=${set("oap_reason")} ...${invalid("ad-oap", f.oap_reason)}>
+          <option value="">not out of area</option>${options(codes.oap_reasons, (c) => `${c.code} ${c.label}`)}</select><//>
+      <${Field} id="ad-age-why" label="Why a 16 or 17-year-old is on an adult ward" error=${f.age_exception_reason}>
+        ${input("age_exception_reason", "ad-age-why", { maxlength: 280 })}<//>
+      <div><label class="check" for="ad-over"><input id="ad-over" type="checkbox" checked=${a.over_capacity} onChange=${set("over_capacity")} />
+        No place is free: admit over capacity</label>${f.over_capacity ? html`<p class="error field-error" role="alert">${f.over_capacity}</p>` : null}</div>
+    </div>
+    ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
+    <button type="submit">Admit</button>
+  </form>`;
 }
 
 function Table({ caption, headers, rows, empty }) {
@@ -233,7 +314,8 @@ function App() {
     <${Table} caption="Holds on your units" headers=${["Unit", "Person", "Expires in", "Actions"]}
       rows=${holds.items.map((hold) => html`<${HoldRow} key=${hold.id} hold=${hold} />`)} empty="No live holds on your units." />
     <${Table} caption="People placed" headers=${["Unit", "Person", "Legal basis", "s136 deadline", "Discharge"]}
-      rows=${placements.items.map((p) => html`<${PlacementRow} key=${p.id} p=${p} />`)} empty="Nobody is placed on your units." />`;
+      rows=${placements.items.map((p) => html`<${PlacementRow} key=${p.id} p=${p} />`)} empty="Nobody is placed on your units." />
+    ${units.length ? html`<${AdmitForm} units=${units} />` : null}`;
 }
 
 // A hold made elsewhere on one of these units: highlighted, and said in the live region.
@@ -272,6 +354,7 @@ function onEvent(frame) {
 }
 
 state.me = await whoAmI();
+state.areas = await api("/api/areas");
 redraw = mount(app, App);
 window.addEventListener("capacity:online", () => { loadAll().catch(() => {}); });
 connectEvents({ onEvent, resync: loadAll });

@@ -180,6 +180,72 @@ const LONDON = new Intl.DateTimeFormat("en-GB", {
 });
 export const londonTime = (iso) => (iso ? LONDON.format(new Date(iso)) : "—");
 
+// --- date-times typed in London time ----------------------------------------------------------------
+// Every date-time a person types is "03 Dec 2026, 14:05": 24-hour, Europe/London, whatever the
+// browser's locale (a datetime-local input follows the locale). The zone's rules come from Intl.
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const LONDON_PARTS = new Intl.DateTimeFormat("en-GB", {
+  timeZone: "Europe/London", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric",
+  hourCycle: "h23",
+});
+// London's wall clock at an instant (ms): {year, month (1-12), day, hour, minute}.
+function londonWall(ms) {
+  const parts = Object.fromEntries(LONDON_PARTS.formatToParts(new Date(ms)).filter((p) => p.type !== "literal")
+    .map((p) => [p.type, Number(p.value)]));
+  return { year: parts.year, month: parts.month, day: parts.day, hour: parts.hour % 24, minute: parts.minute };
+}
+const wallMs = (w) => Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute);
+const two = (n) => String(n).padStart(2, "0");
+
+// "03 Dec 2026, 14:05" in London for an instant; "" for none.
+export function londonDateTime(iso) {
+  if (!iso) return "";
+  const w = londonWall(new Date(iso).getTime());
+  return `${two(w.day)} ${MONTHS[w.month - 1]} ${w.year}, ${two(w.hour)}:${two(w.minute)}`;
+}
+
+export const LONDON_EXAMPLE = "03 Dec 2026, 14:05";
+const TYPED = /^(\d{1,2})[\s/-]*([a-z]{3,9})\.?[\s/,-]*(\d{4})[\s,]+(?:at\s+)?(\d{1,2})[:.h](\d{2})$/i;
+
+// What was typed as a London date and time: {iso} (UTC, with Z), {iso: undefined} when nothing was
+// typed, or {error} in words. Day month year then the time: "3 dec 2026 14:05", "03 December 2026, 9.30".
+export function readLondon(text, label) {
+  const typed = String(text ?? "").trim();
+  if (!typed) return { iso: undefined };
+  const wrong = { error: `${label}: write the date and time like ${LONDON_EXAMPLE} (London time, 24-hour clock).` };
+  const m = typed.match(TYPED);
+  if (!m) return wrong;
+  const month = MONTHS.findIndex((name) => name.toLowerCase() === m[2].slice(0, 3).toLowerCase());
+  const wall = { year: Number(m[3]), month: month + 1, day: Number(m[1]), hour: Number(m[4]), minute: Number(m[5]) };
+  const full = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
+  if (month < 0 || !full[month].startsWith(m[2].toLowerCase()) && m[2].toLowerCase() !== "sept") return wrong;
+  const calendar = new Date(Date.UTC(wall.year, month, wall.day));
+  if (wall.day < 1 || calendar.getUTCDate() !== wall.day || wall.hour > 23 || wall.minute > 59) {
+    return { error: `${label}: ${typed} is not a date and time that exists. Write it like ${LONDON_EXAMPLE}.` };
+  }
+  // The instant whose London wall clock reads `wall`: the offset at a first guess, then at the answer
+  // (the two differ only near a clock change).
+  const target = wallMs(wall);
+  let ms = target - (wallMs(londonWall(target)) - target);
+  ms = target - (wallMs(londonWall(ms)) - ms);
+  if (wallMs(londonWall(ms)) !== target) {
+    return { error: `${label}: ${typed} did not happen in London (the clocks went forward an hour then).` };
+  }
+  return { iso: new Date(ms).toISOString().replace(/\.000Z$/, "Z") };
+}
+
+// The date-times of a form read at once: {values: {name: iso}, fields: {name: error}}; `texts` maps each
+// name to what was typed, `labels` names each one.
+export function readLondonFields(texts, labels) {
+  const values = {}, fields = {};
+  for (const [name, text] of Object.entries(texts)) {
+    const { iso, error } = readLondon(text, labels[name] || name);
+    if (error) fields[name] = error;
+    else if (iso) values[name] = iso;
+  }
+  return { values, fields };
+}
+
 // The server's clock less this browser's, measured from the live stream's hello: a hold expires by the
 // server's clock, so countdowns count to its instants whatever this computer's clock says.
 let skew = 0;

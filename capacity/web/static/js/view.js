@@ -5,7 +5,7 @@
 import { Fragment, h, render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import htm from "htm";
-import { countdown } from "./common.js";
+import { countdown, LONDON_EXAMPLE } from "./common.js";
 
 export const html = htm.bind(h);
 export { Fragment, useEffect, useRef, useState };
@@ -50,6 +50,48 @@ export function Field({ id, label, error, children, className }) {
   </div>`;
 }
 
+// A date and time typed in London time, 24-hour, whatever the browser's locale: "03 Dec 2026, 14:05".
+// What is typed is the caller's (`value`, `onInput(text)`); common.js's readLondonFields reads it for
+// the API and says what is wrong, which comes back as `error`, shown beside the field.
+export function DateTimeField({ id, label, value, onInput, error, required }) {
+  return html`<${Field} id=${id} label=${label} error=${error}>
+    <input id=${id} type="text" inputmode="text" autocomplete="off" spellcheck="false" placeholder=${LONDON_EXAMPLE}
+      required=${required} value=${value} onInput=${(e) => onInput(e.currentTarget.value)} ...${invalid(id, error)} />
+    <span class="muted">London time, like ${LONDON_EXAMPLE}</span>
+  <//>`;
+}
+
+// "Are you sure?" for an action that ends something: the question names the person and the unit; a
+// `choices` list (code set entries) must have one chosen first, from a select that starts empty.
+// `missing` says what to choose when nothing is; onConfirm(chosen code) does the action.
+export function Confirm({ id, question, action, choiceLabel, choices, missing, onConfirm, onCancel, children }) {
+  const [chosen, setChosen] = useState("");
+  const [error, setError] = useState("");
+  const confirm = async () => {
+    if (choices && !chosen) {
+      setError(missing);
+      return;
+    }
+    setError("");
+    await onConfirm(chosen);
+  };
+  const selectId = `${id}-choice`;
+  return html`<div class="confirm" role="group" aria-label=${question}>
+    <p><strong>${question}</strong></p>
+    ${choices ? html`<${Field} id=${selectId} label=${choiceLabel} error=${error}>
+      <select id=${selectId} value=${chosen} onChange=${(e) => { setChosen(e.currentTarget.value); setError(""); }}
+        ...${invalid(selectId, error)}>
+        <option value="">choose…</option>
+        ${choices.map((c) => html`<option key=${c.code} value=${c.code}>${c.label}</option>`)}
+      </select><//>` : null}
+    ${children}
+    <div class="row-actions">
+      <button type="button" class="danger" onClick=${confirm}>${action}</button>
+      <button type="button" class="secondary" onClick=${onCancel}>Cancel</button>
+    </div>
+  </div>`;
+}
+
 // A form's or row's problem (problemInWords' answer): one that the request never reached the server
 // clears itself when the connection is back (common.js's "capacity:online"), like the page's notice.
 export const NO_PROBLEM = { fields: {}, general: "" };
@@ -79,6 +121,9 @@ export function Messages({ items, dismiss, label = "Messages" }) {
     </ul></div>
   </section>`;
 }
+
+// <option>s for a code set (GET /api/codes): value the code, text its label or what `text` makes of it.
+export const options = (list, text = (c) => c.label) => list.map((c) => html`<option key=${c.code} value=${c.code}>${text(c)}</option>`);
 
 // "1 minute", "3 minutes".
 export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

@@ -1,0 +1,236 @@
+"""Every task has a page (issue 14 items 4 and 5): releasing, declining and discharging ask first, naming
+the person and the unit, with no reason chosen for the user. In the system Chromium against a real server,
+on each engine, with the fixtures tests/test_ui.py uses."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import httpx
+
+from support import browser as browser_support
+from support.browser import Page, playwright, unit_id
+from support.browser import token as log_in
+
+server, browser = browser_support.server, browser_support.browser  # the fixtures the tests take
+
+SUITE = "Bristol Place of Safety (136 suite, demo)"
+PERSON = {"age": 30, "sex": "female", "home_area": "E06000023"}
+
+
+@cache
+def token(base: str, username: str) -> dict[str, str]:
+    """One login per user and server: each checks a password hash, slow on a loaded machine."""
+    return log_in(base, username)
+
+
+def place_hold(base: str, unit: str, ref: str) -> dict:
+    body = {"unit_id": unit, "purpose": "s136", "person": {"ref": ref, **PERSON}}
+    response = httpx.post(f"{base}/api/holds", headers=token(base, "amhp"), json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def hold_status(base: str, hold: dict) -> dict:
+    response = httpx.get(f"{base}/api/holds/{hold['id']}", headers=token(base, "amhp"))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_release_decline_and_discharge_ask_first_with_no_reason_chosen(server: str, browser) -> None:
+    suite = unit_id(server, "Bristol Place of Safety")
+    released, declined, stays = (place_hold(server, suite, ref) for ref in ("REL-1", "DEC-1", "DIS-1"))
+    arrived = httpx.post(f"{server}/api/holds/{stays['id']}/arrive", headers=token(server, "amhp"), json={})
+    assert arrived.status_code == 201, arrived.text
+    placement = arrived.json()
+
+    amhp = Page(browser, server, "amhp")
+    card = amhp.page.locator(f"article[data-hold='{released['id']}']")
+    card.get_by_role("button", name=f"Release the hold for REL-1 at {SUITE}").click()
+    playwright.expect(card.locator(".confirm")).to_contain_text(f"Release the hold for REL-1 at {SUITE}?")
+    card.get_by_role("button", name="Cancel").click()
+    playwright.expect(card.locator(".confirm")).to_have_count(0)
+    assert hold_status(server, released)["status"] == "held"  # Cancel did nothing
+    card.get_by_role("button", name=f"Release the hold for REL-1 at {SUITE}").click()
+    card.get_by_role("button", name="Yes, release the hold").click()
+    playwright.expect(card).to_have_count(0)
+    assert hold_status(server, released)["status"] == "released"
+
+    manager = Page(browser, server, "bedmanager")
+    row = manager.page.locator(f"tr[data-hold='{declined['id']}']")
+    row.get_by_role("button", name=f"Decline the hold for DEC-1 at {SUITE}").click()
+    playwright.expect(row.locator(".confirm")).to_contain_text(f"Decline the hold for DEC-1 at {SUITE}?")
+    reason = row.get_by_label("Reason for declining")
+    playwright.expect(reason).to_have_value("")  # nothing is chosen for the bed manager
+    row.get_by_role("button", name="Yes, decline the hold").click()
+    playwright.expect(row.locator(".field-error")).to_have_text("Choose the reason for declining first.")
+    playwright.expect(reason).to_have_attribute("aria-invalid", "true")
+    assert hold_status(server, declined)["status"] == "held"  # nothing was sent
+    row.get_by_role("button", name="Cancel").click()
+    playwright.expect(row.locator(".confirm")).to_have_count(0)
+    assert hold_status(server, declined)["status"] == "held"
+    row.get_by_role("button", name=f"Decline the hold for DEC-1 at {SUITE}").click()
+    row.get_by_label("Reason for declining").select_option("staffing")
+    row.get_by_role("button", name="Yes, decline the hold").click()
+    playwright.expect(row).to_have_count(0)
+    ended = hold_status(server, declined)
+    assert (ended["status"], ended["decline_reason"]) == ("declined", "staffing")
+
+    stay = manager.page.locator(f"tr[data-placement='{placement['id']}']")
+    stay.get_by_role("button", name=f"Discharge DIS-1 from {SUITE}").click()
+    playwright.expect(stay.locator(".confirm")).to_contain_text(f"Discharge DIS-1 from {SUITE}?")
+    playwright.expect(stay.get_by_label("Outcome")).to_have_value("")
+    stay.get_by_role("button", name="Yes, discharge").click()
+    playwright.expect(stay.locator(".field-error")).to_have_text("Choose the outcome of the stay first.")
+    stay.get_by_role("button", name="Cancel").click()
+    playwright.expect(stay.locator(".confirm")).to_have_count(0)
+    stay.get_by_role("button", name=f"Discharge DIS-1 from {SUITE}").click()
+    stay.get_by_label("Outcome").select_option("detained_s2")
+    stay.get_by_role("button", name="Yes, discharge").click()
+    playwright.expect(stay).to_have_count(0)
+    after = httpx.get(f"{server}/api/placements/{placement['id']}", headers=token(server, "bedmanager")).json()
+    assert after["outcome"] == "detained_s2" and after["ended_at"]
+    assert amhp.script_errors() == [] and manager.script_errors() == []
+
+
+def test_a_london_time_is_typed_the_same_way_whatever_the_browsers_locale(server: str, browser) -> None:
+    # A browser set up in New York in US English: the page still reads and writes London, 24-hour.
+    amhp = Page(browser, server, "amhp", locale="en-US", timezone_id="America/New_York")
+    page = amhp.page
+    hold = place_hold(server, unit_id(server, "Bristol Place of Safety"), "TIME-1")
+    card = page.locator(f"article[data-hold='{hold['id']}']")
+    requested = card.get_by_label("Requested")
+    save = card.get_by_role("button", name="Save conveyance for TIME-1")
+
+    def sent(typed: str) -> dict:
+        requested.fill(typed)
+        with page.expect_response(lambda r: r.url.endswith("/conveyance") and r.request.method == "PUT") as answer:
+            save.click()
+        return answer.value.request.post_data_json
+
+    assert sent("03 Dec 2026, 14:05")["requested_at"] == "2026-12-03T14:05:00Z"  # GMT
+    assert sent("3 jul 2026 14:05")["requested_at"] == "2026-07-03T13:05:00Z"  # BST
+    saved = sent("01 Dec 2026, 09:05")
+    assert saved["requested_at"] == "2026-12-01T09:05:00Z"
+    card.get_by_text("Ambulance response").wait_for()  # the server took it
+    playwright.expect(requested).to_have_value("01 Dec 2026, 09:05")  # shown back the same way
+
+    puts: list[str] = []
+    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
+    requested.fill("12/03/2026 2:05 PM")
+    save.click()
+    error = card.locator(f"#c-requested_at-{hold['id']}-error")
+    playwright.expect(error).to_have_text(
+        "Requested: write the date and time like 03 Dec 2026, 14:05 (London time, 24-hour clock)."
+    )
+    playwright.expect(requested).to_have_attribute("aria-invalid", "true")
+    requested.fill("31 Feb 2026, 10:00")
+    save.click()
+    playwright.expect(error).to_contain_text("is not a date and time that exists")
+    assert puts == []  # nothing was sent
+    assert amhp.script_errors() == []
+
+
+def test_the_conveyance_crew_lands_on_its_page_saves_an_eta_and_sees_others_live(server: str, browser) -> None:
+    hold = place_hold(server, unit_id(server, "Bristol Place of Safety"), "CONVEY-1")
+    crew = Page(browser, server, "conveyance")
+    page = crew.page
+    assert page.url.endswith("/conveyance")
+    card = page.locator(f"article[data-hold='{hold['id']}']")
+    playwright.expect(card.locator("h3")).to_have_text(f"CONVEY-1 → {SUITE}")
+    card.get_by_label("Mode").select_option("ambulance")
+    card.get_by_label("ETA").fill("01 Dec 2026, 10:15")
+    card.get_by_role("button", name="Save conveyance for CONVEY-1").click()
+    playwright.expect(card.locator("[data-field=eta]")).to_have_text("ETA 01 Dec, 10:15")
+    saved = hold_status(server, hold)["conveyance"]
+    assert (saved["mode"], saved["eta"]) == ("ambulance", "2026-12-01T10:15:00Z")
+
+    # The AMHP changes the ETA elsewhere: the crew's page shows it without a reload.
+    body = {"mode": "ambulance", "eta": "2026-12-01T10:25:00Z"}
+    response = httpx.put(f"{server}/api/holds/{hold['id']}/conveyance", headers=token(server, "amhp"), json=body)
+    assert response.status_code == 200, response.text
+    playwright.expect(card.locator("[data-field=eta]")).to_have_text("ETA 01 Dec, 10:25")
+    playwright.expect(card.get_by_label("ETA")).to_have_value("01 Dec 2026, 10:25")
+    assert "conveyance.updated" in crew.events
+
+    released = httpx.post(f"{server}/api/holds/{hold['id']}/release", headers=token(server, "amhp"))
+    assert released.status_code == 200, released.text
+    playwright.expect(card).to_have_count(0)
+    playwright.expect(page.locator("#announce")).to_have_text(f"The hold for CONVEY-1 at {SUITE} was released.")
+    assert crew.script_errors() == []
+
+
+def test_a_bed_manager_admits_directly_without_a_hold(server: str, browser) -> None:
+    suite = unit_id(server, "Bristol Place of Safety")
+    manager = Page(browser, server, "bedmanager")
+    page = manager.page
+    form = page.locator("#admit-form")
+    form.get_by_label("Unit").select_option(suite)
+    form.get_by_label("Person reference").fill("ADMIT-1")
+    form.get_by_label("Age").fill("40")
+    form.get_by_label("Sex").select_option("male")
+    form.get_by_label("Home area").select_option("E06000023")
+    form.get_by_label("Legal basis").select_option("s136")
+    form.get_by_label("Admitted at (blank: now)").fill("1 Dec 2026 09:10")
+    form.get_by_role("button", name="Admit").click()
+    playwright.expect(page.locator("#announce")).to_have_text(f"Admitted ADMIT-1 to {SUITE}.")
+    row = page.locator("tr[data-placement]").filter(has_text="ADMIT-1")
+    playwright.expect(row).to_contain_text("since 01 Dec, 09:10")
+    playwright.expect(row.locator(".countdown")).to_have_text(re.compile(r"23 h [34]\d min"))  # started at 09:10
+    playwright.expect(form.get_by_label("Person reference")).to_have_value("")  # ready for the next one
+    placed = httpx.get(f"{server}/api/placements", params={"active": "true"}, headers=token(server, "bedmanager"))
+    [admitted] = [p for p in placed.json() if p["person"]["ref"] == "ADMIT-1"]
+    assert (admitted["unit_id"], admitted["legal_basis"], admitted["hold_id"]) == (suite, "s136", None)
+    assert admitted["started_at"] == "2026-12-01T09:10:00Z"
+    assert admitted["s136_deadline"] == "2026-12-02T09:10:00Z"
+    assert manager.script_errors() == []
+
+
+def test_an_amhp_records_a_detention_at_an_ed_extends_it_and_a_hold_continues_its_clock(server: str, browser) -> None:
+    amhp = Page(browser, server, "amhp")
+    page = amhp.page
+    form = page.locator("#detention-form")
+    form.get_by_label("Place", exact=True).select_option("emergency_department")
+    form.get_by_label("Name of the place").fill("Bristol Royal Infirmary ED")
+    form.get_by_label("Clock started (arrival at the place)").fill("01 Dec 2026, 01:30")
+    form.get_by_label("Person reference").fill("ED-1")
+    form.get_by_label("Age").fill("34")
+    form.get_by_label("Sex").select_option("female")
+    form.get_by_label("Home area").select_option("E06000023")
+    form.get_by_role("button", name="Record detention").click()
+    card = page.locator("article[data-detention]").filter(has_text="ED-1")
+    playwright.expect(card.locator("h3")).to_have_text(
+        "ED-1 at emergency department (Bristol Royal Infirmary ED), since 01 Dec 2026, 01:30"
+    )
+    playwright.expect(card.locator(".countdown")).to_have_text(re.compile(r"1[56] h \d\d min"))  # 24 h from 01:30
+    playwright.expect(card).to_contain_text("deadline 02 Dec, 01:30")
+
+    card.get_by_role("button", name="Extend the detention of ED-1").click()
+    card.get_by_label("Hours (1 to 12)").fill("8")
+    card.get_by_label("Authorised by (doctor)").fill("Dr A Registrar")
+    card.get_by_label("Reason").select_option("condition_of_person")
+    card.get_by_role("button", name="Record the extension").click()
+    playwright.expect(card).to_contain_text("deadline 02 Dec, 09:30 · extended 8 h (Dr A Registrar)")
+    detention_id = card.get_attribute("data-detention")
+    detention = httpx.get(f"{server}/api/s136-detentions/{detention_id}", headers=token(server, "amhp")).json()
+    assert (detention["detained_at"], detention["deadline"]) == ("2026-12-01T01:30:00Z", "2026-12-02T09:30:00Z")
+
+    # Moved on to the suite: the hold names the detention, and the person is the detention's.
+    suite = unit_id(server, "Bristol Place of Safety")
+    page.locator(f"tr[data-unit='{suite}']").get_by_role("button", name="Hold").click()
+    page.select_option("#h-detention", detention["detention_id"])
+    playwright.expect(page.locator("#h-ref")).to_have_value("ED-1")
+    page.get_by_role("button", name="Place hold").click()
+    hold_card = page.locator("article[data-hold]").filter(has_text="ED-1")
+    hold_card.get_by_role("button", name=f"Arrived: ED-1 at {SUITE}").click()
+    clock = page.locator("section[aria-labelledby=clocks-h] tr[data-placement]").filter(has_text="ED-1")
+    playwright.expect(clock).to_contain_text("01 Dec, 01:30")  # the ED's clock, never restarted
+    playwright.expect(clock).to_contain_text("+8 h (Dr A Registrar)")
+    placed = httpx.get(f"{server}/api/placements", params={"active": "true"}, headers=token(server, "amhp")).json()
+    [placement] = [p for p in placed if p["person"]["ref"] == "ED-1"]
+    assert placement["detention_id"] == detention["detention_id"]
+    assert placement["s136_deadline"] == "2026-12-02T09:30:00Z"
+    ended = httpx.get(f"{server}/api/s136-detentions/{detention_id}", headers=token(server, "amhp")).json()
+    assert ended["outcome"] == "transferred"
+    assert amhp.script_errors() == []
