@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -184,6 +184,11 @@ def test_live_changes_patch_the_board_without_an_audited_read_each(server: str, 
     assert manager.errors == []
 
 
+def day_text(iso_date: str) -> str:
+    """A day as the commissioner's period shows it: 01 Nov 2026."""
+    return date.fromisoformat(iso_date).strftime("%d %b %Y")
+
+
 def last_complete_month(now: datetime) -> tuple[str, str]:
     first_of_this = now.astimezone(LONDON).date().replace(day=1)
     last = first_of_this - timedelta(days=1)
@@ -196,11 +201,14 @@ def test_commissioner_changes_the_period_and_downloads_csv(server: str, browser)
     oap = page.locator("section[data-report=out-of-area]")
     # The page opens on the last complete calendar month, what commissioners report on.
     first, last = last_complete_month(NOW)
-    playwright.expect(page.locator("#p-from")).to_have_value(first)
-    playwright.expect(page.locator("#p-to")).to_have_value(last)
+    playwright.expect(page.locator("#p-from")).to_have_value(day_text(first))
+    playwright.expect(page.locator("#p-to")).to_have_value(day_text(last))
     page.locator("#trend .u-wrap").wait_for()
-    page.fill("#p-from", "2025-01-01")
-    page.fill("#p-to", "2025-01-31")
+    page.fill("#p-from", "1 jan 2025")  # days are typed the UK way, whatever the browser's locale
+    page.fill("#p-to", "31 Feb 2025")
+    page.get_by_role("button", name="Show").click()
+    playwright.expect(page.locator("#p-to-error")).to_have_text("To: 31 Feb 2025 is not a date that exists.")
+    page.fill("#p-to", "31 Jan 2025")
     page.get_by_role("button", name="Show").click()
     csv_link = oap.get_by_role("link", name="Download CSV")
     playwright.expect(csv_link).to_have_attribute("href", re.compile("from=2025-01-01&to=2025-01-31"))
@@ -215,8 +223,8 @@ def test_commissioner_changes_the_period_and_downloads_csv(server: str, browser)
     # The demo places one person from Bath and North East Somerset at the distant private hospital,
     # 12 days before the demo's instant.
     today = NOW.astimezone(LONDON).date()
-    page.fill("#p-from", (today - timedelta(days=20)).isoformat())
-    page.fill("#p-to", today.isoformat())
+    page.fill("#p-from", (today - timedelta(days=20)).strftime("%d %b %Y"))
+    page.fill("#p-to", today.strftime("%d %b %Y"))
     page.get_by_role("button", name="Show").click()
     playwright.expect(oap.locator("[data-metric=started]").first).to_have_text("1")
     commissioner.shot("commissioner")

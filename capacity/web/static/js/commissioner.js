@@ -1,6 +1,6 @@
 // The commissioner's dashboard: a period and area picker, out-of-area totals with a 12-month trend (one request),
 // the s136, capacity and equality tables, and CSV and Excel downloads of each report.
-import { api, ApiError, connectEvents, el, showBanner, whoAmI } from "./common.js";
+import { api, ApiError, connectEvents, dayText, el, readDate, showBanner, whoAmI } from "./common.js";
 
 const app = document.getElementById("app");
 const REPORTS = [["out-of-area", "Out-of-area placements"], ["s136", "Section 136 detentions"], ["capacity", "Capacity use"],
@@ -108,16 +108,31 @@ function section(path, title, ...content) {
 }
 
 function picker() {
-  const from = el("input", { type: "date", id: "p-from", value: state.from, required: true });
-  const to = el("input", { type: "date", id: "p-to", value: state.to, required: true });
+  // Days typed as "01 Nov 2026" whatever the browser's locale (a date input follows it), each one's
+  // problem said beside it.
+  const day = (id, date) => el("input", { type: "text", id, value: dayText(date), required: true, autocomplete: "off",
+    placeholder: "01 Nov 2026" });
+  const from = day("p-from", state.from), to = day("p-to", state.to);
   const area = el("select", { id: "p-area" }, state.me.areas.map((c) => el("option", { value: c }, state.areas.get(c)?.name || c)));
   area.value = state.area;
   const form = el("form", { class: "card grid", id: "period-form", "aria-label": "Period and area" },
-    el("div", {}, el("label", { for: "p-from" }, "From"), from), el("div", {}, el("label", { for: "p-to" }, "To"), to),
+    el("div", { class: "field" }, el("label", { for: "p-from" }, "From"), from),
+    el("div", { class: "field" }, el("label", { for: "p-to" }, "To"), to),
     el("div", {}, el("label", { for: "p-area" }, "Home area"), area), el("div", {}, el("button", { type: "submit" }, "Show")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    Object.assign(state, { from: from.value, to: to.value, area: area.value });
+    const [start, end] = [[from, "From"], [to, "To"]].map(([input, label]) => {
+      const read = readDate(input.value, label);
+      input.parentElement.querySelector(".field-error")?.remove();
+      input.toggleAttribute("aria-invalid", Boolean(read.error));
+      if (read.error) {
+        input.setAttribute("aria-describedby", `${input.id}-error`);
+        input.after(el("p", { class: "error field-error", id: `${input.id}-error`, role: "alert" }, read.error));
+      } else input.removeAttribute("aria-describedby");
+      return read.date;
+    });
+    if (!start || !end) return;  // nothing is asked for
+    Object.assign(state, { from: start, to: end, area: area.value });
     load();
   });
   return form;

@@ -205,6 +205,28 @@ export function londonDateTime(iso) {
 }
 
 export const LONDON_EXAMPLE = "03 Dec 2026, 14:05";
+const FULL_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+  "december"];
+// 0-11 for a month's name or its start ("dec", "December", "Sept"), -1 for anything else.
+const monthOf = (word) => FULL_MONTHS.findIndex((name) => word.length >= 3 && name.startsWith(word.toLowerCase()));
+const dayExists = (year, month, day) => day >= 1 && new Date(Date.UTC(year, month, day)).getUTCDate() === day;
+const DAY_TYPED = /^(\d{1,2})[\s/-]*([a-z]{3,9})\.?[\s/,-]*(\d{4})$/i;
+
+// A calendar day typed like "01 Nov 2026" (or "1 november 2026"): {date: "2026-11-01"}, or {error} in words.
+export function readDate(text, label) {
+  const typed = String(text ?? "").trim();
+  const m = typed.match(DAY_TYPED);
+  const month = m ? monthOf(m[2]) : -1;
+  if (month < 0) return { error: `${label}: write the date like 01 Nov 2026.` };
+  if (!dayExists(Number(m[3]), month, Number(m[1]))) return { error: `${label}: ${typed} is not a date that exists.` };
+  return { date: `${m[3]}-${two(month + 1)}-${two(Number(m[1]))}` };
+}
+
+// "2026-11-01" as "01 Nov 2026".
+export const dayText = (date) => {
+  const [year, month, day] = date.split("-").map(Number);
+  return `${two(day)} ${MONTHS[month - 1]} ${year}`;
+};
 const TYPED = /^(\d{1,2})[\s/-]*([a-z]{3,9})\.?[\s/,-]*(\d{4})[\s,]+(?:at\s+)?(\d{1,2})[:.h](\d{2})$/i;
 
 // What was typed as a London date and time: {iso} (UTC, with Z), {iso: undefined} when nothing was
@@ -214,13 +236,10 @@ export function readLondon(text, label) {
   if (!typed) return { iso: undefined };
   const wrong = { error: `${label}: write the date and time like ${LONDON_EXAMPLE} (London time, 24-hour clock).` };
   const m = typed.match(TYPED);
-  if (!m) return wrong;
-  const month = MONTHS.findIndex((name) => name.toLowerCase() === m[2].slice(0, 3).toLowerCase());
+  const month = m ? monthOf(m[2]) : -1;
+  if (month < 0) return wrong;
   const wall = { year: Number(m[3]), month: month + 1, day: Number(m[1]), hour: Number(m[4]), minute: Number(m[5]) };
-  const full = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
-  if (month < 0 || !full[month].startsWith(m[2].toLowerCase()) && m[2].toLowerCase() !== "sept") return wrong;
-  const calendar = new Date(Date.UTC(wall.year, month, wall.day));
-  if (wall.day < 1 || calendar.getUTCDate() !== wall.day || wall.hour > 23 || wall.minute > 59) {
+  if (!dayExists(wall.year, month, wall.day) || wall.hour > 23 || wall.minute > 59) {
     return { error: `${label}: ${typed} is not a date and time that exists. Write it like ${LONDON_EXAMPLE}.` };
   }
   // The instant whose London wall clock reads `wall`: the offset at a first guess, then at the answer
