@@ -234,3 +234,29 @@ def test_an_amhp_records_a_detention_at_an_ed_extends_it_and_a_hold_continues_it
     ended = httpx.get(f"{server}/api/s136-detentions/{detention_id}", headers=token(server, "amhp")).json()
     assert ended["outcome"] == "transferred"
     assert amhp.script_errors() == []
+
+
+def test_a_child_in_a_police_station_is_recorded_only_as_an_acknowledged_never_event(server: str, browser) -> None:
+    amhp = Page(browser, server, "amhp")
+    form = amhp.page.locator("#detention-form")
+    form.get_by_label("Place", exact=True).select_option("police_station")
+    form.get_by_label("Clock started (arrival at the place)").fill("01 Dec 2026, 08:00")
+    form.get_by_label("Person reference").fill("CHILD-1")
+    form.get_by_label("Age").fill("16")
+    form.get_by_label("Sex").select_option("male")
+    form.get_by_label("Home area").select_option("E06000023")
+    form.get_by_role("button", name="Record detention").click()
+    refused = form.locator("#d-place-error")
+    playwright.expect(refused).to_contain_text("never be a place of safety for a person under 18")
+    form.get_by_label("It has happened: record it as a never event").check()
+    form.get_by_label("What happened (required)").fill("No suite could be reached")
+    form.get_by_role("button", name="Record detention").click()
+    card = amhp.page.locator("article[data-detention]").filter(has_text="CHILD-1")
+    playwright.expect(card).to_contain_text("Never event: a child kept in a police station.")
+    # At a police station the extension needs a superintendent too.
+    card.get_by_role("button", name="Extend the detention of CHILD-1").click()
+    playwright.expect(card.get_by_label("Superintendent")).to_be_visible()
+    recorded = httpx.get(f"{server}/api/s136-detentions", headers=token(server, "amhp")).json()
+    [child] = [d for d in recorded if d["person"]["ref"] == "CHILD-1"]
+    assert (child["place_type"], child["never_event_acknowledged"]) == ("police_station", True)
+    assert amhp.script_errors() == []
