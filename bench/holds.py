@@ -81,7 +81,7 @@ from capacity.auth.models import User, UserArea  # noqa: E402
 from capacity.auth.security import Actor  # noqa: E402
 from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement  # noqa: E402
-from capacity.booking.units.models import Area, AreaLocalProvider, Provider, Unit
+from capacity.booking.units.models import Area, Provider, Unit, UnitLocalArea
 from capacity.db.engine import Database  # noqa: E402
 from capacity.settings import Settings  # noqa: E402
 
@@ -266,10 +266,11 @@ async def build_database(args, url: str) -> World:
             await conn.execute(
                 insert(Provider.__table__), [dict(id=world.provider_id, name="Bench Provider", sector="voluntary")]
             )
-            await conn.execute(
-                insert(AreaLocalProvider.__table__), [dict(area_code=HOME_AREA, provider_id=world.provider_id)]
-            )
             await conn.execute(insert(Unit.__table__), units)
+            # Every unit is local to the bench's one home area: its placements are never out of area.
+            await conn.execute(
+                insert(UnitLocalArea.__table__), [dict(unit_id=u["id"], area_code=HOME_AREA) for u in units]
+            )
             amhp = user_row(world.user_id, AMHP_USER, AMHP_PASSWORD, "amhp", now)
             await conn.execute(insert(User.__table__), [amhp])
             await conn.execute(insert(UserArea.__table__), [dict(user_id=world.user_id, area_code=HOME_AREA)])

@@ -77,7 +77,14 @@ from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units import availability  # noqa: E402
 from capacity.booking.units.availability import UnitSearch, search_units  # noqa: E402
-from capacity.booking.units.models import Area, AreaLocalProvider, AvailabilityDeclaration, Provider, Unit, UnitAreaRule
+from capacity.booking.units.models import (
+    Area,
+    AvailabilityDeclaration,
+    Provider,
+    Unit,
+    UnitAreaRule,
+    UnitLocalArea,
+)
 from capacity.codes import KINDS  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
 
@@ -184,10 +191,15 @@ def make_providers(rng: random.Random) -> list[dict]:
     return providers
 
 
-def make_local_networks(areas: list[dict], providers: list[dict]) -> list[dict]:
-    """An area's usual local network: the NHS and voluntary providers of its region."""
+def make_local_networks(areas: list[dict], providers: list[dict], units: list[dict]) -> list[dict]:
+    """Each unit's local areas (what decides out of area): those of its provider's region, for the NHS and
+    voluntary providers; a national private provider's units are local to none."""
+    region = {p["id"]: p["region"] for p in providers}
+    by_region: dict[str, list[str]] = {}
+    for a in areas:
+        by_region.setdefault(a["region"], []).append(a["code"])
     return [
-        dict(area_code=a["code"], provider_id=p["id"]) for a in areas for p in providers if p["region"] == a["region"]
+        dict(unit_id=u["id"], area_code=code) for u in units for code in by_region.get(region[u["provider_id"]], [])
     ]
 
 
@@ -435,8 +447,8 @@ async def fill_database(url: str, n_units: int, seed: int, per_day: float) -> Wo
     plan = [
         (Area, areas),
         (Provider, [{k: v for k, v in p.items() if k != "region"} for p in providers]),
-        (AreaLocalProvider, make_local_networks(areas, providers)),
         (Unit, units),
+        (UnitLocalArea, make_local_networks(areas, providers, units)),
         (UnitAreaRule, make_area_rules(rng, units, areas)),
         (User, [user]),
         (UserArea, user_areas),
