@@ -5,7 +5,6 @@ from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from zxcvbn import zxcvbn
 
 _hasher = PasswordHasher()
 
@@ -39,6 +38,9 @@ def password_problem(password: str, *, user_inputs: Sequence[str] = ()) -> str |
         return f"a password needs at least {MIN_LENGTH} characters"
     if len(password) > 256:
         return "a password may have at most 256 characters"
+    # Imported here: its word lists take ~13 MB, which a worker that never sets a password need not hold.
+    from zxcvbn import zxcvbn
+
     strength = zxcvbn(password[:100], user_inputs=[*user_inputs, "capacity"])
     if strength["score"] < MIN_STRENGTH:
         warning = strength["feedback"].get("warning") or "it is too easy to guess"
