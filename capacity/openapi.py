@@ -44,8 +44,10 @@ class SwaggerUI(SwaggerRenderPlugin):
     def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
         page = super().render(request, openapi_schema)
         tag = f'<script src="{self._UNUSED_PRESET}" crossorigin></script>'.encode()
-        assert tag in page, "Litestar's Swagger page changed: check what it loads"
-        return page.replace(tag, b"")
+        start = b"<!DOCTYPE html><html>"
+        assert tag in page and page.startswith(start), "Litestar's Swagger page changed: check what it loads"
+        # Its language said, for screen readers (axe-core's html-has-lang).
+        return b'<!DOCTYPE html><html lang="en-GB">' + page[len(start) :].replace(tag, b"")
 
 
 def openapi_config() -> OpenAPIConfig:

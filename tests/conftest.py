@@ -58,6 +58,7 @@ MODULE_KINDS = {
     "test_local_network": "integration",
     "test_migrations": "integration",
     "test_openapi": "integration",
+    "test_page_checks": "browser",  # every page: no sideways scrolling, 44 px targets, axe-core, screenshots
     "test_races": "concurrency",  # two changes interleaved by force for the last place
     "test_read_model": "integration",  # the search's read model against the database, events dropped
     "test_reference_import": "integration",
