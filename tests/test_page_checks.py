@@ -318,6 +318,7 @@ def test_a_screenshot_of_every_page_at_every_width(server: str, browser) -> None
         page.page.screenshot(path=str(path), full_page=True)
         if docs and width == PHONE:  # the README's: the first screen of each, to keep them small
             DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+            page.page.evaluate("window.scrollTo(0, 0)")
             page.page.screenshot(path=str(DOCS_SHOTS / f"{view.name}.png"))
         return [] if path.stat().st_size > 0 else [f"no screenshot in {path}"]
 
