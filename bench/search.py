@@ -77,14 +77,7 @@ from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units import availability  # noqa: E402
 from capacity.booking.units.availability import UnitSearch, search_units  # noqa: E402
-from capacity.booking.units.models import (
-    Area,
-    AvailabilityDeclaration,
-    Provider,
-    Unit,
-    UnitAreaRule,
-    UnitLocalArea,
-)
+from capacity.booking.units.models import Area, AvailabilityDeclaration, Provider, Unit, UnitAreaRule, UnitLocalArea
 from capacity.codes import KINDS  # noqa: E402
 from capacity.db.engine import Database  # noqa: E402
 

@@ -187,18 +187,23 @@ def test_a_bed_manager_admits_directly_without_a_hold(server: str, browser) -> N
     assert manager.script_errors() == []
 
 
+def record_detention(form, place: str, clock_started: str, ref: str, age: int, sex: str) -> None:
+    """Fill in the AMHP's detention form for a person from Bristol, and send it."""
+    form.get_by_label("Place", exact=True).select_option(place)
+    form.get_by_label("Clock started (arrival at the place)").fill(clock_started)
+    form.get_by_label("Person reference").fill(ref)
+    form.get_by_label("Age").fill(str(age))
+    form.get_by_label("Sex").select_option(sex)
+    form.get_by_label("Home area").select_option("E06000023")
+    form.get_by_role("button", name="Record detention").click()
+
+
 def test_an_amhp_records_a_detention_at_an_ed_extends_it_and_a_hold_continues_its_clock(server: str, browser) -> None:
     amhp = Page(browser, server, "amhp")
     page = amhp.page
     form = page.locator("#detention-form")
-    form.get_by_label("Place", exact=True).select_option("emergency_department")
     form.get_by_label("Name of the place").fill("Bristol Royal Infirmary ED")
-    form.get_by_label("Clock started (arrival at the place)").fill("01 Dec 2026, 01:30")
-    form.get_by_label("Person reference").fill("ED-1")
-    form.get_by_label("Age").fill("34")
-    form.get_by_label("Sex").select_option("female")
-    form.get_by_label("Home area").select_option("E06000023")
-    form.get_by_role("button", name="Record detention").click()
+    record_detention(form, "emergency_department", "01 Dec 2026, 01:30", "ED-1", 34, "female")
     card = page.locator("article[data-detention]").filter(has_text="ED-1")
     playwright.expect(card.locator("h3")).to_have_text(
         "ED-1 at emergency department (Bristol Royal Infirmary ED), since 01 Dec 2026, 01:30"
@@ -239,13 +244,7 @@ def test_an_amhp_records_a_detention_at_an_ed_extends_it_and_a_hold_continues_it
 def test_a_child_in_a_police_station_is_recorded_only_as_an_acknowledged_never_event(server: str, browser) -> None:
     amhp = Page(browser, server, "amhp")
     form = amhp.page.locator("#detention-form")
-    form.get_by_label("Place", exact=True).select_option("police_station")
-    form.get_by_label("Clock started (arrival at the place)").fill("01 Dec 2026, 08:00")
-    form.get_by_label("Person reference").fill("CHILD-1")
-    form.get_by_label("Age").fill("16")
-    form.get_by_label("Sex").select_option("male")
-    form.get_by_label("Home area").select_option("E06000023")
-    form.get_by_role("button", name="Record detention").click()
+    record_detention(form, "police_station", "01 Dec 2026, 08:00", "CHILD-1", 16, "male")
     refused = form.locator("#d-place-error")
     playwright.expect(refused).to_contain_text("never be a place of safety for a person under 18")
     form.get_by_label("It has happened: record it as a never event").check()

@@ -199,28 +199,23 @@ class ReadModel:
 
     async def catch_up(self) -> None:
         """Re-read the units and providers events have named since the last read."""
-        async with self._lock:
-            units, providers = self._dirty_units, self._dirty_providers
-            self._dirty_units, self._dirty_providers = set(), set()
-            try:
-                await self._read(units, providers)
-            except BaseException:
-                self._dirty_units |= units
-                self._dirty_providers |= providers
-                raise
+        await self._reread(everything=False)
 
     async def reconcile(self) -> None:
         """Re-read everything from the database; what events had named is covered by this later read."""
+        await self._reread(everything=True)
+        self.loaded = True
+
+    async def _reread(self, *, everything: bool) -> None:
         async with self._lock:
             units, providers = self._dirty_units, self._dirty_providers
             self._dirty_units, self._dirty_providers = set(), set()
             try:
-                await self._read(None, None)
-            except BaseException:
+                await (self._read(None, None) if everything else self._read(units, providers))
+            except BaseException:  # what the failed read was to cover is read next time
                 self._dirty_units |= units
                 self._dirty_providers |= providers
                 raise
-            self.loaded = True
 
     async def _read(self, unit_ids: Collection[str] | None, provider_ids: Collection[str] | None) -> None:
         """Read these units and providers (None: all of them, and the areas) and put them in place."""
