@@ -16,11 +16,13 @@ import secrets
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
+from capacity.settings import Settings
 from support.compose import ROOT, RUNNER, runner
 from support.demo import load_demo
 from support.live_server import http_client
@@ -134,9 +136,20 @@ async def test_compose_processes_without_containers_serve_through_the_proxy(tmp_
                 assert login.status_code in (200, 201), login.text
                 tokens[user] = login.json()["access_token"]
             amhp = {"Authorization": f"Bearer {tokens['amhp']}"}
-            units = await client.get("/api/units", headers=amhp)
-            assert units.status_code == 200, units.text
-            (suite,) = [u["id"] for u in units.json() if u["name"].startswith(SUITE)]
+            # The replicas' search read models were loaded before the demo data, which went straight into the
+            # database with no event: each finds it at its next reconcile. Several answers in a row that list
+            # the suite, so that both replicas (the proxy takes turns) have it.
+            deadline = time.monotonic() + Settings.read_model_reconcile_seconds + 15
+            found, in_a_row = [], 0
+            while in_a_row < 4:
+                units = await client.get("/api/units", headers=amhp)
+                assert units.status_code == 200, units.text
+                found = [u["id"] for u in units.json() if u["name"].startswith(SUITE)]
+                in_a_row = in_a_row + 1 if found else 0
+                if not found:
+                    assert time.monotonic() < deadline, "a replica's search never found the demo's units"
+                    await asyncio.sleep(0.5)
+            (suite,) = found
             for _ in range(6):
                 assert (await client.get(f"/api/units/{suite}", headers=amhp)).status_code == 200
 

@@ -27,6 +27,9 @@ export function clockClass(deadline) {
 const EXTENSION_LABELS = { hours: "Hours", authorised_by: "Authorised by (doctor)", reason: "Reason", note: "Note",
   superintendent: "Superintendent" };
 
+// The longest extension of an episode's clock the Act allows (s136(2A)): the API refuses more.
+const EXTENSION_MAX_HOURS = 12;
+
 // The episode's one extension, up to 12 hours, for the person's condition only; at a police station a
 // superintendent authorises it too. `path` is where it is recorded; onDone(answer) after it is.
 export function ExtensionForm({ id, path, who, atPoliceStation, codes, onDone, onCancel }) {
@@ -51,7 +54,7 @@ export function ExtensionForm({ id, path, who, atPoliceStation, codes, onDone, o
   return html`<form class="confirm" aria-label=${`Extend the detention of ${who}`} onSubmit=${submit}>
     <p><strong>Extend the detention of ${who}</strong> (once, up to 12 hours, before the deadline)</p>
     <div class="grid">
-      ${field("hours", "Hours (1 to 12)", html`<input type="number" min="1" max="12" onInput=${set("hours")} ...${attrs("hours")} />`)}
+      ${field("hours", "Hours (1 to 12)", html`<input type="number" min="1" max=${EXTENSION_MAX_HOURS} onInput=${set("hours")} ...${attrs("hours")} />`)}
       ${field("authorised_by", "Authorised by (doctor)", html`<input maxlength="120" onInput=${set("authorised_by")} ...${attrs("authorised_by")} />`)}
       ${field("reason", "Reason", html`<select onChange=${set("reason")} ...${attrs("reason")}>
         <option value="">choose…</option>${options(codes.extension_reasons)}</select>`)}
