@@ -4,11 +4,11 @@ There is no `clock`: services read it through their unit of work or read, and re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from capacity.auth.security import Actor
 from capacity.db.engine import Database
@@ -32,3 +32,8 @@ dependencies = {
     "settings": Provide(_settings, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),
 }
+
+# What a handler's parameters say: `db: DbDep, actor: ActorDep` (the parameter's name picks the dependency).
+DbDep: TypeAlias = NamedDependency[Database]
+ActorDep: TypeAlias = NamedDependency[Actor]
+SettingsDep: TypeAlias = NamedDependency[Settings]

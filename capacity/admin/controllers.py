@@ -33,6 +33,7 @@ from capacity.auth.security import Actor, require_roles
 from capacity.booking.units.models import Area, Provider, Unit
 from capacity.codes import Role, Sector, UnitKind, UnitSex
 from capacity.db.engine import Database
+from capacity.deps import DbDep
 
 
 def user_out(u: User) -> UserOut:
@@ -135,7 +136,7 @@ class AdminController(Controller):
         return PasswordLinkOut(username=username, set_password_url=link.url, expires_at=link.expires_at)
 
     @get("/providers", summary="Providers with their ODS codes")
-    async def list_providers(self, db: NamedDependency[Database]) -> list[AdminProviderOut]:
+    async def list_providers(self, db: DbDep) -> list[AdminProviderOut]:
         return [provider_out(p) for p in await service.list_providers(db)]
 
     @post("/providers", summary="Add a provider", status_code=201)
