@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import cast
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from capacity.auth.security import Actor, require_roles
+from capacity.auth.security import require_roles
 from capacity.booking.detentions import service as detention_service
 from capacity.booking.detentions.models import S136Detention
 from capacity.booking.detentions.schemas import DetentionEndIn, DetentionIn, DetentionOut, ExtensionIn
 from capacity.booking.persons import person_out
 from capacity.codes import DetentionBasis, PlaceType, PoliceVehicleReason
-from capacity.db.engine import Database
+from capacity.deps import ActorDep, DbDep
 
 
 def detention_out(d: S136Detention) -> DetentionOut:
@@ -59,28 +58,20 @@ class DetentionController(Controller):
     @post(
         "/", summary="Record an s136 detention at an emergency department, police station or elsewhere", status_code=201
     )
-    async def record(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[DetentionIn]
-    ) -> DetentionOut:
+    async def record(self, db: DbDep, actor: ActorDep, data: JSONBody[DetentionIn]) -> DetentionOut:
         return detention_out(await detention_service.record_detention(db, actor, data))
 
     @get("/", summary="s136 detentions at other places, in the caller's areas")
-    async def list_detentions(self, db: NamedDependency[Database], actor: NamedDependency[Actor]) -> list[DetentionOut]:
+    async def list_detentions(self, db: DbDep, actor: ActorDep) -> list[DetentionOut]:
         return [detention_out(d) for d in await detention_service.list_detentions(db, actor)]
 
     @get("/{detention_id:str}", summary="One s136 detention")
-    async def get_detention(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], detention_id: FromPath[str]
-    ) -> DetentionOut:
+    async def get_detention(self, db: DbDep, actor: ActorDep, detention_id: FromPath[str]) -> DetentionOut:
         return detention_out(await detention_service.read_detention(db, actor, detention_id))
 
     @post("/{detention_id:str}/end", summary="End a detention with its outcome", status_code=200)
     async def end(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        detention_id: FromPath[str],
-        data: JSONBody[DetentionEndIn],
+        self, db: DbDep, actor: ActorDep, detention_id: FromPath[str], data: JSONBody[DetentionEndIn]
     ) -> DetentionOut:
         return detention_out(await detention_service.end_detention(db, actor, detention_id, data))
 
@@ -90,10 +81,6 @@ class DetentionController(Controller):
         status_code=200,
     )
     async def extension(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        detention_id: FromPath[str],
-        data: JSONBody[ExtensionIn],
+        self, db: DbDep, actor: ActorDep, detention_id: FromPath[str], data: JSONBody[ExtensionIn]
     ) -> DetentionOut:
         return detention_out(await detention_service.extend_detention(db, actor, detention_id, data))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from litestar import Controller, get, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from capacity.auth.security import Actor, require_roles
+from capacity.auth.security import require_roles
 from capacity.booking.escalation import service
 from capacity.booking.escalation.schemas import EscalationDeclarationOut, EscalationIn
 from capacity.booking.units.schemas import ProviderOut
-from capacity.db.engine import Database
+from capacity.deps import ActorDep, DbDep
 
 
 class EscalationController(Controller):
@@ -23,18 +22,12 @@ class EscalationController(Controller):
         summary="Declare the provider's escalation level (OPEL 1-4) with a note; the same level again is a review",
     )
     async def declare(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        provider_id: FromPath[str],
-        data: JSONBody[EscalationIn],
+        self, db: DbDep, actor: ActorDep, provider_id: FromPath[str], data: JSONBody[EscalationIn]
     ) -> ProviderOut:
         return await service.declare_escalation(db, actor, provider_id, data)
 
     @get("/history", summary="Every escalation level the provider declared, newest first")
-    async def history(
-        self, db: NamedDependency[Database], provider_id: FromPath[str]
-    ) -> list[EscalationDeclarationOut]:
+    async def history(self, db: DbDep, provider_id: FromPath[str]) -> list[EscalationDeclarationOut]:
         return [
             EscalationDeclarationOut(d.provider_id, d.level, d.before_level, d.note, d.declared_at, d.declared_by)
             for d in await service.escalation_history(db, provider_id)

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, cast
 
 from litestar import Controller, Response, get, post, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from capacity.auth.scope import PERSON_ROLES
@@ -21,6 +20,7 @@ from capacity.booking.placements.controllers import placement_out
 from capacity.booking.placements.schemas import PlacementOut
 from capacity.codes import Advisory, HoldPurpose, HoldStatus
 from capacity.db.engine import Database
+from capacity.deps import ActorDep, DbDep
 from capacity.settings import Settings
 
 
@@ -63,8 +63,8 @@ class HoldController(Controller):
     @post("/", summary="Hold a place for a person (AMHP)", status_code=201)
     async def create(
         self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
+        db: DbDep,
+        actor: ActorDep,
         data: JSONBody[HoldIn],
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", max_length=200, required=False)
@@ -78,63 +78,39 @@ class HoldController(Controller):
 
     @get("/", summary="Holds in the caller's scope, newest first")
     async def list_holds(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], status: FromQuery[HoldStatus | None] = None
+        self, db: DbDep, actor: ActorDep, status: FromQuery[HoldStatus | None] = None
     ) -> list[HoldOut]:
         views, now = await hold_service.list_holds(db, actor, status)
         return [hold_out(v, now, db.settings) for v in views]
 
     @get("/{hold_id:str}", summary="One hold")
-    async def get_hold(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], hold_id: FromPath[str]
-    ) -> HoldOut:
+    async def get_hold(self, db: DbDep, actor: ActorDep, hold_id: FromPath[str]) -> HoldOut:
         return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/extend", summary="Extend a live hold, with a reason", status_code=200)
-    async def extend(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        hold_id: FromPath[str],
-        data: JSONBody[ExtendIn],
-    ) -> HoldOut:
+    async def extend(self, db: DbDep, actor: ActorDep, hold_id: FromPath[str], data: JSONBody[ExtendIn]) -> HoldOut:
         await hold_service.extend_hold(db, actor, hold_id, data)
         return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/release", summary="Release a hold (AMHP)", status_code=200)
-    async def release(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], hold_id: FromPath[str]
-    ) -> HoldOut:
+    async def release(self, db: DbDep, actor: ActorDep, hold_id: FromPath[str]) -> HoldOut:
         await hold_service.release_hold(db, actor, hold_id)
         return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/decline", summary="Decline a hold (the unit's bed manager)", status_code=200)
-    async def decline(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        hold_id: FromPath[str],
-        data: JSONBody[DeclineIn],
-    ) -> HoldOut:
+    async def decline(self, db: DbDep, actor: ActorDep, hold_id: FromPath[str], data: JSONBody[DeclineIn]) -> HoldOut:
         await hold_service.decline_hold(db, actor, hold_id, data)
         return await self._view(db, actor, hold_id)
 
     @post("/{hold_id:str}/arrive", summary="Record arrival: the hold becomes a placement", status_code=201)
     async def arrive(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        hold_id: FromPath[str],
-        data: JSONBody[ArriveIn],
+        self, db: DbDep, actor: ActorDep, hold_id: FromPath[str], data: JSONBody[ArriveIn]
     ) -> PlacementOut:
         return placement_out(await hold_service.arrive(db, actor, hold_id, data))
 
     @put("/{hold_id:str}/conveyance", summary="Record conveyance: mode, times and ETA")
     async def conveyance(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        hold_id: FromPath[str],
-        data: JSONBody[ConveyanceIn],
+        self, db: DbDep, actor: ActorDep, hold_id: FromPath[str], data: JSONBody[ConveyanceIn]
     ) -> ConveyanceOut:
         result = await conveyance_service.update_conveyance(db, actor, hold_id, data)
         return conveyance_out(result.conveyance, result.now, db.settings.ambulance_standard_minutes)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, get, patch, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from capacity.auth.scope import PERSON_ROLES
-from capacity.auth.security import Actor, require_roles
+from capacity.auth.security import require_roles
 from capacity.booking.detentions.episodes import episode_fields
 from capacity.booking.detentions.schemas import ExtensionIn
 from capacity.booking.persons import person_out
@@ -20,7 +19,7 @@ from capacity.booking.placements.schemas import (
     PlacementPatch,
 )
 from capacity.codes import Advisory
-from capacity.db.engine import Database
+from capacity.deps import ActorDep, DbDep
 
 
 def placement_out(p: Placement, warnings: list[Advisory] | None = None) -> PlacementOut:
@@ -48,40 +47,28 @@ class PlacementController(Controller):
     guards = [require_roles(*PERSON_ROLES)]
 
     @post("/", summary="Record a direct admission (bed manager)", status_code=201)
-    async def admit(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[PlacementIn]
-    ) -> PlacementOut:
+    async def admit(self, db: DbDep, actor: ActorDep, data: JSONBody[PlacementIn]) -> PlacementOut:
         return placement_out(*await placement_service.admit(db, actor, data))
 
     @get("/", summary="Placements in the caller's scope")
     async def list_placements(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], active: FromQuery[bool | None] = None
+        self, db: DbDep, actor: ActorDep, active: FromQuery[bool | None] = None
     ) -> list[PlacementOut]:
         return [placement_out(p) for p in await placement_service.list_placements(db, actor, active)]
 
     @get("/{placement_id:str}", summary="One placement")
-    async def get_placement(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], placement_id: FromPath[str]
-    ) -> PlacementOut:
+    async def get_placement(self, db: DbDep, actor: ActorDep, placement_id: FromPath[str]) -> PlacementOut:
         return placement_out(await placement_service.read_placement(db, actor, placement_id))
 
     @patch("/{placement_id:str}", summary="Correct a placement's oap_reason (its unit's bed manager, admin)")
     async def correct(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        placement_id: FromPath[str],
-        data: JSONBody[PlacementPatch],
+        self, db: DbDep, actor: ActorDep, placement_id: FromPath[str], data: JSONBody[PlacementPatch]
     ) -> PlacementOut:
         return placement_out(await placement_service.correct(db, actor, placement_id, data))
 
     @post("/{placement_id:str}/discharge", summary="Discharge with an outcome", status_code=200)
     async def discharge(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        placement_id: FromPath[str],
-        data: JSONBody[DischargeIn],
+        self, db: DbDep, actor: ActorDep, placement_id: FromPath[str], data: JSONBody[DischargeIn]
     ) -> PlacementOut:
         return placement_out(await placement_service.discharge(db, actor, placement_id, data))
 
@@ -91,10 +78,6 @@ class PlacementController(Controller):
         status_code=200,
     )
     async def s136_extension(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        placement_id: FromPath[str],
-        data: JSONBody[ExtensionIn],
+        self, db: DbDep, actor: ActorDep, placement_id: FromPath[str], data: JSONBody[ExtensionIn]
     ) -> PlacementOut:
         return placement_out(await placement_service.extend_s136(db, actor, placement_id, data))

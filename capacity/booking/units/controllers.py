@@ -6,11 +6,10 @@ from typing import Annotated, Literal
 
 from litestar import Controller, get, put
 from litestar.datastructures import State
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
 
-from capacity.auth.security import Actor, require_roles
+from capacity.auth.security import require_roles
 from capacity.booking.escalation import service as escalation_service
 from capacity.booking.units import service as unit_service
 from capacity.booking.units.availability import UnitSearch, read_unit
@@ -28,7 +27,7 @@ from capacity.booking.units.schemas import (
     unit_out,
 )
 from capacity.codes import UnitKind
-from capacity.db.engine import Database
+from capacity.deps import ActorDep, DbDep
 from capacity.errors import Invalid
 
 
@@ -37,13 +36,13 @@ class ReferenceController(Controller):
     tags = ["Reference data"]
 
     @get("/areas", summary="Areas with their centres and local provider networks (retired areas are left out)")
-    async def list_areas(self, db: NamedDependency[Database]) -> list[AreaOut]:
+    async def list_areas(self, db: DbDep) -> list[AreaOut]:
         async with db.read_sessions() as session:
             areas = (await session.scalars(select(Area).where(Area.active).order_by(Area.code))).all()
             return [AreaOut(a.code, a.name, a.lat, a.lon, a.local_provider_ids, a.region) for a in areas]
 
     @get("/providers", summary="Providers of crisis places, with their escalation levels")
-    async def list_providers(self, db: NamedDependency[Database]) -> list[ProviderOut]:
+    async def list_providers(self, db: DbDep) -> list[ProviderOut]:
         return await escalation_service.list_providers(db)
 
     @get(
@@ -74,8 +73,8 @@ class UnitController(Controller):
     @get("/", summary="Search units by eligibility and distance, with live availability")
     async def search(
         self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
+        db: DbDep,
+        actor: ActorDep,
         state: State,
         kind: FromQuery[list[UnitKind] | None] = None,
         sex: Annotated[Literal["female", "male"] | None, QueryParameter(description="the person's sex")] = None,
@@ -116,7 +115,7 @@ class UnitController(Controller):
         return [unit_out(f, escalations[f.unit.provider_id]) for f in found]
 
     @get("/{unit_id:str}", summary="One unit with its eligibility attributes")
-    async def get_unit(self, db: NamedDependency[Database], unit_id: FromPath[str]) -> UnitDetail:
+    async def get_unit(self, db: DbDep, unit_id: FromPath[str]) -> UnitDetail:
         async with db.read() as reading:
             found = await read_unit(reading, unit_id)
             provider_id = found.unit.provider_id
@@ -131,11 +130,7 @@ class UnitController(Controller):
         summary="Declare or confirm a unit's open places and status",
     )
     async def declare(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        unit_id: FromPath[str],
-        data: JSONBody[AvailabilityIn],
+        self, db: DbDep, actor: ActorDep, unit_id: FromPath[str], data: JSONBody[AvailabilityIn]
     ) -> UnitDetail:
         found = await unit_service.declare_availability(db, actor, unit_id, data)
         provider_id = found.unit.provider_id
