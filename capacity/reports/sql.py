@@ -23,12 +23,13 @@ both engines have.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Date, DateTime, Float, Integer, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement, Select, SQLColumnExpression, bindparam
+from sqlalchemy.types import NullType, TypeEngine
 
 from capacity.db.london import LONDON
 
@@ -38,190 +39,84 @@ _PG_LONDON = "'Europe/London'"
 # --- constructs ---------------------------------------------------------------------------------------
 
 
-class london_date(FunctionElement[date]):
-    """The Europe/London calendar date of a UTC instant."""
+class _Portable(FunctionElement[Any]):
+    """A function each engine writes from its own template of the arguments: `{0}`, `{1}` by place,
+    `{all}` all of them, comma-separated."""
 
-    type = Date()
-    name = "london_date"
     inherit_cache = True
+    sqlite: ClassVar[str]
+    postgresql: ClassVar[str]
+    typed_as_first: ClassVar[bool]
+
+    def __init__(self, *arguments: SQLColumnExpression[Any] | int) -> None:
+        super().__init__(*arguments)
+        if self.typed_as_first:
+            self.type = self.clauses.clauses[0].type
 
 
-class london_date_before(FunctionElement[date]):
-    """The Europe/London calendar date of the instant just before a UTC instant (one microsecond)."""
-
-    type = Date()
-    name = "london_date_before"
-    inherit_cache = True
-
-
-class london_hour(FunctionElement[int]):
-    """The Europe/London local hour (0-23) of a UTC instant."""
-
-    type = Integer()
-    name = "london_hour"
-    inherit_cache = True
+def _portable(name: str, type_: TypeEngine[Any] | None, postgresql: str, sqlite: str | None = None) -> type[_Portable]:
+    """A construct of its own class (each its own SQL cache key). Its type is `type_`, or with None the type
+    of its first argument. On SQLite it is by default the Python function of SQLITE_FUNCTIONS by its name."""
+    attributes = {
+        "name": name,
+        "type": type_ if type_ is not None else NullType(),
+        "typed_as_first": type_ is None,
+        "sqlite": sqlite if sqlite is not None else name + "({all})",
+        "postgresql": postgresql,
+        "inherit_cache": True,
+    }
+    return type(name, (_Portable,), attributes)
 
 
-class london_isodow(FunctionElement[int]):
-    """The Europe/London local ISO day of the week (1 Monday .. 7 Sunday) of a UTC instant."""
-
-    type = Integer()
-    name = "london_isodow"
-    inherit_cache = True
+def _write(element: _Portable, template: str, compiler: SQLCompiler, **kw: Any) -> str:
+    arguments = [compiler.process(argument, **kw) for argument in element.clauses]
+    return template.format(*arguments, all=", ".join(arguments))
 
 
-class days_between(FunctionElement[int]):
-    """Whole days from the first date to the second (negative when the second is earlier)."""
-
-    type = Integer()
-    name = "days_between"
-    inherit_cache = True
+@compiles(_Portable)
+def _sqlite(element: _Portable, compiler: SQLCompiler, **kw: Any) -> str:
+    return _write(element, element.sqlite, compiler, **kw)
 
 
-class seconds_between(FunctionElement[float]):
-    """Seconds, with microseconds, from the first UTC instant to the second."""
-
-    type = Float()
-    name = "seconds_between"
-    inherit_cache = True
+@compiles(_Portable, "postgresql")
+def _postgresql(element: _Portable, compiler: SQLCompiler, **kw: Any) -> str:
+    return _write(element, element.postgresql, compiler, **kw)
 
 
-class year_before(FunctionElement[datetime]):
-    """The UTC instant one calendar year earlier (29 February becomes 28 February, as PostgreSQL does)."""
-
-    type = DateTime()
-    name = "year_before"
-    inherit_cache = True
-
-
-class greatest(FunctionElement[Any]):
-    """The larger of two non-null values (GREATEST on PostgreSQL, scalar max() on SQLite)."""
-
-    name = "greatest"
-    inherit_cache = True
-
-    def __init__(self, first: ColumnElement[Any], *others: ColumnElement[Any] | int) -> None:
-        super().__init__(first, *others)
-        self.type = first.type
-
-
-class least(FunctionElement[Any]):
-    """The smaller of two non-null values (LEAST on PostgreSQL, scalar min() on SQLite)."""
-
-    name = "least"
-    inherit_cache = True
-
-    def __init__(self, first: ColumnElement[Any], *others: ColumnElement[Any] | int) -> None:
-        super().__init__(first, *others)
-        self.type = first.type
-
-
-class date_value(FunctionElement[date]):
-    """A date given by the caller, typed as a date on both engines."""
-
-    type = Date()
-    name = "date_value"
-    inherit_cache = True
+# The Europe/London calendar date of a UTC instant.
+london_date = _portable("london_date", Date(), f"CAST(({{0}} AT TIME ZONE {_PG_LONDON}) AS DATE)")
+# The Europe/London calendar date of the instant just before a UTC instant (one microsecond).
+london_date_before = _portable(
+    "london_date_before", Date(), f"CAST((({{0}} - INTERVAL '1 microsecond') AT TIME ZONE {_PG_LONDON}) AS DATE)"
+)
+# The Europe/London local hour (0-23) of a UTC instant.
+london_hour = _portable(
+    "london_hour", Integer(), f"CAST(EXTRACT(HOUR FROM ({{0}} AT TIME ZONE {_PG_LONDON})) AS INTEGER)"
+)
+# The Europe/London local ISO day of the week (1 Monday .. 7 Sunday) of a UTC instant.
+london_isodow = _portable(
+    "london_isodow", Integer(), f"CAST(EXTRACT(ISODOW FROM ({{0}} AT TIME ZONE {_PG_LONDON})) AS INTEGER)"
+)
+# Whole days from the first date to the second (negative when the second is earlier).
+days_between = _portable(
+    "days_between", Integer(), "({1} - {0})", sqlite="CAST(round(julianday({1}) - julianday({0})) AS INTEGER)"
+)
+# Seconds, with microseconds, from the first UTC instant to the second.
+seconds_between = _portable("seconds_between", Float(), "CAST(EXTRACT(EPOCH FROM ({1} - {0})) AS DOUBLE PRECISION)")
+# The UTC instant one calendar year earlier (29 February becomes 28 February, as PostgreSQL does); through
+# UTC wall-clock time, so the session's TimeZone setting plays no part.
+year_before = _portable(
+    "year_before", DateTime(), "((({0} AT TIME ZONE 'UTC') - INTERVAL '1 year') AT TIME ZONE 'UTC')"
+)
+# The larger, and the smaller, of non-null values (scalar max() and min() on SQLite).
+greatest = _portable("greatest", None, "GREATEST({all})", sqlite="max({all})")
+least = _portable("least", None, "LEAST({all})", sqlite="min({all})")
+# A date given by the caller, typed as a date on both engines (SQLite keeps dates as 'YYYY-MM-DD' text).
+date_value = _portable("date_value", Date(), "CAST({0} AS DATE)", sqlite="{0}")
 
 
-def sql_date(value: date, name: str) -> date_value:
+def sql_date(value: date, name: str) -> _Portable:
     return date_value(bindparam(name, value, type_=Date(), unique=True))
-
-
-def _args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> list[str]:
-    return [compiler.process(arg, **kw) for arg in element.clauses]
-
-
-@compiles(london_date)
-@compiles(london_date_before)
-@compiles(london_hour)
-@compiles(london_isodow)
-@compiles(seconds_between)
-@compiles(year_before)
-def _sqlite_function(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    # The Python functions of SQLITE_FUNCTIONS, by the same names.
-    return f"{element.name}({', '.join(_args(element, compiler, **kw))})"
-
-
-@compiles(london_date, "postgresql")
-def _pg_london_date(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    return f"CAST(({value} AT TIME ZONE {_PG_LONDON}) AS DATE)"
-
-
-@compiles(london_date_before, "postgresql")
-def _pg_london_date_before(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    return f"CAST((({value} - INTERVAL '1 microsecond') AT TIME ZONE {_PG_LONDON}) AS DATE)"
-
-
-@compiles(london_hour, "postgresql")
-def _pg_london_hour(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    return f"CAST(EXTRACT(HOUR FROM ({value} AT TIME ZONE {_PG_LONDON})) AS INTEGER)"
-
-
-@compiles(london_isodow, "postgresql")
-def _pg_london_isodow(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    return f"CAST(EXTRACT(ISODOW FROM ({value} AT TIME ZONE {_PG_LONDON})) AS INTEGER)"
-
-
-@compiles(days_between)
-def _sqlite_days_between(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    first, second = _args(element, compiler, **kw)
-    return f"CAST(round(julianday({second}) - julianday({first})) AS INTEGER)"
-
-
-@compiles(days_between, "postgresql")
-def _pg_days_between(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    first, second = _args(element, compiler, **kw)
-    return f"({second} - {first})"
-
-
-@compiles(seconds_between, "postgresql")
-def _pg_seconds_between(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    first, second = _args(element, compiler, **kw)
-    return f"CAST(EXTRACT(EPOCH FROM ({second} - {first})) AS DOUBLE PRECISION)"
-
-
-@compiles(year_before, "postgresql")
-def _pg_year_before(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    # Through UTC wall-clock time, so the session's TimeZone setting plays no part.
-    return f"((({value} AT TIME ZONE 'UTC') - INTERVAL '1 year') AT TIME ZONE 'UTC')"
-
-
-@compiles(greatest)
-def _sqlite_greatest(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    return f"max({', '.join(_args(element, compiler, **kw))})"
-
-
-@compiles(greatest, "postgresql")
-def _pg_greatest(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    return f"GREATEST({', '.join(_args(element, compiler, **kw))})"
-
-
-@compiles(least)
-def _sqlite_least(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    return f"min({', '.join(_args(element, compiler, **kw))})"
-
-
-@compiles(least, "postgresql")
-def _pg_least(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    return f"LEAST({', '.join(_args(element, compiler, **kw))})"
-
-
-@compiles(date_value)
-def _sqlite_date_value(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    return value  # already 'YYYY-MM-DD' text, as SQLite keeps dates
-
-
-@compiles(date_value, "postgresql")
-def _pg_date_value(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    return f"CAST({value} AS DATE)"
 
 
 # --- helpers the reports share ------------------------------------------------------------------------
