@@ -8,9 +8,11 @@ and announce it once (the instance whose UPDATE returned the row).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 
 from capacity.auth.scope import SYSTEM
 from capacity.booking.detentions.models import Episode
@@ -29,6 +31,17 @@ class SweepResult:
     breached: list[str]
 
 
+async def _changed_audited(
+    uow: UnitOfWork, change: Update, action: str, object_type: str, after: Callable[[Any], dict]
+) -> list[Any]:
+    """Run one of the sweep's conditional UPDATE ... RETURNING statements and audit, as the system, each
+    row it changed: the rows this instance changed, and so the ones it announces."""
+    changed = list((await uow.session.scalars(change)).all())
+    for row in changed:
+        uow.audit(actor=SYSTEM, action=action, object_type=object_type, object_id=row.id, after=after(row))
+    return changed
+
+
 async def expire_holds(db: Database) -> list[str]:
     async def work(uow: UnitOfWork) -> list[str]:
         # Lock the units with holds past their expiry, as every other capacity change does (rule 1).
@@ -40,22 +53,17 @@ async def expire_holds(db: Database) -> list[str]:
             return []  # nothing due: the usual case, every sweep period
         units = await uow.lock_units(unit_ids)
         now = uow.now
-        expired = (
-            await uow.session.scalars(
-                update(Hold)
-                .where(Hold.status == "held", Hold.expires_at <= now, Hold.unit_id.in_(units))
-                .values(status="expired", ended_at=Hold.expires_at, ended_by="system")
-                .returning(Hold)
-            )
-        ).all()
+        expired: list[Hold] = await _changed_audited(
+            uow,
+            update(Hold)
+            .where(Hold.status == "held", Hold.expires_at <= now, Hold.unit_id.in_(units))
+            .values(status="expired", ended_at=Hold.expires_at, ended_by="system")
+            .returning(Hold),
+            "hold.expire",
+            "hold",
+            lambda hold: {"status": "expired", "expires_at": hold.expires_at.isoformat()},
+        )
         for hold in expired:
-            uow.audit(
-                actor=SYSTEM,
-                action="hold.expire",
-                object_type="hold",
-                object_id=hold.id,
-                after={"status": "expired", "expires_at": hold.expires_at.isoformat()},
-            )
             uow.emit(hold_event("hold.expired", hold, units[hold.unit_id], now))
         changed = sorted({h.unit_id for h in expired})
         for found in (await figures(uow, [units[u] for u in changed])).values():
@@ -69,23 +77,17 @@ async def record_s136_breaches(db: Database) -> list[str]:
     """Record the breach of every open s135/s136 episode past its deadline, wherever the person is."""
 
     async def work(uow: UnitOfWork) -> list[str]:
-        breached = (
-            await uow.session.scalars(
-                update(Episode)
-                .where(Episode.ended_at.is_(None), Episode.breached_at.is_(None), Episode.deadline <= uow.now)
-                .values(breached_at=Episode.deadline)
-                .returning(Episode)
-            )
-        ).all()
-        for episode in breached:
-            uow.audit(
-                actor=SYSTEM,
-                action="s136.breach",
-                object_type="detention",
-                object_id=episode.id,
-                after={"deadline": episode.deadline.isoformat()},
-            )
-        for event in await leg_events(uow, "s136.breach", list(breached)):
+        breached: list[Episode] = await _changed_audited(
+            uow,
+            update(Episode)
+            .where(Episode.ended_at.is_(None), Episode.breached_at.is_(None), Episode.deadline <= uow.now)
+            .values(breached_at=Episode.deadline)
+            .returning(Episode),
+            "s136.breach",
+            "detention",
+            lambda episode: {"deadline": episode.deadline.isoformat()},
+        )
+        for event in await leg_events(uow, "s136.breach", breached):
             uow.emit(event)
         return [e.id for e in breached]
 

@@ -9,41 +9,27 @@ from litestar.params import FromPath, JSONBody
 
 from capacity.auth.security import require_roles
 from capacity.booking.detentions import service as detention_service
-from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.episodes import EXTENSION_SHOWN
+from capacity.booking.detentions.models import AS_RECORDED, S136Detention
 from capacity.booking.detentions.schemas import DetentionEndIn, DetentionIn, DetentionOut, ExtensionIn
 from capacity.booking.persons import person_out
-from capacity.codes import DetentionBasis, PlaceType, PoliceVehicleReason
+from capacity.codes import DetentionBasis
 from capacity.deps import ActorDep, DbDep
 
 
 def detention_out(d: S136Detention) -> DetentionOut:
     episode = d.episode
     return DetentionOut(
+        **{name: getattr(d, name) for name in AS_RECORDED},
         id=d.id,
         detention_id=d.detention_id,
         legal_basis=cast(DetentionBasis, episode.legal_basis),
-        place_type=cast(PlaceType, d.place_type),  # the table's check constraint: one of PlaceType
-        place_name=d.place_name,
         person=person_out(d),
-        detained_at=d.detained_at,
-        deadline=episode.deadline,
+        **{name: getattr(episode, name) for name in ("deadline", "breached_at", *EXTENSION_SHOWN)},
+        s136_clock_started_at=episode.clock_started_at,
         ended_at=d.ended_at,
         outcome=d.outcome,
-        breached_at=episode.breached_at,
         police_station_criteria=list(d.police_station_criteria or []),
-        authorising_inspector=d.authorising_inspector,
-        conveyance_mode=d.conveyance_mode,
-        police_vehicle_reason=cast(PoliceVehicleReason | None, d.police_vehicle_reason),
-        police_vehicle_note=d.police_vehicle_note,
-        ambulance_requested_at=d.ambulance_requested_at,
-        ambulance_at_scene_at=d.ambulance_at_scene_at,
-        never_event_acknowledged=d.never_event_acknowledged,
-        note=d.note,
-        s136_clock_started_at=episode.clock_started_at,
-        extension_hours=episode.extension_hours,
-        extension_authorised_by=episode.extension_authorised_by,
-        extension_reason=episode.extension_reason,
-        extension_superintendent=episode.extension_superintendent,
     )
 
 

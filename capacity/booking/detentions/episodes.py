@@ -29,6 +29,8 @@ from capacity.events import Event
 S136_HOURS = 24  # s136(2A) Mental Health Act 1983; s135(3ZA) the same for s135
 DETENTION_BASES: frozenset[str] = frozenset(values(DetentionBasis))
 TRANSFERRED = Outcome.TRANSFERRED.value
+# The extension as the API shows it and the audit log records it (its note, free text, is in neither).
+EXTENSION_SHOWN = ("extension_hours", "extension_reason", "extension_authorised_by", "extension_superintendent")
 
 
 def open_episode(uow: UnitOfWork, *, first_leg_id: str, legal_basis: str, clock_started_at: datetime) -> Episode:
@@ -210,10 +212,7 @@ def episode_snapshot(episode: Episode) -> dict:
         "clock_started_at",
         "deadline",
         "legs",
-        "extension_hours",
-        "extension_reason",
-        "extension_authorised_by",
-        "extension_superintendent",
+        *EXTENSION_SHOWN,
         "breached_at",
         "ended_at",
         "outcome",
@@ -225,16 +224,8 @@ def episode_fields(episode: Episode | None) -> dict:
     """The clock as a leg shows it (API.md: a placement's s136_* fields; a detention's deadline)."""
     if episode is None:
         return {}
-    return {
-        "detention_id": episode.id,
-        "s136_clock_started_at": episode.clock_started_at,
-        "s136_deadline": episode.deadline,
-        "s136_extension_hours": episode.extension_hours,
-        "s136_extension_authorised_by": episode.extension_authorised_by,
-        "s136_extension_reason": episode.extension_reason,
-        "s136_extension_superintendent": episode.extension_superintendent,
-        "s136_breached_at": episode.breached_at,
-    }
+    clock = ("clock_started_at", "deadline", *EXTENSION_SHOWN, "breached_at")
+    return {"detention_id": episode.id, **{f"s136_{name}": getattr(episode, name) for name in clock}}
 
 
 def detention_event(kind: str, leg: S136Detention, at: datetime, **extra: object) -> Event:

@@ -57,6 +57,22 @@ class Episode(IdMixin, Base):
     )
 
 
+# The columns a detention keeps just as they were recorded (DetentionIn), and shows so (DetentionOut).
+AS_RECORDED = (
+    "place_type",
+    "place_name",
+    "detained_at",
+    "never_event_acknowledged",
+    "note",
+    "authorising_inspector",
+    "conveyance_mode",
+    "police_vehicle_reason",
+    "police_vehicle_note",
+    "ambulance_requested_at",
+    "ambulance_at_scene_at",
+)
+
+
 class S136Detention(IdMixin, PersonMixin, Base):
     """A leg of an episode at a place of safety that is not a bookable unit: an emergency department,
     a police station or elsewhere. Recorded so that the clock is kept and the s136 report is complete."""

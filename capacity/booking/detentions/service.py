@@ -24,9 +24,10 @@ from capacity.booking.detentions.episodes import (
     extend,
     open_episode,
 )
-from capacity.booking.detentions.models import S136Detention
+from capacity.booking.detentions.models import AS_RECORDED, S136Detention
 from capacity.booking.detentions.schemas import POLICE_STATION_CRITERIA, DetentionEndIn, DetentionIn, ExtensionIn
 from capacity.booking.eligibility import check_person, ensure_amhp_area
+from capacity.booking.person_reads import audited_list
 from capacity.booking.persons import person_columns
 from capacity.booking.placements.service import not_in_future
 from capacity.db.base import new_id
@@ -92,6 +93,14 @@ def _snapshot(d: S136Detention) -> dict:
     }
 
 
+def _audit(uow: UnitOfWork, actor: Actor, action: str, detention: S136Detention, before: dict | None = None) -> None:
+    """A change to a detention, audited with what it was (`before`) and what it is now."""
+    after = _snapshot(detention)
+    uow.audit(
+        actor=actor, action=action, object_type="s136_detention", object_id=detention.id, before=before, after=after
+    )
+
+
 async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S136Detention:
     ensure_role(actor, "amhp", action="record an s136 detention")
     ensure_amhp_area(actor, body.person.home_area)
@@ -105,18 +114,8 @@ async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S13
         await check_person(session, body.person.ref, body.person.home_area)
         detention = S136Detention(
             id=new_id(),
-            place_type=body.place_type,
-            place_name=body.place_name,
-            detained_at=body.detained_at,
+            **{name: getattr(body, name) for name in AS_RECORDED},
             police_station_criteria=list(body.police_station_criteria),
-            authorising_inspector=body.authorising_inspector,
-            conveyance_mode=body.conveyance_mode,
-            police_vehicle_reason=body.police_vehicle_reason,
-            police_vehicle_note=body.police_vehicle_note,
-            ambulance_requested_at=body.ambulance_requested_at,
-            ambulance_at_scene_at=body.ambulance_at_scene_at,
-            never_event_acknowledged=body.never_event_acknowledged,
-            note=body.note,
             created_by=actor.username,
             created_at=now,
             **person_columns(body.person),
@@ -138,13 +137,7 @@ async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S13
         if body.ended_at is not None and body.outcome is not None:
             detention.ended_at, detention.outcome = body.ended_at, body.outcome
             await end_leg(uow, detention.episode, outcome=body.outcome, ended_at=body.ended_at)
-        uow.audit(
-            actor=actor,
-            action="s136_detention.record",
-            object_type="s136_detention",
-            object_id=detention.id,
-            after=_snapshot(detention),
-        )
+        _audit(uow, actor, "s136_detention.record", detention)
         if detention.never_event_acknowledged:
             uow.emit(detention_event("s136.never_event", detention, now))
         return detention
@@ -189,14 +182,7 @@ async def end_detention(db: Database, actor: Actor, detention_id: str, body: Det
             raise Conflict("the detention has already ended")
         await end_leg(uow, detention.episode, outcome=body.outcome, ended_at=ended_at)
         await session.refresh(detention)
-        uow.audit(
-            actor=actor,
-            action="s136_detention.end",
-            object_type="s136_detention",
-            object_id=detention.id,
-            before=before,
-            after=_snapshot(detention),
-        )
+        _audit(uow, actor, "s136_detention.end", detention, before)
         return detention
 
     return await db.write(work)
@@ -223,12 +209,5 @@ async def list_detentions(db: Database, actor: Actor) -> list[S136Detention]:
             .limit(500)
         )
         found = list((await reading.session.scalars(stmt)).all())
-    await audited_read(
-        db,
-        actor,
-        action="s136_detention.list",
-        object_type="s136_detention",
-        object_id=None,
-        after={"ids": [d.id for d in found]},
-    )
+    await audited_list(db, actor, "s136_detention", found)
     return found

@@ -23,6 +23,7 @@ from capacity.booking.detentions.episodes import (
 from capacity.booking.detentions.models import Episode
 from capacity.booking.detentions.schemas import ExtensionIn
 from capacity.booking.eligibility import check_age_exception, check_person, check_takes_detained, check_unit_takes
+from capacity.booking.person_reads import audited_list
 from capacity.booking.persons import person_columns
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.schemas import DischargeIn, PlacementIn, PlacementPatch
@@ -130,13 +131,7 @@ async def start_placement(
     )
     uow.session.add(placement)
     await uow.session.flush()
-    uow.audit(
-        actor=actor,
-        action="placement.start",
-        object_type="placement",
-        object_id=placement.id,
-        after=placement_snapshot(placement),
-    )
+    _audit(uow, actor, "placement.start", placement)
     return placement
 
 
@@ -186,6 +181,12 @@ def placement_snapshot(p: Placement) -> dict:
         "home_area",
     )
     return {k: (v.isoformat() if isinstance(v := getattr(p, k), datetime) else v) for k in keys}
+
+
+def _audit(uow: UnitOfWork, actor: Actor, action: str, placement: Placement, before: dict | None = None) -> None:
+    """A change to a placement, audited with what it was (`before`) and what it is now."""
+    after = placement_snapshot(placement)
+    uow.audit(actor=actor, action=action, object_type="placement", object_id=placement.id, before=before, after=after)
 
 
 async def admit(db: Database, actor: Actor, body: PlacementIn) -> tuple[Placement, list[Advisory]]:
@@ -278,14 +279,7 @@ async def list_placements(db: Database, actor: Actor, active: bool | None) -> li
         if active is not None:
             stmt = stmt.where(Placement.ended_at.is_(None) if active else Placement.ended_at.is_not(None))
         found = list((await reading.session.scalars(stmt.limit(1000))).all())
-    await audited_read(
-        db,
-        actor,
-        action="placement.list",
-        object_type="placement",
-        object_id=None,
-        after={"ids": [p.id for p in found]},
-    )
+    await audited_list(db, actor, "placement", found)
     return found
 
 
@@ -307,14 +301,7 @@ async def correct(db: Database, actor: Actor, placement_id: str, body: Placement
         before = placement_snapshot(placement)
         placement.oap_reason = body.oap_reason
         await uow.session.flush()
-        uow.audit(
-            actor=actor,
-            action="placement.correct",
-            object_type="placement",
-            object_id=placement.id,
-            before=before,
-            after=placement_snapshot(placement),
-        )
+        _audit(uow, actor, "placement.correct", placement, before)
         return placement
 
     return await db.write(work)
@@ -344,14 +331,7 @@ async def discharge(db: Database, actor: Actor, placement_id: str, body: Dischar
         if placement.episode is not None:
             await end_leg(uow, placement.episode, outcome=body.outcome, ended_at=ended_at)
         await uow.session.refresh(placement)
-        uow.audit(
-            actor=actor,
-            action="placement.discharge",
-            object_type="placement",
-            object_id=placement.id,
-            before=before,
-            after=placement_snapshot(placement),
-        )
+        _audit(uow, actor, "placement.discharge", placement, before)
         uow.emit(placement_event("placement.discharged", placement, unit, now))
         uow.emit(availability_event(await unit_figures(uow, unit), now))
         return placement
