@@ -8,12 +8,12 @@ from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency
 from litestar.enums import MediaType
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import QueryParameter
 
-from capacity.auth.security import Actor, require_roles
-from capacity.db.engine import Database
+from capacity.auth.security import require_roles
+from capacity.deps import ActorDep, DbDep
 from capacity.errors import Invalid
 from capacity.reports.render import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
 from capacity.reports.service import MAX_MONTHS, parse_month, run_report, run_trend
@@ -91,27 +91,39 @@ def _format(requested: str | None, accept: str) -> str:
     return "json"
 
 
-async def _respond(
-    request: Request[Any, Any, Any],
-    db: Database,
-    actor: Actor,
-    name: str,
-    from_: str,
-    to: str,
-    area: str | None,
-    requested: str | None,
-) -> Response[Any]:
-    first, last = _date(from_, "from"), _date(to, "to")
-    fmt = _format(requested, request.headers.get("accept", ""))
-    report = await run_report(db, actor, name, first, last, area, fmt)
-    if fmt == "json":
-        return Response(report, media_type=MediaType.JSON)
-    areas = report["parameters"]["areas"].replace(" ", "+")
-    filename = f"{name.replace('_', '-')}_{areas}_{first.isoformat()}_{last.isoformat()}.{fmt}"
+def _download(report: dict[str, Any], filename: str, fmt: str) -> Response[Any]:
     content, media_type = (to_csv(report), CSV_MEDIA_TYPE) if fmt == "csv" else (to_xlsx(report), XLSX_MEDIA_TYPE)
     return Response(
         content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
+
+
+def _report(name: str, summary: str) -> HTTPRouteHandler:
+    """`GET /api/reports/<name, with - for _>`: the report `name` of `capacity.reports.service.REPORTS` for a
+    period of dates, in the format asked for. The four reports take the same parameters."""
+    slug = name.replace("_", "-")
+
+    async def handler(
+        self: Controller,
+        request: Request[Any, Any, Any],
+        db: DbDep,
+        actor: ActorDep,
+        from_: FromDate,
+        to: ToDate,
+        area: AreaCode = None,
+        format_: Format = None,
+    ) -> Response[dict[str, Any]]:
+        first, last = _date(from_, "from"), _date(to, "to")
+        fmt = _format(format_, request.headers.get("accept", ""))
+        report = await run_report(db, actor, name, first, last, area, fmt)
+        if fmt == "json":
+            return Response(report, media_type=MediaType.JSON)
+        areas = report["parameters"]["areas"].replace(" ", "+")
+        return _download(report, f"{slug}_{areas}_{first.isoformat()}_{last.isoformat()}.{fmt}", fmt)
+
+    # Named as if written in ReportController: the OpenAPI operationId, and the order of the paths, come from it.
+    handler.__name__, handler.__qualname__ = name, f"ReportController.{name}"
+    return get(f"/{slug}", summary=summary)(handler)
 
 
 class ReportController(Controller):
@@ -119,69 +131,24 @@ class ReportController(Controller):
     tags = ["Reports"]
     guards = [require_roles("commissioner", "admin")]
 
-    @get(
-        "/out-of-area",
-        summary="Out-of-area placements: started, ended, active, bed days, cost, by reason, "
+    out_of_area = _report(
+        "out_of_area",
+        "Out-of-area placements: started, ended, active, bed days, cost, by reason, "
         "area, provider, bed type, length and distance bands",
     )
-    async def out_of_area(
-        self,
-        request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        from_: FromDate,
-        to: ToDate,
-        area: AreaCode = None,
-        format_: Format = None,
-    ) -> Response[dict[str, Any]]:
-        return await _respond(request, db, actor, "out_of_area", from_, to, area, format_)
-
-    @get(
-        "/s136",
-        summary="Section 136 detentions: places of safety, under-18s, durations, breaches, "
+    s136 = _report(
+        "s136",
+        "Section 136 detentions: places of safety, under-18s, durations, breaches, "
         "conveyance, ambulance response, outcomes, repeats, out of hours",
     )
-    async def s136(
-        self,
-        request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        from_: FromDate,
-        to: ToDate,
-        area: AreaCode = None,
-        format_: Format = None,
-    ) -> Response[dict[str, Any]]:
-        return await _respond(request, db, actor, "s136", from_, to, area, format_)
-
-    @get("/capacity", summary="Capacity use: occupancy by unit and kind, hold outcomes, time to arrival, unmet demand")
-    async def capacity(
-        self,
-        request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        from_: FromDate,
-        to: ToDate,
-        area: AreaCode = None,
-        format_: Format = None,
-    ) -> Response[dict[str, Any]]:
-        return await _respond(request, db, actor, "capacity", from_, to, area, format_)
-
-    @get(
-        "/equality",
-        summary="Equality monitoring: detentions and placements by ethnicity, sex and age band, "
-        "small counts suppressed",
+    capacity = _report(
+        "capacity",
+        "Capacity use: occupancy by unit and kind, hold outcomes, time to arrival, unmet demand",
     )
-    async def equality(
-        self,
-        request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        from_: FromDate,
-        to: ToDate,
-        area: AreaCode = None,
-        format_: Format = None,
-    ) -> Response[dict[str, Any]]:
-        return await _respond(request, db, actor, "equality", from_, to, area, format_)
+    equality = _report(
+        "equality",
+        "Equality monitoring: detentions and placements by ethnicity, sex and age band, small counts suppressed",
+    )
 
     @get(
         "/trend",
@@ -189,12 +156,7 @@ class ReportController(Controller):
         f"as the out-of-area report gives them for that month; up to {MAX_MONTHS} months in one call",
     )
     async def trend(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        from_: FromMonth,
-        to: ToMonth,
-        area: AreaCode = None,
+        self, db: DbDep, actor: ActorDep, from_: FromMonth, to: ToMonth, area: AreaCode = None
     ) -> Response[dict[str, Any]]:
         first, last = parse_month(from_, "from"), parse_month(to, "to")
         return Response(await run_trend(db, actor, first, last, area), media_type=MediaType.JSON)
