@@ -4,7 +4,6 @@ every change audited. On both engines, on the demo data set and a FixedClock."""
 
 from __future__ import annotations
 
-import csv
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from capacity.demo import BANES, BIRMINGHAM, BRISTOL, SANDWELL, WILTSHIRE
 from capacity.imports.placements import ImportRefused
 from capacity.imports.reference import COLUMNS, import_reference
 from support.api import Api, assert_problem
+from support.csv_files import write_csv
 
 URL = "/api/alternatives"
 ADMIN_URL = "/api/admin/alternatives"
@@ -37,7 +37,10 @@ async def alternatives(api: Api, as_: str = "amhp", **query: Any) -> list[dict]:
     return response.json()
 
 
-async def open_now(api: Api, name: str, home_area: str) -> bool:
+async def open_now(api: Api, name: str, home_area: str, at: datetime | None = None) -> bool:
+    """Whether the search shows `name` open, now or (the clock set to it first, for what follows too) at `at`."""
+    if at is not None:
+        api.clock.set(at)
     by_name = {a["name"]: a for a in await alternatives(api, home_area=home_area)}
     return by_name[name]["open_now"]
 
@@ -65,33 +68,26 @@ def new_alternative(**more: Any) -> dict:
 
 async def test_an_evening_service_is_open_on_a_weekday_evening_only(api: Api) -> None:
     assert await open_now(api, SAFE_HAVEN, BANES) is False  # Monday 09:00
-    api.clock.set(utc(2026, 3, 2, 19, 0))
-    assert await open_now(api, SAFE_HAVEN, BANES) is True
+    assert await open_now(api, SAFE_HAVEN, BANES, at=utc(2026, 3, 2, 19, 0)) is True
     assert SAFE_HAVEN in {a["name"] for a in await alternatives(api, home_area=BANES, open_now="true")}
-    api.clock.set(utc(2026, 3, 2, 23, 0))  # closes at 23:00
-    assert await open_now(api, SAFE_HAVEN, BANES) is False
+    assert await open_now(api, SAFE_HAVEN, BANES, at=utc(2026, 3, 2, 23, 0)) is False  # closes at 23:00
     assert SAFE_HAVEN not in {a["name"] for a in await alternatives(api, home_area=BANES, open_now="true")}
 
 
 async def test_friday_hours_past_midnight_are_open_early_on_saturday(api: Api) -> None:
-    api.clock.set(utc(2026, 3, 7, 1, 30))  # Saturday 01:30: Friday's 18:00-02:00
-    assert await open_now(api, CAFE, BRISTOL) is True
-    api.clock.set(utc(2026, 3, 3, 1, 30))  # Tuesday 01:30: Monday closed at 23:00
-    assert await open_now(api, CAFE, BRISTOL) is False
+    # Saturday 01:30: Friday's 18:00-02:00; Tuesday 01:30: Monday closed at 23:00.
+    assert await open_now(api, CAFE, BRISTOL, at=utc(2026, 3, 7, 1, 30)) is True
+    assert await open_now(api, CAFE, BRISTOL, at=utc(2026, 3, 3, 1, 30)) is False
 
 
 async def test_a_service_closed_on_bank_holidays_is_closed_on_christmas_and_its_substitute_day(api: Api) -> None:
-    api.clock.set(utc(2026, 12, 24, 10, 0))  # Thursday
-    assert await open_now(api, LIAISON, WILTSHIRE) is True
-    api.clock.set(utc(2026, 12, 25, 10, 0))  # Christmas Day, a Friday
-    assert await open_now(api, LIAISON, WILTSHIRE) is False
-    api.clock.set(utc(2026, 12, 28, 10, 0))  # Monday: the substitute for Boxing Day on a Saturday
-    assert await open_now(api, LIAISON, WILTSHIRE) is False
-    api.clock.set(utc(2026, 12, 29, 10, 0))
-    assert await open_now(api, LIAISON, WILTSHIRE) is True
+    assert await open_now(api, LIAISON, WILTSHIRE, at=utc(2026, 12, 24, 10, 0)) is True  # Thursday
+    assert await open_now(api, LIAISON, WILTSHIRE, at=utc(2026, 12, 25, 10, 0)) is False  # Christmas Day, a Friday
+    # Monday: the substitute for Boxing Day on a Saturday.
+    assert await open_now(api, LIAISON, WILTSHIRE, at=utc(2026, 12, 28, 10, 0)) is False
+    assert await open_now(api, LIAISON, WILTSHIRE, at=utc(2026, 12, 29, 10, 0)) is True
     # Without bank holiday hours of its own, a service keeps its weekday hours on a bank holiday.
-    api.clock.set(utc(2026, 12, 28, 10, 0))
-    assert await open_now(api, CAMHS, WILTSHIRE) is True
+    assert await open_now(api, CAMHS, WILTSHIRE, at=utc(2026, 12, 28, 10, 0)) is True
 
 
 async def test_special_bank_holiday_hours_replace_the_weekdays(api: Api) -> None:
@@ -100,25 +96,18 @@ async def test_special_bank_holiday_hours_replace_the_weekdays(api: Api) -> None
     created = await api.post(ADMIN_URL, "admin", json=body)
     assert created.status_code == 201, created.text
     name = body["name"]
-    api.clock.set(utc(2026, 12, 28, 12, 0))
-    assert await open_now(api, name, BANES) is True
-    api.clock.set(utc(2026, 12, 28, 15, 0))
-    assert await open_now(api, name, BANES) is False
-    api.clock.set(utc(2026, 12, 29, 15, 0))  # an ordinary Tuesday
-    assert await open_now(api, name, BANES) is True
+    assert await open_now(api, name, BANES, at=utc(2026, 12, 28, 12, 0)) is True
+    assert await open_now(api, name, BANES, at=utc(2026, 12, 28, 15, 0)) is False
+    assert await open_now(api, name, BANES, at=utc(2026, 12, 29, 15, 0)) is True  # an ordinary Tuesday
 
 
 async def test_hours_are_london_time_across_the_clock_change(api: Api) -> None:
     # 08:30 UTC is 08:30 in GMT (before 29 March 2026) and 09:30 in BST (after): opening at 09:00.
-    api.clock.set(utc(2026, 3, 23, 8, 30))
-    assert await open_now(api, LIAISON, WILTSHIRE) is False
-    api.clock.set(utc(2026, 3, 30, 8, 30))
-    assert await open_now(api, LIAISON, WILTSHIRE) is True
+    assert await open_now(api, LIAISON, WILTSHIRE, at=utc(2026, 3, 23, 8, 30)) is False
+    assert await open_now(api, LIAISON, WILTSHIRE, at=utc(2026, 3, 30, 8, 30)) is True
     # The night the clocks go forward, Saturday's 18:00-02:00 ends at 02:00 BST: 01:00 UTC.
-    api.clock.set(utc(2026, 3, 29, 0, 30))
-    assert await open_now(api, CAFE, BRISTOL) is True
-    api.clock.set(utc(2026, 3, 29, 1, 0))
-    assert await open_now(api, CAFE, BRISTOL) is False
+    assert await open_now(api, CAFE, BRISTOL, at=utc(2026, 3, 29, 0, 30)) is True
+    assert await open_now(api, CAFE, BRISTOL, at=utc(2026, 3, 29, 1, 0)) is False
 
 
 # --- who it serves, and in what order -------------------------------------------------------------------
@@ -243,18 +232,10 @@ ALTERNATIVE_ROW = {
 }
 
 
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 async def test_the_reference_import_adds_alternatives_once_and_changes_only_what_differs(
     api: Api, tmp_path: Path
 ) -> None:
-    path = write_csv(tmp_path / "ref.csv", [ALTERNATIVE_ROW])
+    path = write_csv(tmp_path / "ref.csv", COLUMNS, [ALTERNATIVE_ROW])
     dry = await import_reference(api.db, path, dry_run=True)
     assert [(c.kind, c.action) for c in dry.changes] == [("alternative", "create")]
     assert "Keynsham safe haven (test)" not in {a["name"] for a in await alternatives(api, home_area=BANES)}
@@ -265,7 +246,7 @@ async def test_the_reference_import_adds_alternatives_once_and_changes_only_what
     assert found["opening_hours"]["bank_holidays"] == []
     again = await import_reference(api.db, path)
     assert again.changed == 0 and again.count("alternative", "unchanged") == 1
-    later = await import_reference(api.db, write_csv(path, [{**ALTERNATIVE_ROW, "phone": "0117 496 0999"}]))
+    later = await import_reference(api.db, write_csv(path, COLUMNS, [{**ALTERNATIVE_ROW, "phone": "0117 496 0999"}]))
     assert [(c.action, c.fields) for c in later.changes] == [("update", ("phone",))]
     log = (await api.get(f"/api/audit?object_id={found['id']}", "admin")).json()
     assert [(e["action"], e["username"]) for e in reversed(log)] == [
@@ -283,7 +264,7 @@ async def test_a_bad_alternative_line_is_named_and_nothing_is_imported(api: Api,
         {**ALTERNATIVE_ROW, "code": "BAD-KIND", "kind": "bed"},
     ]
     with pytest.raises(ImportRefused) as caught:
-        await import_reference(api.db, write_csv(tmp_path / "ref.csv", rows))
+        await import_reference(api.db, write_csv(tmp_path / "ref.csv", COLUMNS, rows))
     said = [(p.line, p.field) for p in caught.value.problems]
     assert said == [(3, "opening_hours"), (4, "areas"), (5, "kind")], caught.value.problems
     assert not {"GOOD-1", "BAD-AREA"} & {a["code"] for a in (await api.get(ADMIN_URL, "admin")).json()}

@@ -98,17 +98,7 @@ async def detain(api: Api, place_type: str = "emergency_department", detained_at
 
 async def move_to_suite(api: Api, detention_id: str, **person_overrides) -> dict:
     """A hold at the Bristol suite for the detained person, and their arrival there now."""
-    suite = await api.unit("Bristol Place of Safety")
-    held = await api.post(
-        "/api/holds",
-        "amhp",
-        json={
-            "unit_id": suite.id,
-            "purpose": "s136",
-            "person": person(**person_overrides),
-            "detention_id": detention_id,
-        },
-    )
+    held = await api.hold("Bristol Place of Safety", person(**person_overrides), detention_id=detention_id)
     assert held.status_code == 201, held.text
     assert held.json()["detention_id"] == detention_id
     arrived = await api.post(f"/api/holds/{held.json()['id']}/arrive", "amhp", json={})
@@ -141,12 +131,7 @@ async def test_an_emergency_department_then_a_suite_is_one_clock_and_one_detenti
 async def test_the_clock_never_restarts_when_the_arrival_names_the_detention(api: Api) -> None:
     """The suite may not restart the clock: an s136_clock_started_at beside a detention_id is refused."""
     ed = await detain(api, detained_at=at("2026-03-02T01:30"))
-    suite = await api.unit("Bristol Place of Safety")
-    held = await api.post(
-        "/api/holds",
-        "amhp",
-        json={"unit_id": suite.id, "purpose": "s136", "person": person(), "detention_id": ed["id"]},
-    )
+    held = await api.hold("Bristol Place of Safety", person(), detention_id=ed["id"])
     restarted = await api.post(
         f"/api/holds/{held.json()['id']}/arrive", "amhp", json={"s136_clock_started_at": START.isoformat()}
     )
@@ -158,13 +143,12 @@ async def test_the_clock_never_restarts_when_the_arrival_names_the_detention(api
 
 async def test_a_detention_id_for_another_person_or_an_ended_detention_is_refused(api: Api) -> None:
     ed = await detain(api)
-    suite = await api.unit("Bristol Place of Safety")
-    other = {"unit_id": suite.id, "purpose": "s136", "person": person(ref="EP-OTHER"), "detention_id": ed["id"]}
-    assert_problem(await api.post("/api/holds", "amhp", json=other), 404, "detention_id")
+    other = await api.hold("Bristol Place of Safety", person(ref="EP-OTHER"), detention_id=ed["id"])
+    assert_problem(other, 404, "detention_id")
     ended = await api.post(f"/api/s136-detentions/{ed['id']}/end", "amhp", json={"outcome": "discharged"})
     assert ended.status_code == 200, ended.text
-    again = {**other, "person": person()}
-    assert_problem(await api.post("/api/holds", "amhp", json=again), 409, "detention_id")
+    again = await api.hold("Bristol Place of Safety", person(), detention_id=ed["id"])
+    assert_problem(again, 409, "detention_id")
 
 
 async def test_an_extension_at_the_emergency_department_carries_to_the_suite_and_is_the_only_one(api: Api) -> None:
@@ -253,9 +237,7 @@ async def test_an_s135_warrant_has_the_same_clock_warnings_and_breach(api: Api) 
     breached after it."""
     api.clock.set(at("2026-03-02T11:00"))
     suite = await api.unit("Bristol Place of Safety")
-    admitted = await api.post(
-        "/api/placements", "bedmanager", json={"unit_id": suite.id, "legal_basis": "s135", "person": person()}
-    )
+    admitted = await api.admit("Bristol Place of Safety", "s135", person())
     assert admitted.status_code == 201, admitted.text
     placement = admitted.json()
     assert placement["s136_deadline"].startswith("2026-03-03T11:00:00")
@@ -304,10 +286,7 @@ async def test_a_change_of_clocks_is_elapsed_time(api: Api) -> None:
     """Case 8: at a suite from 00:30 on Sunday 29 March 2026 (GMT): the deadline is 00:30Z on the 30th,
     01:30 London time (BST), never 00:30 London."""
     api.clock.set(at("2026-03-29T00:30"))
-    suite = await api.unit("Bristol Place of Safety")
-    admitted = await api.post(
-        "/api/placements", "bedmanager", json={"unit_id": suite.id, "legal_basis": "s136", "person": person()}
-    )
+    admitted = await api.admit("Bristol Place of Safety", "s136", person())
     assert admitted.status_code == 201, admitted.text
     deadline = datetime.fromisoformat(admitted.json()["s136_deadline"])
     assert deadline == at("2026-03-30T00:30") and deadline - at("2026-03-29T00:30") == timedelta(hours=24)
@@ -329,38 +308,21 @@ async def test_a_person_moved_between_units_keeps_the_clock_while_in_transit(api
     """Suite to suite: the first discharges with outcome transferred (the place is freed, the episode goes
     on and can still breach on the way); the next admission names the detention and keeps its clock."""
     api.clock.set(at("2026-03-02T10:00"))
-    suite = await api.unit("Bristol Place of Safety")
-    first = (
-        await api.post(
-            "/api/placements", "bedmanager", json={"unit_id": suite.id, "legal_basis": "s136", "person": person()}
-        )
-    ).json()
-    not_a_detention = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={"unit_id": suite.id, "legal_basis": "informal", "person": person(ref="EP-9")},
-    )
+    first = (await api.admit("Bristol Place of Safety", "s136", person())).json()
+    not_a_detention = await api.admit("Bristol Place of Safety", "informal", person(ref="EP-9"))
     informal = not_a_detention.json()
     assert_problem(
         await api.post(f"/api/placements/{informal['id']}/discharge", "bedmanager", json={"outcome": "transferred"}),
         422,
         "outcome",
     )
-    still_there = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={"unit_id": suite.id, "legal_basis": "s136", "person": person(), "detention_id": first["id"]},
-    )
+    still_there = await api.admit("Bristol Place of Safety", "s136", person(), detention_id=first["id"])
     assert_problem(still_there, 409, "detention_id")
     api.clock.set(at("2026-03-02T12:00"))
     moved = await api.post(f"/api/placements/{first['id']}/discharge", "bedmanager", json={"outcome": "transferred"})
     assert moved.status_code == 200, moved.text
     api.clock.set(at("2026-03-02T13:00"))
-    second = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={"unit_id": suite.id, "legal_basis": "s136", "person": person(), "detention_id": first["id"]},
-    )
+    second = await api.admit("Bristol Place of Safety", "s136", person(), detention_id=first["id"])
     assert second.status_code == 201, second.text
     assert second.json()["s136_deadline"] == first["s136_deadline"]
     api.clock.set(at("2026-03-03T10:00:01"))
@@ -377,10 +339,8 @@ async def test_two_arrivals_for_one_detention_make_one_transfer(api: Api) -> Non
     """Two holds for the person at an ED (two AMHPs trying two suites): the first arrival continues the
     episode; the second finds the person placed and is refused, its hold still held."""
     ed = await detain(api, detained_at=at("2026-03-02T01:30"))
-    suite = await api.unit("Bristol Place of Safety")
-    body = {"unit_id": suite.id, "purpose": "s136", "person": person(), "detention_id": ed["id"]}
-    one = (await api.post("/api/holds", "amhp", json=body)).json()
-    two = (await api.post("/api/holds", "amhp", json=body)).json()
+    one = (await api.hold("Bristol Place of Safety", person(), detention_id=ed["id"])).json()
+    two = (await api.hold("Bristol Place of Safety", person(), detention_id=ed["id"])).json()
     assert (await api.post(f"/api/holds/{one['id']}/arrive", "amhp", json={})).status_code == 201
     assert_problem(await api.post(f"/api/holds/{two['id']}/arrive", "amhp", json={}), 409, "detention_id")
     assert (await api.get(f"/api/holds/{two['id']}", "amhp")).json()["status"] == "held"

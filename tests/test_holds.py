@@ -14,6 +14,7 @@ from support.api import Api, assert_problem
 from support.demo import START
 
 BANES, BRISTOL, SOMERSET = "E06000022", "E06000023", "E06000066"
+EXTENSION = {"authorised_by": "Dr A Registrar (RMP)", "reason": "condition_of_person"}
 
 
 def person(**overrides) -> dict:
@@ -21,18 +22,14 @@ def person(**overrides) -> dict:
 
 
 async def hold(api: Api, unit_name: str = "Bristol Place of Safety", purpose: str = "s136", **person_overrides):
-    unit = await api.unit(unit_name)
-    return await api.post(
-        "/api/holds",
-        "amhp",
-        json={
-            "unit_id": unit.id,
-            "purpose": purpose,
-            "person": person(**person_overrides),
-            "risk_flags": ["self_harm"],
-            "note": "calm, cooperative",
-        },
-    )
+    someone = person(**person_overrides)
+    return await api.hold(unit_name, someone, purpose, risk_flags=["self_harm"], note="calm, cooperative")
+
+
+def ambulance(**after_the_request: timedelta) -> dict:
+    """A conveyance by ambulance requested at START, its other times given as how long after that they are."""
+    times = {name: (START + delay).isoformat() for name, delay in after_the_request.items()}
+    return {"mode": "ambulance", "requested_at": START.isoformat(), **times}
 
 
 async def figures(api: Api, unit_name: str) -> dict:
@@ -208,32 +205,16 @@ async def test_conveyance_eta_keeps_the_hold(api: Api) -> None:
     police = await api.put(f"/api/holds/{hold_id}/conveyance", "amhp", json={"mode": "police_vehicle"})
     assert_problem(police, 422, "police_vehicle_reason")
     api.clock.advance(minutes=10)
-    eta = START + timedelta(minutes=90)
-    response = await api.put(
-        f"/api/holds/{hold_id}/conveyance",
-        "conveyance",
-        json={
-            "mode": "ambulance",
-            "requested_at": START.isoformat(),
-            "dispatched_at": (START + timedelta(minutes=5)).isoformat(),
-            "eta": eta.isoformat(),
-        },
-    )
+    times = {"dispatched_at": timedelta(minutes=5), "eta": timedelta(minutes=90)}
+    response = await api.put(f"/api/holds/{hold_id}/conveyance", "conveyance", json=ambulance(**times))
     assert response.status_code == 200, response.text
     assert response.json()["ambulance_response_minutes"] == 10.0
     got = (await api.get(f"/api/holds/{hold_id}", "amhp")).json()
     # 90 minutes plus the 15-minute grace, beyond the 60-minute hold.
     assert got["expires_at"].startswith("2026-03-02T10:45:00")
     assert got["conveyance"]["mode"] == "ambulance"
-    wrong_order = await api.put(
-        f"/api/holds/{hold_id}/conveyance",
-        "amhp",
-        json={
-            "mode": "ambulance",
-            "requested_at": START.isoformat(),
-            "at_scene_at": (START - timedelta(minutes=1)).isoformat(),
-        },
-    )
+    before_the_request = ambulance(at_scene_at=timedelta(minutes=-1))
+    wrong_order = await api.put(f"/api/holds/{hold_id}/conveyance", "amhp", json=before_the_request)
     assert_problem(wrong_order, 422, "at_scene_at")
 
 
@@ -241,7 +222,7 @@ async def test_s136_extension_once_before_the_deadline_and_breach_by_the_sweep(a
     hold_id = (await hold(api)).json()["id"]
     placement = (await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={})).json()
     url = f"/api/placements/{placement['id']}/s136-extension"
-    body = {"hours": 12, "authorised_by": "Dr A Registrar (RMP)", "reason": "condition_of_person"}
+    body = {"hours": 12, **EXTENSION}
     assert_problem(await api.post(url, "amhp", json={**body, "hours": 13}), 422, "hours")
     api.clock.advance(hours=20)
     ok = await api.post(url, "bedmanager", json=body)
@@ -261,9 +242,7 @@ async def test_extension_after_the_deadline_is_refused(api: Api) -> None:
     placement = (await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json={})).json()
     api.clock.advance(hours=24)
     late = await api.post(
-        f"/api/placements/{placement['id']}/s136-extension",
-        "bedmanager",
-        json={"hours": 6, "authorised_by": "Dr B", "reason": "condition_of_person"},
+        f"/api/placements/{placement['id']}/s136-extension", "bedmanager", json={"hours": 6, **EXTENSION}
     )
     assert_problem(late, 409)
 
@@ -282,20 +261,10 @@ async def test_discharge_frees_the_place_once(api: Api) -> None:
 
 
 async def test_direct_admission_takes_a_place(api: Api) -> None:
-    ward = await api.unit("Callington Road")
-    response = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={"unit_id": ward.id, "legal_basis": "s3", "person": person(ref="WARD-77", sex="male")},
-    )
+    response = await api.admit("Callington Road", "s3", person(ref="WARD-77", sex="male"))
     assert response.status_code == 201, response.text
     assert (await figures(api, "Callington Road"))["occupied"] == 3
-    taunton = await api.unit("Taunton")
-    other = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={"unit_id": taunton.id, "legal_basis": "s136", "person": person(home_area=SOMERSET)},
-    )
+    other = await api.admit("Taunton", "s136", person(home_area=SOMERSET))
     assert_problem(other, 403)
 
 
@@ -358,15 +327,8 @@ async def test_a_hold_on_stale_figures_goes_ahead_with_a_warning(api: Api) -> No
 
 async def test_declaring_fewer_open_places_than_are_occupied_warns(api: Api) -> None:
     unit = await api.unit("Bristol Place of Safety")
-    admitted = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={
-            "unit_id": unit.id,
-            "legal_basis": "s136",
-            "person": {"ref": "OVER-1", "age": 30, "sex": "male", "home_area": "E06000023"},
-        },
-    )
+    someone = {"ref": "OVER-1", "age": 30, "sex": "male", "home_area": "E06000023"}
+    admitted = await api.admit("Bristol Place of Safety", "s136", someone)
     assert admitted.status_code == 201, admitted.text
     declared = await api.put(
         f"/api/units/{unit.id}/availability", "bedmanager", json={"open_places": 0, "status": "open"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +38,7 @@ from capacity.imports.placements import (
     oap_reason_problem,
 )
 from support.api import Api
+from support.csv_files import write_csv
 from support.demo import START
 from support.settings import settings_for
 
@@ -63,14 +63,6 @@ def row(unit: Unit | str, **overrides) -> dict:
     return values
 
 
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 async def placements_and_audit(api: Api) -> tuple[int, int]:
     async with api.db.read_sessions() as session:
         return (
@@ -90,6 +82,7 @@ async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: A
     before = await placements_and_audit(api)
     path = write_csv(
         tmp_path / "history.csv",
+        COLUMNS,
         [
             # Out of area (a private hospital in Birmingham) for want of a bed at home.
             row(private, person_ref="HIST-0001", legal_basis="s3", oap_reason="10", outcome="detained_s3"),
@@ -166,26 +159,12 @@ async def test_a_good_file_imports_with_the_figures_a_live_placement_gets(api: A
 
 async def test_an_import_computes_what_a_direct_admission_computes(api: Api, tmp_path: Path) -> None:
     ward = await api.unit("Callington Road")  # not local to Somerset
-    live = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={
-            "unit_id": ward.id,
-            "legal_basis": "s3",
-            "oap_reason": "11",
-            "person": {"ref": "LIVE-1", "age": 40, "sex": "male", "home_area": SOMERSET},
-        },
-    )
+    someone = {"ref": "LIVE-1", "age": 40, "sex": "male", "home_area": SOMERSET}
+    live = await api.admit("Callington Road", "s3", someone, oap_reason="11")
     assert live.status_code == 201, live.text
     suite = await api.unit("Bristol Place of Safety")
-    live_136 = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={
-            "unit_id": suite.id,
-            "legal_basis": "s136",
-            "person": {"ref": "LIVE-2", "age": 30, "sex": "male", "home_area": BANES},
-        },
+    live_136 = await api.admit(
+        "Bristol Place of Safety", "s136", {"ref": "LIVE-2", "age": 30, "sex": "male", "home_area": BANES}
     )
     assert live_136.status_code == 201, live_136.text
     at = START.isoformat()
@@ -193,6 +172,7 @@ async def test_an_import_computes_what_a_direct_admission_computes(api: Api, tmp
         api,
         write_csv(
             tmp_path / "same.csv",
+            COLUMNS,
             [
                 row(
                     ward,
@@ -293,7 +273,7 @@ async def test_a_file_with_bad_rows_changes_nothing_and_names_each_line_and_fiel
     rows[5]["outcome"] = ""  # ... and no outcome
     before = await placements_and_audit(api)
     with pytest.raises(ImportRefused) as refused:
-        await run_import(api, write_csv(tmp_path / "bad.csv", rows))
+        await run_import(api, write_csv(tmp_path / "bad.csv", COLUMNS, rows))
     assert refused.value.bad_lines == [3, 7]
     assert {(p.line, p.field) for p in refused.value.problems} == {(3, "sex"), (7, "ended_at"), (7, "outcome")}
     report = refused.value.report()
@@ -306,7 +286,7 @@ async def test_a_file_with_bad_rows_changes_nothing_and_names_each_line_and_fiel
 async def test_an_nhs_number_is_refused_as_a_reference(api: Api, tmp_path: Path, ref: str) -> None:
     ward = await api.unit("Callington Road")
     with pytest.raises(ImportRefused) as refused:
-        await run_import(api, write_csv(tmp_path / "nhs.csv", [row(ward, person_ref=ref)]))
+        await run_import(api, write_csv(tmp_path / "nhs.csv", COLUMNS, [row(ward, person_ref=ref)]))
     [problem] = refused.value.problems
     assert (problem.line, problem.field) == (2, "person_ref") and "NHS number" in problem.message
 
@@ -320,6 +300,7 @@ async def test_an_under_18_is_refused_at_a_unit_whose_ages_exclude_them(api: Api
             api,
             write_csv(
                 tmp_path / "young.csv",
+                COLUMNS,
                 [
                     row(suite, person_ref="HIST-1", age="16", legal_basis="s136", ended_at="2025-06-01T20:00:00Z"),
                     row(ward, person_ref="HIST-2", age="16"),
@@ -358,7 +339,7 @@ async def test_every_rule_names_its_field(api: Api, tmp_path: Path) -> None:
         for i, (change, _) in enumerate(cases)
     ]
     with pytest.raises(ImportRefused) as refused:
-        await run_import(api, write_csv(tmp_path / "rules.csv", rows))
+        await run_import(api, write_csv(tmp_path / "rules.csv", COLUMNS, rows))
     found = sorted((p.line, p.field) for p in refused.value.problems)
     assert found == [(i + 2, field) for i, (_, field) in enumerate(cases)], refused.value.report()
 
@@ -367,6 +348,7 @@ async def test_duplicates_in_the_file_and_a_second_import_are_refused(api: Api, 
     ward = await api.unit("Callington Road")
     path = write_csv(
         tmp_path / "twice.csv",
+        COLUMNS,
         [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2"), row(ward, person_ref="HIST-1")],
     )
     with pytest.raises(ImportRefused) as refused:
@@ -374,7 +356,7 @@ async def test_duplicates_in_the_file_and_a_second_import_are_refused(api: Api, 
     [problem] = refused.value.problems
     assert (problem.line, problem.field) == (4, "row") and "line 2" in problem.message
 
-    path = write_csv(tmp_path / "once.csv", [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2")])
+    path = write_csv(tmp_path / "once.csv", COLUMNS, [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2")])
     assert (await run_import(api, path)).rows == 2
     before = await placements_and_audit(api)
     with pytest.raises(ImportRefused) as again:
@@ -391,7 +373,7 @@ async def test_a_bad_header_and_a_long_list_of_problems(api: Api, tmp_path: Path
     assert [(p.line, p.field) for p in refused.value.problems] == [(1, "header")]
 
     ward = await api.unit("Callington Road")
-    many = write_csv(tmp_path / "many.csv", [row(ward, person_ref=f"HIST-{i}", sex="?") for i in range(70)])
+    many = write_csv(tmp_path / "many.csv", COLUMNS, [row(ward, person_ref=f"HIST-{i}", sex="?") for i in range(70)])
     with pytest.raises(ImportRefused) as refused:
         await run_import(api, many)
     report = refused.value.report()
@@ -414,12 +396,14 @@ def test_the_command_line_exits_non_zero_on_a_bad_file(database_url: str, tmp_pa
     ward = asyncio.run(ward_id())
     runner = CliRunner()
     env = {"CAPACITY_DATABASE_URL": database_url}
-    bad = write_csv(tmp_path / "bad.csv", [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2", age="")])
+    bad = write_csv(
+        tmp_path / "bad.csv", COLUMNS, [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2", age="")]
+    )
     result = runner.invoke(main, ["import", "placements", str(bad)], env=env)
     assert result.exit_code != 0
     assert "line 3, age" in result.output and "nothing was imported" in result.output
 
-    good = write_csv(tmp_path / "good.csv", [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2")])
+    good = write_csv(tmp_path / "good.csv", COLUMNS, [row(ward, person_ref="HIST-1"), row(ward, person_ref="HIST-2")])
     result = runner.invoke(main, ["import", "placements", str(good)], env=env)
     assert result.exit_code == 0, result.output
     assert "Imported 2 placements from good.csv" in result.output
@@ -461,7 +445,9 @@ async def test_an_unknown_code_names_its_field_and_the_codes(
 ) -> None:
     ward = await api.unit("Callington Road")
     with pytest.raises(ImportRefused) as refused:
-        await run_import(api, write_csv(tmp_path / "code.csv", [row(ward, person_ref="HIST-1", **{column: value})]))
+        await run_import(
+            api, write_csv(tmp_path / "code.csv", COLUMNS, [row(ward, person_ref="HIST-1", **{column: value})])
+        )
     [problem] = refused.value.problems
     assert (problem.line, problem.field) == (2, column)
     assert repr(value) in problem.message and ", ".join(values(code)) in problem.message
@@ -484,7 +470,7 @@ async def test_every_bad_field_of_one_row_is_named(api: Api, tmp_path: Path) -> 
     )
     good = row(ward, person_ref="HIST-2")
     with pytest.raises(ImportRefused) as refused:
-        await run_import(api, write_csv(tmp_path / "bad.csv", [good, bad]))
+        await run_import(api, write_csv(tmp_path / "bad.csv", COLUMNS, [good, bad]))
     problems = {p.field: p.message for p in refused.value.problems}
     assert {p.line for p in refused.value.problems} == {3}
     assert set(problems) == {"person_ref", "age", "sex", "ethnicity", "legal_basis", "started_at", "outcome"}
@@ -504,7 +490,7 @@ async def test_every_bad_field_of_one_row_is_named(api: Api, tmp_path: Path) -> 
 )
 async def test_started_at_is_a_time_with_its_offset(api: Api, tmp_path: Path, value: str, accepted: bool) -> None:
     ward = await api.unit("Callington Road")
-    path = write_csv(tmp_path / "time.csv", [row(ward, person_ref="HIST-1", started_at=value)])
+    path = write_csv(tmp_path / "time.csv", COLUMNS, [row(ward, person_ref="HIST-1", started_at=value)])
     if accepted:
         assert (await run_import(api, path)).first_started_at == datetime(2025, 6, 1, 10, tzinfo=UTC).replace(
             microsecond=250_000 if "." in value else 0

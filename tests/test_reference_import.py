@@ -21,6 +21,7 @@ from capacity.db.engine import Database
 from capacity.demo import AREAS as DEMO_AREAS
 from capacity.imports.placements import ImportRefused
 from capacity.imports.reference import COLUMNS, ReferenceSummary, import_reference
+from support.csv_files import write_csv
 from support.databases import own_database
 from support.demo import ENGINES
 from support.settings import settings_for
@@ -28,14 +29,6 @@ from support.settings import settings_for
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reference-england.csv"
 BANES, BRISTOL, WILTSHIRE = "E06000022", "E06000023", "E06000054"
 UTLA_CODE = re.compile(r"^E(06|07|08|09|10)\d{6}$")
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def area(code: str, name: str, **more: object) -> dict:
@@ -200,7 +193,7 @@ def test_the_example_file_imports_into_an_empty_database_once(empty_url: str, mo
 
 
 def test_a_changed_line_updates_its_row_and_audits_before_and_after(empty_url: str, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "ref.csv", SMALL)
+    path = write_csv(tmp_path / "ref.csv", COLUMNS, SMALL)
     assert run(empty_url, path).changed == 5
     before = state(empty_url)
     changed = [
@@ -211,7 +204,7 @@ def test_a_changed_line_updates_its_row_and_audits_before_and_after(empty_url: s
         SMALL[4],
         area(WILTSHIRE, "Wiltshire", lat=51.2971, lon=-1.9446),  # new
     ]
-    summary = run(empty_url, write_csv(path, changed))
+    summary = run(empty_url, write_csv(path, COLUMNS, changed))
     assert [(c.kind, c.code, c.action, c.fields) for c in summary.changes if c.action != "unchanged"] == [
         ("area", BANES, "update", ("name",)),
         ("unit", "XAA-136", "update", ("name", "local_to_areas")),
@@ -240,7 +233,7 @@ def test_a_changed_line_updates_its_row_and_audits_before_and_after(empty_url: s
 def test_a_dry_run_prints_the_plan_and_writes_nothing(
     empty_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write_csv(tmp_path / "ref.csv", SMALL)
+    path = write_csv(tmp_path / "ref.csv", COLUMNS, SMALL)
     planned = cli(empty_url, monkeypatch, str(path), "--dry-run")
     assert planned.exit_code == 0, planned.output
     assert "Dry run of ref.csv: nothing was written" in planned.output
@@ -251,7 +244,7 @@ def test_a_dry_run_prints_the_plan_and_writes_nothing(
 
     assert cli(empty_url, monkeypatch, str(path)).exit_code == 0
     written = state(empty_url)
-    write_csv(path, [*SMALL[:3], unit("XAA-136", min_age=18), SMALL[4]])
+    write_csv(path, COLUMNS, [*SMALL[:3], unit("XAA-136", min_age=18), SMALL[4]])
     planned = cli(empty_url, monkeypatch, str(path), "--dry-run")
     assert planned.exit_code == 0, planned.output
     assert "would be updated: 1 unit" in planned.output
@@ -282,7 +275,7 @@ def test_a_file_with_bad_lines_names_every_line_and_field_and_writes_nothing(emp
         area(BRISTOL, "Bristol again"),  # 13: the same area twice
         unit("XCC-5", provider="XCC", local_to_areas=f"{BRISTOL} {BANES}"),  # 14: BANES is refused on line 4
     ]
-    problem = refused(empty_url, write_csv(tmp_path / "bad.csv", rows))
+    problem = refused(empty_url, write_csv(tmp_path / "bad.csv", COLUMNS, rows))
     assert [(p.line, p.field) for p in problem.problems] == [
         (3, "code"),
         (4, "lat"),
@@ -317,7 +310,7 @@ def test_a_unit_naming_an_unknown_provider_or_area_is_refused_by_its_line(
         unit("XAA-2", area="E06000066"),  # 6: an area neither in the file nor in the database
         unit("XAA-3", local_to_areas="E06000054"),  # 7
     ]
-    path = write_csv(tmp_path / "ref.csv", rows)
+    path = write_csv(tmp_path / "ref.csv", COLUMNS, rows)
     problem = refused(empty_url, path)
     assert [(p.line, p.field) for p in problem.problems] == [(5, "provider"), (6, "area"), (7, "local_to_areas")]
     assert "no provider with ODS code XZZ" in str(problem.problems[0])

@@ -64,15 +64,8 @@ async def test_the_regions_places_are_the_sums_of_its_units_own_figures(api: Api
 
 async def test_a_hold_and_a_declaration_change_the_region_as_they_change_the_unit(api: Api) -> None:
     suite = await api.unit("Bristol Place of Safety")
-    held = await api.post(
-        "/api/holds",
-        "amhp",
-        json={
-            "unit_id": suite.id,
-            "purpose": "s136",
-            "person": {"ref": "REGION-0001", "age": 30, "sex": "male", "ethnicity": "A", "home_area": BRISTOL},
-        },
-    )
+    someone = {"ref": "REGION-0001", "age": 30, "sex": "male", "ethnicity": "A", "home_area": BRISTOL}
+    held = await api.hold("Bristol Place of Safety", someone)
     assert held.status_code == 201, held.text
     closed = await api.put(
         f"/api/units/{(await api.unit('Taunton')).id}/availability",

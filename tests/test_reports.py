@@ -465,76 +465,53 @@ async def test_the_out_of_area_report_is_one_statement_with_the_reference_figure
 
 
 async def s136_history(api: Api) -> None:
-    suite = await api.unit("Bristol Place of Safety")
-
     async def hold(n: int, age: int, sex: str, ethnicity: str | None) -> str:
-        response = await api.post(
-            "/api/holds",
-            "amhp",
-            json={
-                "unit_id": suite.id,
-                "purpose": "s136",
-                "person": {
-                    "ref": f"{REF}{n}",
-                    "age": age,
-                    "sex": sex,
-                    "home_area": BANES,
-                    **({"ethnicity": ethnicity} if ethnicity else {}),
-                },
-            },
-        )
+        someone = {"ref": f"{REF}{n}", "age": age, "sex": sex, "home_area": BANES}
+        if ethnicity:
+            someone["ethnicity"] = ethnicity
+        response = await api.hold("Bristol Place of Safety", someone)
         assert response.status_code == 201, response.text
         return response.json()["id"]
+
+    async def convey_and_arrive(hold_id: str, conveyance: dict, arrive_at: str, arrival: dict) -> str:
+        """The hold's conveyance recorded now, then its arrival at `arrive_at`: the placement's id."""
+        conveyed = await api.put(f"/api/holds/{hold_id}/conveyance", "amhp", json=conveyance)
+        assert conveyed.status_code == 200, conveyed.text
+        api.clock.set(t(arrive_at))
+        arrived = await api.post(f"/api/holds/{hold_id}/arrive", "amhp", json=arrival)
+        assert arrived.status_code == 201, arrived.text
+        return arrived.json()["id"]
+
+    async def discharge(placement_id: str, at: str, outcome: str) -> None:
+        api.clock.set(t(at))
+        done = await api.post(f"/api/placements/{placement_id}/discharge", "bedmanager", json={"outcome": outcome})
+        assert done.status_code == 200, done.text
 
     # D1 through the API: Tuesday Mar 10, clock from 01:30 GMT (out of hours); ambulance requested 01:40,
     # at scene 02:05 (25 minutes, within 30); arrived 02:30; discharged 12:30: 11 hours, admitted informally.
     api.clock.set(t("2026-03-10T02:00"))
     d1 = await hold(1, 30, "female", "A")
     api.clock.set(t("2026-03-10T02:10"))
-    conveyed = await api.put(
-        f"/api/holds/{d1}/conveyance",
-        "amhp",
-        json={"mode": "ambulance", "requested_at": "2026-03-10T01:40:00Z", "at_scene_at": "2026-03-10T02:05:00Z"},
-    )
-    assert conveyed.status_code == 200, conveyed.text
-    api.clock.set(t("2026-03-10T02:30"))
-    arrived = await api.post(f"/api/holds/{d1}/arrive", "amhp", json={"s136_clock_started_at": "2026-03-10T01:30:00Z"})
-    assert arrived.status_code == 201, arrived.text
-    api.clock.set(t("2026-03-10T12:30"))
-    done = await api.post(
-        f"/api/placements/{arrived.json()['id']}/discharge", "bedmanager", json={"outcome": "admitted_informal"}
-    )
-    assert done.status_code == 200, done.text
+    ambulance = {"mode": "ambulance", "requested_at": "2026-03-10T01:40:00Z", "at_scene_at": "2026-03-10T02:05:00Z"}
+    arrival = {"s136_clock_started_at": "2026-03-10T01:30:00Z"}
+    placed = await convey_and_arrive(d1, ambulance, "2026-03-10T02:30", arrival)
+    await discharge(placed, "2026-03-10T12:30", "admitted_informal")
 
     # D2 through the API: a 17-year-old, Wednesday Mar 11 10:20 GMT (in hours), by police vehicle; a 6-hour
     # extension; discharged after 28 hours (deadline 10:20 + 24 + 6 h: no breach), detained under s2.
     api.clock.set(t("2026-03-11T10:00"))
     d2 = await hold(2, 17, "male", None)
-    conveyed = await api.put(
-        f"/api/holds/{d2}/conveyance",
-        "amhp",
-        json={
-            "mode": "police_vehicle",
-            "police_vehicle_reason": "no_ambulance_available",
-            "police_vehicle_note": "John Smith, 12 Acacia Avenue, said the crew was 2 h away",
-        },
-    )
-    assert conveyed.status_code == 200, conveyed.text
-    api.clock.set(t("2026-03-11T10:20"))
-    arrived = await api.post(f"/api/holds/{d2}/arrive", "amhp", json={})
-    assert arrived.status_code == 201, arrived.text
+    police = {
+        "mode": "police_vehicle",
+        "police_vehicle_reason": "no_ambulance_available",
+        "police_vehicle_note": "John Smith, 12 Acacia Avenue, said the crew was 2 h away",
+    }
+    placed = await convey_and_arrive(d2, police, "2026-03-11T10:20", {})
     api.clock.set(t("2026-03-12T09:00"))
-    extended = await api.post(
-        f"/api/placements/{arrived.json()['id']}/s136-extension",
-        "amhp",
-        json={"hours": 6, "authorised_by": "Dr Example", "reason": "condition_of_person"},
-    )
+    extension = {"hours": 6, "authorised_by": "Dr Example", "reason": "condition_of_person"}
+    extended = await api.post(f"/api/placements/{placed}/s136-extension", "amhp", json=extension)
     assert extended.status_code == 200, extended.text
-    api.clock.set(t("2026-03-12T14:20"))
-    done = await api.post(
-        f"/api/placements/{arrived.json()['id']}/discharge", "bedmanager", json={"outcome": "detained_s2"}
-    )
-    assert done.status_code == 200, done.text
+    await discharge(placed, "2026-03-12T14:20", "detained_s2")
 
     # D4 through the API: an emergency department, Friday Mar 20 15:00 GMT (in hours), 6 hours; ambulance
     # requested 14:00, at scene 14:50 (50 minutes: outside the standard).

@@ -249,11 +249,11 @@ async def running(database_url: str, log_level: str = "warning", **overrides: An
 
 async def test_an_open_websocket_is_closed_4401_within_5_seconds_of_its_tokens_revocation(database_url: str) -> None:
     async with running(database_url) as live:
-        token = await token_of(live.http, "amhp")
-        other = await token_of(live.http, "amhp")
+        token = await token_of(live.client, "amhp")
+        other = await token_of(live.client, "amhp")
         revoked_socket = await live.connect(token=token)
         kept_socket = await live.connect(token=other)
-        assert (await live.http.post("/api/auth/revoke", headers=bearer(token))).status_code == 204
+        assert (await live.client.post("/api/auth/revoke", headers=bearer(token))).status_code == 204
         started = time.monotonic()
         assert await revoked_socket.close_code(within=5) == 4401
         assert time.monotonic() - started <= 5
@@ -273,7 +273,7 @@ async def test_websockets_close_4401_when_the_user_is_revoked_or_changed_or_the_
             identifier=await _user_id(live, "bedmanager"), token_expiration=timedelta(seconds=2)
         )
         expiring = await live.connect(token=short)
-        changed = await live.connect(token=await token_of(live.http, "conveyance"))
+        changed = await live.connect(token=await token_of(live.client, "conveyance"))
         await revoke_user(live.app.state.revocations, await _user_id(live, "amhp"))
         actor = await _actor(live, "admin")
         await change_user_access(live.db, live.app.state.revocations, actor, "conveyance", areas=[BRISTOL])
@@ -605,10 +605,10 @@ async def test_the_log_of_a_journey_holds_no_token_password_or_person_reference(
                 )
 
             await live.db.write(add_user)
-            token = (await login(live.http, "amhp2", password)).json()["access_token"]
-            assert (await login(live.http, "amhp2", "wrong-" + password)).status_code == 401
-            amhp = await token_of(live.http, "amhp")
-            search = await live.http.get("/api/units?age=34&sex=female", headers=bearer(amhp))
+            token = (await login(live.client, "amhp2", password)).json()["access_token"]
+            assert (await login(live.client, "amhp2", "wrong-" + password)).status_code == 401
+            amhp = await token_of(live.client, "amhp")
+            search = await live.client.get("/api/units?age=34&sex=female", headers=bearer(amhp))
             assert search.status_code == 200
             unit = await live.unit(SUITE)
             body = {
@@ -617,20 +617,20 @@ async def test_the_log_of_a_journey_holds_no_token_password_or_person_reference(
                 "person": {"ref": ref, "age": 34, "sex": "female", "ethnicity": "A", "home_area": BRISTOL},
             }
             given = {**bearer(amhp), "X-Request-ID": "proxy-7f3a.1"}
-            hold = await live.http.post("/api/holds", json=body, headers=given)
+            hold = await live.client.post("/api/holds", json=body, headers=given)
             assert hold.status_code == 201, hold.text
             assert hold.headers["X-Request-ID"] == "proxy-7f3a.1"
-            arrived = await live.http.post(f"/api/holds/{hold.json()['id']}/arrive", json={}, headers=bearer(amhp))
+            arrived = await live.client.post(f"/api/holds/{hold.json()['id']}/arrive", json={}, headers=bearer(amhp))
             assert arrived.status_code in (200, 201), arrived.text
             socket = await live.connect(token=token)
             await socket.send({"action": "ping"})
             await socket.next()
             unsafe = {**bearer(amhp), "X-Request-ID": 'x" injected ' + "y" * 80}
-            await live.http.get(f"/api/units?token={token}", headers=unsafe)
-            await live.http.post("/api/auth/revoke", headers=bearer(token))
+            await live.client.get(f"/api/units?token={token}", headers=unsafe)
+            await live.client.post("/api/auth/revoke", headers=bearer(token))
             # A second hold, left to expire: the sweep's events are logged under its run's own id.
             body["person"] = {**body["person"], "ref": ref + "-2"}  # type: ignore[dict-item]
-            assert (await live.http.post("/api/holds", json=body, headers=bearer(amhp))).status_code == 201
+            assert (await live.client.post("/api/holds", json=body, headers=bearer(amhp))).status_code == 201
             live.clock.advance(hours=2)
             await with_run_id(sweep, "sweep")(live.db)
         finally:

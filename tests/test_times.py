@@ -26,21 +26,13 @@ def person(ref: str) -> dict:
 
 
 async def a_hold(api: Api) -> str:
-    unit = await api.unit(SUITE)
-    response = await api.post(
-        "/api/holds", "amhp", json={"unit_id": unit.id, "purpose": "s136", "person": person("TIME-HOLD")}
-    )
+    response = await api.hold(SUITE, person("TIME-HOLD"))
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
 
 async def a_placement(api: Api) -> str:
-    unit = await api.unit(SUITE)
-    response = await api.post(
-        "/api/placements",
-        "bedmanager",
-        json={"unit_id": unit.id, "legal_basis": "informal", "person": person("TIME-PLACED")},
-    )
+    response = await api.admit(SUITE, "informal", person("TIME-PLACED"))
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -88,11 +80,7 @@ CASES: dict[str, tuple[Callable[[Api], Awaitable[str]] | None, Request, str]] = 
     ),
     "direct admission": (
         None,
-        lambda api, i: api.post(
-            "/api/placements",
-            "bedmanager",
-            json={"unit_id": i, "legal_basis": "informal", "person": person("TIME-DIRECT"), "started_at": t(api)},
-        ),
+        lambda api, _: api.admit(SUITE, "informal", person("TIME-DIRECT"), started_at=t(api)),
         "started_at",
     ),
     "discharge": (

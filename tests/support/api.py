@@ -31,26 +31,41 @@ class Api:
             assert user is not None, username
             return user
 
-    async def headers(self, username: str) -> dict[str, str]:
+    async def token(self, username: str) -> str:
         if username not in self._tokens:
             user = await self.user(username)
             self._tokens[username] = issue_token(self.app.state.jwt_auth, user)
-        return {"Authorization": f"Bearer {self._tokens[username]}"}
+        return self._tokens[username]
 
-    async def request(self, method: str, url: str, as_: str | None = None, **kwargs: Any):
+    async def headers(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.token(username)}"}
+
+    async def request(self, method: str, url: str, as_: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}) or {})
         if as_:
             headers.update(await self.headers(as_))
         return await self.client.request(method, url, headers=headers, **kwargs)
 
-    async def get(self, url: str, as_: str | None = None, **kw: Any):
+    async def get(self, url: str, as_: str | None = None, **kw: Any) -> httpx.Response:
         return await self.request("GET", url, as_, **kw)
 
-    async def post(self, url: str, as_: str | None = None, **kw: Any):
+    async def post(self, url: str, as_: str | None = None, **kw: Any) -> httpx.Response:
         return await self.request("POST", url, as_, **kw)
 
-    async def put(self, url: str, as_: str | None = None, **kw: Any):
+    async def put(self, url: str, as_: str | None = None, **kw: Any) -> httpx.Response:
         return await self.request("PUT", url, as_, **kw)
+
+    async def hold(self, unit_name: str, person: dict, purpose: str = "s136", **body: Any) -> httpx.Response:
+        """The AMHP's hold on the unit whose name starts with `unit_name`, for `person`."""
+        unit = await self.unit(unit_name)
+        body = {"unit_id": unit.id, "purpose": purpose, "person": person, **body}
+        return await self.post("/api/holds", "amhp", json=body)
+
+    async def admit(self, unit_name: str, legal_basis: str, person: dict, **body: Any) -> httpx.Response:
+        """The bed manager's direct admission of `person` to the unit whose name starts with `unit_name`."""
+        unit = await self.unit(unit_name)
+        body = {"unit_id": unit.id, "legal_basis": legal_basis, "person": person, **body}
+        return await self.post("/api/placements", "bedmanager", json=body)
 
     async def unit(self, name_start: str) -> Unit:
         async with self.db.read_sessions() as session:

@@ -19,17 +19,14 @@ from typing import Any
 import httpx
 import uvicorn
 from litestar import Litestar
-from sqlalchemy import select
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from capacity.auth.models import User, UserArea
-from capacity.auth.security import issue_token
-from capacity.booking.units.models import Provider, Unit
-from capacity.clock import FixedClock
-from capacity.db.engine import Database
+from capacity.booking.units.models import Provider
 from capacity.db.unit_of_work import UnitOfWork
+from support.api import Api
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request in every failure report
 SMALL_BUFFER = 4096
@@ -99,47 +96,16 @@ class Client:
         raise AssertionError("the connection stayed open")
 
 
-class LiveServer:
+class LiveServer(Api):
     """A running app: HTTP as any demo or test user, WebSocket clients, and the app's own objects."""
 
     def __init__(self, app: Litestar, port: int) -> None:
-        self.app = app
         self.port = port
-        self.db: Database = app.state.db
-        self.clock: FixedClock = app.state.clock
         self.base_url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/ws/events"
-        self.http = http_client(self.base_url)
+        super().__init__(http_client(self.base_url), app, app.state.clock)
         self.clients: list[Client] = []
-        self._tokens: dict[str, str] = {}
         self._barriers = 0
-
-    async def token(self, username: str) -> str:
-        if username not in self._tokens:
-            async with self.db.read_sessions() as session:
-                user = await session.scalar(select(User).where(User.username == username))
-            assert user is not None, username
-            self._tokens[username] = issue_token(self.app.state.jwt_auth, user)
-        return self._tokens[username]
-
-    async def request(self, method: str, url: str, as_: str | None = None, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {await self.token(as_)}"} if as_ else {}
-        return await self.http.request(method, url, headers=headers, **kwargs)
-
-    async def get(self, url: str, as_: str | None = None, **kw: Any) -> httpx.Response:
-        return await self.request("GET", url, as_, **kw)
-
-    async def post(self, url: str, as_: str | None = None, **kw: Any) -> httpx.Response:
-        return await self.request("POST", url, as_, **kw)
-
-    async def put(self, url: str, as_: str | None = None, **kw: Any) -> httpx.Response:
-        return await self.request("PUT", url, as_, **kw)
-
-    async def unit(self, name_start: str) -> Unit:
-        async with self.db.read_sessions() as session:
-            unit = await session.scalar(select(Unit).where(Unit.name.startswith(name_start)))
-        assert unit is not None, name_start
-        return unit
 
     async def provider_of(self, unit_name: str) -> Provider:
         unit = await self.unit(unit_name)
@@ -209,7 +175,7 @@ class LiveServer:
     async def close(self) -> None:
         for client in self.clients:
             await client.ws.close()
-        await self.http.aclose()
+        await self.client.aclose()
 
 
 class SmallBufferWebSocket(WebSocketsSansIOProtocol):
