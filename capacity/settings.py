@@ -67,6 +67,31 @@ def _oidc(env: Mapping[str, str]) -> dict[str, str | None]:
     return {"oidc_issuer": issuer, "oidc_client_id": client_id, "oidc_client_secret": secret}
 
 
+# The whole-number settings read from CAPACITY_<NAME> (the field's name in capitals), each with
+# the least value it may take; unset or empty, a setting keeps its default.
+_WHOLE_NUMBERS: dict[str, int] = {
+    "escalation_stale_minutes": 1,
+    "ambulance_standard_minutes": 1,
+    "sweep_seconds": 1,
+    "token_minutes": 1,
+    "max_hold_extensions": 0,
+    "max_hold_extension_minutes": 0,
+    "eta_grace_minutes": 0,
+    "login_max_failures": 1,
+    "login_max_failures_per_address": 1,
+    "login_lockout_seconds": 0,
+    "login_concurrency": 1,
+    "login_queue": 0,
+    "ws_max_backlog": 1,
+    "read_model_reconcile_seconds": 1,
+    "write_attempts": 1,
+    "lock_timeout_ms": 1,
+    "db_pool_size": 1,
+    "db_max_overflow": 0,
+    "hold_expiring_minutes": 1,
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite+aiosqlite:///capacity.db"
@@ -140,42 +165,21 @@ class Settings:
         for kind in KINDS:
             hold[kind] = _int(env, f"CAPACITY_HOLD_SECONDS_{kind.upper()}", hold[kind], minimum=1)
             stale[kind] = _int(env, f"CAPACITY_STALE_MINUTES_{kind.upper()}", stale[kind], minimum=1)
-        values: dict[str, object] = dict(
+        values: dict[str, object] = {
+            name: _int(env, f"CAPACITY_{name.upper()}", getattr(cls, name), minimum)
+            for name, minimum in _WHOLE_NUMBERS.items()
+        }
+        values.update(
             database_url=env.get("CAPACITY_DATABASE_URL") or cls.database_url,
             redis_url=env.get("CAPACITY_REDIS_URL") or None,
             secret_key=env.get("CAPACITY_SECRET_KEY") or None,
             hold_seconds=hold,
             stale_minutes=stale,
-            escalation_stale_minutes=_int(
-                env, "CAPACITY_ESCALATION_STALE_MINUTES", cls.escalation_stale_minutes, minimum=1
-            ),
-            ambulance_standard_minutes=_int(env, "CAPACITY_AMBULANCE_STANDARD_MINUTES", 30, minimum=1),
-            sweep_seconds=_int(env, "CAPACITY_SWEEP_SECONDS", 5, minimum=1),
-            token_minutes=_int(env, "CAPACITY_TOKEN_MINUTES", cls.token_minutes, minimum=1),
-            max_hold_extensions=_int(env, "CAPACITY_MAX_HOLD_EXTENSIONS", cls.max_hold_extensions),
-            max_hold_extension_minutes=_int(env, "CAPACITY_MAX_HOLD_EXTENSION_MINUTES", cls.max_hold_extension_minutes),
-            eta_grace_minutes=_int(env, "CAPACITY_ETA_GRACE_MINUTES", cls.eta_grace_minutes),
-            login_max_failures=_int(env, "CAPACITY_LOGIN_MAX_FAILURES", cls.login_max_failures, minimum=1),
-            login_max_failures_per_address=_int(
-                env, "CAPACITY_LOGIN_MAX_FAILURES_PER_ADDRESS", cls.login_max_failures_per_address, minimum=1
-            ),
-            login_lockout_seconds=_int(env, "CAPACITY_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds),
-            login_concurrency=_int(env, "CAPACITY_LOGIN_CONCURRENCY", cls.login_concurrency, minimum=1),
-            login_queue=_int(env, "CAPACITY_LOGIN_QUEUE", cls.login_queue),
             trusted_proxies=_proxies(env, "CAPACITY_TRUSTED_PROXIES"),
-            ws_max_backlog=_int(env, "CAPACITY_WS_MAX_BACKLOG", cls.ws_max_backlog, minimum=1),
-            read_model_reconcile_seconds=_int(
-                env, "CAPACITY_READ_MODEL_RECONCILE_SECONDS", cls.read_model_reconcile_seconds, minimum=1
-            ),
-            write_attempts=_int(env, "CAPACITY_WRITE_ATTEMPTS", cls.write_attempts, minimum=1),
-            lock_timeout_ms=_int(env, "CAPACITY_LOCK_TIMEOUT_MS", cls.lock_timeout_ms, minimum=1),
-            db_pool_size=_int(env, "CAPACITY_DB_POOL_SIZE", cls.db_pool_size, minimum=1),
-            db_max_overflow=_int(env, "CAPACITY_DB_MAX_OVERFLOW", cls.db_max_overflow),
             db_pool_timeout_seconds=float(
                 _int(env, "CAPACITY_DB_POOL_TIMEOUT", int(cls.db_pool_timeout_seconds), minimum=1)
             ),
             metrics_token=env.get("CAPACITY_METRICS_TOKEN") or None,
-            hold_expiring_minutes=_int(env, "CAPACITY_HOLD_EXPIRING_MINUTES", cls.hold_expiring_minutes, minimum=1),
             public_url=(env.get("CAPACITY_PUBLIC_URL") or cls.public_url).rstrip("/"),
             **_oidc(env),
         )
