@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from litestar import Controller, Request, get, patch, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from capacity.admin import service
@@ -29,11 +28,10 @@ from capacity.admin.schemas import (
 )
 from capacity.auth.models import User
 from capacity.auth.revocation import Revocations
-from capacity.auth.security import Actor, require_roles
+from capacity.auth.security import require_roles
 from capacity.booking.units.models import Area, Provider, Unit
 from capacity.codes import Role, Sector, UnitKind, UnitSex
-from capacity.db.engine import Database
-from capacity.deps import DbDep
+from capacity.deps import ActorDep, DbDep
 
 
 def user_out(u: User) -> UserOut:
@@ -99,13 +97,11 @@ class AdminController(Controller):
     guards = [require_roles("admin")]
 
     @get("/users", summary="Users, searched by username, name or e-mail")
-    async def list_users(self, db: NamedDependency[Database], q: FromQuery[str | None] = None) -> list[UserOut]:
+    async def list_users(self, db: DbDep, q: FromQuery[str | None] = None) -> list[UserOut]:
         return [user_out(u) for u in await service.list_users(db, q)]
 
     @post("/users", summary="Make a user; answers their one-time set-password link", status_code=201)
-    async def create_user(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[UserIn]
-    ) -> UserCreatedOut:
+    async def create_user(self, db: DbDep, actor: ActorDep, data: JSONBody[UserIn]) -> UserCreatedOut:
         user, link = await service.create_user(db, actor, data)
         return UserCreatedOut(
             **{f: getattr(user_out(user), f) for f in UserOut.__struct_fields__},
@@ -114,24 +110,22 @@ class AdminController(Controller):
         )
 
     @get("/users/{username:str}", summary="One user")
-    async def get_user(self, db: NamedDependency[Database], username: FromPath[str]) -> UserOut:
+    async def get_user(self, db: DbDep, username: FromPath[str]) -> UserOut:
         return user_out(await service.read_user(db, username))
 
     @patch("/users/{username:str}", summary="Change a user's role, areas, provider, activity, name or e-mail")
     async def update_user(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
+        db: DbDep,
+        actor: ActorDep,
         username: FromPath[str],
         data: JSONBody[UserPatch],
     ) -> UserOut:
         return user_out(await service.update_user(db, _revocations(request), actor, username, data))
 
     @post("/users/{username:str}/reset-password", summary="A new one-time set-password link", status_code=200)
-    async def reset_password(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], username: FromPath[str]
-    ) -> PasswordLinkOut:
+    async def reset_password(self, db: DbDep, actor: ActorDep, username: FromPath[str]) -> PasswordLinkOut:
         link = await service.reset_password(db, actor, username)
         return PasswordLinkOut(username=username, set_password_url=link.url, expires_at=link.expires_at)
 
@@ -140,62 +134,44 @@ class AdminController(Controller):
         return [provider_out(p) for p in await service.list_providers(db)]
 
     @post("/providers", summary="Add a provider", status_code=201)
-    async def create_provider(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[ProviderIn]
-    ) -> AdminProviderOut:
+    async def create_provider(self, db: DbDep, actor: ActorDep, data: JSONBody[ProviderIn]) -> AdminProviderOut:
         return provider_out(await service.create_provider(db, actor, data))
 
     @patch("/providers/{provider_id:str}", summary="Change a provider")
     async def update_provider(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        provider_id: FromPath[str],
-        data: JSONBody[ProviderPatch],
+        self, db: DbDep, actor: ActorDep, provider_id: FromPath[str], data: JSONBody[ProviderPatch]
     ) -> AdminProviderOut:
         return provider_out(await service.update_provider(db, actor, provider_id, data))
 
     @get("/areas", summary="Areas, retired ones too")
-    async def list_areas(self, db: NamedDependency[Database]) -> list[AdminAreaOut]:
+    async def list_areas(self, db: DbDep) -> list[AdminAreaOut]:
         return [area_out(a) for a in await service.list_areas(db)]
 
     @post("/areas", summary="Add an area (ONS code)", status_code=201)
-    async def create_area(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[AreaIn]
-    ) -> AdminAreaOut:
+    async def create_area(self, db: DbDep, actor: ActorDep, data: JSONBody[AreaIn]) -> AdminAreaOut:
         return area_out(await service.create_area(db, actor, data))
 
     @patch("/areas/{code:str}", summary="Change or retire an area")
     async def update_area(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        code: FromPath[str],
-        data: JSONBody[AreaPatch],
+        self, db: DbDep, actor: ActorDep, code: FromPath[str], data: JSONBody[AreaPatch]
     ) -> AdminAreaOut:
         return area_out(await service.update_area(db, actor, code, data))
 
     @get("/units", summary="Units with every attribute, retired ones too, searched by name or code")
-    async def list_units(self, db: NamedDependency[Database], q: FromQuery[str | None] = None) -> list[AdminUnitOut]:
+    async def list_units(self, db: DbDep, q: FromQuery[str | None] = None) -> list[AdminUnitOut]:
         return [unit_out(u) for u in await service.list_units(db, q)]
 
     @get("/units/{unit_id:str}", summary="One unit with every attribute")
-    async def get_unit(self, db: NamedDependency[Database], unit_id: FromPath[str]) -> AdminUnitOut:
+    async def get_unit(self, db: DbDep, unit_id: FromPath[str]) -> AdminUnitOut:
         return unit_out(await service.read_unit(db, unit_id))
 
     @post("/units", summary="Add a unit (closed, no places, until its bed managers declare them)", status_code=201)
-    async def create_unit(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[UnitIn]
-    ) -> AdminUnitOut:
+    async def create_unit(self, db: DbDep, actor: ActorDep, data: JSONBody[UnitIn]) -> AdminUnitOut:
         return unit_out(await service.create_unit(db, actor, data))
 
     @patch("/units/{unit_id:str}", summary="Change or retire a unit")
     async def update_unit(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        unit_id: FromPath[str],
-        data: JSONBody[UnitPatch],
+        self, db: DbDep, actor: ActorDep, unit_id: FromPath[str], data: JSONBody[UnitPatch]
     ) -> AdminUnitOut:
         return unit_out(await service.update_unit(db, actor, unit_id, data))
 
@@ -212,18 +188,14 @@ class PasswordController(Controller):
         status_code=200,
     )
     async def set_password(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: JSONBody[SetPasswordIn]
+        self, request: Request[Any, Any, Any], db: DbDep, data: JSONBody[SetPasswordIn]
     ) -> dict[str, str]:
         user = await service.set_password(db, _revocations(request), data.token, data.password)
         return {"username": user.username, "status": "password set: sign in with it"}
 
     @post("/me/password", summary="Change one's own password; every token of this user stops working", status_code=200)
     async def change_password(
-        self,
-        request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        data: JSONBody[OwnPasswordIn],
+        self, request: Request[Any, Any, Any], db: DbDep, actor: ActorDep, data: JSONBody[OwnPasswordIn]
     ) -> dict[str, str]:
         await service.change_own_password(db, _revocations(request), actor, data.current, data.new)
         return {"status": "password changed: sign in again"}

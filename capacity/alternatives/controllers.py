@@ -6,7 +6,6 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, patch, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from capacity.alternatives import service
@@ -17,9 +16,9 @@ from capacity.alternatives.schemas import (
     AlternativePatch,
     OpeningHours,
 )
-from capacity.auth.security import Actor, require_roles
+from capacity.auth.security import require_roles
 from capacity.codes import AlternativeKind
-from capacity.db.engine import Database
+from capacity.deps import ActorDep, DbDep
 
 
 def _hours(found: service.Found) -> OpeningHours:
@@ -71,7 +70,7 @@ class AlternativeController(Controller):
     @get("/", summary="Crisis alternatives that serve this person, open now first, then nearest")
     async def find(
         self,
-        db: NamedDependency[Database],
+        db: DbDep,
         age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,
         home_area: Annotated[str | None, QueryParameter(pattern=r"^[EWSN]\d{8}$", description="ONS code")] = None,
         open_now: Annotated[bool, QueryParameter(description="only those open now")] = False,
@@ -86,21 +85,15 @@ class AdminAlternativeController(Controller):
     guards = [require_roles("admin")]
 
     @get("/", summary="Crisis alternatives with every attribute, retired ones too")
-    async def list_alternatives(self, db: NamedDependency[Database]) -> list[AdminAlternativeOut]:
+    async def list_alternatives(self, db: DbDep) -> list[AdminAlternativeOut]:
         return [admin_alternative_out(f) for f in await service.list_alternatives(db)]
 
     @post("/", summary="Add a crisis alternative", status_code=201)
-    async def create(
-        self, db: NamedDependency[Database], actor: NamedDependency[Actor], data: JSONBody[AlternativeIn]
-    ) -> AdminAlternativeOut:
+    async def create(self, db: DbDep, actor: ActorDep, data: JSONBody[AlternativeIn]) -> AdminAlternativeOut:
         return admin_alternative_out(await service.create_alternative(db, actor, data))
 
     @patch("/{alternative_id:str}", summary="Change or retire a crisis alternative")
     async def update(
-        self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
-        alternative_id: FromPath[str],
-        data: JSONBody[AlternativePatch],
+        self, db: DbDep, actor: ActorDep, alternative_id: FromPath[str], data: JSONBody[AlternativePatch]
     ) -> AdminAlternativeOut:
         return admin_alternative_out(await service.update_alternative(db, actor, alternative_id, data))

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get
-from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.params import QueryParameter
 
-from capacity.auth.security import Actor, require_roles
-from capacity.db.engine import Database
+from capacity.auth.security import require_roles
+from capacity.deps import ActorDep, DbDep
 from capacity.errors import Invalid
 from capacity.region.service import region_status
 from capacity.reports.render import CSV_MEDIA_TYPE, to_csv
@@ -30,8 +29,8 @@ class RegionController(Controller):
     )
     async def status(
         self,
-        db: NamedDependency[Database],
-        actor: NamedDependency[Actor],
+        db: DbDep,
+        actor: ActorDep,
         region: Annotated[str, QueryParameter(description="the region's name, e.g. South West", max_length=80)],
         # Checked here, not by Litestar, so that a 422 names the query parameter itself (as the reports do).
         format_: Annotated[
