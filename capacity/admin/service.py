@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec import UNSET
@@ -51,6 +52,9 @@ from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Gone, Invalid, NotFound
 
+Row = TypeVar("Row")
+T = TypeVar("T")
+
 # The password hash of a user who has not set one yet: no password verifies against it.
 NO_PASSWORD = "!"
 
@@ -59,31 +63,62 @@ def _snapshot(row: Any, keys: tuple[str, ...]) -> dict:
     return {k: (v.isoformat() if isinstance(v := getattr(row, k), datetime) else v) for k in keys}
 
 
-USER_KEYS = ("username", "role", "areas", "provider_id", "active", "display_name", "email", "oidc_subject")
-PROVIDER_KEYS = ("name", "sector", "ods_code")
-AREA_KEYS = ("code", "name", "lat", "lon", "region", "active")
-UNIT_KEYS = (
-    "code",
-    "name",
-    "kind",
-    "provider_id",
-    "area_code",
-    "lat",
-    "lon",
-    "postcode",
-    "sex",
-    "min_age",
-    "max_age",
-    "mother_and_baby",
-    "accepts_intoxicated",
-    "accepts_detained",
-    "max_stay_days",
-    "daily_cost",
-    "accepts_from_areas",
-    "refuses_areas",
-    "local_to_areas",
-    "active",
-)
+# A unit's attribute for a field of the API's unit bodies, where the two names differ.
+UNIT_ATTRIBUTE = {"refused_areas": "refuses_areas"}
+
+
+@dataclass(frozen=True)
+class Audited:
+    """A kind of object the administration keeps, as the audit log names its changes: `admin.<kind>.create`
+    with what it is after, `admin.<kind>.update` with what it was before and after. An entry shows the
+    object's key and every attribute a PATCH may change."""
+
+    kind: str
+    keys: tuple[str, ...]
+    id_attribute: str = "id"  # an area is named by its code
+
+    def snapshot(self, row: Any) -> dict:
+        return _snapshot(row, self.keys)
+
+    def created(self, uow: UnitOfWork, actor: Actor, row: Any) -> None:
+        self._audit(uow, actor, row, "create", None)
+
+    def updated(self, uow: UnitOfWork, actor: Actor, row: Any, before: dict) -> None:
+        self._audit(uow, actor, row, "update", before)
+
+    def _audit(self, uow: UnitOfWork, actor: Actor, row: Any, action: str, before: dict | None) -> None:
+        uow.audit(
+            actor=actor,
+            action=f"admin.{self.kind}.{action}",
+            object_type=self.kind,
+            object_id=getattr(row, self.id_attribute),
+            before=before,
+            after=self.snapshot(row),
+        )
+
+
+USERS = Audited("user", ("username", *UserPatch.__struct_fields__))
+PROVIDERS = Audited("provider", ProviderPatch.__struct_fields__)
+AREAS = Audited("area", ("code", *AreaPatch.__struct_fields__), id_attribute="code")
+UNITS = Audited("unit", tuple(UNIT_ATTRIBUTE.get(f, f) for f in UnitPatch.__struct_fields__))
+
+
+def _found(row: Row | None, missing: str) -> Row:
+    """The row a request names, or 404 saying what is missing."""
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
+async def _update(
+    db: Database, model: type[Row], key: str, missing: str, change: Callable[[UnitOfWork, Row], Awaitable[T]]
+) -> T:
+    """Change the row of `model` with this key in one transaction (404 `missing` when there is none)."""
+
+    async def work(uow: UnitOfWork) -> T:
+        return await change(uow, _found(await uow.session.get(model, key), missing))
+
+    return await db.write(work)
 
 
 def _changes(patch: msgspec.Struct) -> dict[str, Any]:
@@ -183,23 +218,14 @@ async def create_user(db: Database, actor: Actor, body: UserIn) -> tuple[User, P
         session.add(user)
         await session.flush()
         link = await _issue_link(uow, user, actor)
-        uow.audit(
-            actor=actor,
-            action="admin.user.create",
-            object_type="user",
-            object_id=user.id,
-            after=_snapshot(user, USER_KEYS),
-        )
+        USERS.created(uow, actor, user)
         return user, link
 
     return await db.write(work)
 
 
 async def _user(session: AsyncSession, username: str) -> User:
-    user = await session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise NotFound(f"no user {username}")
-    return user
+    return _found(await session.scalar(select(User).where(User.username == username)), f"no user {username}")
 
 
 async def read_user(db: Database, username: str) -> User:
@@ -235,7 +261,7 @@ async def update_user(db: Database, revocations: Revocations, actor: Actor, user
         user = await _user(session, username)
         if user.id == actor.id and (changes.get("active") is False or changes.get("role", "admin") != "admin"):
             raise Conflict("an admin may not deactivate or demote themselves: another admin does it")
-        before = _snapshot(user, USER_KEYS)
+        before = USERS.snapshot(user)
         role = changes.get("role", user.role)
         provider_id = changes.get("provider_id", user.provider_id)
         areas = await _known_areas(session, changes["areas"], "areas") if "areas" in changes else user.areas
@@ -259,11 +285,8 @@ async def update_user(db: Database, revocations: Revocations, actor: Actor, user
             await _ensure_free(session, User, "oidc_subject", changes["oidc_subject"], user.id)
             user.oidc_subject = changes["oidc_subject"]
         await session.flush()
-        after = _snapshot(user, USER_KEYS)
-        uow.audit(
-            actor=actor, action="admin.user.update", object_type="user", object_id=user.id, before=before, after=after
-        )
-        return user, any(before[k] != after[k] for k in ACCESS_KEYS)
+        USERS.updated(uow, actor, user, before)
+        return user, any(before[k] != getattr(user, k) for k in ACCESS_KEYS)
 
     user, access_changed = await db.write(work)
     if access_changed:
@@ -329,9 +352,7 @@ async def change_own_password(db: Database, revocations: Revocations, actor: Act
     """A user changes their own password; every token they hold, this one too, stops working."""
 
     async def work(uow: UnitOfWork) -> User:
-        user = await uow.session.get(User, actor.id)
-        if user is None:
-            raise NotFound("no such user")
+        user = _found(await uow.session.get(User, actor.id), "no such user")
         if not verify_password(user.password_hash, current):
             raise Invalid("this is not your current password", field="current")
         if problem := password_problem(new, user_inputs=_inputs(user)):
@@ -362,13 +383,7 @@ async def add_provider(uow: UnitOfWork, actor: Actor, body: ProviderIn) -> Provi
     await _unique_provider(uow.session, provider)
     uow.session.add(provider)
     await uow.session.flush()
-    uow.audit(
-        actor=actor,
-        action="admin.provider.create",
-        object_type="provider",
-        object_id=provider.id,
-        after=_snapshot(provider, PROVIDER_KEYS),
-    )
+    PROVIDERS.created(uow, actor, provider)
     return provider
 
 
@@ -380,32 +395,19 @@ async def _unique_provider(session: AsyncSession, provider: Provider) -> None:
 
 async def update_provider(db: Database, actor: Actor, provider_id: str, patch: ProviderPatch) -> Provider:
     changes = _changes(patch)
-
-    async def work(uow: UnitOfWork) -> Provider:
-        provider = await uow.session.get(Provider, provider_id)
-        if provider is None:
-            raise NotFound(f"no provider with id {provider_id}")
-        return await change_provider(uow, actor, provider, changes)
-
-    return await db.write(work)
+    missing = f"no provider with id {provider_id}"
+    return await _update(db, Provider, provider_id, missing, lambda uow, p: change_provider(uow, actor, p, changes))
 
 
 async def change_provider(uow: UnitOfWork, actor: Actor, provider: Provider, changes: dict[str, Any]) -> Provider:
     """Change a provider in `uow`'s transaction, audited before and after."""
-    before = _snapshot(provider, PROVIDER_KEYS)
+    before = PROVIDERS.snapshot(provider)
     with uow.session.no_autoflush:  # the uniqueness checks run before the change is written
         for key, value in changes.items():
             setattr(provider, key, value)
         await _unique_provider(uow.session, provider)
     await uow.session.flush()
-    uow.audit(
-        actor=actor,
-        action="admin.provider.update",
-        object_type="provider",
-        object_id=provider.id,
-        before=before,
-        after=_snapshot(provider, PROVIDER_KEYS),
-    )
+    PROVIDERS.updated(uow, actor, provider, before)
     return provider
 
 
@@ -425,43 +427,25 @@ async def add_area(uow: UnitOfWork, actor: Actor, body: AreaIn) -> Area:
     area = Area(code=body.code, name=body.name, lat=body.lat, lon=body.lon, region=body.region, active=True)
     uow.session.add(area)
     await uow.session.flush()
-    uow.audit(
-        actor=actor,
-        action="admin.area.create",
-        object_type="area",
-        object_id=area.code,
-        after=_snapshot(area, AREA_KEYS),
-    )
+    AREAS.created(uow, actor, area)
     return area
 
 
 async def update_area(db: Database, actor: Actor, code: str, patch: AreaPatch) -> Area:
     """Change an area; retiring it keeps its history and reports, and no new person is from it."""
     changes = _changes(patch)
-
-    async def work(uow: UnitOfWork) -> Area:
-        area = await uow.session.get(Area, code)
-        if area is None:
-            raise NotFound(f"no area with code {code}")
-        return await change_area(uow, actor, area, changes)
-
-    return await db.write(work)
+    return await _update(
+        db, Area, code, f"no area with code {code}", lambda uow, a: change_area(uow, actor, a, changes)
+    )
 
 
 async def change_area(uow: UnitOfWork, actor: Actor, area: Area, changes: dict[str, Any]) -> Area:
     """Change an area in `uow`'s transaction, audited before and after."""
-    before = _snapshot(area, AREA_KEYS)
+    before = AREAS.snapshot(area)
     for key, value in changes.items():
         setattr(area, key, value)
     await uow.session.flush()
-    uow.audit(
-        actor=actor,
-        action="admin.area.update",
-        object_type="area",
-        object_id=area.code,
-        before=before,
-        after=_snapshot(area, AREA_KEYS),
-    )
+    AREAS.updated(uow, actor, area, before)
     return area
 
 
@@ -492,9 +476,7 @@ async def load_rules(session: AsyncSession, units: list[Unit]) -> None:
 
 async def read_unit(db: Database, unit_id: str) -> Unit:
     async with db.read() as reading:
-        unit = await reading.session.get(Unit, unit_id)
-        if unit is None:
-            raise NotFound(f"no unit with id {unit_id}")
+        unit = _found(await reading.session.get(Unit, unit_id), f"no unit with id {unit_id}")
         await load_rules(reading.session, [unit])
         return unit
 
@@ -503,7 +485,7 @@ async def _apply_unit(uow: UnitOfWork, unit: Unit, values: dict[str, Any]) -> No
     """Set a unit's attributes and area lists after checking them against the reference data."""
     session = uow.session
     with session.no_autoflush:  # nothing is written until every check has passed
-        await _check_and_set_unit(session, unit, values)
+        await _check_and_set_unit(session, unit, dict(values))  # a copy: the checks take the area lists out
     await session.flush()
 
 
@@ -557,13 +539,7 @@ async def add_unit(uow: UnitOfWork, actor: Actor, body: UnitIn) -> Unit:
     )
     uow.session.add(unit)
     await _apply_unit(uow, unit, values)
-    uow.audit(
-        actor=actor,
-        action="admin.unit.create",
-        object_type="unit",
-        object_id=unit.id,
-        after=_snapshot(unit, UNIT_KEYS),
-    )
+    UNITS.created(uow, actor, unit)
     uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
     return unit
 
@@ -584,7 +560,7 @@ async def update_unit(db: Database, actor: Actor, unit_id: str, patch: UnitPatch
 async def change_unit(uow: UnitOfWork, actor: Actor, unit: Unit, changes: dict[str, Any]) -> Unit:
     """Change a unit in `uow`'s transaction, audited before and after; the caller has locked it and
     loaded its area rules (`load_rules`). Retiring it is refused while anyone is held or placed there."""
-    before = _snapshot(unit, UNIT_KEYS)
+    before = UNITS.snapshot(unit)
     if changes.get("active") is False and unit.active:
         figures = await unit_figures(uow, unit)
         if figures.held or figures.occupied:
@@ -594,13 +570,6 @@ async def change_unit(uow: UnitOfWork, actor: Actor, unit: Unit, changes: dict[s
                 field="active",
             )
     await _apply_unit(uow, unit, changes)
-    uow.audit(
-        actor=actor,
-        action="admin.unit.update",
-        object_type="unit",
-        object_id=unit.id,
-        before=before,
-        after=_snapshot(unit, UNIT_KEYS),
-    )
+    UNITS.updated(uow, actor, unit, before)
     uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
     return unit

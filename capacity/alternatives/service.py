@@ -16,7 +16,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capacity.admin.service import _changes, _ensure_free, _known_areas, _snapshot
+from capacity.admin.service import Audited, _changes, _ensure_free, _known_areas, _update
 from capacity.alternatives import hours
 from capacity.alternatives.models import Alternative, AlternativeArea
 from capacity.alternatives.schemas import AlternativeIn, AlternativePatch
@@ -25,22 +25,9 @@ from capacity.booking.units.availability import great_circle_km
 from capacity.booking.units.models import Area
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
-from capacity.errors import Invalid, NotFound
+from capacity.errors import Invalid
 
-ALTERNATIVE_KEYS = (
-    "code",
-    "name",
-    "kind",
-    "areas",
-    "min_age",
-    "max_age",
-    "opening_hours",
-    "how_to_refer",
-    "phone",
-    "lat",
-    "lon",
-    "active",
-)
+ALTERNATIVES = Audited("alternative", AlternativePatch.__struct_fields__)
 
 
 @dataclass
@@ -122,13 +109,7 @@ async def add_alternative(uow: UnitOfWork, actor: Actor, body: AlternativeIn) ->
     alternative = Alternative(active=True, area_links=[])
     uow.session.add(alternative)
     await _apply(uow.session, alternative, body_values(body))
-    uow.audit(
-        actor=actor,
-        action="admin.alternative.create",
-        object_type="alternative",
-        object_id=alternative.id,
-        after=_snapshot(alternative, ALTERNATIVE_KEYS),
-    )
+    ALTERNATIVES.created(uow, actor, alternative)
     return alternative
 
 
@@ -136,16 +117,9 @@ async def change_alternative(
     uow: UnitOfWork, actor: Actor, alternative: Alternative, changes: dict[str, Any]
 ) -> Alternative:
     """Change an alternative in `uow`'s transaction, audited before and after."""
-    before = _snapshot(alternative, ALTERNATIVE_KEYS)
+    before = ALTERNATIVES.snapshot(alternative)
     await _apply(uow.session, alternative, dict(changes))
-    uow.audit(
-        actor=actor,
-        action="admin.alternative.update",
-        object_type="alternative",
-        object_id=alternative.id,
-        before=before,
-        after=_snapshot(alternative, ALTERNATIVE_KEYS),
-    )
+    ALTERNATIVES.updated(uow, actor, alternative, before)
     return alternative
 
 
@@ -161,11 +135,8 @@ async def update_alternative(db: Database, actor: Actor, alternative_id: str, pa
     """Change an alternative; retiring it (`active` false) takes it out of every answer but keeps its history."""
     changes = body_values(patch)
 
-    async def work(uow: UnitOfWork) -> Found:
-        alternative = await uow.session.get(Alternative, alternative_id)
-        if alternative is None:
-            raise NotFound(f"no alternative with id {alternative_id}")
+    async def change(uow: UnitOfWork, alternative: Alternative) -> Found:
         await change_alternative(uow, actor, alternative, changes)
         return Found(alternative, is_open(alternative, uow.now))
 
-    return await db.write(work)
+    return await _update(db, Alternative, alternative_id, f"no alternative with id {alternative_id}", change)
