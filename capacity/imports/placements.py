@@ -494,38 +494,50 @@ class _Checker:
                 )
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
+    """Where a CSV file itself breaks: the reader cannot go on reliably after that."""
+
     def __init__(self, line: int, reason: str) -> None:
         super().__init__(reason)
         self.line = line
 
 
-def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(first file line, fields) of each non-blank CSV record after the header.
+UNREADABLE = "cannot be read ({}); the rest of the file was not checked"  # what a report says of Unreadable
 
-    Raises ImportRefused for a bad header, and _Unreadable where the CSV itself breaks (the reader
-    cannot go on reliably after that)."""
+
+def csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first file line, fields) of each CSV record, the header first (line 1), blank ones too.
+
+    Raises ImportRefused when the header cannot be read, and Unreadable where the CSV breaks later."""
     with path.open("r", encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, strict=True)
-        try:
-            header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ImportRefused(path.name, [Problem(1, "header", f"cannot be read: {exc}")], 1) from None
-        if header is None or [h.strip().lower() for h in header] != list(COLUMNS):
-            found = ",".join(header or [])[:200]
-            problem = Problem(1, "header", f"must be exactly {','.join(COLUMNS)} (found {found!r})")
-            raise ImportRefused(path.name, [problem], 1)
-        last_line = reader.line_num
+        last_line = 0
         while True:
             try:
                 record = next(reader)
             except StopIteration:
                 return
             except (csv.Error, UnicodeDecodeError) as exc:
-                raise _Unreadable(last_line + 1, str(exc)) from None
+                if last_line == 0:
+                    raise ImportRefused(path.name, [Problem(1, "header", f"cannot be read: {exc}")], 1) from None
+                raise Unreadable(last_line + 1, str(exc)) from None
             line, last_line = last_line + 1, reader.line_num
-            if any(record):  # a blank line, or one of empty fields only (spreadsheet exports), is skipped
-                yield line, record
+            yield line, record
+
+
+def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first file line, fields) of each non-blank CSV record after the header.
+
+    Raises ImportRefused for a bad header, and Unreadable where the CSV itself breaks."""
+    records = csv_records(path)
+    _, header = next(records, (1, []))
+    if [h.strip().lower() for h in header] != list(COLUMNS):
+        found = ",".join(header)[:200]
+        problem = Problem(1, "header", f"must be exactly {','.join(COLUMNS)} (found {found!r})")
+        raise ImportRefused(path.name, [problem], 1)
+    for line, record in records:
+        if any(record):  # a blank line, or one of empty fields only (spreadsheet exports), is skipped
+            yield line, record
 
 
 def ordered_ids(start: datetime) -> Iterator[str]:
@@ -554,8 +566,8 @@ async def check_file(
             done += 1
             if progress is not None and done % PROGRESS_EVERY == 0:
                 progress("check", min(line, total_lines), total_lines)
-    except _Unreadable as exc:
-        checker.problem(exc.line, "row", f"cannot be read ({exc}); the rest of the file was not checked")
+    except Unreadable as exc:
+        checker.problem(exc.line, "row", UNREADABLE.format(exc))
     if progress is not None:
         progress("check", total_lines, total_lines)
     async with db.read_sessions() as session:

@@ -28,9 +28,8 @@ four columns may be left out of a file's header that has no alternatives (a file
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
@@ -52,7 +51,15 @@ from capacity.codes import Code, values
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import DomainError
-from capacity.imports.placements import IMPORT_ACTOR, KEEP_PROBLEMS, ImportRefused, Problem
+from capacity.imports.placements import (
+    IMPORT_ACTOR,
+    KEEP_PROBLEMS,
+    UNREADABLE,
+    ImportRefused,
+    Problem,
+    Unreadable,
+    csv_records,
+)
 
 # The file's columns (any order in the header, each once). `record` says which kind of record a line is; each
 # kind uses some of the other columns and leaves the rest empty.
@@ -130,6 +137,13 @@ FIELDS: dict[str, dict[str, str | None]] = {
     },
 }
 BODIES: dict[str, type[msgspec.Struct]] = {AREA: AreaIn, PROVIDER: ProviderIn, UNIT: UnitIn, ALTERNATIVE: AlternativeIn}
+# The API's functions that make a record's row from its body, and change one: (uow, actor, body | row, ...).
+_WRITERS: dict[str, tuple[Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]]] = {
+    AREA: (service.add_area, service.change_area),
+    PROVIDER: (service.add_provider, service.change_provider),
+    UNIT: (service.add_unit, service.change_unit),
+    ALTERNATIVE: (alternatives.add_alternative, alternatives.change_alternative),
+}
 LIST_COLUMNS = ("accepts_from_areas", "refused_areas", "local_to_areas", "areas")  # space-separated ONS codes
 WORDS = {"opening_hours": hours.parse}  # columns written in words, read into the API's shape
 # The types of the columns that are not a body's field.
@@ -144,8 +158,6 @@ _COLUMN_OF = {
     UNIT: {"provider_id": "provider", "area_code": "area"},
     ALTERNATIVE: {},
 }
-# A unit's attribute for a field of UnitIn, where the two names differ.
-_UNIT_ATTRIBUTE = {"refused_areas": "refuses_areas"}
 COMMENT = "#"  # a line whose first field starts with it is a comment (after the header)
 
 
@@ -236,31 +248,19 @@ class _Problems:
 def _rows(path: Path, problems: _Problems) -> Iterator[tuple[int, dict[str, str]]]:
     """(file line, {column: text}) for each record after the header, skipping blank and comment lines.
     Raises ImportRefused for a bad header; stops at the first line the CSV reader cannot read (naming it)."""
-    with path.open("r", encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, strict=True)
-        try:
-            header = [h.strip().lower() for h in next(reader, [])]
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ImportRefused(path.name, [Problem(1, "header", f"cannot be read: {exc}")], 1) from None
-        missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
-        unknown = [h for h in header if h not in COLUMNS]
-        repeated = sorted({h for h in header if header.count(h) > 1})
-        if missing or unknown or repeated:
-            said = [f"lacks {', '.join(missing)}"] if missing else []
-            said += [f"has unknown {', '.join(unknown)}"] if unknown else []
-            said += [f"repeats {', '.join(repeated)}"] if repeated else []
-            message = f"{'; '.join(said)} (the columns are {','.join(COLUMNS)})"
-            raise ImportRefused(path.name, [Problem(1, "header", message)], 1)
-        last = reader.line_num
-        while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as exc:
-                problems.add(last + 1, "row", f"cannot be read ({exc}); the rest of the file was not checked")
-                return
-            line, last = last + 1, reader.line_num
+    records = csv_records(path)
+    header = [h.strip().lower() for h in next(records, (1, []))[1]]
+    missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
+    unknown = [h for h in header if h not in COLUMNS]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if missing or unknown or repeated:
+        said = [f"lacks {', '.join(missing)}"] if missing else []
+        said += [f"has unknown {', '.join(unknown)}"] if unknown else []
+        said += [f"repeats {', '.join(repeated)}"] if repeated else []
+        message = f"{'; '.join(said)} (the columns are {','.join(COLUMNS)})"
+        raise ImportRefused(path.name, [Problem(1, "header", message)], 1)
+    try:
+        for line, fields in records:
             if not any(f.strip() for f in fields) or fields[0].lstrip().startswith(COMMENT):
                 continue
             if len(fields) != len(header):
@@ -268,6 +268,8 @@ def _rows(path: Path, problems: _Problems) -> Iterator[tuple[int, dict[str, str]
                 continue
             row = {name: "" for name in OPTIONAL_COLUMNS}
             yield line, row | {name: text.strip() for name, text in zip(header, fields, strict=True)}
+    except Unreadable as exc:
+        problems.add(exc.line, "row", UNREADABLE.format(exc))
 
 
 def _types(body: type[msgspec.Struct]) -> dict[str, Any]:
@@ -367,14 +369,17 @@ def _same(old: object, new: object, name: str) -> bool:
     return old == new
 
 
-def _differences(row: Any, body: msgspec.Struct, kind: str, active: bool | None) -> dict[str, Any]:
-    """The body's fields (and `active`) whose values differ from the row's: the changes to make."""
+def _differences(row: Any, values: dict[str, Any], kind: str, active: bool) -> dict[str, Any]:
+    """The fields (and `active`, for the kinds that have it) whose values differ from the row's: the changes
+    to make. Never its code: the row was matched by it."""
+    code = FIELDS[kind]["code"]
+    attribute = service.UNIT_ATTRIBUTE if kind == UNIT else {}
     changes = {
         name: value
-        for name, value in msgspec.structs.asdict(body).items()
-        if not _same(getattr(row, _UNIT_ATTRIBUTE.get(name, name) if kind == UNIT else name), value, name)
+        for name, value in values.items()
+        if name != code and not _same(getattr(row, attribute.get(name, name)), value, name)
     }
-    if active is not None and row.active != active:
+    if "active" in FIELDS[kind] and row.active != active:
         changes["active"] = active
     return changes
 
@@ -392,10 +397,8 @@ class _Applier:
         self.actor = actor
         self.problems = problems
         self.changes: list[Change] = []
-        self.areas: dict[str, Area] = {}
-        self.providers: dict[str, Provider] = {}  # by ODS code
-        self.units: dict[str, Unit] = {}  # by unit code
-        self.alternatives: dict[str, Alternative] = {}  # by alternative code
+        # The rows the file's records match, by kind and code (a provider's: its ODS code).
+        self.known: dict[str, dict[str, Any]] = {kind: {} for kind in RECORDS}
         self.refused = refused  # (kind, code) -> the line that was refused
 
     async def load(self, records: list[Record]) -> None:
@@ -406,13 +409,14 @@ class _Applier:
         unit_ids = (await session.scalars(select(Unit.id).where(Unit.code.in_(codes[UNIT])))).all()
         locked = await self.uow.lock_units(unit_ids)
         await service.load_rules(session, list(locked.values()))
-        self.units = {u.code: u for u in locked.values() if u.code is not None}
-        self.areas = {a.code: a for a in (await session.scalars(select(Area).where(Area.code.in_(codes[AREA]))))}
+        self.known[UNIT] = {u.code: u for u in locked.values() if u.code is not None}
+        areas = await session.scalars(select(Area).where(Area.code.in_(codes[AREA])))
+        self.known[AREA] = {a.code: a for a in areas}
         wanted = sorted(set(codes[PROVIDER]) | {r.provider_code for r in records if r.provider_code})
-        found = await session.scalars(select(Provider).where(Provider.ods_code.in_(wanted)))
-        self.providers = {p.ods_code: p for p in found if p.ods_code is not None}
-        found_alternatives = await session.scalars(select(Alternative).where(Alternative.code.in_(codes[ALTERNATIVE])))
-        self.alternatives = {a.code: a for a in found_alternatives if a.code is not None}
+        providers = await session.scalars(select(Provider).where(Provider.ods_code.in_(wanted)))
+        self.known[PROVIDER] = {p.ods_code: p for p in providers if p.ods_code is not None}
+        found = await session.scalars(select(Alternative).where(Alternative.code.in_(codes[ALTERNATIVE])))
+        self.known[ALTERNATIVE] = {a.code: a for a in found if a.code is not None}
 
     async def apply(self, record: Record, work: Callable[[], Any]) -> None:
         """Run one record's change in a SAVEPOINT; a refusal by the API's rules is named and rolled back."""
@@ -439,87 +443,36 @@ class _Applier:
         name = str(record.values.get("name", ""))
         self.changes.append(Change(record.line, record.kind, record.code, name, action, _columns(record.kind, names)))
 
-    async def area(self, record: Record) -> None:
-        body = msgspec.convert(record.values, AreaIn)
-        existing = self.areas.get(record.code)
-
-        async def work() -> None:
-            if existing is None:
-                self.areas[record.code] = area = await service.add_area(self.uow, self.actor, body)
-                if not record.active:
-                    await service.change_area(self.uow, self.actor, area, {"active": False})
-                self._note(record, "create")
-                return
-            changes = _differences(existing, body, AREA, record.active)
-            changes.pop("code", None)
-            if changes:
-                await service.change_area(self.uow, self.actor, existing, changes)
-            self._note(record, "update" if changes else "unchanged", list(changes))
-
-        await self.apply(record, work)
-
-    async def provider(self, record: Record) -> None:
-        body = msgspec.convert(record.values, ProviderIn)
-        existing = self.providers.get(record.code)
-
-        async def work() -> None:
-            if existing is None:
-                self.providers[record.code] = await service.add_provider(self.uow, self.actor, body)
-                self._note(record, "create")
-                return
-            changes = _differences(existing, body, PROVIDER, None)
-            changes.pop("ods_code", None)
-            if changes:
-                await service.change_provider(self.uow, self.actor, existing, changes)
-            self._note(record, "update" if changes else "unchanged", list(changes))
-
-        await self.apply(record, work)
-
-    async def unit(self, record: Record) -> None:
+    async def write(self, record: Record) -> None:
+        """Make the record's row (retired at once if the file says so), or change the fields of it that differ
+        from the file's, through the API's functions for its kind."""
         if not self._references_ok(record):
             return
-        provider = self.providers.get(record.provider_code or "")
-        if provider is None:
-            self._refuse(
-                record, "provider", f"no provider with ODS code {record.provider_code} in the file or database"
-            )
-            return
-        body = msgspec.convert({**record.values, "provider_id": provider.id}, UnitIn)
-        existing = self.units.get(record.code)
+        values = record.values
+        if record.kind == UNIT:
+            provider = self.known[PROVIDER].get(record.provider_code or "")
+            if provider is None:
+                message = f"no provider with ODS code {record.provider_code} in the file or database"
+                self._refuse(record, "provider", message)
+                return
+            values = {**values, "provider_id": provider.id}
+        body = msgspec.convert(values, BODIES[record.kind])
+        # The body's fields as the row keeps them (an alternative's hours as plain JSON).
+        wanted = alternatives.body_values(body) if isinstance(body, AlternativeIn) else msgspec.structs.asdict(body)
+        add, change = _WRITERS[record.kind]
+        known = self.known[record.kind]
+        existing = known.get(record.code)
 
         async def work() -> None:
             if existing is None:
-                self.units[record.code] = unit = await service.add_unit(self.uow, self.actor, body)
+                known[record.code] = made = await add(self.uow, self.actor, body)
                 if not record.active:
-                    await service.change_unit(self.uow, self.actor, unit, {"active": False})
+                    await change(self.uow, self.actor, made, {"active": False})
                 self._note(record, "create")
                 return
-            changes = _differences(existing, body, UNIT, record.active)
-            changes.pop("code", None)
+            changes = _differences(existing, wanted, record.kind, record.active)
             if changes:
-                await service.change_unit(self.uow, self.actor, existing, dict(changes))
-            self._note(record, "update" if changes else "unchanged", list(changes))
-
-        await self.apply(record, work)
-
-    async def alternative(self, record: Record) -> None:
-        if not self._references_ok(record):
-            return
-        body = msgspec.convert(record.values, AlternativeIn)
-        existing = self.alternatives.get(record.code)
-
-        async def work() -> None:
-            if existing is None:
-                made = await alternatives.add_alternative(self.uow, self.actor, body)
-                self.alternatives[record.code] = made
-                if not record.active:
-                    await alternatives.change_alternative(self.uow, self.actor, made, {"active": False})
-                self._note(record, "create")
-                return
-            wanted = {**alternatives.body_values(body), "active": record.active}
-            changes = {k: v for k, v in wanted.items() if k != "code" and not _same(getattr(existing, k), v, k)}
-            if changes:
-                await alternatives.change_alternative(self.uow, self.actor, existing, changes)
+                await change(self.uow, self.actor, existing, changes)
             self._note(record, "update" if changes else "unchanged", list(changes))
 
         await self.apply(record, work)
@@ -578,7 +531,7 @@ async def import_reference(
         for kind in RECORDS:
             for record in records:
                 if record.kind == kind:
-                    await getattr(applier, kind)(record)
+                    await applier.write(record)
         if problems.total:
             raise ImportRefused(path.name, problems.kept, problems.total)
         if dry_run:
