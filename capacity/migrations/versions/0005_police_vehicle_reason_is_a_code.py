@@ -1,22 +1,14 @@
 """police_vehicle_reason is a code, with a free-text police_vehicle_note beside it
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-02 14:00:00
-
 The reason was free text, and it reached the commissioners' s136 report. Existing text moves into the
 new note (which no report reads) and the reason becomes `other`, unless it already is one of the codes.
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0005'
 down_revision: str | None = '0004'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 CODES = ("no_ambulance_available", "ambulance_delayed", "risk_of_violence", "other")
 TABLES = ("conveyances", "s136_detentions")

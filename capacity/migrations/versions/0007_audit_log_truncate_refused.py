@@ -1,22 +1,14 @@
 """audit_log refuses TRUNCATE on PostgreSQL, as it already refuses UPDATE and DELETE
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-02 16:00:00
-
 A row trigger does not fire on TRUNCATE, so 0001's guard let `TRUNCATE audit_log` empty the log. A
 statement trigger BEFORE TRUNCATE raises the same error. SQLite has no TRUNCATE (its `DELETE FROM`
 without WHERE still fires 0001's row triggers), so there is nothing to add there.
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = '0007'
 down_revision: str | None = '0006'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

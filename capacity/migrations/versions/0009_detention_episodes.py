@@ -1,9 +1,5 @@
 """one clock per s135/s136 detention: detention_episodes, with placements and detentions as its legs
 
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-02 16:30:00
-
 The clock, its extension and its breach move from each placement and each s136 detention onto an
 episode, so that a person moved between places of safety keeps one clock. Every existing s136
 detention and every s136 or s135 placement becomes the first (and only) leg of its own episode, whose
@@ -12,20 +8,15 @@ a breach is recorded for one that ended after its 24 hours. The old free-text ex
 the extension note; its coded reason is left unrecorded rather than asserted.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import capacity.db.base
+from capacity.migrations.helpers import UTC, id_column
 
 
 revision: str = '0009'
 down_revision: str | None = '0008'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-UTC = capacity.db.base.UTCDateTime(timezone=True)
 OPEN = sa.text('ended_at IS NULL AND breached_at IS NULL')
 OLD_CHECK = "place_type != 'police_station' or person_age >= 18"
 NEW_CHECK = "place_type != 'police_station' or person_age >= 18 or (never_event_acknowledged and note is not null)"
@@ -53,15 +44,14 @@ def upgrade() -> None:
     sa.Column('breached_at', UTC, nullable=True),
     sa.Column('ended_at', UTC, nullable=True),
     sa.Column('outcome', sa.String(length=24), nullable=True),
-    sa.Column('id', sa.String(length=36), nullable=False),
+    id_column(),
     sa.CheckConstraint("legal_basis in ('s136', 's135')", name=op.f('ck_detention_episodes_legal_basis')),
     sa.CheckConstraint("extension_reason in ('condition_of_person')", name=op.f('ck_detention_episodes_extension_reason')),
     sa.CheckConstraint('extension_hours is null or extension_hours between 1 and 12', name=op.f('ck_detention_episodes_extension_hours')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_detention_episodes'))
     )
-    with op.batch_alter_table('detention_episodes', schema=None) as batch_op:
-        batch_op.create_index('ix_detention_episodes_clock_started_at', ['clock_started_at'], unique=False)
-        batch_op.create_index('ix_detention_episodes_open_deadline', ['deadline'], unique=False, postgresql_where=OPEN, sqlite_where=OPEN)
+    op.create_index('ix_detention_episodes_clock_started_at', 'detention_episodes', ['clock_started_at'], unique=False)
+    op.create_index('ix_detention_episodes_open_deadline', 'detention_episodes', ['deadline'], unique=False, postgresql_where=OPEN, sqlite_where=OPEN)
 
     # Every detention elsewhere is the first leg of its own episode.
     op.execute(

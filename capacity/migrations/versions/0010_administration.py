@@ -1,26 +1,16 @@
 """administration: one-time password links, users' names and e-mail, ODS codes, unit codes, retiring
 
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-02 17:00:00
-
 Everything existing stays active; nothing else changes for it.
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-import capacity.db.base
+from capacity.migrations.helpers import UTC
 
 
 revision: str = '0010'
 down_revision: str | None = '0009'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-UTC = capacity.db.base.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -34,8 +24,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_password_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_password_tokens'))
     )
-    with op.batch_alter_table('password_tokens', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_password_tokens_user_id'), ['user_id'], unique=False)
+    op.create_index(op.f('ix_password_tokens_user_id'), 'password_tokens', ['user_id'], unique=False)
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('display_name', sa.String(length=120), nullable=True))
@@ -60,24 +49,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('areas', schema=None) as batch_op:
-        batch_op.drop_column('active')
-
-    with op.batch_alter_table('units', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('uq_units_code'), type_='unique')
-        batch_op.drop_column('active')
-        batch_op.drop_column('code')
-
-    with op.batch_alter_table('providers', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('uq_providers_ods_code'), type_='unique')
-        batch_op.drop_column('ods_code')
-
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('uq_users_email'), type_='unique')
-        batch_op.drop_column('email')
-        batch_op.drop_column('display_name')
-
-    with op.batch_alter_table('password_tokens', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_password_tokens_user_id'))
+    # Each table loses the columns it gained, after the unique constraint on one of them.
+    for table, unique, columns in (
+        ('areas', None, ('active',)),
+        ('units', 'uq_units_code', ('active', 'code')),
+        ('providers', 'uq_providers_ods_code', ('ods_code',)),
+        ('users', 'uq_users_email', ('email', 'display_name')),
+    ):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            if unique:
+                batch_op.drop_constraint(batch_op.f(unique), type_='unique')
+            for column in columns:
+                batch_op.drop_column(column)
 
     op.drop_table('password_tokens')

@@ -1,13 +1,7 @@
 """single sign-on: the subject an admin records for a user
 
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-03 08:30:00
-
 Nobody has one yet: everyone goes on logging in with their password, or by a verified email.
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -15,8 +9,6 @@ from alembic import op
 
 revision: str = '0011'
 down_revision: str | None = '0010'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

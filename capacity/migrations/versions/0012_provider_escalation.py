@@ -1,26 +1,16 @@
 """escalation levels: each provider's declared OPEL level (1-4) and the history of its declarations
 
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-03 08:30:00
-
 No provider has declared one yet: every existing provider starts with no level.
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-import capacity.db.base
+from capacity.migrations.helpers import UTC, id_column
 
 
 revision: str = '0012'
 down_revision: str | None = '0011'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-UTC = capacity.db.base.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -40,24 +30,18 @@ def upgrade() -> None:
     sa.Column('before_level', sa.Integer(), nullable=True),
     sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('id', sa.String(length=36), nullable=False),
+    id_column(),
     sa.CheckConstraint('level between 1 and 4', name=op.f('ck_escalation_declarations_level')),
     sa.ForeignKeyConstraint(['provider_id'], ['providers.id'], name=op.f('fk_escalation_declarations_provider_id_providers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_escalation_declarations'))
     )
-    with op.batch_alter_table('escalation_declarations', schema=None) as batch_op:
-        batch_op.create_index('ix_escalation_declarations_provider_at', ['provider_id', 'declared_at'], unique=False)
+    op.create_index('ix_escalation_declarations_provider_at', 'escalation_declarations', ['provider_id', 'declared_at'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('escalation_declarations', schema=None) as batch_op:
-        batch_op.drop_index('ix_escalation_declarations_provider_at')
-
     op.drop_table('escalation_declarations')
 
     with op.batch_alter_table('providers', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('ck_providers_escalation_level'), type_='check')
-        batch_op.drop_column('escalation_by')
-        batch_op.drop_column('escalation_at')
-        batch_op.drop_column('escalation_note')
-        batch_op.drop_column('escalation_level')
+        for column in ('escalation_by', 'escalation_at', 'escalation_note', 'escalation_level'):
+            batch_op.drop_column(column)

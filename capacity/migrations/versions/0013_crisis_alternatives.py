@@ -1,22 +1,16 @@
 """crisis alternatives: help that is not a bookable bed, the areas each serves, and its opening hours
 
-Revision ID: 0013
-Revises: 0012
-Create Date: 2026-12-03 09:00:00
-
 The directory starts empty: admins add alternatives through the API, the page or the reference import.
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
+from capacity.migrations.helpers import create_area_links, id_column
+
 
 revision: str = '0013'
 down_revision: str | None = '0012'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -32,7 +26,7 @@ def upgrade() -> None:
     sa.Column('lat', sa.Float(), nullable=True),
     sa.Column('lon', sa.Float(), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('id', sa.String(length=36), nullable=False),
+    id_column(),
     sa.CheckConstraint('(lat is null) = (lon is null)', name=op.f('ck_crisis_alternatives_location')),
     sa.CheckConstraint('max_age is null or max_age >= min_age', name=op.f('ck_crisis_alternatives_ages')),
     sa.CheckConstraint(
@@ -42,21 +36,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_crisis_alternatives')),
     sa.UniqueConstraint('code', name=op.f('uq_crisis_alternatives_code'))
     )
-    op.create_table('crisis_alternative_areas',
-    sa.Column('alternative_id', sa.String(length=36), nullable=False),
-    sa.Column('area_code', sa.String(length=9), nullable=False),
-    sa.ForeignKeyConstraint(['alternative_id'], ['crisis_alternatives.id'], name=op.f('fk_crisis_alternative_areas_alternative_id_crisis_alternatives'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['area_code'], ['areas.code'], name=op.f('fk_crisis_alternative_areas_area_code_areas')),
-    sa.PrimaryKeyConstraint('alternative_id', 'area_code', name=op.f('pk_crisis_alternative_areas'))
-    )
-    with op.batch_alter_table('crisis_alternative_areas', schema=None) as batch_op:
-        # "Who serves this area" is the question every search asks.
-        batch_op.create_index(batch_op.f('ix_crisis_alternative_areas_area_code'), ['area_code'], unique=False)
+    create_area_links('crisis_alternative_areas', 'alternative_id', 'crisis_alternatives')
+    # "Who serves this area" is the question every search asks.
+    op.create_index(op.f('ix_crisis_alternative_areas_area_code'), 'crisis_alternative_areas', ['area_code'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('crisis_alternative_areas', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_crisis_alternative_areas_area_code'))
-
     op.drop_table('crisis_alternative_areas')
     op.drop_table('crisis_alternatives')
