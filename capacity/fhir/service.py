@@ -219,6 +219,12 @@ _BUILDERS: dict[str, Callable[[World], list[Resource]]] = {
 }
 
 
+_ID_PARSERS: dict[str, Callable[[str], tuple[str, object] | None]] = {
+    "Slot": r.parse_slot_id,
+    "HealthcareService": r.parse_service_id,
+}
+
+
 async def search(db: Database, resource_type: str, query: Sequence[tuple[str, str]]) -> list[Resource]:
     conditions = parse_search(resource_type, query)
     async with db.read() as reading:
@@ -229,22 +235,14 @@ async def search(db: Database, resource_type: str, query: Sequence[tuple[str, st
 async def read(db: Database, resource_type: str, resource_id: str) -> Resource:
     """One resource by id; 404 when there is none."""
     missing = NotFound(f"no {resource_type} with id {resource_id}")
-    unit_id: str | None = None
-    provider_id: str | None = None
-    if resource_type in ("Location", "Schedule"):
-        unit_id = resource_id
-    elif resource_type == "Slot":
-        parsed_slot = r.parse_slot_id(resource_id)
-        if parsed_slot is None:
-            raise missing
-        unit_id = parsed_slot[0]
-    elif resource_type == "Organization":
-        provider_id = resource_id
-    elif resource_type == "HealthcareService":
-        parsed_service = r.parse_service_id(resource_id)
-        if parsed_service is None:
-            raise missing
-        provider_id = parsed_service[0]
+    # A Slot's id is "<unit id>.<n>", a HealthcareService's "<provider id>.<kind>"; the others' are the
+    # unit's or provider's own. Only that one unit or provider is read.
+    parse = _ID_PARSERS.get(resource_type)
+    parsed = parse(resource_id) if parse else (resource_id, None)
+    if parsed is None:
+        raise missing
+    of_unit = resource_type in ("Location", "Schedule", "Slot")
+    unit_id, provider_id = (parsed[0], None) if of_unit else (None, parsed[0])
     async with db.read() as reading:
         world = await _world(reading, unit_id=unit_id, provider_id=provider_id)
     found = [res for res in _BUILDERS[resource_type](world) if res["id"] == resource_id]

@@ -18,31 +18,35 @@ from capacity.booking.holds.service import HoldView
 from capacity.booking.persons import person_out
 from capacity.booking.placements.controllers import placement_out
 from capacity.booking.placements.schemas import PlacementOut
-from capacity.codes import Advisory, HoldPurpose, HoldStatus
+from capacity.codes import Advisory, HoldStatus
 from capacity.db.engine import Database
 from capacity.deps import ActorDep, DbDep
 from capacity.settings import Settings
+
+# The hold's columns HoldOut shows as they are stored.
+HOLD_SHOWN = (
+    "id",
+    "unit_id",
+    "purpose",
+    "note",
+    "created_at",
+    "created_by",
+    "expires_at",
+    "ended_at",
+    "extensions",
+    "extended_minutes",
+    "decline_reason",
+    "detention_id",
+)
 
 
 def hold_out(view: HoldView, now: datetime, settings: Settings, warnings: list[Advisory] | None = None) -> HoldOut:
     h = view.hold
     return HoldOut(
-        id=h.id,
-        unit_id=h.unit_id,
-        # The table's check constraints keep these to HoldStatus and HoldPurpose.
-        status=cast(HoldStatus, view.status),
-        purpose=cast(HoldPurpose, h.purpose),
+        **{name: getattr(h, name) for name in HOLD_SHOWN},
+        status=cast(HoldStatus, view.status),  # the table's check constraint keeps it to HoldStatus
         person=person_out(h),
         risk_flags=list(h.risk_flags or []),
-        note=h.note,
-        created_at=h.created_at,
-        created_by=h.created_by,
-        expires_at=h.expires_at,
-        ended_at=h.ended_at,
-        extensions=h.extensions,
-        extended_minutes=h.extended_minutes,
-        decline_reason=h.decline_reason,
-        detention_id=h.detention_id,
         placement_id=view.placement_id,
         conveyance=conveyance_out(view.conveyance, now, settings.ambulance_standard_minutes)
         if view.conveyance

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 from sqlalchemy import update
 
@@ -17,7 +16,6 @@ from capacity.auth.security import Actor
 from capacity.booking.holds.models import Conveyance, Hold
 from capacity.booking.holds.schemas import ConveyanceIn, ConveyanceOut
 from capacity.booking.holds.service import effective_status, hold_event, lock_hold
-from capacity.codes import PoliceVehicleReason
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Conflict, Invalid
@@ -25,6 +23,8 @@ from capacity.events import unit_event
 
 # The order the times must come in, when given.
 SEQUENCE = ("requested_at", "dispatched_at", "at_scene_at", "departed_at", "arrived_at")
+# What a conveyance keeps as it was last reported (ConveyanceIn), and shows so (ConveyanceOut).
+REPORTED = ("mode", "police_vehicle_reason", "police_vehicle_note", "eta", *SEQUENCE)
 
 
 def response_minutes(conveyance: Conveyance, now: datetime) -> float | None:
@@ -41,18 +41,7 @@ def conveyance_out(conveyance: Conveyance, now: datetime, standard_minutes: int)
     if minutes is not None and (conveyance.at_scene_at is not None or minutes > standard_minutes):
         within = minutes <= standard_minutes
     return ConveyanceOut(
-        hold_id=conveyance.hold_id,
-        mode=conveyance.mode,  # type: ignore[arg-type]
-        police_vehicle_reason=cast(PoliceVehicleReason | None, conveyance.police_vehicle_reason),
-        police_vehicle_note=conveyance.police_vehicle_note,
-        requested_at=conveyance.requested_at,
-        dispatched_at=conveyance.dispatched_at,
-        at_scene_at=conveyance.at_scene_at,
-        departed_at=conveyance.departed_at,
-        eta=conveyance.eta,
-        arrived_at=conveyance.arrived_at,
-        updated_at=conveyance.updated_at,
-        updated_by=conveyance.updated_by,
+        **{name: getattr(conveyance, name) for name in ("hold_id", *REPORTED, "updated_at", "updated_by")},
         ambulance_response_minutes=minutes,
         ambulance_standard_minutes=standard_minutes,
         within_standard=within,
@@ -112,7 +101,7 @@ async def update_conveyance(db: Database, actor: Actor, hold_id: str, body: Conv
             session.add(conveyance)
         else:
             before = _snapshot(conveyance)
-        for name in ("mode", "police_vehicle_reason", "police_vehicle_note", "eta", *SEQUENCE):
+        for name in REPORTED:
             value = getattr(body, name)
             if value is not None or name in ("police_vehicle_reason", "police_vehicle_note"):
                 setattr(conveyance, name, value)

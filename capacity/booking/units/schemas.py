@@ -106,28 +106,39 @@ class Escalation(Protocol):
     def stale(self) -> bool: ...
 
 
+# The unit's columns a search result shows as they are stored, and those its detail adds.
+UNIT_SHOWN = (
+    "id",
+    "name",
+    "kind",
+    "provider_id",
+    "area_code",
+    "lat",
+    "lon",
+    "sex",
+    "min_age",
+    "max_age",
+    "status",
+    "closed_reason",
+    "open_places",
+    "last_confirmed_at",
+    "last_confirmed_by",
+)
+UNIT_DETAIL_SHOWN = (
+    "postcode",
+    "mother_and_baby",
+    "accepts_intoxicated",
+    "accepts_detained",
+    "max_stay_days",
+    "accepts_from_areas",
+    "refuses_areas",
+)
+
+
 def unit_out(f: UnitFigures, escalation: Escalation) -> UnitOut:
-    u = f.unit
     return UnitOut(
-        id=u.id,
-        name=u.name,
-        kind=u.kind,
-        provider_id=u.provider_id,
-        area_code=u.area_code,
-        lat=u.lat,
-        lon=u.lon,
-        sex=u.sex,
-        min_age=u.min_age,
-        max_age=u.max_age,
-        status=u.status,
-        closed_reason=u.closed_reason,
-        open_places=u.open_places,
-        available=f.available,
-        held=f.held,
-        occupied=f.occupied,
-        last_confirmed_at=u.last_confirmed_at,
-        last_confirmed_by=u.last_confirmed_by,
-        stale=f.stale,
+        **{name: getattr(f.unit, name) for name in UNIT_SHOWN},
+        **{name: getattr(f, name) for name in ("available", "held", "occupied", "stale")},
         escalation_level=escalation.level,
         escalation_at=escalation.at,
         escalation_stale=escalation.stale,
@@ -137,17 +148,10 @@ def unit_out(f: UnitFigures, escalation: Escalation) -> UnitOut:
 
 
 def unit_detail(f: UnitFigures, escalation: Escalation) -> UnitDetail:
-    u = f.unit
     return UnitDetail(
         **msgspec.structs.asdict(unit_out(f, escalation)),
-        postcode=u.postcode,
-        mother_and_baby=u.mother_and_baby,
-        accepts_intoxicated=u.accepts_intoxicated,
-        accepts_detained=u.accepts_detained,
-        max_stay_days=u.max_stay_days,
-        daily_cost=float(u.daily_cost or 0),
-        accepts_from_areas=u.accepts_from_areas,
-        refuses_areas=u.refuses_areas,
+        **{name: getattr(f.unit, name) for name in UNIT_DETAIL_SHOWN},
+        daily_cost=float(f.unit.daily_cost or 0),
         warnings=f.advisories,
     )
 
