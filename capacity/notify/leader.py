@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import logging
 import os
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 from sqlalchemy import text
@@ -36,20 +37,44 @@ class SweepLock(Protocol):
     async def release(self) -> None: ...
 
 
-class PostgresSweepLock:
+class _HandleLock(ABC):
+    """A lock held through a handle of its own (a connection, a file): kept while the handle lives."""
+
+    async def held(self) -> bool:
+        if await self._kept():
+            return True
+        if not await self._take():
+            return False
+        log.info("this process is the sweeper now (pid %d)", os.getpid())
+        return True
+
+    @abstractmethod
+    async def _kept(self) -> bool:
+        """Whether this process still holds the lock it took."""
+
+    @abstractmethod
+    async def _take(self) -> bool:
+        """Take the lock if it is free."""
+
+
+class PostgresSweepLock(_HandleLock):
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.connection: AsyncConnection | None = None
 
-    async def held(self) -> bool:
-        if self.connection is not None:
-            try:
-                await self.connection.exec_driver_sql("SELECT 1")  # the lock lives as long as this connection
-                await self.connection.commit()
-                return True
-            except (DBAPIError, OSError):
-                log.warning("the sweeper's connection was lost: the lock is free for another instance")
-                await self.release()
+    async def _kept(self) -> bool:
+        if self.connection is None:
+            return False
+        try:
+            await self.connection.exec_driver_sql("SELECT 1")  # the lock lives as long as this connection
+            await self.connection.commit()
+            return True
+        except (DBAPIError, OSError):
+            log.warning("the sweeper's connection was lost: the lock is free for another instance")
+            await self.release()
+            return False
+
+    async def _take(self) -> bool:
         try:
             connection = await self.engine.connect()
         except (DBAPIError, OSError):
@@ -63,7 +88,6 @@ class PostgresSweepLock:
             taken = False
         if taken:
             self.connection = connection
-            log.info("this process is the sweeper now (pid %d)", os.getpid())
             return True
         await connection.close()
         return False
@@ -75,14 +99,15 @@ class PostgresSweepLock:
                 await connection.close()  # closing the session ends its advisory locks
 
 
-class FileSweepLock:
+class FileSweepLock(_HandleLock):
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd: int | None = None
 
-    async def held(self) -> bool:
-        if self.fd is not None:
-            return True
+    async def _kept(self) -> bool:
+        return self.fd is not None
+
+    async def _take(self) -> bool:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -90,7 +115,6 @@ class FileSweepLock:
             os.close(fd)
             return False
         self.fd = fd
-        log.info("this process is the sweeper now (pid %d)", os.getpid())
         return True
 
     async def release(self) -> None:
