@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -30,7 +31,7 @@ from capacity.auth.models import User
 from capacity.auth.revocation import Revocations
 from capacity.auth.security import require_roles
 from capacity.booking.units.models import Area, Provider, Unit
-from capacity.codes import Role, Sector, UnitKind, UnitSex
+from capacity.codes import Role, Sector
 from capacity.deps import ActorDep, DbDep
 
 
@@ -58,31 +59,10 @@ def area_out(a: Area) -> AdminAreaOut:
 
 
 def unit_out(u: Unit) -> AdminUnitOut:
-    return AdminUnitOut(
-        id=u.id,
-        code=u.code,
-        name=u.name,
-        kind=cast(UnitKind, u.kind),
-        provider_id=u.provider_id,
-        area_code=u.area_code,
-        lat=u.lat,
-        lon=u.lon,
-        postcode=u.postcode,
-        sex=cast(UnitSex, u.sex),
-        min_age=u.min_age,
-        max_age=u.max_age,
-        mother_and_baby=u.mother_and_baby,
-        accepts_intoxicated=u.accepts_intoxicated,
-        accepts_detained=u.accepts_detained,
-        max_stay_days=u.max_stay_days,
-        daily_cost=float(u.daily_cost or 0),
-        accepts_from_areas=u.accepts_from_areas,
-        refused_areas=u.refuses_areas,
-        local_to_areas=u.local_to_areas,
-        active=u.active,
-        status=u.status,
-        open_places=u.open_places,
-    )
+    # Every attribute an admin may change (UnitPatch's fields, by the API's names), then its declared state.
+    attributes = {name: getattr(u, service.UNIT_ATTRIBUTE.get(name, name)) for name in UnitPatch.__struct_fields__}
+    attributes["daily_cost"] = float(u.daily_cost or 0)
+    return msgspec.convert({**attributes, "id": u.id, "status": u.status, "open_places": u.open_places}, AdminUnitOut)
 
 
 def _revocations(request: Request[Any, Any, Any]) -> Revocations:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -119,6 +119,19 @@ async def _update(
         return await change(uow, _found(await uow.session.get(model, key), missing))
 
     return await db.write(work)
+
+
+async def _rows(db: Database, stmt: Select[Row]) -> list[Row]:
+    async with db.read() as reading:
+        return list((await reading.session.scalars(stmt)).all())
+
+
+def _search(stmt: Select[Row], q: str | None, *columns: Any) -> Select[Row]:
+    """The rows with `q` in any of these columns, in any case (all of them when there is no `q`)."""
+    if not q:
+        return stmt
+    like = f"%{q.lower()}%"
+    return stmt.where(or_(*(func.lower(column).like(like) for column in columns)))
 
 
 def _changes(patch: msgspec.Struct) -> dict[str, Any]:
@@ -234,18 +247,8 @@ async def read_user(db: Database, username: str) -> User:
 
 
 async def list_users(db: Database, q: str | None) -> list[User]:
-    async with db.read() as reading:
-        stmt = select(User).order_by(User.username).limit(500)
-        if q:
-            like = f"%{q.lower()}%"
-            stmt = stmt.where(
-                or_(
-                    func.lower(User.username).like(like),
-                    func.lower(User.display_name).like(like),
-                    func.lower(User.email).like(like),
-                )
-            )
-        return list((await reading.session.scalars(stmt)).all())
+    stmt = select(User).order_by(User.username).limit(500)
+    return await _rows(db, _search(stmt, q, User.username, User.display_name, User.email))
 
 
 # A change to any of these ends the user's sessions: what they may do, or who may sign in as them.
@@ -369,8 +372,7 @@ async def change_own_password(db: Database, revocations: Revocations, actor: Act
 
 
 async def list_providers(db: Database) -> list[Provider]:
-    async with db.read() as reading:
-        return list((await reading.session.scalars(select(Provider).order_by(Provider.name))).all())
+    return await _rows(db, select(Provider).order_by(Provider.name))
 
 
 async def create_provider(db: Database, actor: Actor, body: ProviderIn) -> Provider:
@@ -412,8 +414,7 @@ async def change_provider(uow: UnitOfWork, actor: Actor, provider: Provider, cha
 
 
 async def list_areas(db: Database) -> list[Area]:
-    async with db.read() as reading:
-        return list((await reading.session.scalars(select(Area).order_by(Area.code))).all())
+    return await _rows(db, select(Area).order_by(Area.code))
 
 
 async def create_area(db: Database, actor: Actor, body: AreaIn) -> Area:
@@ -454,10 +455,7 @@ async def change_area(uow: UnitOfWork, actor: Actor, area: Area, changes: dict[s
 
 async def list_units(db: Database, q: str | None) -> list[Unit]:
     async with db.read() as reading:
-        stmt = select(Unit).order_by(Unit.name).limit(2000)
-        if q:
-            like = f"%{q.lower()}%"
-            stmt = stmt.where(or_(func.lower(Unit.name).like(like), func.lower(Unit.code).like(like)))
+        stmt = _search(select(Unit).order_by(Unit.name).limit(2000), q, Unit.name, Unit.code)
         units = list((await reading.session.scalars(stmt)).all())
         await load_rules(reading.session, units)
         return units

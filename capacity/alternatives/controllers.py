@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, patch, post
@@ -21,13 +21,10 @@ from capacity.codes import AlternativeKind
 from capacity.deps import ActorDep, DbDep
 
 
-def _hours(found: service.Found) -> OpeningHours:
-    return msgspec.convert(found.alternative.opening_hours, OpeningHours)
-
-
-def alternative_out(found: service.Found) -> AlternativeOut:
+def _shown(found: service.Found) -> dict[str, Any]:
+    """What both answers show of an alternative: who it serves, when it is open, how to refer."""
     a = found.alternative
-    return AlternativeOut(
+    return dict(
         id=a.id,
         name=a.name,
         kind=AlternativeKind(a.kind),
@@ -35,31 +32,19 @@ def alternative_out(found: service.Found) -> AlternativeOut:
         min_age=a.min_age,
         max_age=a.max_age,
         open_now=found.open_now,
-        opening_hours=_hours(found),
+        opening_hours=msgspec.convert(a.opening_hours, OpeningHours),
         how_to_refer=a.how_to_refer,
         phone=a.phone,
-        distance_km=found.distance_km,
     )
+
+
+def alternative_out(found: service.Found) -> AlternativeOut:
+    return AlternativeOut(**_shown(found), distance_km=found.distance_km)
 
 
 def admin_alternative_out(found: service.Found) -> AdminAlternativeOut:
     a = found.alternative
-    return AdminAlternativeOut(
-        id=a.id,
-        code=a.code,
-        name=a.name,
-        kind=AlternativeKind(a.kind),
-        areas=a.areas,
-        min_age=a.min_age,
-        max_age=a.max_age,
-        opening_hours=_hours(found),
-        how_to_refer=a.how_to_refer,
-        phone=a.phone,
-        lat=a.lat,
-        lon=a.lon,
-        active=a.active,
-        open_now=found.open_now,
-    )
+    return AdminAlternativeOut(**_shown(found), code=a.code, lat=a.lat, lon=a.lon, active=a.active)
 
 
 class AlternativeController(Controller):
