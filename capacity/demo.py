@@ -17,6 +17,7 @@ from capacity.alternatives.models import Alternative, AlternativeArea
 from capacity.auth.models import User, UserArea
 from capacity.auth.passwords import hash_password
 from capacity.booking.escalation.models import EscalationDeclaration
+from capacity.booking.persons import PersonIn, person_columns
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.service import placement_geography
 from capacity.booking.units.models import (
@@ -76,11 +77,12 @@ ESCALATIONS = {
     "private": (1, 4, None),
 }
 
-# provider, name, kind, area, lat, lon, postcode, open places, other Unit columns, plus `refuses` (areas
-# the unit refuses) and `local_to`: the home areas whose usual local network the unit forms part of. Out
+# provider, then the UNIT_COLUMNS, then other Unit columns, plus `refuses` (areas the unit refuses) and
+# `local_to`: the home areas whose usual local network the unit forms part of. Out
 # of area is per unit, not per provider: AWP serves Bristol, Bath and Wiltshire, but only its shared 136
 # suite and its Bath wards are local to Wiltshire; its Bristol ward and PICU are local to Bristol and
 # Bath, so a Wiltshire resident at the Bristol PICU (about 40 km from home) is an out-of-area placement.
+UNIT_COLUMNS = ("name", "kind", "area_code", "lat", "lon", "postcode", "open_places")
 UNITS: list[tuple[str, str, str, str, float, float, str, int, dict[str, Any]]] = [
     (
         "awp",
@@ -382,15 +384,16 @@ ALTERNATIVES: list[tuple[str, str, list[str], int, int | None, str, str, str | N
     ),
 ]
 
-# Some people already placed, so occupancy shows: (unit index, ref, age, sex, ethnicity, home area, days ago)
+# Some people already placed, so occupancy shows: (unit index, the person (ref, age, sex, home area,
+# ethnicity), days ago)
 PLACEMENTS = [
-    (7, "DEMO-0001", 34, "male", "A", BRISTOL, 6),
-    (7, "DEMO-0002", 41, "female", "M", BRISTOL, 3),
-    (8, "DEMO-0003", 29, "male", "N", BANES, 9),
-    (14, "DEMO-0004", 38, "male", "A", BANES, 12),
-    (3, "DEMO-0005", 25, "female", "J", BANES, 2),
+    (7, PersonIn("DEMO-0001", 34, "male", BRISTOL, "A"), 6),
+    (7, PersonIn("DEMO-0002", 41, "female", BRISTOL, "M"), 3),
+    (8, PersonIn("DEMO-0003", 29, "male", BANES, "N"), 9),
+    (14, PersonIn("DEMO-0004", 38, "male", BANES, "A"), 12),
+    (3, PersonIn("DEMO-0005", 25, "female", BANES, "J"), 2),
     # A Wiltshire resident at AWP's Bristol PICU: AWP serves Wiltshire, but this unit is not local to it.
-    (9, "DEMO-0006", 31, "male", "A", WILTSHIRE, 4),
+    (9, PersonIn("DEMO-0006", 31, "male", WILTSHIRE, "A"), 4),
 ]
 
 
@@ -434,23 +437,17 @@ async def load_demo(db: Database, now: datetime) -> bool:
         )
 
         units = []
-        for provider, name, kind, area, lat, lon, postcode, places, extra in UNITS:
-            extra = {"accepts_detained": kind in DETAINING_KINDS, **extra}
-            refuses = extra.pop("refuses", [])
-            local_to = extra.pop("local_to")
+        for provider, *values, extra in UNITS:
+            columns: dict[str, Any] = dict(zip(UNIT_COLUMNS, values, strict=True))
+            columns = {"accepts_detained": columns["kind"] in DETAINING_KINDS, **columns, **extra}
+            refuses = columns.pop("refuses", [])
+            local_to = columns.pop("local_to")
             unit = Unit(
                 provider_id=providers[provider].id,
-                area_code=area,
-                name=name,
-                kind=kind,
-                lat=lat,
-                lon=lon,
-                postcode=postcode,
-                open_places=places,
                 status="open",
                 last_confirmed_at=now,
                 last_confirmed_by="demo",
-                **extra,
+                **columns,
             )
             unit.area_rules = [UnitAreaRule(area_code=a, rule="refuses") for a in refuses]
             unit.local_areas = [UnitLocalArea(area_code=a) for a in local_to]
@@ -512,17 +509,13 @@ async def load_demo(db: Database, now: datetime) -> bool:
                 )
             )
 
-        for index, ref, age, sex, ethnicity, home, days_ago in PLACEMENTS:
+        for index, person, days_ago in PLACEMENTS:
             unit = units[index]
-            out_of_area, distance = placement_geography(areas[home], unit)
+            out_of_area, distance = placement_geography(areas[person.home_area], unit)
             session.add(
                 Placement(
                     unit_id=unit.id,
-                    person_ref=ref,
-                    person_age=age,
-                    person_sex=sex,
-                    person_ethnicity=ethnicity,
-                    home_area=home,
+                    **person_columns(person),
                     legal_basis="s2",
                     started_at=now - timedelta(days=days_ago),
                     out_of_area=out_of_area,
