@@ -6,7 +6,6 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
-from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import JSONBody
 from litestar.response import Redirect, Template
@@ -17,16 +16,22 @@ from capacity.auth.oidc import ATTEMPT_COOKIE, ATTEMPT_SECONDS, ProviderUnavaila
 from capacity.auth.revocation import Presented
 from capacity.auth.security import SESSION_COOKIE, issue_token
 from capacity.auth.service import authenticate, revoke_token
-from capacity.db.engine import Database
+from capacity.deps import DbDep, SettingsDep
 from capacity.settings import Settings
 
-PAGES = {
-    "bed_manager": ("/bed-manager", "Bed manager"),
-    "amhp": ("/amhp", "AMHP"),
-    "commissioner": ("/commissioner", "Commissioner"),
-    "admin": ("/admin", "Admin"),
-    "conveyance": ("/conveyance", "Conveyance"),
+# The pages besides login, by path: the role that lands there after a login (if one does) and the title.
+# Each is a shell, its template named after the path; its data comes from the API.
+SHELLS: dict[str, tuple[str | None, str]] = {
+    "/set-password": (None, "Set your password"),
+    "/bed-manager": ("bed_manager", "Bed manager"),
+    "/amhp": ("amhp", "Find a place"),
+    "/conveyance": ("conveyance", "Conveyance"),
+    "/commissioner": ("commissioner", "Commissioner"),
+    "/admin": ("admin", "Administration"),
+    "/region": (None, "Region"),
 }
+# Where each role lands after a login: (path, title).
+PAGES = {role: (path, title) for path, (role, title) in SHELLS.items() if role is not None}
 
 
 def session_cookie(request: Request[Any, Any, Any], settings: Settings, user: User) -> Cookie:
@@ -55,15 +60,15 @@ class WebController(Controller):
     opt = {"exclude_from_auth": True}
 
     @get("/")
-    async def login_page(self, settings: NamedDependency[Settings]) -> Template:
+    async def login_page(self, settings: SettingsDep) -> Template:
         return login_page(settings)
 
     @post("/login", status_code=200)
     async def login(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
+        db: DbDep,
+        settings: SettingsDep,
         data: JSONBody[TokenRequest],
     ) -> Response[dict[str, str]]:
         client = request.client.host if request.client else "unknown"
@@ -73,7 +78,7 @@ class WebController(Controller):
         return Response({"role": user.role, "page": page}, cookies=[session_cookie(request, settings, user)])
 
     @get("/login/oidc")
-    async def sso_begin(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Response[Any]:
+    async def sso_begin(self, request: Request[Any, Any, Any], settings: SettingsDep) -> Response[Any]:
         """Off to the single sign-on provider, remembering the attempt in a cookie for the way back."""
         sso = request.app.state.sso
         if sso is None:
@@ -95,9 +100,7 @@ class WebController(Controller):
         return Redirect(url, cookies=[cookie])
 
     @get("/login/oidc/callback")
-    async def sso_callback(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], settings: NamedDependency[Settings]
-    ) -> Response[Any]:
+    async def sso_callback(self, request: Request[Any, Any, Any], db: DbDep, settings: SettingsDep) -> Response[Any]:
         sso = request.app.state.sso
         if sso is None:
             raise NotFoundException("single sign-on is not set up here")
@@ -130,30 +133,8 @@ class WebController(Controller):
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    @get("/set-password")
-    async def set_password_page(self) -> Template:
-        return Template("set_password.html", context={"title": "Set your password"})
-
-    @get("/bed-manager")
-    async def bed_manager(self) -> Template:
-        return Template("bed_manager.html", context={"title": "Bed manager"})
-
-    @get("/amhp")
-    async def amhp(self) -> Template:
-        return Template("amhp.html", context={"title": "Find a place"})
-
-    @get("/conveyance")
-    async def conveyance(self) -> Template:
-        return Template("conveyance.html", context={"title": "Conveyance"})
-
-    @get("/commissioner")
-    async def commissioner(self) -> Template:
-        return Template("commissioner.html", context={"title": "Commissioner"})
-
-    @get("/admin")
-    async def admin(self) -> Template:
-        return Template("admin.html", context={"title": "Administration"})
-
-    @get("/region")
-    async def region(self) -> Template:
-        return Template("region.html", context={"title": "Region"})
+    @get(list(SHELLS))
+    async def shell(self, request: Request[Any, Any, Any]) -> Template:
+        path = request.scope["path_template"]  # the one of SHELLS this request was routed by
+        _, title = SHELLS[path]
+        return Template(f"{path.strip('/').replace('-', '_')}.html", context={"title": title})
