@@ -15,18 +15,17 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import delete, inspect, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import delete, select, text
 
 from capacity.auth.models import UserArea
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Unit, UnitLocalArea
-from capacity.cli import alembic_config
 from capacity.demo import AREAS
 from capacity.imports.placements import COLUMNS, import_placements
 from support.api import Api, assert_problem
 from support.databases import own_database
 from support.demo import ENGINES
+from support.migrating import engine_of, migrate_filled, rows_of, table_names
 
 BANES, BRISTOL, WILTSHIRE = "E06000022", "E06000023", "E06000054"
 PICU, HILLVIEW = "Bristol PICU", "Hillview Lodge"
@@ -223,79 +222,50 @@ UNIT_COLUMNS = (
 
 
 async def _fill_at_0005(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            for code in (BANES, BRISTOL, WILTSHIRE):
-                await conn.execute(
-                    text("INSERT INTO areas (code, name, region, lat, lon) VALUES (:c, :c, 'South West', 51, -2)"),
-                    {"c": code},
-                )
-            for pid, sector in (("trust", "nhs"), ("private", "private")):
-                await conn.execute(
-                    text("INSERT INTO providers (id, name, sector) VALUES (:id, :id, :sector)"),
-                    {"id": pid, "sector": sector},
-                )
-            for uid, pid, area in (("ward", "trust", BRISTOL), ("picu", "trust", BRISTOL), ("far", "private", BANES)):
-                await conn.execute(
-                    text(
-                        f"INSERT INTO units ({UNIT_COLUMNS}) VALUES (:id, :pid, :area, :id, 'acute_adult', 51, -2, "
-                        "'any', 18, false, false, true, 0, 'open', 1, '2026-03-02 09:00:00', 'test')"
-                    ),
-                    {"id": uid, "pid": pid, "area": area},
-                )
-            for area in (BRISTOL, WILTSHIRE):
-                await conn.execute(
-                    text("INSERT INTO area_local_providers (area_code, provider_id) VALUES (:a, 'trust')"), {"a": area}
-                )
-    finally:
-        await engine.dispose()
-
-
-async def _rows(url: str, query: str) -> set[tuple]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return {tuple(r) for r in await conn.execute(text(query))}
-    finally:
-        await engine.dispose()
+    async with engine_of(url) as engine, engine.begin() as conn:
+        for code in (BANES, BRISTOL, WILTSHIRE):
+            await conn.execute(
+                text("INSERT INTO areas (code, name, region, lat, lon) VALUES (:c, :c, 'South West', 51, -2)"),
+                {"c": code},
+            )
+        for pid, sector in (("trust", "nhs"), ("private", "private")):
+            await conn.execute(
+                text("INSERT INTO providers (id, name, sector) VALUES (:id, :id, :sector)"),
+                {"id": pid, "sector": sector},
+            )
+        for uid, pid, area in (("ward", "trust", BRISTOL), ("picu", "trust", BRISTOL), ("far", "private", BANES)):
+            await conn.execute(
+                text(
+                    f"INSERT INTO units ({UNIT_COLUMNS}) VALUES (:id, :pid, :area, :id, 'acute_adult', 51, -2, "
+                    "'any', 18, false, false, true, 0, 'open', 1, '2026-03-02 09:00:00', 'test')"
+                ),
+                {"id": uid, "pid": pid, "area": area},
+            )
+        for area in (BRISTOL, WILTSHIRE):
+            await conn.execute(
+                text("INSERT INTO area_local_providers (area_code, provider_id) VALUES (:a, 'trust')"), {"a": area}
+            )
 
 
 def test_migration_0006_makes_every_unit_of_a_local_provider_local_and_downgrades(fresh_database: str) -> None:
     url = fresh_database
-    config = alembic_config(url)
-    command.upgrade(config, "0005")
-    asyncio.run(_fill_at_0005(url))
-    command.upgrade(config, "0006")
-    got = asyncio.run(_rows(url, "SELECT unit_id, area_code FROM unit_local_areas"))
+    config = migrate_filled(url, "0005", _fill_at_0005, "0006")
+    got = asyncio.run(rows_of(url, "SELECT unit_id, area_code FROM unit_local_areas"))
     # Each unit of the trust is local where the trust was; the private unit is local to no one.
     assert got == {("ward", BRISTOL), ("ward", WILTSHIRE), ("picu", BRISTOL), ("picu", WILTSHIRE)}
     # A unit's links go with it.
     asyncio.run(_delete_unit(url, "picu"))
-    assert asyncio.run(_rows(url, "SELECT unit_id FROM unit_local_areas")) == {("ward",)}
+    assert asyncio.run(rows_of(url, "SELECT unit_id FROM unit_local_areas")) == {("ward",)}
     command.downgrade(config, "0005")
-    assert asyncio.run(_rows(url, "SELECT area_code, provider_id FROM area_local_providers")) == {
+    assert asyncio.run(rows_of(url, "SELECT area_code, provider_id FROM area_local_providers")) == {
         (BRISTOL, "trust"),
         (WILTSHIRE, "trust"),
     }
-    assert "unit_local_areas" not in asyncio.run(_tables(url))
+    assert "unit_local_areas" not in asyncio.run(table_names(url))
 
 
 async def _delete_unit(url: str, unit_id: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                await conn.execute(text("PRAGMA foreign_keys = ON"))
-            await conn.execute(text("DELETE FROM units WHERE id = :id"), {"id": unit_id})
-    finally:
-        await engine.dispose()
-
-
-async def _tables(url: str) -> set[str]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-    finally:
-        await engine.dispose()
+    async with engine_of(url) as engine, engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            await conn.execute(text("PRAGMA foreign_keys = ON"))
+        await conn.execute(text("DELETE FROM units WHERE id = :id"), {"id": unit_id})
