@@ -59,10 +59,6 @@ T = TypeVar("T")
 NO_PASSWORD = "!"
 
 
-def _snapshot(row: Any, keys: tuple[str, ...]) -> dict:
-    return {k: (v.isoformat() if isinstance(v := getattr(row, k), datetime) else v) for k in keys}
-
-
 # A unit's attribute for a field of the API's unit bodies, where the two names differ.
 UNIT_ATTRIBUTE = {"refused_areas": "refuses_areas"}
 
@@ -78,7 +74,8 @@ class Audited:
     id_attribute: str = "id"  # an area is named by its code
 
     def snapshot(self, row: Any) -> dict:
-        return _snapshot(row, self.keys)
+        """What an entry shows of the row now (an instant as ISO 8601 text)."""
+        return {k: (v.isoformat() if isinstance(v := getattr(row, k), datetime) else v) for k in self.keys}
 
     def created(self, uow: UnitOfWork, actor: Actor, row: Any) -> None:
         self._audit(uow, actor, row, "create", None)
