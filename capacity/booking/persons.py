@@ -7,11 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy import (
-    ForeignKey,
-    Integer,
-    String,
-)
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 # NHS ethnic category codes (NHS Data Dictionary): A-H, J-N, P, R, S, Z (not stated).

@@ -10,7 +10,7 @@ has authorised it.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
@@ -18,6 +18,7 @@ from capacity.auth.security import Actor
 from capacity.booking.detentions.episodes import (
     TRANSFERRED,
     Person,
+    close_leg,
     continue_episode,
     detention_event,
     end_leg,
@@ -33,7 +34,7 @@ from capacity.booking.placements.service import not_in_future
 from capacity.db.base import new_id
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
-from capacity.errors import Conflict, Invalid, NotFound
+from capacity.errors import Invalid, NotFound
 
 
 def _check(body: DetentionIn) -> None:
@@ -172,16 +173,7 @@ async def end_detention(db: Database, actor: Actor, detention_id: str, body: Det
         if ended_at < detention.detained_at:
             raise Invalid("ended_at is before detained_at", field="ended_at")
         before = _snapshot(detention)
-        done = await session.execute(
-            update(S136Detention)
-            .where(S136Detention.id == detention.id, S136Detention.ended_at.is_(None))
-            .values(ended_at=ended_at, outcome=body.outcome)
-            .returning(S136Detention.id)
-        )
-        if done.first() is None:
-            raise Conflict("the detention has already ended")
-        await end_leg(uow, detention.episode, outcome=body.outcome, ended_at=ended_at)
-        await session.refresh(detention)
+        await close_leg(uow, detention, outcome=body.outcome, ended_at=ended_at)
         _audit(uow, actor, "s136_detention.end", detention, before)
         return detention
 

@@ -10,6 +10,7 @@ from msgspec import Meta
 
 from capacity.booking.detentions.schemas import DetentionId
 from capacity.booking.persons import Note, PersonIn, PersonOut
+from capacity.booking.units.schemas import UnitId
 from capacity.codes import (
     Advisory,
     ConveyanceMode,
@@ -25,7 +26,7 @@ from capacity.times import Instant
 
 
 class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
-    unit_id: Annotated[str, Meta(min_length=1, max_length=36)]
+    unit_id: UnitId
     purpose: HoldPurpose
     person: PersonIn
     risk_flags: list[RiskFlag] = []

@@ -9,17 +9,13 @@ import msgspec
 from msgspec import Meta
 
 from capacity.booking.persons import Note, PersonIn, PersonOut
-from capacity.codes import (
-    Advisory,
-    LegalBasis,
-    OapReason,
-    Outcome,
-)
+from capacity.booking.units.schemas import UnitId
+from capacity.codes import Advisory, LegalBasis, OapReason, Outcome
 from capacity.times import Instant
 
 
 class PlacementIn(msgspec.Struct, forbid_unknown_fields=True):
-    unit_id: Annotated[str, Meta(min_length=1, max_length=36)]
+    unit_id: UnitId
     person: PersonIn
     legal_basis: LegalBasis
     started_at: Instant | None = None

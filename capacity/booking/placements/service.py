@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
@@ -13,10 +13,10 @@ from capacity.booking.detentions.episodes import (
     DETENTION_BASES,
     Person,
     check_transfer_outcome,
+    close_leg,
     continue_episode,
     current_legs,
     detention_event,
-    end_leg,
     extend,
     open_episode,
 )
@@ -320,17 +320,7 @@ async def discharge(db: Database, actor: Actor, placement_id: str, body: Dischar
         if ended_at < placement.started_at:
             raise Invalid("ended_at is before the placement started", field="ended_at")
         before = placement_snapshot(placement)
-        done = await uow.session.execute(
-            update(Placement)
-            .where(Placement.id == placement.id, Placement.ended_at.is_(None))
-            .values(ended_at=ended_at, outcome=body.outcome)
-            .returning(Placement.id)
-        )
-        if done.first() is None:
-            raise Conflict("the placement has already ended")
-        if placement.episode is not None:
-            await end_leg(uow, placement.episode, outcome=body.outcome, ended_at=ended_at)
-        await uow.session.refresh(placement)
+        await close_leg(uow, placement, outcome=body.outcome, ended_at=ended_at)
         _audit(uow, actor, "placement.discharge", placement, before)
         uow.emit(placement_event("placement.discharged", placement, unit, now))
         uow.emit(availability_event(await unit_figures(uow, unit), now))

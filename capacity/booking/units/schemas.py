@@ -27,6 +27,8 @@ from capacity.codes import (
     UnitStatus,
 )
 
+UnitId = Annotated[str, Meta(min_length=1, max_length=36)]
+
 
 class AreaOut(msgspec.Struct):
     code: str
