@@ -192,12 +192,8 @@ class BookingMachine(RuleBasedStateMachine):
         made = []
         for _ in range(count):
             free = self.available(unit)
-            response = self.call(
-                "POST",
-                "/api/holds",
-                "amhp",
-                {"unit_id": self.unit_ids[unit], "purpose": UNITS[unit][1], "person": self.person()},
-            )
+            request = {"unit_id": self.unit_ids[unit], "purpose": UNITS[unit][1], "person": self.person()}
+            response = self.call("POST", "/api/holds", "amhp", request)
             if self.closed[unit]:
                 self.expect(response, 422)
             elif free < 1:
@@ -214,12 +210,8 @@ class BookingMachine(RuleBasedStateMachine):
     @rule(target=placements, unit=MANAGER_UNITS)
     def admit(self, unit: str):
         free = self.available(unit)
-        response = self.call(
-            "POST",
-            "/api/placements",
-            "bedmanager",
-            {"unit_id": self.unit_ids[unit], "legal_basis": UNITS[unit][2], "person": self.person()},
-        )
+        admission = {"unit_id": self.unit_ids[unit], "legal_basis": UNITS[unit][2], "person": self.person()}
+        response = self.call("POST", "/api/placements", "bedmanager", admission)
         if not UNITS[unit][3]:
             self.expect(response, 403)  # not this bed manager's unit
             return multiple()

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,7 +26,7 @@ from capacity.booking.holds.models import Hold
 from capacity.booking.units.models import UnmetDemand
 from capacity.db.engine import Database
 from support.api import Api, assert_problem
-from support.demo import PG_URL, reset_postgres
+from support.processes import uvicorn_command
 from support.settings import settings_for as make_settings
 
 BRISTOL = "E06000023"
@@ -112,20 +110,7 @@ def start_server(url: str, port: int, log: Path) -> subprocess.Popen:
     env.update(CAPACITY_DATABASE_URL=url, CAPACITY_SECRET_KEY="two-process-test-key-" + "y" * 32)
     with log.open("wb") as out:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "capacity.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            uvicorn_command("capacity.app:create_app", port, "--no-access-log"),
             cwd=REPO,
             env=env,
             stdout=out,
@@ -166,35 +151,16 @@ def stop(procs: list[subprocess.Popen]) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture
-def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated demo database that two server processes can share."""
-    if request.param == "sqlite":
-        path = tmp_path / "shared.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    url = request.getfixturevalue("postgres_url")
-    asyncio.run(reset_postgres(url))
-    return url
-
-
-@pytest.mark.parametrize(
-    "shared_database",
-    [
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.skipif(not PG_URL, reason="CAPACITY_TEST_DATABASE_URL is not set")),
-    ],
-    indirect=True,
-)
-def test_a_burst_across_two_app_processes_takes_exactly_the_open_places(shared_database: str, tmp_path: Path) -> None:
+def test_a_burst_across_two_app_processes_takes_exactly_the_open_places(database_url: str, tmp_path: Path) -> None:
+    """The two processes share the test's database (a file, on SQLite)."""
     ports = [free_port(), free_port()]
     logs = [tmp_path / f"server-{p}.log" for p in ports]
     procs: list[subprocess.Popen] = []
     try:
         for port, log in zip(ports, logs, strict=True):
-            procs.append(start_server(shared_database, port, log))
+            procs.append(start_server(database_url, port, log))
         # The test's own loop, apart from the servers' processes: only HTTP joins them.
-        asyncio.run(_two_processes(shared_database, procs, ports, logs))
+        asyncio.run(_two_processes(database_url, procs, ports, logs))
     finally:
         stop(procs)
 

@@ -35,6 +35,7 @@ from capacity.reports import s136 as s136_module
 from capacity.reports.common import SMALLEST_SHOWN, SUPPRESSED, Count
 from capacity.reports.render import FORMULA_STARTS
 from support.api import Api
+from support.records import person_columns
 
 BANES = "E06000022"
 REPORTS = ("out-of-area", "s136", "capacity", "equality")
@@ -491,11 +492,7 @@ async def seed(api: Api, detained: list[dict], placed: list[dict]) -> None:
                     ),
                     created_by="test",
                     created_at=clock,
-                    person_ref=ref,
-                    person_age=age,
-                    person_sex=p["sex"],
-                    person_ethnicity=p["ethnicity"],
-                    home_area=BANES,
+                    **person_columns(ref, age, p["sex"], p["ethnicity"], BANES),
                 )
             )
         for i, pl in enumerate(placed):
@@ -509,11 +506,7 @@ async def seed(api: Api, detained: list[dict], placed: list[dict]) -> None:
                     out_of_area=False,
                     daily_cost=unit.daily_cost,
                     created_by="test",
-                    person_ref=f"Q{i}",
-                    person_age=p["age"],
-                    person_sex=p["sex"],
-                    person_ethnicity=p["ethnicity"],
-                    home_area=BANES,
+                    **person_columns(f"Q{i}", p["age"], p["sex"], p["ethnicity"], BANES),
                 )
             )
         # Episodes first (the legs refer to them).

@@ -7,6 +7,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 LOG = REPO / "docs" / "safety" / "hazard-log.md"
 SECURITY = REPO / "docs" / "security.md"
@@ -22,22 +24,20 @@ def names_in(path: Path) -> set[str]:
     }
 
 
-def test_every_test_the_hazard_log_names_exists() -> None:
-    cited = CITED.findall(LOG.read_text())
-    assert len(cited) >= 19, "the log cites too few tests to be the hazard log"
+@pytest.mark.parametrize(
+    ("page", "fewest", "too_few"),
+    [
+        pytest.param(LOG, 19, "the log cites too few tests to be the hazard log", id="hazard-log"),
+        pytest.param(SECURITY, 15, "the security page cites too few tests to be the threat model", id="security"),
+    ],
+)
+def test_every_test_a_page_names_exists(page: Path, fewest: int, too_few: str) -> None:
+    cited = CITED.findall(page.read_text())
+    assert len(cited) >= fewest, too_few
     missing = [
         f"{file}::{name}" for file, name in cited if not (REPO / file).exists() or name not in names_in(REPO / file)
     ]
-    assert missing == [], f"the hazard log names tests that do not exist: {missing}"
-
-
-def test_every_test_the_security_page_names_exists() -> None:
-    cited = CITED.findall(SECURITY.read_text())
-    assert len(cited) >= 15, "the security page cites too few tests to be the threat model"
-    missing = [
-        f"{file}::{name}" for file, name in cited if not (REPO / file).exists() or name not in names_in(REPO / file)
-    ]
-    assert missing == [], f"docs/security.md names tests that do not exist: {missing}"
+    assert missing == [], f"{page.relative_to(REPO)} names tests that do not exist: {missing}"
 
 
 def test_every_hazard_has_a_control_or_says_it_is_open() -> None:

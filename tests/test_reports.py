@@ -28,6 +28,7 @@ from capacity.db.base import new_id
 from capacity.reports.common import Count, disclosed, exposed, protect
 from capacity.reports.out_of_area import DISTANCE_BANDS, LENGTH_BANDS
 from support.api import Api, assert_problem
+from support.records import person_columns
 from support.statements import Statements
 
 BANES, BRISTOL = "E06000022", "E06000023"
@@ -55,7 +56,7 @@ async def add(api: Api, *rows) -> None:
 
 
 def person(n: int | str, home: str = BANES, age: int = 40, sex: str = "male", ethnicity: str | None = "A") -> dict:
-    return dict(person_ref=f"{REF}{n}", person_age=age, person_sex=sex, person_ethnicity=ethnicity, home_area=home)
+    return person_columns(f"{REF}{n}", age, sex, ethnicity, home)
 
 
 async def placement(

@@ -54,50 +54,30 @@ def detention(detained_at: str, **more: Any) -> dict:
 
 
 Request = Callable[[Api, str], Awaitable[Any]]
-# (what is sent, the field that must be named, what must make the object it acts on)
-CASES: dict[str, tuple[Callable[[Api], Awaitable[str]] | None, Request, str]] = {
-    "arrival time": (
-        a_hold,
-        lambda api, i: api.post(f"/api/holds/{i}/arrive", "amhp", json={"arrived_at": t(api)}),
-        "arrived_at",
-    ),
-    "s136 clock start": (
-        a_hold,
-        lambda api, i: api.post(f"/api/holds/{i}/arrive", "amhp", json={"s136_clock_started_at": t(api)}),
-        "s136_clock_started_at",
-    ),
-    "conveyance request": (
-        a_hold,
-        lambda api, i: api.put(
-            f"/api/holds/{i}/conveyance", "amhp", json={"mode": "ambulance", "requested_at": t(api)}
-        ),
-        "requested_at",
-    ),
-    "conveyance eta": (
-        a_hold,
-        lambda api, i: api.put(f"/api/holds/{i}/conveyance", "amhp", json={"mode": "ambulance", "eta": t(api)}),
-        "eta",
-    ),
+Case = tuple[Callable[[Api], Awaitable[str]] | None, Request, str]
+
+
+def case(make: Callable[[Api], Awaitable[str]], method: str, path: str, as_: str, field: str, **body: Any) -> Case:
+    """A request that sends the time as `field` beside `body`, to `path` with `{}` the id of what `make` made."""
+    return make, lambda api, i: api.request(method, path.format(i), as_, json={**body, field: t(api)}), field
+
+
+# (what must make the object it acts on, what is sent, the field that must be named)
+CASES: dict[str, Case] = {
+    "arrival time": case(a_hold, "POST", "/api/holds/{}/arrive", "amhp", "arrived_at"),
+    "s136 clock start": case(a_hold, "POST", "/api/holds/{}/arrive", "amhp", "s136_clock_started_at"),
+    "conveyance request": case(a_hold, "PUT", "/api/holds/{}/conveyance", "amhp", "requested_at", mode="ambulance"),
+    "conveyance eta": case(a_hold, "PUT", "/api/holds/{}/conveyance", "amhp", "eta", mode="ambulance"),
     "direct admission": (
         None,
         lambda api, _: api.admit(SUITE, "informal", person("TIME-DIRECT"), started_at=t(api)),
         "started_at",
     ),
-    "discharge": (
-        a_placement,
-        lambda api, i: api.post(
-            f"/api/placements/{i}/discharge", "bedmanager", json={"outcome": "discharged", "ended_at": t(api)}
-        ),
-        "ended_at",
+    "discharge": case(
+        a_placement, "POST", "/api/placements/{}/discharge", "bedmanager", "ended_at", outcome="discharged"
     ),
     "detention": (None, lambda api, i: api.post("/api/s136-detentions", "amhp", json=detention(t(api))), "detained_at"),
-    "detention end": (
-        a_detention,
-        lambda api, i: api.post(
-            f"/api/s136-detentions/{i}/end", "amhp", json={"outcome": "discharged", "ended_at": t(api)}
-        ),
-        "ended_at",
-    ),
+    "detention end": case(a_detention, "POST", "/api/s136-detentions/{}/end", "amhp", "ended_at", outcome="discharged"),
     "audit query": (None, lambda api, i: api.get(f"/api/audit?since={t(api)}", "admin"), "since"),
 }
 

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import pytest
 from capacity.cli import migrate_to_head
 from support.demo import PG_URL, load_demo, reset_postgres
 from support.live_server import free_port
+from support.processes import uvicorn_command
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
@@ -81,24 +81,8 @@ def running_server(url: str, port: int | None = None, **settings: str) -> Iterat
         **settings,
     }
     env.pop("CAPACITY_REDIS_URL", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "--app-dir",
-            str(Path(__file__).resolve().parent.parent),
-            "support.page_server:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
+    tests = str(Path(__file__).resolve().parent.parent)  # where support.page_server is found
+    process = subprocess.Popen(uvicorn_command("support.page_server:create_app", port, "--app-dir", tests), env=env)
     try:
         # A minute: on a loaded machine (2 cores, several test runs) starting the app alone takes 15 s.
         wait_until_answering(f"{base}/health", process, "the server", seconds=60)

@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,12 @@ REDIS_SERVER = shutil.which("redis-server")
 
 def _log_file(path: Path) -> BinaryIO:
     return open(path, "wb")  # a local file, opened once before the child starts
+
+
+def uvicorn_command(factory: str, port: int, *options: str) -> list[str]:
+    """The command that serves the app `factory` makes on 127.0.0.1:`port` under uvicorn, logging warnings only."""
+    where = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return [sys.executable, "-m", "uvicorn", "--factory", factory, *where, *options]
 
 
 class Process:
