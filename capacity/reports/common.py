@@ -3,7 +3,7 @@ only out of the database (`coded`), and disclosure control (`Count`, `protect`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, SupportsFloat, SupportsInt
@@ -94,16 +94,20 @@ def person_bands(
     return (
         coded(ethnicity, ETHNIC_CATEGORIES, "not_known").label("ethnicity"),
         coded(sex, SEXES, "unknown").label("sex"),
-        case(
-            (age < 18, "0-17"),
-            (age < 25, "18-24"),
-            (age < 35, "25-34"),
-            (age < 45, "35-44"),
-            (age < 55, "45-54"),
-            (age < 65, "55-64"),
-            else_="65+",
-        ).label("age_band"),
+        banded(age, (18, 25, 35, 45, 55, 65), AGE_BANDS).label("age_band"),
     )
+
+
+def banded(
+    value: SQLColumnExpression[Any],
+    bounds: Sequence[int],
+    bands: Sequence[str],
+    *first: tuple[ColumnElement[bool], str | None],
+) -> ColumnElement[Any]:
+    """The band a value falls in: `bands[i]` below `bounds[i]`, the last band from the last bound up. The
+    `first` cases (no value, say) are tried before the bounds."""
+    below = [(value < bound, band) for bound, band in zip(bounds, bands[:-1], strict=True)]
+    return case(*first, *below, else_=bands[-1])
 
 
 def coded(column: SQLColumnExpression[str | None], codes: Iterable[str], otherwise: str) -> ColumnElement[str]:

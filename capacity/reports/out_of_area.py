@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Area, Provider, Unit
 from capacity.codes import ACUTE_KINDS, INAPPROPRIATE_OAP_REASON, OapReason, values
-from capacity.reports.common import ReportQuery, coded, integer, money, ratio
+from capacity.reports.common import ReportQuery, banded, coded, integer, money, ratio
 from capacity.reports.sql import nights_in, stay_nights, total
 
 INAPPROPRIATE = INAPPROPRIATE_OAP_REASON.value
@@ -77,23 +77,11 @@ def _oaps(q: ReportQuery) -> CTE:
             (nights * Placement.daily_cost).label("cost"),
             case((Provider.sector == "private", nights), else_=0).label("private_nights"),
             case((Placement.oap_reason == INAPPROPRIATE, 1), else_=0).label("inappropriate"),
-            case(
-                (Placement.ended_at.is_(None), None),
-                (length <= 7, "1-7"),
-                (length <= 14, "8-14"),
-                (length <= 30, "15-30"),
-                (length <= 90, "31-90"),
-                else_="91+",
-            ).label("length_band"),
-            case(
-                (distance.is_(None), "not_known"),
-                (distance < 25, "<25"),
-                (distance < 50, "25-50"),
-                (distance < 100, "50-100"),
-                (distance < 200, "100-200"),
-                (distance < 300, "200-300"),
-                else_="300+",
-            ).label("distance_band"),
+            # Whole nights: a stay below 8 nights is 1-7 long. An OAP not yet ended has no length.
+            banded(length, (8, 15, 31, 91), LENGTH_BANDS, (Placement.ended_at.is_(None), None)).label("length_band"),
+            banded(distance, (25, 50, 100, 200, 300), DISTANCE_BANDS, (distance.is_(None), "not_known")).label(
+                "distance_band"
+            ),
         )
         .select_from(Placement)
         .join(Unit, Unit.id == Placement.unit_id)
