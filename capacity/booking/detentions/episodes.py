@@ -148,23 +148,6 @@ async def end_leg(uow: UnitOfWork, episode: Episode, *, outcome: str, ended_at: 
     await uow.session.refresh(episode)
 
 
-async def close_leg(uow: UnitOfWork, leg: Placement | S136Detention, *, outcome: str, ended_at: datetime) -> None:
-    """The person leaves the place of this leg: end the leg with a conditional UPDATE (a second end racing
-    the first finds it done), then its episode as `end_leg` says, if it is a leg of one."""
-    model = type(leg)
-    done = await uow.session.execute(
-        update(model)
-        .where(model.id == leg.id, model.ended_at.is_(None))
-        .values(ended_at=ended_at, outcome=outcome)
-        .returning(model.id)
-    )
-    if done.first() is None:
-        raise Conflict(f"the {'placement' if isinstance(leg, Placement) else 'detention'} has already ended")
-    if leg.episode is not None:
-        await end_leg(uow, leg.episode, outcome=outcome, ended_at=ended_at)
-    await uow.session.refresh(leg)
-
-
 def check_transfer_outcome(outcome: str, detention_id: str | None) -> None:
     if outcome == TRANSFERRED and detention_id is None:
         raise Invalid("transferred is only for a leg of an s135 or s136 detention", field="outcome")

@@ -18,7 +18,6 @@ from capacity.auth.security import Actor
 from capacity.booking.detentions.episodes import (
     TRANSFERRED,
     Person,
-    close_leg,
     continue_episode,
     detention_event,
     end_leg,
@@ -30,7 +29,7 @@ from capacity.booking.detentions.schemas import POLICE_STATION_CRITERIA, Detenti
 from capacity.booking.eligibility import check_person, ensure_amhp_area
 from capacity.booking.person_reads import audited_list
 from capacity.booking.persons import person_columns
-from capacity.booking.placements.service import not_in_future
+from capacity.booking.placements.service import close_leg, not_in_future
 from capacity.db.base import new_id
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
@@ -165,15 +164,11 @@ async def read_detention(db: Database, actor: Actor, detention_id: str) -> S136D
 
 async def end_detention(db: Database, actor: Actor, detention_id: str, body: DetentionEndIn) -> S136Detention:
     async def work(uow: UnitOfWork) -> S136Detention:
-        now, session = uow.now, uow.session
-        detention = _in_scope(actor, await session.get(S136Detention, detention_id), detention_id)
+        detention = _in_scope(actor, await uow.session.get(S136Detention, detention_id), detention_id)
         if body.outcome == TRANSFERRED:
             raise Invalid("a transfer is recorded by the next place naming this detention_id", field="outcome")
-        ended_at = not_in_future(body.ended_at or now, now, "ended_at")
-        if ended_at < detention.detained_at:
-            raise Invalid("ended_at is before detained_at", field="ended_at")
         before = _snapshot(detention)
-        await close_leg(uow, detention, outcome=body.outcome, ended_at=ended_at)
+        await close_leg(uow, detention, outcome=body.outcome, ended_at=body.ended_at)
         _audit(uow, actor, "s136_detention.end", detention, before)
         return detention
 

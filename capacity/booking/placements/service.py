@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
@@ -13,14 +13,15 @@ from capacity.booking.detentions.episodes import (
     DETENTION_BASES,
     Person,
     check_transfer_outcome,
-    close_leg,
     continue_episode,
     current_legs,
     detention_event,
+    end_leg,
     extend,
+    leg_start,
     open_episode,
 )
-from capacity.booking.detentions.models import Episode
+from capacity.booking.detentions.models import Episode, S136Detention
 from capacity.booking.detentions.schemas import ExtensionIn
 from capacity.booking.eligibility import check_age_exception, check_person, check_takes_detained, check_unit_takes
 from capacity.booking.person_reads import audited_list
@@ -62,6 +63,31 @@ def not_in_future(value: datetime, now: datetime, field: str) -> datetime:
     if value - now > FUTURE_TOLERANCE:
         raise Invalid(f"{field} is in the future", field=field)
     return value
+
+
+async def close_leg(
+    uow: UnitOfWork, leg: Placement | S136Detention, *, outcome: str, ended_at: datetime | None
+) -> None:
+    """The person leaves the place of this leg (a placement, a detention elsewhere) at `ended_at`, now if
+    not given: end the leg with a conditional UPDATE (a second end racing the first finds it done), then
+    its episode as `end_leg` says, if it is a leg of one."""
+    at_unit = isinstance(leg, Placement)
+    ended_at = not_in_future(ended_at or uow.now, uow.now, "ended_at")
+    if ended_at < leg_start(leg):
+        arrived = "the placement started" if at_unit else "detained_at"
+        raise Invalid(f"ended_at is before {arrived}", field="ended_at")
+    model = type(leg)
+    done = await uow.session.execute(
+        update(model)
+        .where(model.id == leg.id, model.ended_at.is_(None))
+        .values(ended_at=ended_at, outcome=outcome)
+        .returning(model.id)
+    )
+    if done.first() is None:
+        raise Conflict(f"the {'placement' if at_unit else 'detention'} has already ended")
+    if leg.episode is not None:
+        await end_leg(uow, leg.episode, outcome=outcome, ended_at=ended_at)
+    await uow.session.refresh(leg)
 
 
 def placement_event(kind: str, placement: Placement, unit: Unit, at: datetime) -> Event:
@@ -316,11 +342,8 @@ async def discharge(db: Database, actor: Actor, placement_id: str, body: Dischar
         now = uow.now
         ensure_role(actor, "bed_manager", action="discharge")
         check_transfer_outcome(body.outcome, placement.detention_id)
-        ended_at = not_in_future(body.ended_at or now, now, "ended_at")
-        if ended_at < placement.started_at:
-            raise Invalid("ended_at is before the placement started", field="ended_at")
         before = placement_snapshot(placement)
-        await close_leg(uow, placement, outcome=body.outcome, ended_at=ended_at)
+        await close_leg(uow, placement, outcome=body.outcome, ended_at=body.ended_at)
         _audit(uow, actor, "placement.discharge", placement, before)
         uow.emit(placement_event("placement.discharged", placement, unit, now))
         uow.emit(availability_event(await unit_figures(uow, unit), now))
