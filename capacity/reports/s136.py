@@ -79,8 +79,8 @@ def _all_detentions(q: ReportQuery) -> CTE:
     first_placements = (
         select(
             Placement.detention_id.label("episode_id"),
-            Placement.home_area.label("home_area"),
-            Placement.person_ref.label("person_ref"),
+            Placement.home_area,
+            Placement.person_ref,
             Placement.person_age.label("age"),
             Placement.person_sex.label("sex"),
             Placement.person_ethnicity.label("ethnicity"),
