@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, cast
 
@@ -13,6 +14,7 @@ from capacity.auth.security import Actor, require_roles
 from capacity.booking.holds import conveyance as conveyance_service
 from capacity.booking.holds import service as hold_service
 from capacity.booking.holds.conveyance import conveyance_out
+from capacity.booking.holds.models import Hold
 from capacity.booking.holds.schemas import ArriveIn, ConveyanceIn, ConveyanceOut, DeclineIn, ExtendIn, HoldIn, HoldOut
 from capacity.booking.holds.service import HoldView
 from capacity.booking.persons import person_out
@@ -64,6 +66,11 @@ class HoldController(Controller):
         view, now = await hold_service.read_hold(db, actor, hold_id)
         return hold_out(view, now, db.settings)
 
+    async def _after(self, db: Database, actor: Actor, change: Awaitable[Hold]) -> HoldOut:
+        """The hold as it is once `change` is made, read again as GET shows it."""
+        hold = await change
+        return await self._view(db, actor, hold.id)
+
     @post("/", summary="Hold a place for a person (AMHP)", status_code=201)
     async def create(
         self,
@@ -93,18 +100,15 @@ class HoldController(Controller):
 
     @post("/{hold_id:str}/extend", summary="Extend a live hold, with a reason", status_code=200)
     async def extend(self, db: DbDep, actor: ActorDep, hold_id: FromPath[str], data: JSONBody[ExtendIn]) -> HoldOut:
-        await hold_service.extend_hold(db, actor, hold_id, data)
-        return await self._view(db, actor, hold_id)
+        return await self._after(db, actor, hold_service.extend_hold(db, actor, hold_id, data))
 
     @post("/{hold_id:str}/release", summary="Release a hold (AMHP)", status_code=200)
     async def release(self, db: DbDep, actor: ActorDep, hold_id: FromPath[str]) -> HoldOut:
-        await hold_service.release_hold(db, actor, hold_id)
-        return await self._view(db, actor, hold_id)
+        return await self._after(db, actor, hold_service.release_hold(db, actor, hold_id))
 
     @post("/{hold_id:str}/decline", summary="Decline a hold (the unit's bed manager)", status_code=200)
     async def decline(self, db: DbDep, actor: ActorDep, hold_id: FromPath[str], data: JSONBody[DeclineIn]) -> HoldOut:
-        await hold_service.decline_hold(db, actor, hold_id, data)
-        return await self._view(db, actor, hold_id)
+        return await self._after(db, actor, hold_service.decline_hold(db, actor, hold_id, data))
 
     @post("/{hold_id:str}/arrive", summary="Record arrival: the hold becomes a placement", status_code=201)
     async def arrive(
