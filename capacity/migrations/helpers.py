@@ -32,6 +32,14 @@ def person_columns() -> list[sa.Column[Any]]:
     ]
 
 
+def declared_columns() -> list[sa.Column[Any]]:
+    """When and by whom a declaration was made: a unit's availability, a provider's escalation level."""
+    return [
+        sa.Column("declared_at", UTC, nullable=False),
+        sa.Column("declared_by", sa.String(length=80), nullable=False),
+    ]
+
+
 def create_area_links(table: str, owner: str, owner_table: str) -> None:
     """A table linking rows of `owner_table` (by their `owner` column) to areas, each pair once: the links
     of a row go with it, and an area that is linked to cannot go. Named as capacity.db.base.NAMING names."""

@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from alembic import op
 
-from capacity.migrations.helpers import UTC, create_area_links, id_column, person_columns
+from capacity.migrations.helpers import UTC, create_area_links, declared_columns, id_column, person_columns
 
 
 revision: str = '0001'
@@ -110,8 +110,7 @@ def upgrade() -> None:
     )
     op.create_table('availability_declarations',
     sa.Column('unit_id', sa.String(length=36), nullable=False),
-    sa.Column('declared_at', UTC, nullable=False),
-    sa.Column('declared_by', sa.String(length=80), nullable=False),
+    *declared_columns(),
     sa.Column('before_open_places', sa.Integer(), nullable=True),
     sa.Column('after_open_places', sa.Integer(), nullable=False),
     sa.Column('before_status', sa.String(length=8), nullable=True),

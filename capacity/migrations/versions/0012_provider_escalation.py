@@ -6,7 +6,7 @@ No provider has declared one yet: every existing provider starts with no level.
 import sqlalchemy as sa
 from alembic import op
 
-from capacity.migrations.helpers import UTC, id_column
+from capacity.migrations.helpers import UTC, declared_columns, id_column
 
 
 revision: str = '0012'
@@ -25,8 +25,7 @@ def upgrade() -> None:
 
     op.create_table('escalation_declarations',
     sa.Column('provider_id', sa.String(length=36), nullable=False),
-    sa.Column('declared_at', UTC, nullable=False),
-    sa.Column('declared_by', sa.String(length=80), nullable=False),
+    *declared_columns(),
     sa.Column('before_level', sa.Integer(), nullable=True),
     sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
