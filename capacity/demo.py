@@ -16,7 +16,7 @@ from capacity.alternatives import hours
 from capacity.alternatives.models import Alternative, AlternativeArea
 from capacity.auth.models import User, UserArea
 from capacity.auth.passwords import hash_password
-from capacity.booking.escalation.models import EscalationDeclaration
+from capacity.booking.escalation.service import declared
 from capacity.booking.persons import PersonIn, person_columns
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.service import placement_geography
@@ -419,21 +419,11 @@ async def load_demo(db: Database, now: datetime) -> bool:
         }
         session.add_all(areas.values())
         providers = {key: Provider(name=name, sector=sector) for key, (name, sector) in PROVIDERS.items()}
-        for key, (level, hours_ago, note) in ESCALATIONS.items():
-            declaring = providers[key]
-            declaring.escalation_level, declaring.escalation_note = level, note
-            declaring.escalation_at, declaring.escalation_by = now - timedelta(hours=hours_ago), "demo"
         session.add_all(providers.values())
         await session.flush()
         session.add_all(
-            EscalationDeclaration(
-                provider_id=p.id,
-                declared_at=p.escalation_at,
-                declared_by="demo",
-                level=p.escalation_level,
-                note=p.escalation_note,
-            )
-            for p in providers.values()
+            declared(providers[key], level, note, now - timedelta(hours=hours_ago), "demo")
+            for key, (level, hours_ago, note) in ESCALATIONS.items()
         )
 
         units = []

@@ -97,6 +97,22 @@ def escalation_event(provider_id: str, escalation: Escalation, at: datetime) -> 
     return Event(type="provider.escalation", at=at, data=data, provider_id=provider_id)
 
 
+def declared(provider: Provider, level: int, note: str | None, at: datetime, by: str) -> EscalationDeclaration:
+    """Make `level` the provider's, declared `at` by `by`; return the declaration that keeps it in the
+    provider's history, with the level before."""
+    declaration = EscalationDeclaration(
+        provider_id=provider.id,
+        declared_at=at,
+        declared_by=by,
+        before_level=provider.escalation_level,
+        level=level,
+        note=note,
+    )
+    provider.escalation_level, provider.escalation_note = level, note
+    provider.escalation_at, provider.escalation_by = at, by
+    return declaration
+
+
 async def declare_escalation(db: Database, actor: Actor, provider_id: str, body: EscalationIn) -> ProviderOut:
     """Record a declaration; the same level again is a review that moves `escalation_at` on."""
 
@@ -108,18 +124,7 @@ async def declare_escalation(db: Database, actor: Actor, provider_id: str, body:
         ensure_declares(actor, provider)
         now = uow.now
         before = {"level": provider.escalation_level, "note": provider.escalation_note}
-        uow.session.add(
-            EscalationDeclaration(
-                provider_id=provider.id,
-                declared_at=now,
-                declared_by=actor.username,
-                before_level=provider.escalation_level,
-                level=body.level,
-                note=body.note,
-            )
-        )
-        provider.escalation_level, provider.escalation_note = body.level, body.note
-        provider.escalation_at, provider.escalation_by = now, actor.username
+        uow.session.add(declared(provider, body.level, body.note, now, actor.username))
         uow.audit(
             actor=actor,
             action="provider.escalation",
