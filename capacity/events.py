@@ -27,6 +27,10 @@ class Event(msgspec.Struct, frozen=True):
     unit_area: str | None = None
     # The home area of the person the event is about; None when it is about no one.
     home_area: str | None = None
+    # Whether the unit's own record (its columns, rules, placements) may have changed with it, so that a
+    # read model must re-read the unit. Not for a change of holds alone: a hold's own event carries its
+    # status and expiry, which is all such a change moves. Never sent to sockets (capacity.notify.hub).
+    rereads_unit: bool = True
 
 
 class AtUnit(Protocol):
@@ -35,7 +39,15 @@ class AtUnit(Protocol):
     area_code: str
 
 
-def unit_event(type_: str, unit: AtUnit, at: datetime, data: dict[str, Any], *, home_area: str | None = None) -> Event:
+def unit_event(
+    type_: str,
+    unit: AtUnit,
+    at: datetime,
+    data: dict[str, Any],
+    *,
+    home_area: str | None = None,
+    rereads_unit: bool = True,
+) -> Event:
     """An event about something at `unit` (and, with `home_area`, about a person from there): the unit's
     facts are what the stream's scope decides by."""
     return Event(
@@ -46,6 +58,7 @@ def unit_event(type_: str, unit: AtUnit, at: datetime, data: dict[str, Any], *, 
         provider_id=unit.provider_id,
         unit_area=unit.area_code,
         home_area=home_area,
+        rereads_unit=rereads_unit,
     )
 
 

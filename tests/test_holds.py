@@ -12,6 +12,7 @@ from capacity.booking.sweep import sweep
 from capacity.booking.units.models import UnmetDemand
 from support.api import Api, assert_problem
 from support.demo import START
+from support.statements import Statements
 
 BANES, BRISTOL, SOMERSET = "E06000022", "E06000023", "E06000066"
 EXTENSION = {"authorised_by": "Dr A Registrar (RMP)", "reason": "condition_of_person"}
@@ -398,3 +399,20 @@ async def test_an_arrival_may_be_recorded_before_the_hold_when_the_person_was_al
     assert arrived.status_code == 201, arrived.text
     assert arrived.json()["started_at"].startswith("2026-03-02T08:20:00")
     assert arrived.json()["s136_deadline"].startswith("2026-03-03T08:20:00")
+
+
+async def test_a_hold_takes_four_statements_and_its_token_check_reads_nothing(api: Api) -> None:
+    """Issue 15's lean hold path: the unit locked, its checks and figures in one statement, the hold and
+    its audit entry written; the caller's token is checked from memory, and the unit's local areas (which
+    only a placement needs) are not read."""
+    assert (await hold(api)).status_code == 201  # warm: the denylist is listening
+    unit = await api.unit("Callington Road")
+    body = {"unit_id": unit.id, "purpose": "admission", "person": person()}
+    statements = Statements(api)
+    made = await api.post("/api/holds", "amhp", json=body)
+    assert made.status_code == 201, made.text
+    sent = [" ".join(s.split()) for s in statements.sent if s != "BEGIN IMMEDIATE"]  # SQLite's write lock
+    assert len(sent) == 4, sent
+    assert sent[0].startswith("SELECT units.") and "unit_local_areas" not in " ".join(sent)
+    assert "count(*)" in sent[1] and "unit_area_rules" in sent[1] and "areas.active" in sent[1]
+    assert sent[2].startswith("INSERT INTO holds") and sent[3].startswith("INSERT INTO audit_log")

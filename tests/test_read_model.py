@@ -1,6 +1,6 @@
 """The availability read model (capacity.booking.units.read_model) against the database.
 
-Hypothesis interleaves holds, releases, declarations, clock moves past expiries, sweeps, dropped events
+Hypothesis interleaves holds, releases, extensions, declarations, clock moves past expiries, sweeps, dropped events
 and reconciles through the API; after every step the model's figures for every unit must be the
 availability calculator's, except at units whose events were dropped since the last reconcile, and
 after a reconcile everywhere. Events reach the model through the channels plugin, as in production; a
@@ -121,7 +121,9 @@ async def hold(api: Api, unit_id: str, purpose: str, n: int) -> Any:
     return await api.post("/api/holds", "amhp", json={"unit_id": unit_id, "purpose": purpose, "person": person})
 
 
-STEPS = st.sampled_from(["hold", "hold", "hold", "release", "declare", "advance", "sweep", "drop", "reconcile"])
+STEPS = st.sampled_from(
+    ["hold", "hold", "hold", "release", "extend", "declare", "advance", "sweep", "drop", "reconcile"]
+)
 
 
 @EXAMPLES
@@ -146,6 +148,11 @@ async def test_the_model_follows_the_database_through_any_interleaving(
             hold_id = holds.pop(data.draw(st.integers(0, len(holds) - 1), label="which"))
             response = await api.post(f"/api/holds/{hold_id}/release", "amhp")
             assert response.status_code in (200, 409), response.text  # 409: it had expired
+        elif step == "extend" and holds:
+            hold_id = data.draw(st.sampled_from(holds), label="which")
+            body = {"minutes": 10, "reason": "ambulance delayed"}
+            response = await api.post(f"/api/holds/{hold_id}/extend", "amhp", json=body)
+            assert response.status_code in (200, 409, 422), response.text  # expired, or extended to its limit
         elif step == "declare":
             name = data.draw(st.sampled_from(sorted(HOLDABLE)), label="unit")
             closed = data.draw(st.booleans(), label="closed")
@@ -352,3 +359,55 @@ async def test_a_search_near_a_point_that_stops_at_the_nearest_cells_gives_the_w
         got = model.search(query, now)
         assert got is not None and everything is not None
         assert answer(got) == answer(everything[: query.limit]), query
+
+
+async def test_a_holds_own_events_change_the_model_without_a_database_read(
+    api: Api, model: ReadModel, tap: Tap
+) -> None:
+    """Holds made, extended and released reach the model from their events alone (the most frequent
+    changes cost no read); a declaration still has its unit read again."""
+    reads: list[set[str]] = []
+    read = model._read
+
+    async def counted(unit_ids, provider_ids) -> None:
+        if unit_ids:
+            reads.append(set(unit_ids))
+        await read(unit_ids, provider_ids)
+
+    model._read = counted  # type: ignore[method-assign]
+    suite = await api.unit("Bristol Place of Safety")
+    made = await hold(api, suite.id, "s136", 1)
+    assert made.status_code == 201, made.text
+    hold_id = made.json()["id"]
+    extended = await api.post(
+        f"/api/holds/{hold_id}/extend", "amhp", json={"minutes": 30, "reason": "ambulance delayed"}
+    )
+    assert extended.status_code == 200, extended.text
+    await heard(model, tap)
+    assert reads == [] and await differences(api, model) == {}
+    api.clock.advance(seconds=api.db.settings.hold_seconds["s136_suite"])  # past the first expiry, not the extended
+    assert await differences(api, model) == {}
+    assert (await api.post(f"/api/holds/{hold_id}/release", "amhp")).status_code == 200
+    await heard(model, tap)
+    assert reads == [] and await differences(api, model) == {}
+    declared = await api.put(f"/api/units/{suite.id}/availability", "admin", json={"open_places": 2, "status": "open"})
+    assert declared.status_code == 200, declared.text
+    await heard(model, tap)
+    assert reads == [{suite.id}] and await differences(api, model) == {}
+
+
+async def test_a_holds_event_heard_while_a_read_is_under_way_has_its_unit_read_again(
+    api: Api, model: ReadModel, tap: Tap
+) -> None:
+    """What a read under way installs may predate the event, so the event is not applied to it but has the
+    unit read again afterwards."""
+    suite = await api.unit("Bristol Place of Safety")
+    async with model._lock:  # as a read does while it runs
+        assert (await hold(api, suite.id, "s136", 1)).status_code == 201
+        for _ in range(2000):
+            if model.heard >= tap.sent:
+                break
+            await asyncio.sleep(0.005)
+        assert model.heard == tap.sent and suite.id in model._dirty_units
+    await heard(model, tap)
+    assert suite.id not in model._dirty_units and await differences(api, model) == {}

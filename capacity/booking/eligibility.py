@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BindParameter, bindparam, exists, select
+from sqlalchemy import BindParameter, ColumnElement, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.persons import looks_like_nhs_number
@@ -109,28 +109,25 @@ async def check_unit_takes(
     check_unit_takes_known(unit, age, sex, refuses_area(refused, accepted, home_area), age_exception=age_exception)
 
 
-def _area_checks() -> Any:
+def _hold_checks() -> list[ColumnElement[bool]]:
     rule = UnitAreaRule
     unit_id: BindParameter[str] = bindparam("unit_id")
     home: BindParameter[str] = bindparam("home_area")
-    return select(
+    return [
         exists().where(Area.code == home, Area.active).label("home_known"),
         exists().where(rule.unit_id == unit_id, rule.rule == "refuses", rule.area_code == home).label("refused"),
         exists().where(rule.unit_id == unit_id, rule.rule == "accepts").label("accepts_listed"),
         exists().where(rule.unit_id == unit_id, rule.rule == "accepts", rule.area_code == home).label("accepted"),
-    )
+    ]
 
 
-# Built once: only the bound values change, so SQLAlchemy neither rebuilds nor recompiles it per hold.
-_AREA_CHECKS = _area_checks()
+# What a hold reads to check its person and unit (values `:unit_id`, `:home_area`), as columns a hold adds
+# to its unit's figures (availability.one_unit_figures): checks and figures in one round trip.
+HOLD_CHECKS = _hold_checks()
 
 
-async def check_hold_eligibility(
-    session: AsyncSession, unit: Unit, ref: str, age: int, sex: str, home_area: str
-) -> None:
-    """check_person_known and check_unit_takes_known for a hold, reading what they need in one statement."""
-    home_known, refused, accepts_listed, accepted = (
-        await session.execute(_AREA_CHECKS, {"unit_id": unit.id, "home_area": home_area})
-    ).one()
-    check_person_known(ref, home_area, bool(home_known))
-    check_unit_takes_known(unit, age, sex, bool(refused) or (bool(accepts_listed) and not accepted))
+def check_hold_eligibility(unit: Unit, ref: str, age: int, sex: str, home_area: str, checked: Any) -> None:
+    """check_person_known and check_unit_takes_known for a hold, from the values of HOLD_CHECKS."""
+    check_person_known(ref, home_area, bool(checked.home_known))
+    refused = bool(checked.refused) or (bool(checked.accepts_listed) and not checked.accepted)
+    check_unit_takes_known(unit, age, sex, refused)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.interfaces import ORMOption
 
 from capacity.clock import Clock
 from capacity.db.base import Base
@@ -79,16 +80,17 @@ class UnitOfWork:
             self._now = self._clock.now()
         return self._now
 
-    async def lock_units(self, ids: Iterable[str]) -> dict[str, Any]:
+    async def lock_units(self, ids: Iterable[str], *options: ORMOption) -> dict[str, Any]:
         """Lock these units for the rest of the transaction, in sorted order (so two transactions that
-        lock the same units cannot deadlock); 404 for an id that does not exist."""
+        lock the same units cannot deadlock); 404 for an id that does not exist. `options` are loader
+        options for the units read (a caller that needs less of them says so)."""
         if not self.session.in_transaction():
             raise RuntimeError("lock_units runs only inside a write transaction")
         if self._now is not None:
             raise RuntimeError("lock the units before reading the clock: a time read before a lock wait is stale")
         unit = _unit_model()
         wanted = sorted(set(ids))
-        stmt = select(unit).where(unit.id.in_(wanted)).order_by(unit.id)
+        stmt = select(unit).where(unit.id.in_(wanted)).order_by(unit.id).options(*options)
         if self._locks.row_locks:
             stmt = stmt.with_for_update()
         units = {u.id: u for u in (await self.session.scalars(stmt)).all()}
@@ -97,8 +99,8 @@ class UnitOfWork:
                 raise NotFound(f"no unit with id {unit_id}")
         return units
 
-    async def lock_unit(self, unit_id: str) -> Any:
-        return (await self.lock_units([unit_id]))[unit_id]
+    async def lock_unit(self, unit_id: str, *options: ORMOption) -> Any:
+        return (await self.lock_units([unit_id], *options))[unit_id]
 
     async def lock_unit_of(self, model: Any, object_id: str, what: str) -> tuple[Any, Any]:
         """Lock the unit a row of `model` (a hold, a placement) is at, then read that row afresh under

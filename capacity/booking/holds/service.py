@@ -17,6 +17,7 @@ import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from capacity.audit.service import audited_read
 from capacity.auth.scope import ensure_role, ensure_sees_person, person_filter
@@ -24,6 +25,7 @@ from capacity.auth.security import Actor
 from capacity.booking.detentions.episodes import Person, find_open_episode
 from capacity.booking.detentions.models import Episode
 from capacity.booking.eligibility import (
+    HOLD_CHECKS,
     check_hold_eligibility,
     check_person,
     check_takes_detained,
@@ -35,7 +37,7 @@ from capacity.booking.holds.schemas import ArriveIn, DeclineIn, ExtendIn, HoldIn
 from capacity.booking.persons import person_columns
 from capacity.booking.placements.models import Placement
 from capacity.booking.placements.service import not_in_future, placement_event, start_placement
-from capacity.booking.units.availability import unit_figures
+from capacity.booking.units.availability import UnitFigures, one_unit_figures, unit_figures, unit_figures_with
 from capacity.booking.units.models import Unit, UnmetDemand
 from capacity.booking.units.service import availability_event
 from capacity.codes import Advisory
@@ -53,6 +55,8 @@ LEGAL_BASIS_OF_PURPOSE = {"s136": "s136", "crisis": "informal", "respite": "info
 
 _INSERT_HOLD = insert(table_of(Hold))
 _HOLD_KEYS = [c.key for c in table_of(Hold).columns]
+# A hold's checks of its person and unit, and the unit's figures, read in one statement after the lock.
+_FIGURES_AND_CHECKS = one_unit_figures(*HOLD_CHECKS)
 
 
 def effective_status(hold: Hold, now: datetime) -> str:
@@ -82,7 +86,13 @@ def hold_event(kind: str, hold: Hold, unit: Unit, at: datetime, **extra: object)
         "person": person,
         **extra,
     }
-    return unit_event(kind, unit, at, data, home_area=hold.home_area)
+    # A change of holds alone: a read model applies it in place (capacity.booking.units.read_model).
+    return unit_event(kind, unit, at, data, home_area=hold.home_area, rereads_unit=False)
+
+
+def figures_after_holds(figures: UnitFigures, at: datetime) -> Event:
+    """The unit's figures after a change of its holds alone, which the hold's own event has said."""
+    return msgspec.structs.replace(availability_event(figures, at), rereads_unit=False)
 
 
 def request_hash(body: HoldIn) -> str:
@@ -112,17 +122,17 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
     digest = request_hash(body)
 
     async def work(uow: UnitOfWork) -> HoldResult | None:
-        unit = await uow.lock_unit(body.unit_id)
+        # A hold needs none of the unit's local areas (only a placement decides out of area).
+        unit = await uow.lock_unit(body.unit_id, raiseload(Unit.local_areas))
         now, session = uow.now, uow.session
         if idempotency_key and (earlier := await _by_idempotency_key(session, actor, idempotency_key, digest)):
             return HoldResult(earlier, created=False, now=now)
-        await check_hold_eligibility(
-            session, unit, body.person.ref, body.person.age, body.person.sex, body.person.home_area
-        )
+        person = body.person
+        before, checked = await unit_figures_with(uow, unit, _FIGURES_AND_CHECKS, home_area=person.home_area)
+        check_hold_eligibility(unit, person.ref, person.age, person.sex, person.home_area, checked)
         check_takes_detained(unit, body.purpose, "purpose")
         if body.detention_id is not None:
-            await find_open_episode(session, body.detention_id, Person(body.person.ref, body.person.home_area))
-        before = await unit_figures(uow, unit)
+            await find_open_episode(session, body.detention_id, Person(person.ref, person.home_area))
         if before.available < 1:
             session.add(
                 UnmetDemand(at=now, source="hold", kind=unit.kind, home_area=body.person.home_area, unit_id=unit.id)
@@ -153,7 +163,7 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
         await session.execute(_INSERT_HOLD, {c: getattr(hold, c) for c in _HOLD_KEYS})
         uow.audit(actor=actor, action="hold.create", object_type="hold", object_id=hold.id, after=hold_snapshot(hold))
         uow.emit(hold_event("hold.created", hold, unit, now))
-        uow.emit(availability_event(before.with_one_more_hold(), now))
+        uow.emit(figures_after_holds(before.with_one_more_hold(), now))
         return HoldResult(hold, created=True, now=now, warnings=before.advisories)
 
     try:
@@ -208,7 +218,7 @@ async def _change(db: Database, actor: Actor, hold_id: str, action: str, apply: 
             actor=actor, action=action, object_type="hold", object_id=hold.id, before=before, after=hold_snapshot(hold)
         )
         uow.emit(hold_event(event_type, hold, unit, uow.now))
-        uow.emit(availability_event(await unit_figures(uow, unit), uow.now))
+        uow.emit(figures_after_holds(await unit_figures(uow, unit), uow.now))
         return hold
 
     return await db.write(work)

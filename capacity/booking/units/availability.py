@@ -12,7 +12,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -94,23 +107,27 @@ def is_stale(unit: Any, now: datetime, settings: Settings) -> bool:
     return bool(now - unit.last_confirmed_at > timedelta(minutes=settings.stale_minutes[unit.kind]))
 
 
-def _live_hold(now: datetime) -> tuple[ColumnElement[bool], ...]:
+def _live_hold(now: datetime | BindParameter[datetime]) -> tuple[ColumnElement[bool], ...]:
     """What makes a hold live, and counted against its unit: still held, and not yet expired."""
     return Hold.status == "held", Hold.expires_at > now
 
 
-async def live_hold_expiries(
+def _active_placement() -> ColumnElement[bool]:
+    """What makes a placement occupy a place at its unit: it has not ended."""
+    return Placement.ended_at.is_(None)
+
+
+async def live_holds(
     session: AsyncSession, now: datetime, unit_ids: Collection[str] | None = None
-) -> dict[str, list[datetime]]:
-    """The expiries of live holds, soonest first, by unit id (absent means none), of these units or all:
-    what lets a read model expire holds at read time."""
-    query = select(Hold.unit_id, Hold.expires_at).where(*_live_hold(now)).order_by(Hold.expires_at)
+) -> dict[str, dict[str, datetime]]:
+    """The live holds, hold id -> expiry, by unit id (absent means none), of these units or all: what lets
+    a read model expire holds at read time, and apply each hold's own event to them."""
+    query = select(Hold.unit_id, Hold.id, Hold.expires_at).where(*_live_hold(now))
     if unit_ids is not None:
         query = query.where(Hold.unit_id.in_(sorted(unit_ids)))
-    rows = await session.execute(query)
-    found: dict[str, list[datetime]] = {}
-    for unit_id, expires_at in rows.all():
-        found.setdefault(unit_id, []).append(expires_at)
+    found: dict[str, dict[str, datetime]] = {}
+    for unit_id, hold_id, expires_at in (await session.execute(query)).all():
+        found.setdefault(unit_id, {})[hold_id] = expires_at
     return found
 
 
@@ -126,7 +143,7 @@ async def _counts(session: AsyncSession, unit_ids: Sequence[str], now: datetime)
     )
     occupied = (
         select(Placement.unit_id, literal("occupied").label("what"), func.count().label("n"))
-        .where(Placement.unit_id.in_(unit_ids), Placement.ended_at.is_(None))
+        .where(Placement.unit_id.in_(unit_ids), _active_placement())
         .group_by(Placement.unit_id)
     )
     counts: dict[str, dict] = {"held": {}, "occupied": {}}
@@ -158,8 +175,30 @@ async def figures(at: Snapshot, units: Sequence[Any]) -> dict[str, UnitFigures]:
 _BATCH = 500
 
 
+def one_unit_figures(*also: ColumnElement[Any]) -> Select:
+    """The statement of one unit's figures: `held` and `occupied` at the unit `:unit_id` at `:now`, with
+    `also` (checks a write makes under the same lock, with bound values of their own) as further columns,
+    so that a hold's checks and figures take one round trip. Build it once: only the values change."""
+    unit_id: BindParameter[str] = bindparam("unit_id")
+    now: BindParameter[datetime] = bindparam("now")
+    held = select(func.count()).where(Hold.unit_id == unit_id, *_live_hold(now)).scalar_subquery()
+    occupied = select(func.count()).where(Placement.unit_id == unit_id, _active_placement()).scalar_subquery()
+    return select(held.label("held"), occupied.label("occupied"), *also)
+
+
+_ONE_UNIT = one_unit_figures()
+
+
+async def unit_figures_with(at: Snapshot, unit: Any, statement: Select, **values: Any) -> tuple[UnitFigures, Row]:
+    """One unit's figures from `statement` (one_unit_figures with further columns), with the row that
+    holds the further columns' values. In a write, after `lock_units` (see `figures`)."""
+    row = (await at.session.execute(statement, {"unit_id": unit.id, "now": at.now, **values})).one()
+    await at.checked()
+    return UnitFigures(unit, row.held, row.occupied, is_stale(unit, at.now, at.settings)), row
+
+
 async def unit_figures(at: Snapshot, unit: Any) -> UnitFigures:
-    return (await figures(at, [unit]))[unit.id]
+    return (await unit_figures_with(at, unit, _ONE_UNIT))[0]
 
 
 async def read_unit(at: Snapshot, unit_id: str) -> UnitFigures:

@@ -1,12 +1,15 @@
 """A live availability read model per instance: what an AMHP's search (GET /api/units) answers from,
 with no SQL on the request path.
 
-It holds every active unit's columns, area rules and local areas, its active placements and the
-expiries of its live holds, and each provider's escalation level. Holds expire at read time from the
+It holds every active unit's columns, area rules and local areas, its active placements and its live
+holds with their expiries, and each provider's escalation level. Holds expire at read time from the
 expiries it holds (rule 2), so a hold nobody has swept yet is not counted. It is loaded at start and
 kept up from the committed events every instance publishes (heard through the channels plugin, as the
-sockets hear them): an event names its unit, and the model re-reads that unit through the one
-availability calculator off the request path, coalescing a burst of events into one read. It is
+sockets hear them). A hold's own event says the hold's status and expiry after the change, and is applied
+in place: the most frequent changes (holds made, extended, released, expired) cost no database read. Any
+other event about a unit (a declaration, a placement, an administrator's change) has the model re-read
+that unit through the one availability calculator off the request path, coalescing a burst of events
+into one read; so does a hold's event heard while a read is under way, whose answer could predate it. It is
 reconciled in full every CAPACITY_READ_MODEL_RECONCILE_SECONDS and at once after any gap in what it
 heard (the bus down and back, or its own backlog overflowing), so a missed event leaves it wrong for
 at most that period. While the bus is down, or before the first load, searches read the database.
@@ -28,8 +31,8 @@ import heapq
 import logging
 import math
 from bisect import bisect_right
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -46,7 +49,7 @@ from capacity.booking.units.availability import (
     figures,
     haversine_km,
     is_out_of_area,
-    live_hold_expiries,
+    live_holds,
     rank_key,
 )
 from capacity.booking.units.models import Area, Provider, Unit, UnitAreaRule, UnitLocalArea
@@ -100,7 +103,8 @@ class UnitEntry:
     accepted: frozenset[str]
     local_to: frozenset[str]
     occupied: int
-    expiries: tuple[datetime, ...]  # of its live holds when read, soonest first
+    holds: dict[str, datetime]  # its live holds when read, or as their events have said since: id -> expiry
+    expiries: tuple[datetime, ...]  # the same expiries, soonest first
     # Worked out once when read, so a search does no more than compare and add per unit:
     stale_after: datetime  # its figures are stale from this instant on (is_stale)
     lat_radians: float
@@ -111,6 +115,13 @@ class UnitEntry:
         """Its holds still live at `now`: those expiring after it."""
         return len(self.expiries) - bisect_right(self.expiries, now)
 
+    def with_hold(self, hold_id: str, expires_at: datetime | None) -> UnitEntry:
+        """This entry after a hold's event: live until `expires_at`, or (None) no longer held."""
+        holds = {k: v for k, v in self.holds.items() if k != hold_id}
+        if expires_at is not None:
+            holds[hold_id] = expires_at
+        return replace(self, holds=holds, expiries=tuple(sorted(holds.values())))
+
 
 def unit_entry(
     row: Any,
@@ -118,17 +129,19 @@ def unit_entry(
     accepted: Iterable[str],
     local_to: Iterable[str],
     occupied: int,
-    expiries: Iterable[datetime],
+    holds: Mapping[str, datetime] | Iterable[tuple[str, datetime]],
     settings: Settings,
 ) -> UnitEntry:
     latitude = math.radians(row.lat)
+    live = dict(holds)
     return UnitEntry(
         row,
         frozenset(refused),
         frozenset(accepted),
         frozenset(local_to),
         occupied,
-        tuple(expiries),
+        live,
+        tuple(sorted(live.values())),
         stale_after=row.last_confirmed_at + timedelta(minutes=settings.stale_minutes[row.kind]),
         lat_radians=latitude,
         cos_lat=math.cos(latitude),
@@ -190,12 +203,29 @@ class ReadModel:
     # --- keeping up --------------------------------------------------------------------------------------
 
     def note(self, event: Event) -> None:
-        """What a committed event means here: its unit (or provider's escalation) is re-read."""
-        if event.unit_id is not None:
+        """What a committed event means here: a hold's own event is applied in place when it can be; for
+        any other, its unit (or provider's escalation) is re-read."""
+        if event.unit_id is not None and (event.rereads_unit or not self._applied(event)):
             self._dirty_units.add(event.unit_id)
         if event.type == "provider.escalation" and event.provider_id is not None:
             self._dirty_providers.add(event.provider_id)
-        self._wake.set()
+        if self._dirty_units or self._dirty_providers:
+            self._wake.set()
+
+    def _applied(self, event: Event) -> bool:
+        """Apply an event of holds alone; False when its unit must be re-read instead: a read is under way
+        (what it installs could predate this event), or the unit is not one the model holds."""
+        hold_id = event.data.get("hold_id")
+        if hold_id is None:
+            return True  # the figures that follow a hold's event: that event has said what changed
+        entry = self.units.get(event.unit_id or "")
+        if entry is None or self._lock.locked():
+            return False
+        held = event.data.get("status") == "held"
+        self._replace(
+            entry.row.id, entry.with_hold(hold_id, datetime.fromisoformat(event.data["expires_at"]) if held else None)
+        )
+        return True
 
     async def catch_up(self) -> None:
         """Re-read the units and providers events have named since the last read."""
@@ -242,7 +272,7 @@ class ReadModel:
                 for unit_id, code in (await session.execute(local)).all():
                     local_to.setdefault(unit_id, set()).add(code)
                 counted = await figures(reading, rows)
-                expiries = await live_hold_expiries(session, reading.now, unit_ids)
+                holds = await live_holds(session, reading.now, unit_ids)
                 for row in rows:
                     entries[row.id] = unit_entry(
                         row,
@@ -250,7 +280,7 @@ class ReadModel:
                         accepted.get(row.id, ()),
                         local_to.get(row.id, ()),
                         counted[row.id].occupied,
-                        expiries.get(row.id, ()),
+                        holds.get(row.id, {}),
                         self.db.settings,
                     )
             if provider_ids is None or provider_ids:
