@@ -19,7 +19,7 @@ from capacity.auth.passwords import hash_password
 from capacity.booking.escalation.service import declared
 from capacity.booking.persons import PersonIn, person_columns
 from capacity.booking.placements.models import Placement
-from capacity.booking.placements.service import placement_geography
+from capacity.booking.placements.service import site_columns
 from capacity.booking.units.models import (
     Area,
     AvailabilityDeclaration,
@@ -501,17 +501,15 @@ async def load_demo(db: Database, now: datetime) -> bool:
 
         for index, person, days_ago in PLACEMENTS:
             unit = units[index]
-            out_of_area, distance = placement_geography(areas[person.home_area], unit)
+            site = site_columns(areas[person.home_area], unit)
             session.add(
                 Placement(
                     unit_id=unit.id,
                     **person_columns(person),
                     legal_basis="s2",
                     started_at=now - timedelta(days=days_ago),
-                    out_of_area=out_of_area,
-                    oap_reason="10" if out_of_area else None,
-                    distance_km=distance,
-                    daily_cost=unit.daily_cost,
+                    oap_reason="10" if site["out_of_area"] else None,
+                    **site,
                     created_by="demo",
                 )
             )

@@ -49,6 +49,13 @@ def placement_geography(home: Area, unit: Unit) -> tuple[bool, float]:
     return out_of_area, round(great_circle_km(home.lat, home.lon, unit.lat, unit.lon), 1)
 
 
+def site_columns(home: Area, unit: Unit) -> dict:
+    """A placement's columns that follow from where it is: out of area or not, the distance from home
+    (`placement_geography`) and the unit's daily cost."""
+    out_of_area, distance = placement_geography(home, unit)
+    return {"out_of_area": out_of_area, "distance_km": distance, "daily_cost": unit.daily_cost}
+
+
 def oap_reason_problem(out_of_area: bool, kind: str, oap_reason: str | None) -> str | None:
     """What is wrong with a placement's oap_reason, if anything: an out-of-area inpatient placement needs
     a reason (10-14, 99); a placement that is not out of area takes none. The importer applies it too."""
@@ -135,8 +142,8 @@ async def start_placement(
 ) -> Placement:
     """Write a placement on a unit already locked by the caller, with its OAP facts and, under s135/s136,
     its episode: continued when `detention_id` names one, else opened with the clock starting here."""
-    out_of_area, distance = placement_geography(home, unit)
-    if (problem := oap_reason_problem(out_of_area, unit.kind, oap_reason)) is not None:
+    site = site_columns(home, unit)
+    if (problem := oap_reason_problem(site["out_of_area"], unit.kind, oap_reason)) is not None:
         raise Invalid(problem, field="oap_reason")
     placement = Placement(
         id=new_id(),
@@ -144,10 +151,8 @@ async def start_placement(
         hold_id=hold_id,
         legal_basis=legal_basis,
         started_at=started_at,
-        out_of_area=out_of_area,
         oap_reason=oap_reason,
-        distance_km=distance,
-        daily_cost=unit.daily_cost,
+        **site,
         created_by=actor.username,
         age_exception_reason=age_exception_reason,
         **person,
