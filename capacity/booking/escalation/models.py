@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from capacity.booking.declared import DeclaredMixin
 from capacity.db.base import Base, IdMixin
 
 
-class EscalationDeclaration(IdMixin, Base):
+class EscalationDeclaration(IdMixin, DeclaredMixin, Base):
     __tablename__ = "escalation_declarations"
     provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
-    declared_at: Mapped[datetime]
-    declared_by: Mapped[str] = mapped_column(String(80))
     before_level: Mapped[int | None] = mapped_column(Integer)
     level: Mapped[int] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
