@@ -13,7 +13,6 @@ import asyncio
 import os
 import socket
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from capacity.booking.holds.models import Hold
 from capacity.booking.units.models import UnmetDemand
 from capacity.db.engine import Database
 from support.api import Api, assert_problem
-from support.processes import uvicorn_command
+from support.processes import until_answering, uvicorn_command
 from support.settings import settings_for as make_settings
 
 BRISTOL = "E06000023"
@@ -118,20 +117,6 @@ def start_server(url: str, port: int, log: Path) -> subprocess.Popen:
         )
 
 
-async def wait_healthy(client: httpx.AsyncClient, base: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server on {base} exited with {proc.returncode}:\n{log_text(log)}")
-        try:
-            if (await client.get(f"{base}/health", timeout=2)).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    pytest.fail(f"server on {base} did not become healthy in 30 s:\n{log_text(log)}")
-
-
 async def login(client: httpx.AsyncClient, base: str, username: str) -> dict[str, str]:
     response = await client.post(f"{base}/api/auth/token", json={"username": username, "password": "demo"})
     assert response.status_code == 200, response.text
@@ -165,16 +150,12 @@ def test_a_burst_across_two_app_processes_takes_exactly_the_open_places(database
         stop(procs)
 
 
-def log_text(log: Path) -> str:
-    return log.read_text(errors="replace")
-
-
 async def _two_processes(url: str, procs: list[subprocess.Popen], ports: list[int], logs: list[Path]) -> None:
     bases = [f"http://127.0.0.1:{p}" for p in ports]
     limits = httpx.Limits(max_connections=BURST, max_keepalive_connections=BURST)
     async with httpx.AsyncClient(timeout=httpx.Timeout(60), limits=limits) as client:
         for base, proc, log in zip(bases, procs, logs, strict=True):
-            await wait_healthy(client, base, proc, log)
+            await until_answering(client, f"{base}/health", proc.poll, log.read_text, seconds=30)
         amhp = [await login(client, base, "amhp") for base in bases]
         manager = await login(client, bases[0], "bedmanager")
         units = (await client.get(f"{bases[0]}/api/units", headers=manager)).json()

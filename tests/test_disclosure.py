@@ -35,7 +35,7 @@ from capacity.reports import s136 as s136_module
 from capacity.reports.common import SMALLEST_SHOWN, SUPPRESSED, Count
 from capacity.reports.render import FORMULA_STARTS
 from support.api import Api
-from support.records import person_columns
+from support.records import person_columns, placement_columns
 
 BANES = "E06000022"
 REPORTS = ("out-of-area", "s136", "capacity", "equality")
@@ -498,16 +498,9 @@ async def seed(api: Api, detained: list[dict], placed: list[dict]) -> None:
         for i, pl in enumerate(placed):
             p = pl["person"]
             started = datetime(2030, 5, pl["day"], 12, tzinfo=UTC)
+            someone = person_columns(f"Q{i}", p["age"], p["sex"], p["ethnicity"], BANES)
             rows.append(
-                Placement(
-                    unit_id=unit.id,
-                    legal_basis="informal",
-                    started_at=started,
-                    out_of_area=False,
-                    daily_cost=unit.daily_cost,
-                    created_by="test",
-                    **person_columns(f"Q{i}", p["age"], p["sex"], p["ethnicity"], BANES),
-                )
+                Placement(**placement_columns(unit, started, someone, legal_basis="informal", out_of_area=False))
             )
         # Episodes first (the legs refer to them).
         session.add_all([r for r in rows if isinstance(r, Episode)])

@@ -54,7 +54,7 @@ from support.api import Api
 from support.demo import load_demo
 from support.live_server import free_port, http_client
 from support.metrics import sample
-from support.processes import own_redis
+from support.processes import own_redis, stop_process, until_answering
 from support.settings import settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -386,25 +386,11 @@ async def instance(url: str, log: Path, **env: str) -> AsyncIterator[Instance]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        async with http_client(base) as client, asyncio.timeout(60):
-            while True:
-                assert process.returncode is None, f"the server exited:\n{_tail(log)}"
-                try:
-                    if (await client.get("/health/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+        async with http_client(base) as client:
+            await until_answering(client, "/health/ready", lambda: process.returncode, lambda: _tail(log))
         yield Instance(base, process, log)
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(15):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, within=15)
 
 
 @asynccontextmanager
@@ -423,6 +409,26 @@ async def ids(url: str) -> tuple[dict[str, str], str]:
         return users, suite
     finally:
         await db.dispose()
+
+
+@asynccontextmanager
+async def under_load(tasks: list[asyncio.Task], stop: asyncio.Event) -> AsyncIterator[None]:
+    """The load's tasks run while the block does; then `stop` is set and they are waited for, and the first
+    of them that failed fails the test (unless the block itself failed)."""
+    try:
+        yield
+    finally:
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def hold_body(unit_id: str, ref: str) -> dict:
+    """A hold at `unit_id` for a 30-year-old man from Bristol, told from the others by `ref`."""
+    person = {"ref": ref, "age": 30, "sex": "male", "home_area": BRISTOL}
+    return {"unit_id": unit_id, "purpose": "s136", "person": person}
 
 
 def acceptable(response: httpx.Response) -> bool:
@@ -467,6 +473,21 @@ PLACES = 3
 HOLD_SECONDS = 4
 
 
+async def every_hold_ended_once(url: str, unit_id: str) -> list[Hold]:
+    """The unit's holds, once none is held any longer (each is due within HOLD_SECONDS); each has ended,
+    and exactly once."""
+    async with asyncio.timeout(HOLD_SECONDS + 15):
+        while True:
+            holds, endings = await holds_and_endings(url, unit_id)
+            if all(h.status != "held" for h in holds):
+                break
+            await asyncio.sleep(0.5)
+    for hold in holds:
+        assert hold.ended_at is not None, hold.id
+        assert endings[hold.id] == 1, (hold.id, hold.status, endings[hold.id])
+    return holds
+
+
 @needs_pg
 async def test_postgres_stopped_and_started_under_load(cluster: Cluster, tmp_path: Path) -> None:
     users, suite = await ids(cluster.url)
@@ -490,13 +511,8 @@ async def test_postgres_stopped_and_started_under_load(cluster: Cluster, tmp_pat
         async def booker(n: int) -> None:
             while not stop.is_set():
                 i = next(counter)
-                body = {
-                    "unit_id": suite,
-                    "purpose": "s136",
-                    "person": {"ref": f"FAULT-{i:05d}", "age": 30, "sex": "male", "home_area": BRISTOL},
-                }
                 try:
-                    created = await client.post("/api/holds", headers=amhp, json=body)
+                    created = await client.post("/api/holds", headers=amhp, json=hold_body(suite, f"FAULT-{i:05d}"))
                     responses.append(("hold", created))
                     if created.status_code == 201 and i % 2:
                         # Half are released by their AMHP; the others are left to expire in the sweep.
@@ -514,7 +530,7 @@ async def test_postgres_stopped_and_started_under_load(cluster: Cluster, tmp_pat
                 await asyncio.sleep(0.2)
 
         tasks = [asyncio.create_task(booker(n)) for n in range(6)] + [asyncio.create_task(probe())]
-        try:
+        async with under_load(tasks, stop):
             await asyncio.sleep(2)
             before_stop = len(responses)
             await asyncio.to_thread(cluster.stop, "fast")  # admin shutdown: live connections are terminated
@@ -529,12 +545,6 @@ async def test_postgres_stopped_and_started_under_load(cluster: Cluster, tmp_pat
                         break
                     await asyncio.sleep(0.1)
             await asyncio.sleep(2)  # load goes on after the recovery
-        finally:
-            stop.set()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
 
         bad = [(kind, r.status_code, r.text[:200]) for kind, r in responses if not acceptable(r)]
         assert bad == [], bad[:5]
@@ -549,16 +559,8 @@ async def test_postgres_stopped_and_started_under_load(cluster: Cluster, tmp_pat
         assert all(r.status_code < 500 for r in after), [r.status_code for r in after]
 
         # Every hold ends exactly once: released, or expired by the sweep once it is due.
-        async with asyncio.timeout(HOLD_SECONDS + 15):
-            while True:
-                holds, endings = await holds_and_endings(cluster.url, suite)
-                if all(h.status != "held" for h in holds):
-                    break
-                await asyncio.sleep(0.5)
+        holds = await every_hold_ended_once(cluster.url, suite)
         assert holds, "no hold was made"
-        for hold in holds:
-            assert hold.ended_at is not None, hold.id
-            assert endings[hold.id] == 1, (hold.id, hold.status, endings[hold.id])
         # Never more live holds at once than the places declared open.
         assert max_overlap([(h.created_at, h.ended_at) for h in holds]) <= PLACES
 
@@ -598,11 +600,7 @@ async def test_connections_exhausted_are_503_and_recover(cluster: Cluster, tmp_p
     env = {"CAPACITY_DB_POOL_SIZE": "2", "CAPACITY_DB_MAX_OVERFLOW": "0", "CAPACITY_DB_POOL_TIMEOUT": "1"}
 
     def hold(i: int) -> dict:
-        return {
-            "unit_id": suite,
-            "purpose": "s136",
-            "person": {"ref": f"POOL-{i}", "age": 30, "sex": "male", "home_area": BRISTOL},
-        }
+        return hold_body(suite, f"POOL-{i}")
 
     try:
         async with server(cluster.url, tmp_path / "server.log", **env) as base, http_client(base) as client:
@@ -774,11 +772,7 @@ async def test_kill_9_one_of_two_instances_under_load(cluster: Cluster, tmp_path
                     while not stop.is_set():
                         client = to_a if target == "a" else to_b
                         i = next(counter)
-                        body = {
-                            "unit_id": suite,
-                            "purpose": "s136",
-                            "person": {"ref": f"KILL-{i:05d}", "age": 30, "sex": "male", "home_area": BRISTOL},
-                        }
+                        body = hold_body(suite, f"KILL-{i:05d}")
                         # Each response is filed under the time its request was sent: one that the first instance
                         # answered just before it died may be read after the kill, and is no request made after it.
                         try:
@@ -806,7 +800,7 @@ async def test_kill_9_one_of_two_instances_under_load(cluster: Cluster, tmp_path
                         await asyncio.sleep(0.2)
 
                 tasks = [asyncio.create_task(booker(first)) for first in "aaabbb"] + [asyncio.create_task(probe())]
-                try:
+                async with under_load(tasks, stop):
                     await asyncio.sleep(2)
                     assert not b.says(SWEEPER), "two sweepers at once"
                     killed.set()
@@ -817,12 +811,6 @@ async def test_kill_9_one_of_two_instances_under_load(cluster: Cluster, tmp_path
                     # takes the lock at its next sweep, a period later (the bound allows for a busy machine).
                     await until(lambda: b.says(SWEEPER), SWEEP_SECONDS + 4, "the survivor took the sweeper lock")
                     await asyncio.sleep(3)  # the load goes on through the survivor
-                finally:
-                    stop.set()
-                    results = await asyncio.gather(*tasks, return_exceptions=True)
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
                 assert a.process.returncode == -signal.SIGKILL
 
                 # No 500 from either, the survivor ready throughout, and the load really went on through it.
@@ -837,15 +825,7 @@ async def test_kill_9_one_of_two_instances_under_load(cluster: Cluster, tmp_path
                 assert any(who == "a" and r.status_code == 201 for who, _, _, r in responses), "A made no hold"
 
                 # Every hold ends exactly once: released, or expired by the survivor's sweep once due.
-                async with asyncio.timeout(HOLD_SECONDS + 15):
-                    while True:
-                        holds, endings = await holds_and_endings(cluster.url, suite)
-                        if all(h.status != "held" for h in holds):
-                            break
-                        await asyncio.sleep(0.5)
-                for hold in holds:
-                    assert hold.ended_at is not None, hold.id
-                    assert endings[hold.id] == 1, (hold.id, hold.status, endings[hold.id])
+                holds = await every_hold_ended_once(cluster.url, suite)
                 assert max_overlap([(h.created_at, h.ended_at) for h in holds]) <= PLACES
                 # What the dead sweeper left held, the survivor expired.
                 expired_after = {h.id for h in holds if h.status == "expired" and h.ended_at > killed_wall}
@@ -869,15 +849,7 @@ async def test_kill_9_one_of_two_instances_under_load(cluster: Cluster, tmp_path
                 again = await watch(b.base, token_for(users["bedmanager"]), sockets)
                 snapshot = await to_b.get(f"/api/units/{suite}", headers=manager)
                 assert snapshot.status_code == 200 and snapshot.json()["held"] == 0, snapshot.text
-                last = await to_b.post(
-                    "/api/holds",
-                    headers=amhp,
-                    json={
-                        "unit_id": suite,
-                        "purpose": "s136",
-                        "person": {"ref": "KILL-LAST", "age": 30, "sex": "male", "home_area": BRISTOL},
-                    },
-                )
+                last = await to_b.post("/api/holds", headers=amhp, json=hold_body(suite, "KILL-LAST"))
                 assert last.status_code == 201, last.text
                 last_id = last.json()["id"]
                 await until(lambda: last_id in again.hold_events("hold.created"), 5, "the reconnected socket heard")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -42,15 +43,20 @@ def live_holds(base: str, ref: str) -> list[dict]:
     return [h for h in response.json() if h["person"]["ref"] == ref]
 
 
+def suite_row(server: str, browser, who: str) -> tuple[Page, str, Any]:
+    """`who`'s page, the Bristol suite's id, and the suite's row on the page."""
+    page = Page(browser, server, who)
+    suite = unit_id(server, "Bristol Place of Safety")
+    return page, suite, page.page.locator(f"tr[data-unit='{suite}']")
+
+
 def focused_id(page) -> str:
     return page.evaluate("document.activeElement && document.activeElement.id")
 
 
 def test_a_live_update_while_the_amhp_fills_the_hold_form_loses_nothing(server: str, browser) -> None:
-    amhp = Page(browser, server, "amhp")
+    amhp, suite, row = suite_row(server, browser, "amhp")
     page = amhp.page
-    suite = unit_id(server, "Bristol Place of Safety")
-    row = page.locator(f"tr[data-unit='{suite}']")
     availability = row.locator("[data-field=available]")
     playwright.expect(availability).to_have_text("4 of 4 free")
     # An earlier hold's success message, which must not stand for the next one.
@@ -88,10 +94,8 @@ def test_a_live_update_while_the_amhp_fills_the_hold_form_loses_nothing(server: 
 
 
 def test_a_live_update_while_the_bed_manager_types_a_figure_loses_nothing(server: str, browser) -> None:
-    manager = Page(browser, server, "bedmanager")
+    manager, suite, row = suite_row(server, browser, "bedmanager")
     page = manager.page
-    suite = unit_id(server, "Bristol Place of Safety")
-    row = page.locator(f"tr[data-unit='{suite}']")
     places = row.get_by_role("spinbutton", name=f"Open places at {SUITE}")
     playwright.expect(row.locator("[data-field=available]")).to_have_text("4 free")
     places.click()
@@ -194,10 +198,8 @@ def test_the_amhp_is_told_a_hold_is_expiring_and_then_expired(server: str, brows
 
 
 def test_problems_are_shown_next_to_the_field_in_words(server: str, browser) -> None:
-    manager = Page(browser, server, "bedmanager")
+    manager, suite, row = suite_row(server, browser, "bedmanager")
     page = manager.page
-    suite = unit_id(server, "Bristol Place of Safety")
-    row = page.locator(f"tr[data-unit='{suite}']")
     places = row.get_by_role("spinbutton", name=f"Open places at {SUITE}")
     places.fill("-1")
     row.get_by_role("button", name="Save").click()
@@ -231,10 +233,8 @@ def test_problems_are_shown_next_to_the_field_in_words(server: str, browser) -> 
 
 
 def test_a_lost_connection_is_said_in_words_and_clears_itself(server: str, browser) -> None:
-    manager = Page(browser, server, "bedmanager")
+    manager, suite, row = suite_row(server, browser, "bedmanager")
     page = manager.page
-    suite = unit_id(server, "Bristol Place of Safety")
-    row = page.locator(f"tr[data-unit='{suite}']")
     offline = page.locator("#offline")
     playwright.expect(offline).to_be_hidden()
     manager.context.set_offline(True)

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from litestar.security.jwt import Token
 from sqlalchemy import func, select
@@ -32,7 +31,7 @@ from capacity.notify.alerts import AlertSent, send_alerts
 from capacity.notify.channels import Bus, make_channels, make_publisher
 from support.demo import START
 from support.live_server import WAIT, Client, LiveServer, free_port, http_client, serve
-from support.processes import Process, own_redis
+from support.processes import Process, own_redis, until_answering
 from support.settings import settings_for
 
 PG_URL = os.environ.get("CAPACITY_TEST_DATABASE_URL")
@@ -55,15 +54,8 @@ def person(ref: str) -> dict:
 
 
 async def until_healthy(base_url: str, process: Process) -> None:
-    async with http_client(base_url) as client, asyncio.timeout(60):  # it migrates and imports argon2 first
-        while True:
-            assert process.process.returncode is None, f"server exited early:\n{process.output()}"
-            try:
-                if (await client.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
+    async with http_client(base_url) as client:  # a minute: it migrates and imports argon2 first
+        await until_answering(client, "/health", lambda: process.process.returncode, process.output)
 
 
 def token_for(user_id: str) -> str:

@@ -28,7 +28,7 @@ from capacity.db.base import new_id
 from capacity.reports.common import Count, disclosed, exposed, protect
 from capacity.reports.out_of_area import DISTANCE_BANDS, LENGTH_BANDS
 from support.api import Api, assert_problem
-from support.records import person_columns
+from support.records import person_columns, placement_columns
 from support.statements import Statements
 
 BANES, BRISTOL = "E06000022", "E06000023"
@@ -75,17 +75,16 @@ async def placement(
     unit = await api.unit(unit_name)
     people = {k: fields.pop(k) for k in ("age", "sex", "ethnicity") if k in fields}
     return Placement(
-        unit_id=unit.id,
-        legal_basis=legal_basis,
-        started_at=t(started),
-        ended_at=t(ended) if ended else None,
-        out_of_area=home not in unit.local_to_areas,
-        oap_reason=oap_reason,
-        distance_km=distance,
-        daily_cost=unit.daily_cost,
-        created_by="test",
-        **person(n, home, **people),
-        **fields,
+        **placement_columns(
+            unit,
+            t(started),
+            person(n, home, **people),
+            legal_basis=legal_basis,
+            ended_at=t(ended) if ended else None,
+            oap_reason=oap_reason,
+            distance_km=distance,
+            **fields,
+        )
     )
 
 
@@ -311,19 +310,20 @@ def random_history(rnd: random.Random, units: list[Unit], homes: list[str]) -> l
         else:
             ended = started + timedelta(minutes=rnd.randrange(50 * 24 * 60))
         distance = rnd.choice([None, 0.0, 24.99, 25.0, 50.0, 100.0, 199.9, 200.0, 300.0, rnd.uniform(0, 400)])
+        # 77 and none are not codes: the report counts them as not recorded.
+        oap_reason = rnd.choice([None, "77", *values(OapReason)])
+        daily_cost = rnd.choice([unit.daily_cost, rnd.randrange(10_000, 120_000) / 100])
+        someone = person(n, home, age=rnd.randint(18, 90))
         found.append(
-            dict(
-                unit_id=unit.id,
+            placement_columns(
+                unit,
+                started,
+                someone,
                 legal_basis="s2",
-                started_at=started,
                 ended_at=ended,
-                out_of_area=home not in unit.local_to_areas,
-                # 77 and none are not codes: the report counts them as not recorded.
-                oap_reason=rnd.choice([None, "77", *values(OapReason)]),
+                oap_reason=oap_reason,
                 distance_km=distance,
-                daily_cost=rnd.choice([unit.daily_cost, rnd.randrange(10_000, 120_000) / 100]),
-                created_by="test",
-                **person(n, home, age=rnd.randint(18, 90)),
+                daily_cost=daily_cost,
             )
         )
     return found

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from support.demo import ENGINES, PG_URL
 from support.live_server import free_port
+from support.processes import until_answering
 
 REPO = Path(__file__).resolve().parents[1]
 # A process that takes the sweeper lock when it can and says so: what each server process does every
@@ -118,7 +119,7 @@ def test_two_workers_have_one_sweeper_and_sigterm_closes_sockets_1001(tmp_path: 
             stderr=subprocess.STDOUT,
         )
     try:
-        code = asyncio.run(_socket_closed_by_sigterm(f"127.0.0.1:{port}", server))
+        code = asyncio.run(_socket_closed_by_sigterm(f"127.0.0.1:{port}", server, log))
         assert code == 1001, log.read_text()
         assert server.wait(timeout=30) == 0, log.read_text()
         text = log.read_text()
@@ -129,18 +130,9 @@ def test_two_workers_have_one_sweeper_and_sigterm_closes_sockets_1001(tmp_path: 
             server.wait(timeout=10)
 
 
-async def _socket_closed_by_sigterm(host: str, server: subprocess.Popen) -> int | None:
+async def _socket_closed_by_sigterm(host: str, server: subprocess.Popen, log: Path) -> int | None:
     async with httpx.AsyncClient(base_url=f"http://{host}", timeout=5) as client:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "the server exited (its log follows the failure)"
-            assert time.monotonic() < deadline, "the server did not start within 60 s"
-            try:
-                if (await client.get("/health")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
+        await until_answering(client, "/health", server.poll, log.read_text)
         await asyncio.sleep(2)  # a sweep period or two: every worker has tried the lock
         token = (await client.post("/api/auth/token", json={"username": "amhp", "password": "demo"})).json()
         async with connect(f"ws://{host}/ws/events?token={token['access_token']}") as ws:

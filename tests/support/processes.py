@@ -1,5 +1,5 @@
-"""Child processes of a test's own (a server, a redis-server), each stopped by its own pid only, and a
-redis-server on a free port that the test may stop and start again."""
+"""Child processes of a test's own (a server, a redis-server), each stopped by its own pid only, the wait
+for a server to answer, and a redis-server on a free port that the test may stop and start again."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+import httpx
 
 from support.live_server import free_port
 
@@ -26,6 +28,41 @@ def uvicorn_command(factory: str, port: int, *options: str) -> list[str]:
     """The command that serves the app `factory` makes on 127.0.0.1:`port` under uvicorn, logging warnings only."""
     where = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     return [sys.executable, "-m", "uvicorn", "--factory", factory, *where, *options]
+
+
+async def stop_process(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM, within: float = 10) -> None:
+    """Send `sig` to the process if it still runs, and kill it if it outstays `within` seconds."""
+    if process.returncode is None:
+        process.send_signal(sig)
+        try:
+            async with asyncio.timeout(within):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def until_answering(
+    client: httpx.AsyncClient,
+    path: str,
+    returncode: Callable[[], int | None],
+    log: Callable[[], str],
+    seconds: float = 60,
+) -> None:
+    """Ask for `path` until the server answers 200; fail, with its log, once it has exited (`returncode` is its
+    process's, None while it runs) or after `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            while returncode() is None:
+                try:
+                    if (await client.get(path)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"the server did not answer {path} within {seconds} s:\n{log()}") from None
+    raise AssertionError(f"the server exited:\n{log()}")
 
 
 class Process:
@@ -43,14 +80,7 @@ class Process:
         return cls(process, log)
 
     async def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-            try:
-                async with asyncio.timeout(10):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        await stop_process(self.process, sig)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
