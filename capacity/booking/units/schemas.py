@@ -126,6 +126,8 @@ UNIT_SHOWN = (
     "last_confirmed_at",
     "last_confirmed_by",
 )
+# The figures derived from it, as a search result and the live stream show them.
+FIGURES_SHOWN = ("held", "occupied", "available", "stale")
 UNIT_DETAIL_SHOWN = (
     "postcode",
     "mother_and_baby",
@@ -140,7 +142,7 @@ UNIT_DETAIL_SHOWN = (
 def unit_out(f: UnitFigures, escalation: Escalation) -> UnitOut:
     return UnitOut(
         **{name: getattr(f.unit, name) for name in UNIT_SHOWN},
-        **{name: getattr(f, name) for name in ("available", "held", "occupied", "stale")},
+        **{name: getattr(f, name) for name in FIGURES_SHOWN},
         escalation_level=escalation.level,
         escalation_at=escalation.at,
         escalation_stale=escalation.stale,

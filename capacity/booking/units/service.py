@@ -15,7 +15,7 @@ from capacity.auth.models import SearchRecorded
 from capacity.auth.security import Actor
 from capacity.booking.units.availability import UnitFigures, UnitSearch, search_units, unit_figures
 from capacity.booking.units.models import AvailabilityDeclaration, Unit, UnmetDemand
-from capacity.booking.units.schemas import AvailabilityIn
+from capacity.booking.units.schemas import FIGURES_SHOWN, AvailabilityIn
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 from capacity.errors import Forbidden, Invalid
@@ -38,11 +38,8 @@ def availability_event(figures: UnitFigures, at: datetime) -> Event:
     data = {
         "status": u.status,
         "open_places": u.open_places,
-        "held": figures.held,
-        "occupied": figures.occupied,
-        "available": figures.available,
+        **{name: getattr(figures, name) for name in FIGURES_SHOWN},
         "last_confirmed_at": u.last_confirmed_at.isoformat(),
-        "stale": figures.stale,
     }
     return unit_event("unit.availability", u, at, data)
 
