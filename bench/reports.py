@@ -102,6 +102,8 @@ AIM_RATIO = 2.0
 BULK_CHUNK = 5000
 REGIONS = 10
 ETHNICITIES = "AAAAAAAABBCDEFGHJKLMNPRSZZ"
+# What a hold, placement or detention records of the person it is for: the same columns on each table.
+PERSON = ("person_ref", "person_age", "person_sex", "person_ethnicity", "home_area")
 OUTCOMES = ("admitted_informal", "detained_s2", "detained_s3", "discharged", "referred_community", "other")
 OAP_REASONS = ("10", "10", "10", "11", "12", "13", "14", "99")
 
@@ -469,16 +471,7 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
     async with db.read_sessions() as session:
         s136 = (
             await session.execute(
-                select(
-                    Placement.id,
-                    Placement.unit_id,
-                    Placement.started_at,
-                    Placement.person_ref,
-                    Placement.person_age,
-                    Placement.person_sex,
-                    Placement.person_ethnicity,
-                    Placement.home_area,
-                )
+                select(Placement.id, Placement.unit_id, Placement.started_at, *(getattr(Placement, f) for f in PERSON))
                 .where(Placement.legal_basis == "s136")
                 .order_by(Placement.id)
             )
@@ -503,11 +496,7 @@ async def add_activity(db: Database, world: World, args, now: datetime, rnd: ran
                 extensions=0,
                 extended_minutes=0,
                 decline_reason=None,
-                person_ref=p.person_ref,
-                person_age=p.person_age,
-                person_sex=p.person_sex,
-                person_ethnicity=p.person_ethnicity,
-                home_area=p.home_area,
+                **{field: getattr(p, field) for field in PERSON},  # the person the placement is for
             )
         )
         mode = rnd.choices(("ambulance", "police_vehicle", "secure_transport", "other"), (70, 20, 5, 5))[0]
