@@ -12,22 +12,31 @@ from a list kept here.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import holidays
+if TYPE_CHECKING:
+    import holidays
 
 LONDON = ZoneInfo("Europe/London")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 BANK_HOLIDAYS = "bank_holidays"
-# England (subdivision ENG of GB), years computed as they are first asked for.
-_ENGLAND = holidays.country_holidays("GB", subdiv="ENG")
+
+
+@functools.cache
+def _england() -> holidays.HolidayBase:
+    """England (subdivision ENG of GB), years computed as they are first asked for. Loaded at the first
+    question, not at start: the package and its calendars cost every process 11 MB."""
+    import holidays
+
+    return holidays.country_holidays("GB", subdiv="ENG")
 
 
 def is_bank_holiday(day: date) -> bool:
-    return day in _ENGLAND
+    return day in _england()
 
 
 def _clock(text: str) -> time | None:

@@ -20,10 +20,6 @@ from typing import Any
 
 import httpx2
 import structlog
-from authlib.integrations.base_client import BaseApp, OAuthError
-from authlib.integrations.base_client.async_app import AsyncOAuth2Mixin
-from authlib.integrations.base_client.async_openid import AsyncOpenIDMixin
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
@@ -54,10 +50,18 @@ class Attempt:
     code_verifier: str
 
 
-class _OpenIDClient(AsyncOAuth2Mixin, AsyncOpenIDMixin, BaseApp):
-    """Authlib's OpenID client without a web framework: the attempt is kept by the browser, not a session."""
+def _openid_client(**options: Any) -> Any:
+    """Authlib's OpenID client without a web framework: the attempt is kept by the browser, not a session.
+    Authlib is imported only here, when single sign-on is configured: it costs every process 12 MB."""
+    from authlib.integrations.base_client import BaseApp
+    from authlib.integrations.base_client.async_app import AsyncOAuth2Mixin
+    from authlib.integrations.base_client.async_openid import AsyncOpenIDMixin
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-    client_cls = AsyncOAuth2Client
+    class OpenIDClient(AsyncOAuth2Mixin, AsyncOpenIDMixin, BaseApp):
+        client_cls = AsyncOAuth2Client
+
+    return OpenIDClient(framework=None, **options)
 
 
 class SingleSignOn:
@@ -65,8 +69,7 @@ class SingleSignOn:
         assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret
         self.issuer = settings.oidc_issuer
         self.redirect_uri = settings.oidc_redirect_uri
-        self._client = _OpenIDClient(
-            framework=None,
+        self._client = _openid_client(
             client_id=settings.oidc_client_id,
             client_secret=settings.oidc_client_secret,
             server_metadata_url=f"{self.issuer.rstrip('/')}/.well-known/openid-configuration",
@@ -139,6 +142,8 @@ class SingleSignOn:
 
     @staticmethod
     async def _call(step: Any) -> Any:
+        from authlib.integrations.base_client import OAuthError  # loaded already by _openid_client
+
         try:
             return await step
         except (OAuthError, JoseError) as e:

@@ -24,9 +24,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import asyncpg
 from litestar.security.jwt import Token
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -38,6 +37,9 @@ from capacity.auth.models import RevokedToken
 from capacity.db.base import table_of
 from capacity.db.engine import Database, sqlite_sidecar
 from capacity.db.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    import asyncpg
 
 TOKEN, USER = "token:", "user:"
 log = logging.getLogger("capacity.auth")
@@ -208,6 +210,8 @@ class ListeningDenylist(_Mirror):
         return self._answer(keys)
 
     async def _listen(self) -> None:
+        import asyncpg  # PostgreSQL's driver, loaded by its engine already; not imported on SQLite
+
         self._listener = None
         if time.monotonic() - self._tried < self.RETRY_SECONDS:
             return
