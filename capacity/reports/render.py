@@ -23,9 +23,6 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-
 CSV_MEDIA_TYPE = "text/csv"  # Litestar adds "; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -107,6 +104,10 @@ def _rows(section: Any) -> tuple[list[str], list[list[Any]]]:
 
 
 def to_xlsx(report: dict) -> bytes:
+    # Imported at the first spreadsheet asked for, not at start: openpyxl costs every process 6 MB.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     book = Workbook()
     blank = book.active  # the empty sheet a new workbook starts with
     if blank is not None:
