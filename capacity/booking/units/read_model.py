@@ -372,11 +372,11 @@ class ReadModel:
         kinds = dict.fromkeys(search.kinds) if search.kinds else self.cells.keys()
         cells = [cell for kind in kinds for cell in self.cells.get(kind, {}).items()]
         near, limit = search.near, search.limit
-        ranked: list[tuple[tuple[bool, float, str], UnitFigures]] = []
+        ranked: list[Ranked] = []
         if not (near and limit):
             for _, units in cells:
                 self._rank(units.values(), search, now, ranked)
-            return [found for _, found in sorted(ranked, key=itemgetter(0))[:limit]]
+            return [self._figures(r, search, now) for r in sorted(ranked, key=itemgetter(0))[:limit]]
         # Nearest cells first. Once `limit` fresh units are found and the next cell's floor is beyond the
         # farthest of them, no unit yet to visit can enter the answer (stale ones rank after every fresh).
         lat, lon = near
@@ -388,21 +388,17 @@ class ReadModel:
                 break
             start = len(ranked)
             self._rank(units.values(), search, now, ranked)
-            for (stale, distance, _), _found in ranked[start:]:
+            for (stale, distance, _), _entry in ranked[start:]:
                 if not stale:
                     heapq.heappush(nearest_fresh, -distance)
                     if len(nearest_fresh) > limit:
                         heapq.heappop(nearest_fresh)
-        return [found for _, found in heapq.nsmallest(limit, ranked, key=itemgetter(0))]
+        return [self._figures(r, search, now) for r in heapq.nsmallest(limit, ranked, key=itemgetter(0))]
 
-    def _rank(
-        self,
-        entries: Iterable[UnitEntry],
-        search: UnitSearch,
-        now: datetime,
-        ranked: list[tuple[tuple[bool, float, str], UnitFigures]],
-    ) -> None:
-        """Add the entries the search takes to `ranked`, each with its figures at `now` and its rank key."""
+    @staticmethod
+    def _rank(entries: Iterable[UnitEntry], search: UnitSearch, now: datetime, ranked: list[Ranked]) -> None:
+        """Add the entries the search takes to `ranked`, each with its rank key (its figures are worked out
+        only for the units that make the answer, by _figures)."""
         near = search.near
         if near:
             p1 = math.radians(near[0])
@@ -411,16 +407,22 @@ class ReadModel:
             if not _takes(entry, search):
                 continue
             row = entry.row
-            found = UnitFigures(row, entry.held(now), entry.occupied, now > entry.stale_after)
-            if search.available_only and found.available == 0:
+            if search.available_only and _figures_of(entry, now).available == 0:
                 continue
+            distance = None
             if near:
-                found.distance_km = round(
-                    haversine_km(p1, cos_p1, near[1], entry.lat_radians, entry.cos_lat, row.lon), 1
-                )
-            if search.home_area:
-                found.out_of_area = is_out_of_area(search.home_area, entry.local_to)
-            ranked.append((rank_key(found.stale, found.distance_km, row.name), found))
+                distance = round(haversine_km(p1, cos_p1, near[1], entry.lat_radians, entry.cos_lat, row.lon), 1)
+            ranked.append((rank_key(now > entry.stale_after, distance, row.name), entry))
+
+    @staticmethod
+    def _figures(ranked: Ranked, search: UnitSearch, now: datetime) -> UnitFigures:
+        """A unit of the answer with its figures at `now`, as search_units gives it."""
+        (_, distance, _), entry = ranked
+        found = _figures_of(entry, now)
+        found.distance_km = distance if search.near else None
+        if search.home_area:
+            found.out_of_area = is_out_of_area(search.home_area, entry.local_to)
+        return found
 
     async def escalations(self, provider_ids: Collection[str]) -> dict[str, Escalation]:
         """Each provider's escalation, from memory when the model has them all, else from the database."""
@@ -428,6 +430,14 @@ class ReadModel:
             now = self.db.clock.now()
             return {p: escalation_of(self.providers[p], now, self.db.settings) for p in provider_ids}
         return await read_escalations(self.db, provider_ids)
+
+
+# A unit a search takes, with its place in the answer (rank_key).
+Ranked = tuple[tuple[bool, float, str], UnitEntry]
+
+
+def _figures_of(entry: UnitEntry, now: datetime) -> UnitFigures:
+    return UnitFigures(entry.row, entry.held(now), entry.occupied, now > entry.stale_after)
 
 
 def _takes(entry: UnitEntry, search: UnitSearch) -> bool:
