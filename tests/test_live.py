@@ -38,9 +38,11 @@ from capacity.notify.alerts import AlertSent, send_alerts
 from capacity.notify.channels import make_publisher
 from capacity.notify.hub import TOO_SLOW
 from capacity.notify.watch import WatchError, WatchOptions, events_url, format_frame, local_time, watch
+from support.api import Api
 from support.demo import START
 from support.live_server import WAIT, Client, LiveServer, serve
 from support.settings import settings_for
+from support.statements import Statements
 
 BANES, BRISTOL, WILTSHIRE, SOMERSET, SANDWELL = "E06000022", "E06000023", "E06000054", "E06000066", "E08000028"
 SUITE = "Bristol Place of Safety"
@@ -735,6 +737,25 @@ async def test_expiring_holds_and_stale_figures_are_alerted_once_by_two_instance
     rows = await _alert_rows(live)
     assert len(rows) == len(set(rows)) == 1 + 3 + 1 + len(first_spell)
     assert_seq_unbroken(listeners["bedmanager"])
+
+
+async def test_a_sweep_claims_only_the_units_newly_stale(api: Api) -> None:
+    """Every 5 s each instance looks for stale units: one already reminded of this stale spell is not
+    claimed again (no INSERT per stale unit per sweep, which at a national size held the write lock for
+    seconds), and a confirmation re-arms it."""
+    api.clock.advance(hours=9)  # every demo unit is stale
+    first = await send_alerts(api.db)
+    assert first > 3
+    statements = Statements(api)
+    assert await send_alerts(api.db) == 0
+    assert [s for s in statements.sent if s.lstrip().upper().startswith("INSERT")] == []
+    suite = await api.unit(SUITE)
+    confirmed = await api.put(
+        f"/api/units/{suite.id}/availability", "bedmanager", json={"open_places": 4, "status": "open"}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    api.clock.advance(hours=4, minutes=1)
+    assert await send_alerts(api.db) == 1  # the suite's new stale spell only
 
 
 async def test_s136_warnings_and_breach_are_sent_once_by_two_instances(database_url: str) -> None:

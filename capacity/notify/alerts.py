@@ -106,9 +106,28 @@ async def alert_stale_units(uow: UnitOfWork) -> int:
             for kind, minutes in windows.items()
         )
     )
+    # This stale spell's reminder was sent if one was sent after the last confirmation (which re-arms it:
+    # a reminder comes at least the kind's window after it, a confirmation at or after the last reminder).
+    # Only units without one are claimed, so a sweep costs the newly stale units, not every stale one.
+    reminded = (
+        select(AlertSent.id)
+        .where(
+            AlertSent.kind == "unit.stale", AlertSent.object_id == Unit.id, AlertSent.sent_at > Unit.last_confirmed_at
+        )
+        .exists()
+    )
+    columns = (
+        Unit.id,
+        Unit.provider_id,
+        Unit.area_code,
+        Unit.kind,
+        Unit.name,
+        Unit.last_confirmed_at,
+        Unit.last_confirmed_by,
+    )
     sent = 0
-    for unit in (await session.scalars(select(Unit).where(stale))).all():
-        # One reminder per stale episode: a confirmation moves last_confirmed_at and re-arms it.
+    for unit in (await session.execute(select(*columns).where(stale, ~reminded))).all():
+        # One reminder per stale episode, claimed by exactly one instance.
         if await claim(session, "unit.stale", unit.id, unit.last_confirmed_at.isoformat(), now):
             data = {
                 "name": unit.name,
@@ -116,7 +135,8 @@ async def alert_stale_units(uow: UnitOfWork) -> int:
                 "last_confirmed_by": unit.last_confirmed_by,
                 "stale_after_minutes": windows[unit.kind],
             }
-            uow.emit(unit_event("unit.stale", unit, now, data))
+            # A reminder changes nothing of the unit: a read model need not re-read it.
+            uow.emit(unit_event("unit.stale", unit, now, data, rereads_unit=False))
             sent += 1
     return sent
 
