@@ -7,6 +7,7 @@ Real processes: the lock holders are separate Python processes killed with SIGKI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -117,6 +118,7 @@ def test_two_workers_have_one_sweeper_and_sigterm_closes_sockets_1001(tmp_path: 
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a failed test kills the workers too
         )
     try:
         code = asyncio.run(_socket_closed_by_sigterm(f"127.0.0.1:{port}", server, log))
@@ -125,9 +127,9 @@ def test_two_workers_have_one_sweeper_and_sigterm_closes_sockets_1001(tmp_path: 
         text = log.read_text()
         assert text.count("this process is the sweeper now") == 1, text
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # the supervisor and any worker still running
+        server.wait(timeout=10)
 
 
 async def _socket_closed_by_sigterm(host: str, server: subprocess.Popen, log: Path) -> int | None:
