@@ -22,7 +22,7 @@ def test_the_region_page_updates_live_when_a_bed_manager_changes_a_figure(server
     playwright.expect(suites.locator("[data-field=available]")).to_have_text("6")
     playwright.expect(page.locator("[data-total=s136_suites_empty]")).to_have_text("2")
     awp = page.locator("section[aria-labelledby=opel-h] li")
-    playwright.expect(awp).to_contain_text("OPEL 3")
+    playwright.expect(awp).to_contain_text("OPEL 3: severe pressure")
 
     suite = unit_id(server, "Bristol Place of Safety")
     bed_manager = token(server, "bedmanager")

@@ -4,6 +4,7 @@
 // status, coalesced: at most one read in flight and one more after it, so a burst costs two reads. The
 // minutes waited move on with a read each minute. Drawn with Preact (view.js).
 import { api, connectEvents, loadCodes, londonTime, problemInWords, whoAmI } from "./common.js";
+import { opelInWords } from "./escalation.js";
 import { html, mount, plural } from "./view.js";
 
 const codes = await loadCodes();
@@ -80,7 +81,7 @@ function Escalated({ providers, stale }) {
   return html`<section class="card" aria-labelledby="opel-h"><h2 id="opel-h">Providers at OPEL 3-4</h2>
     ${stale ? html`<p class="stale">${plural(stale, "provider's level", "providers' levels")} in this region not reviewed recently (stale)</p>` : null}
     ${providers.length ? html`<ul>${providers.map((p) => html`<li key=${p.provider_id} data-provider=${p.provider_id}>
-      ${p.name}: <span class="badge bad">OPEL ${p.escalation_level}</span> declared ${londonTime(p.escalation_at)}
+      ${p.name}: <span class="badge bad">${opelInWords(p.escalation_level)}</span> declared ${londonTime(p.escalation_at)}
       ${p.escalation_stale ? html` <span class="stale">(stale)</span>` : null}
     </li>`)}</ul>` : html`<p class="empty">None</p>`}
   </section>`;
