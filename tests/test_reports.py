@@ -25,6 +25,7 @@ from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Area, AvailabilityDeclaration, Provider, Unit, UnmetDemand
 from capacity.codes import ACUTE_KINDS, OapReason, values
 from capacity.db.base import new_id
+from capacity.reports import s136
 from capacity.reports.common import Count, disclosed, exposed, protect
 from capacity.reports.out_of_area import DISTANCE_BANDS, LENGTH_BANDS
 from support.api import Api, assert_problem
@@ -714,6 +715,114 @@ async def test_s136_figures(reports: Api, monkeypatch: pytest.MonkeyPatch) -> No
     assert equality["placements"]["total"] == "*"
 
 
+async def test_s136_detentions_are_the_episodes_whose_clock_started_in_the_period(
+    reports: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: the report reads the period's episodes (and a person's earlier ones), never all history,
+    in one statement, and each episode with all its legs: one that began in February and went on into
+    March is February's; one whose clock started on March 31 is March's, with its legs that ended in April
+    or began there."""
+    api = reports
+    suite = await api.unit("Bristol Place of Safety")
+
+    def at_ed(n: int, detained: str, ended: str, outcome: str, episode: Episode) -> S136Detention:
+        """The episode's first leg, at an emergency department."""
+        return S136Detention(
+            id=episode.id,
+            episode=episode,
+            place_type="emergency_department",
+            detained_at=t(detained),
+            ended_at=t(ended),
+            outcome=outcome,
+            created_by="test",
+            created_at=t(detained),
+            **person(n),
+        )
+
+    def episode(clock: str, ended: str, outcome: str, legs: int) -> Episode:
+        return Episode(
+            id=new_id(), legal_basis="s136", clock_started_at=t(clock), deadline=t(clock) + timedelta(hours=24),
+            legs=legs, ended_at=t(ended), outcome=outcome,
+        )  # fmt: skip
+
+    def at_suite(n: int, started: str, ended: str, outcome: str, of: Episode, first: bool = False) -> Placement:
+        leg = {"id": of.id} if first else {}
+        columns = placement_columns(suite, t(started), person(n), legal_basis="s136", ended_at=t(ended))
+        return Placement(**{**columns, **leg, "outcome": outcome, "episode": of})
+
+    # A: Saturday Feb 28 22:00 GMT at an emergency department, then the suite from 03:30 on March 1 to 10:00.
+    a = episode("2026-02-28T22:00", "2026-03-01T10:00", "discharged", legs=2)
+    # B: the same person on Tuesday March 10, 12:00-18:00 GMT at an emergency department: a repeat of A.
+    b = episode("2026-03-10T12:00", "2026-03-10T18:00", "discharged", legs=1)
+    # C: 22:30 BST on Tuesday March 31 at an emergency department until 03:00 BST on April 1, then the suite
+    # from 03:30 BST to 13:00 BST: March's, with both legs, the second begun and both ended in April.
+    c = episode("2026-03-31T21:30", "2026-04-01T12:00", "detained_s2", legs=2)
+    # D: the clock started at 23:00 BST on March 31 (the constable kept the person there); arrival at the
+    # suite at 01:30 BST on April 1, until 09:00 BST: March's, by its clock.
+    d = episode("2026-03-31T22:00", "2026-04-01T08:00", "discharged", legs=1)
+    await add(
+        api,
+        at_ed(0, "2026-02-28T22:00", "2026-03-01T03:00", "transferred", a),
+        at_suite(0, "2026-03-01T03:30", "2026-03-01T10:00", "discharged", a),
+        at_ed(0, "2026-03-10T12:00", "2026-03-10T18:00", "discharged", b),
+        at_ed(1, "2026-03-31T21:30", "2026-04-01T02:00", "transferred", c),
+        at_suite(1, "2026-04-01T02:30", "2026-04-01T12:00", "detained_s2", c),
+        at_suite(2, "2026-04-01T00:30", "2026-04-01T08:00", "discharged", d, first=True),
+    )
+    api.clock.set(t("2026-04-15T12:00"))
+    monkeypatch.setattr(Count, "shown", property(lambda count: count.value))
+    monkeypatch.setattr(s136, "disclosed", lambda count: count)
+    statements = Statements(api)
+    march = await report(api, "s136", f"{MARCH}&area={BANES}")
+    assert len(statements.naming("detention_episodes")) == 1, statements.sent
+    assert {k: v for k, v in march["totals"].items() if v} == {
+        "detentions": 3,
+        "ended": 3,
+        "out_of_hours": 2,  # C and D
+        "out_of_hours_share": round(2 / 3, 4),
+        "repeat_detentions": 1,  # B
+        "repeat_share": round(1 / 3, 4),
+        "transfers": 1,
+        "transferred": 1,
+        "no_further_action": 2,
+        "no_further_action_share": round(2 / 3, 4),
+    }
+    assert {k: v for k, v in march["by_place_of_safety"].items() if v} == {
+        "health_based_place_of_safety": 1,
+        "emergency_department": 2,
+    }
+    # Durations 6 (B), 10 (D) and 14.5 (C) hours; C reached the suite 5 hours after its clock started;
+    # hours in an emergency department: C 4.5, B 6.
+    assert march["duration_hours"] == {"ended": 3, "median": 10.0, "p90": 14.5}
+    assert march["to_health_based_place_of_safety"] == {"measured": 1, "median_minutes": 300.0, "p90_minutes": 300.0}
+    assert march["emergency_department_hours"] == {"measured": 2, "median": 4.5, "p90": 6.0}
+    assert {k: v for k, v in march["outcomes"].items() if v} == {"discharged": 2, "detained_s2": 1}
+
+    february = await report(api, "s136", f"from=2026-02-01&to=2026-02-28&area={BANES}")
+    assert {k: v for k, v in february["totals"].items() if v} == {
+        "detentions": 1,
+        "ended": 1,
+        "out_of_hours": 1,
+        "out_of_hours_share": 1.0,
+        "transfers": 1,
+        "transferred": 1,
+        "no_further_action": 1,
+        "no_further_action_share": 1.0,
+    }
+    assert february["to_health_based_place_of_safety"] == {
+        "measured": 1,
+        "median_minutes": 330.0,
+        "p90_minutes": 330.0,
+    }
+    assert february["emergency_department_hours"] == {"measured": 1, "median": 5.0, "p90": 5.0}
+    # The equality report counts the same detentions, in one statement with the period's placements.
+    statements = Statements(api)
+    equality = await report(api, "equality", f"{MARCH}&area={BANES}")
+    assert len(statements.naming("detention_episodes")) == 1, statements.sent
+    assert equality["detentions"]["total"] == 3
+    assert equality["placements"]["total"] == 1  # A's suite leg: D's and C's began in April
+
+
 # --- capacity ---------------------------------------------------------------------------------------
 
 
@@ -818,6 +927,19 @@ async def test_capacity_figures(reports: Api) -> None:
     }
     assert {k: v for k, v in body["unmet_demand_by_hour"].items() if v} == {"00": 1, "02": 1, "10": 1, "18": 1}
     assert len(body["unmet_demand_by_hour"]) == 24
+
+
+async def test_each_report_reads_its_figures_in_one_statement_and_capacity_in_two(reports: Api) -> None:
+    """Issue 15: a report's figures are read in one statement (the capacity report's in two: nights per
+    unit, kind and in all; holds and unmet demand), whichever the period."""
+    api = reports
+    names = ("placements", "detention_episodes", "holds", "unmet_demand", "availability_declarations")
+    for name, reads in (("out-of-area", 1), ("s136", 1), ("equality", 1), ("capacity", 2)):
+        for period in (MARCH, "from=2026-02-01&to=2026-02-28"):
+            statements = Statements(api)
+            await report(api, name, f"{period}&area={BANES}")
+            read = [s for s in statements.sent if any(table in s for table in names)]
+            assert len(read) == reads, (name, read)
 
 
 # --- equality and suppression ----------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What every report shares: its period and areas, filters, turning database numbers into JSON ones, codes
-only out of the database (`coded`), and disclosure control (`Count`, `protect`)."""
+only out of the database (`coded`), counts read in one statement (`figure`, `read_figures`), and disclosure
+control (`Count`, `protect`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,32 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, SupportsFloat, SupportsInt
 
-from sqlalchemy import ColumnElement, Label, SQLColumnExpression, case, literal, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    CompoundSelect,
+    Date,
+    Float,
+    Label,
+    Row,
+    Select,
+    SQLColumnExpression,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    true,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.codes import Ethnicity, PersonSex, values
-from capacity.reports.sql import london_date_of, london_midnight
+from capacity.db.base import UTCDateTime
+from capacity.reports.sql import date_value, london_date_of, london_midnight, nearest_rank
 
 
 @dataclass(frozen=True)
@@ -40,12 +63,17 @@ class ReportQuery:
         today = london_date_of(self.now - timedelta(microseconds=1))
         return min(self.last + timedelta(days=1), max(today, self.first))
 
-    def in_areas(self, column: SQLColumnExpression[str | None]) -> ColumnElement[bool]:
-        return true() if self.areas is None else column.in_(self.areas)
-
-    def in_period(self, column: SQLColumnExpression[datetime | None]) -> ColumnElement[bool]:
-        """The instant falls on a local date of the period."""
-        return (column >= self.start) & (column < self.end)
+    def bound(self, **more: Any) -> dict[str, Any]:
+        """The values of `Period`'s bind parameters for this report (and `more` of the report's own)."""
+        return {
+            "period_start": self.start,
+            "period_end": self.end,
+            "period_first": self.first,
+            "nights_after": self.nights_after,
+            "now": self.now,
+            "areas": list(self.areas or ()),
+            **more,
+        }
 
     def parameters(self, report: str) -> dict[str, str]:
         return {
@@ -56,6 +84,30 @@ class ReportQuery:
             "time_zone": "Europe/London",
             "generated_at": self.now.isoformat(),
         }
+
+
+class Period:
+    """A report's period, areas and clock as SQL bind parameters, the values of which a run gives
+    (`ReportQuery.bound`). A report's statement is made from a Period once, for one list of areas or for
+    all (`functools.cache`), and never sees a ReportQuery: making a statement of a report's size costs
+    more Python than the database takes to run it, and no value of one run can stay in it for the next."""
+
+    start = bindparam("period_start", type_=UTCDateTime())  # local midnight starting the first date
+    end = bindparam("period_end", type_=UTCDateTime())  # local midnight after the last date
+    now = bindparam("now", type_=UTCDateTime())
+    first = date_value(bindparam("period_first", type_=Date()))  # the first local date
+    nights_after = date_value(bindparam("nights_after", type_=Date()))  # `ReportQuery.nights_after`
+    _areas: BindParameter[list[str]] = bindparam("areas", expanding=True)
+
+    def __init__(self, all_areas: bool) -> None:
+        self.all_areas = all_areas
+
+    def in_areas(self, column: SQLColumnExpression[str | None]) -> ColumnElement[bool]:
+        return true() if self.all_areas else column.in_(self._areas)
+
+    def in_period(self, column: SQLColumnExpression[datetime | None]) -> ColumnElement[bool]:
+        """The instant falls on a local date of the period."""
+        return (column >= self.start) & (column < self.end)
 
 
 def integer(value: SupportsInt | None) -> int:
@@ -114,6 +166,75 @@ def coded(column: SQLColumnExpression[str | None], codes: Iterable[str], otherwi
     """The column's value when it is one of `codes`, else `otherwise`: whatever a column holds, only a
     code ever leaves the database into a report (no free text about a person, by construction)."""
     return case((column.in_(list(codes)), column), else_=literal(otherwise))
+
+
+# --- figures: many counts of the same rows in one statement -------------------------------------------
+#
+# A report that counts the same rows many ways (totals, breakdowns, percentiles) reads them all as rows of
+# one UNION ALL over a CTE of those rows, which each engine computes once: every row is a `figure`,
+# (section, key, n, median, p90), e.g. ('by_sex', 'female', 3, NULL, NULL) or ('duration_hours', NULL,
+# 5, 11.0, 28.0). The NULLs are typed: PostgreSQL types a UNION's columns pairwise, left to right.
+
+MEDIAN, P90 = (1, 2), (9, 10)
+Figures = dict[str, dict[Any, Row[Any]]]
+
+
+def figure(
+    section: str,
+    n: ColumnElement[Any],
+    key: str | ColumnElement[Any] | None = None,
+    median: ColumnElement[Any] | None = None,
+    p90: ColumnElement[Any] | None = None,
+) -> Select[Any]:
+    """One row of figures: a count `n` in `section`, under `key` (a name, or a grouping column)."""
+    if isinstance(key, str):
+        key = literal_column(f"'{key}'", String)
+    return select(
+        literal_column(f"'{section}'", String).label("section"),
+        (cast(null(), String) if key is None else key).label("key"),
+        n.label("n"),
+        (cast(null(), Float) if median is None else median).label("median"),
+        (cast(null(), Float) if p90 is None else p90).label("p90"),
+    )
+
+
+def breakdown(section: str, column: SQLColumnExpression[Any], keys: tuple[str, ...], otherwise: str) -> Select[Any]:
+    """The rows counted by each code of `column` (a value outside `keys` counted as `otherwise`)."""
+    key = coded(column, keys, otherwise)
+    return figure(section, func.count(), key).group_by(key)
+
+
+def percentiles(section: str, values: Select[Any]) -> Select[Any]:
+    """How many values the single column of `values` has (NULLs left out), their median and 90th percentile."""
+    ranks = nearest_rank(values, MEDIAN, P90).subquery()
+    n, median, p90 = ranks.c
+    return figure(section, n, median=median, p90=p90)
+
+
+async def read_figures(session: AsyncSession, statement: CompoundSelect[Any], values: dict[str, Any]) -> Figures:
+    """The figures of a UNION ALL of `figure` rows, by section and key."""
+    found: Figures = {}
+    for row in (await session.execute(statement, values)).all():
+        found.setdefault(row.section, {})[row.key] = row
+    return found
+
+
+def counted(figures: Figures, section: str, keys: tuple[str, ...]) -> dict[str, Count]:
+    """One count per code of a section, in the codes' order (0 for a code no row has)."""
+    found = figures.get(section, {})
+    return {key: Count(found[key].n if key in found else 0) for key in keys}
+
+
+def person_figures(source: Any, prefix: str = "") -> list[Select[Any]]:
+    """The breakdowns of people by ethnic category, sex and age band, of a source with `person_bands`."""
+    return [
+        breakdown(prefix + name, source.c[column], keys, keys[-1]).select_from(source)
+        for name, column, keys in PERSON_BREAKDOWNS
+    ]
+
+
+def person_counts(figures: Figures, prefix: str = "") -> dict[str, dict[str, Count]]:
+    return {name: counted(figures, prefix + name, keys) for name, _, keys in PERSON_BREAKDOWNS}
 
 
 # --- disclosure control --------------------------------------------------------------------------------

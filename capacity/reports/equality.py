@@ -13,22 +13,33 @@ figures and neither undoes the other's "*".
 
 from __future__ import annotations
 
-from sqlalchemy import Subquery, func, select
+from functools import cache
+from typing import Any
+
+from sqlalchemy import CompoundSelect, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capacity.booking.placements.models import Placement
-from capacity.reports.common import PERSON_BREAKDOWNS, Count, ReportQuery, coded, person_bands, protect
-from capacity.reports.s136 import detention_counts
+from capacity.reports.common import (
+    Count,
+    Figures,
+    Period,
+    ReportQuery,
+    figure,
+    person_bands,
+    person_counts,
+    person_figures,
+    protect,
+    read_figures,
+)
+from capacity.reports.s136 import detention_counts, detention_figures, period_detentions
 
 
-async def _placement_counts(session: AsyncSession, placed: Subquery) -> tuple[Count, dict[str, dict[str, Count]]]:
-    total = Count((await session.execute(select(func.count()).select_from(placed))).scalar_one())
-    breakdowns: dict[str, dict[str, Count]] = {}
-    for name, column, keys in PERSON_BREAKDOWNS:
-        key = coded(placed.c[column], keys, keys[-1])
-        found: dict[str, int] = dict((await session.execute(select(key, func.count()).group_by(key))).all())
-        breakdowns[name] = {k: Count(found.get(k)) for k in keys}
-        total.split(breakdowns[name].values())
+def _placement_counts(figures: Figures) -> tuple[Count, dict[str, dict[str, Count]]]:
+    total = Count(figures["placements"]["total"].n)
+    breakdowns = person_counts(figures, "placements_")
+    for cells in breakdowns.values():
+        total.split(cells.values())
     protect(total)
     return total, breakdowns
 
@@ -40,14 +51,27 @@ def _published(total: Count, breakdowns: dict[str, dict[str, Count]]) -> dict:
     }
 
 
-async def equality_report(session: AsyncSession, q: ReportQuery, ambulance_standard_minutes: int) -> dict:
-    detentions = await detention_counts(session, q, ambulance_standard_minutes)
+@cache
+def _statement(all_areas: bool) -> CompoundSelect[Any]:
+    """Both populations' counts in one statement (`capacity.reports.common.Period`)."""
+    p = Period(all_areas)
     placed = (
         select(*person_bands(Placement.person_age, Placement.person_sex, Placement.person_ethnicity))
-        .where(q.in_areas(Placement.home_area), q.in_period(Placement.started_at))
-        .subquery("placed")
+        .where(p.in_areas(Placement.home_area), p.in_period(Placement.started_at))
+        .cte("placed")
     )
+    return union_all(
+        *detention_figures(period_detentions(p)),
+        figure("placements", func.count(), "total").select_from(placed),
+        *person_figures(placed, "placements_"),
+    )
+
+
+async def equality_report(session: AsyncSession, q: ReportQuery, ambulance_standard_minutes: int) -> dict:
+    bound = q.bound(ambulance_standard_minutes=ambulance_standard_minutes)
+    figures = await read_figures(session, _statement(q.areas is None), bound)
+    detentions = detention_counts(figures)
     return {
         "detentions": _published(detentions.total, detentions.people),
-        "placements": _published(*await _placement_counts(session, placed)),
+        "placements": _published(*_placement_counts(figures)),
     }

@@ -12,11 +12,32 @@
   ended in an arrival; median and 90th percentile, nearest rank.
 - unmet demand: holds refused for want of a place and searches that found nothing, recorded for people
   from the areas, by kind (`any` when the search named none), by source and by local hour of the day.
+
+Two statements, each made once (`capacity.reports.common.Period`): the nights of each unit (computed once,
+in a CTE) with their sums per kind and in all; and the holds and unmet demand of the period.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Row, Subquery, and_, case, func, literal, or_, select
+from functools import cache
+
+from sqlalchemy import (
+    CompoundSelect,
+    Label,
+    Row,
+    String,
+    Subquery,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -24,40 +45,47 @@ from capacity.booking.holds.models import Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import AvailabilityDeclaration, Unit, UnmetDemand
 from capacity.codes import KINDS, HoldStatus, UnmetDemandSource, values
-from capacity.reports.common import ReportQuery, coded, integer, number, ratio
+from capacity.reports.common import (
+    Period,
+    ReportQuery,
+    coded,
+    figure,
+    integer,
+    number,
+    percentiles,
+    ratio,
+    read_figures,
+)
 from capacity.reports.sql import (
     days_between,
     greatest,
     least,
     london_date,
     london_hour,
-    nearest_rank,
     nights_in,
     seconds_between,
-    sql_date,
     total,
 )
 
 HOLD_STATUSES = values(HoldStatus)
-MEDIAN, P90 = (1, 2), (9, 10)
 
 
-def _occupied(q: ReportQuery) -> Subquery:
-    nights = nights_in(Placement.started_at, Placement.ended_at, q.first, q.nights_after)
+def _occupied(p: Period) -> Subquery:
+    nights = nights_in(Placement.started_at, Placement.ended_at, p.first, p.nights_after)
     return (
         select(Placement.unit_id.label("unit_id"), total(nights).label("nights"))
         .join(Unit, Unit.id == Placement.unit_id)
         .where(
-            q.in_areas(Unit.area_code),
-            Placement.started_at < q.end,
-            or_(Placement.ended_at.is_(None), Placement.ended_at >= q.start),
+            p.in_areas(Unit.area_code),
+            Placement.started_at < p.end,
+            or_(Placement.ended_at.is_(None), Placement.ended_at >= p.start),
         )
         .group_by(Placement.unit_id)
         .subquery("occupied")
     )
 
 
-def _open(q: ReportQuery) -> Subquery:
+def _open(p: Period) -> Subquery:
     d = AvailabilityDeclaration
     declared_on = london_date(d.declared_at)
     # Only the declarations that can be in force in the period: each unit's last one made before it, and
@@ -66,7 +94,7 @@ def _open(q: ReportQuery) -> Subquery:
     earlier = aliased(AvailabilityDeclaration)
     last_before = (
         select(func.max(earlier.declared_at))
-        .where(earlier.unit_id == Unit.id, earlier.declared_at < q.start)
+        .where(earlier.unit_id == Unit.id, earlier.declared_at < p.start)
         .scalar_subquery()
     )
     history = (
@@ -78,15 +106,14 @@ def _open(q: ReportQuery) -> Subquery:
         )
         .join(Unit, Unit.id == d.unit_id)
         .where(
-            q.in_areas(Unit.area_code),
-            d.declared_at < q.end,
-            d.declared_at >= func.coalesce(last_before, q.start),
+            p.in_areas(Unit.area_code),
+            d.declared_at < p.end,
+            d.declared_at >= func.coalesce(last_before, p.start),
         )
         .cte("declared")
     )
-    after = sql_date(q.nights_after, "after_last")
-    first = greatest(history.c.first_night, sql_date(q.first, "first_night"))
-    last = least(func.coalesce(history.c.next_night, after), after)
+    first = greatest(history.c.first_night, p.first)
+    last = least(func.coalesce(history.c.next_night, p.nights_after), p.nights_after)
     nights = greatest(days_between(first, last), 0)
     return (
         select(history.c.unit_id, total(nights * history.c.places).label("nights"))
@@ -103,83 +130,106 @@ def _occupancy(row: Row) -> dict:
     }
 
 
-async def capacity_report(session: AsyncSession, q: ReportQuery) -> dict:
-    occupied, open_ = _occupied(q), _open(q)
-    occupied_nights = func.coalesce(occupied.c.nights, 0)
-    open_nights = func.coalesce(open_.c.nights, 0)
+@cache
+def _unit_nights(all_areas: bool) -> CompoundSelect:
+    """Occupied and open-place nights per unit standing in the areas, per kind and in all, in one statement
+    (each unit's nights computed once, in a CTE): rows of `section` unit (by name, then id), kind (by kind)
+    and all."""
+    p = Period(all_areas)
+    occupied, open_ = _occupied(p), _open(p)
     units = (
         select(
-            Unit.id, Unit.name, Unit.kind, Unit.area_code, occupied_nights.label("occupied"), open_nights.label("open")
+            Unit.id,
+            Unit.name,
+            Unit.kind,
+            Unit.area_code,
+            func.coalesce(occupied.c.nights, 0).label("occupied"),
+            func.coalesce(open_.c.nights, 0).label("open"),
         )
         .outerjoin(occupied, occupied.c.unit_id == Unit.id)
         .outerjoin(open_, open_.c.unit_id == Unit.id)
-        .where(q.in_areas(Unit.area_code))
-        .subquery("unit_nights")
+        .where(p.in_areas(Unit.area_code))
+        .cte("unit_nights")
     )
-    by_unit = (await session.execute(select(units).order_by(units.c.name, units.c.id))).all()
-    by_kind = (
-        await session.execute(
-            select(units.c.kind, total(units.c.occupied).label("occupied"), total(units.c.open).label("open"))
-            .group_by(units.c.kind)
-            .order_by(units.c.kind)
-        )
-    ).all()
-    overall = (
-        await session.execute(select(total(units.c.occupied).label("occupied"), total(units.c.open).label("open")))
-    ).one()
 
+    c = units.c
+
+    def section(name: str) -> Label[str]:
+        return literal_column(f"'{name}'", String).label("section")
+
+    none = cast(null(), String)  # typed: PostgreSQL types a UNION's columns pairwise, left to right
+    occupied_sum, open_sum = total(c.occupied), total(c.open)
+    return union_all(
+        select(section("unit"), c.name, c.id, c.kind, c.area_code, c.occupied, c.open),
+        select(section("kind"), none, none, c.kind, none, occupied_sum, open_sum).group_by(c.kind),
+        select(section("all"), none, none, none, none, occupied_sum, open_sum),
+    ).order_by("section", "name", "id", "kind")
+
+
+@cache
+def _holds_and_unmet_demand(all_areas: bool) -> CompoundSelect:
+    p = Period(all_areas)
     holds = (
         select(
             case(
-                (and_(Hold.status == "held", Hold.expires_at <= q.now), literal("expired")),
+                (and_(Hold.status == "held", Hold.expires_at <= p.now), literal("expired")),
                 else_=coded(Hold.status, HOLD_STATUSES, "held"),
             ).label("status"),
             case((Hold.status == "arrived", seconds_between(Hold.created_at, Hold.ended_at) / 60.0)).label(
                 "to_arrival_minutes"
             ),
         )
-        .where(q.in_areas(Hold.home_area), q.in_period(Hold.created_at))
-        .subquery("period_holds")
+        .where(p.in_areas(Hold.home_area), p.in_period(Hold.created_at))
+        .cte("period_holds")
     )
-    outcomes: dict[str, int] = dict(
-        (await session.execute(select(holds.c.status, func.count()).group_by(holds.c.status))).all()
-    )
-    to_arrival = (await session.execute(nearest_rank(select(holds.c.to_arrival_minutes), MEDIAN, P90))).one()
-
     unmet = (
         select(
             UnmetDemand.source.label("source"),
             func.coalesce(UnmetDemand.kind, "any").label("kind"),
-            london_hour(UnmetDemand.at).label("hour"),
+            cast(london_hour(UnmetDemand.at), String).label("hour"),
         )
-        .where(q.in_areas(UnmetDemand.home_area), q.in_period(UnmetDemand.at))
-        .subquery("unmet")
+        .where(p.in_areas(UnmetDemand.home_area), p.in_period(UnmetDemand.at))
+        .cte("unmet")
     )
-    unmet_sources: dict[str, int] = dict(
-        (await session.execute(select(unmet.c.source, func.count()).group_by(unmet.c.source))).all()
-    )
-    unmet_kinds: dict[str, int] = dict(
-        (await session.execute(select(unmet.c.kind, func.count()).group_by(unmet.c.kind))).all()
-    )
-    unmet_hours: dict[int, int] = dict(
-        (await session.execute(select(unmet.c.hour, func.count()).group_by(unmet.c.hour))).all()
+    return union_all(
+        figure("hold_outcomes", func.count(), holds.c.status).group_by(holds.c.status),
+        percentiles("hold_to_arrival_minutes", select(holds.c.to_arrival_minutes)),
+        *(
+            figure(f"unmet_{name}", func.count(), unmet.c[name]).group_by(unmet.c[name])
+            for name in ("source", "kind", "hour")
+        ),
     )
 
+
+async def capacity_report(session: AsyncSession, q: ReportQuery) -> dict:
+    nights: dict[str, list[Row]] = {"unit": [], "kind": [], "all": []}
+    bound = q.bound()
+    for row in (await session.execute(_unit_nights(q.areas is None), bound)).all():
+        nights[row.section].append(row)
+    figures = await read_figures(session, _holds_and_unmet_demand(q.areas is None), bound)
+    outcomes = {status: row.n for status, row in figures.get("hold_outcomes", {}).items()}
+    to_arrival = figures["hold_to_arrival_minutes"][None]
+    unmet_sources, unmet_kinds = (
+        {key: row.n for key, row in figures.get(f"unmet_{name}", {}).items()} for name in ("source", "kind")
+    )
+    unmet_hours = {int(hour): row.n for hour, row in figures.get("unmet_hour", {}).items()}
+
+    (overall,) = nights["all"]
     return {
         "occupancy": _occupancy(overall),
         "by_unit": [
             {"unit_id": row.id, "name": row.name, "kind": row.kind, "area_code": row.area_code, **_occupancy(row)}
-            for row in by_unit
+            for row in nights["unit"]
         ],
-        "by_kind": [{"kind": row.kind, **_occupancy(row)} for row in by_kind],
+        "by_kind": [{"kind": row.kind, **_occupancy(row)} for row in nights["kind"]],
         "hold_outcomes": {
             "created": sum(integer(n) for n in outcomes.values()),
             **{status: integer(outcomes.get(status)) for status in HOLD_STATUSES},
         },
         "hold_to_arrival_minutes": {
-            "arrived": integer(to_arrival[0]),
-            "median": number(to_arrival[1], 1),
-            "p90": number(to_arrival[2], 1),
+            "arrived": integer(to_arrival.n),
+            "median": number(to_arrival.median, 1),
+            "p90": number(to_arrival.p90, 1),
         },
         "unmet_demand": {
             "total": sum(integer(n) for n in unmet_sources.values()),

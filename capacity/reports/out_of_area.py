@@ -17,16 +17,18 @@ organisation). For the period (local dates `from`..`to`):
   band including its lower bound (`25-50` is 25 <= d < 50).
 
 Every figure is aggregated in one CTE of the OAPs that overlap the period, grouped per breakdown, all in one
-statement (a UNION ALL over the CTE, which both engines read once).
+statement (a UNION ALL over the CTE, which both engines read once), made once (`capacity.reports.common.Period`).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     CTE,
     ColumnElement,
+    CompoundSelect,
     Label,
     Row,
     Select,
@@ -44,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Area, Provider, Unit
 from capacity.codes import ACUTE_KINDS, INAPPROPRIATE_OAP_REASON, OapReason, values
-from capacity.reports.common import ReportQuery, banded, coded, integer, money, ratio
+from capacity.reports.common import Period, ReportQuery, banded, coded, integer, money, ratio
 from capacity.reports.sql import nights_in, stay_nights, total
 
 INAPPROPRIATE = INAPPROPRIATE_OAP_REASON.value
@@ -56,9 +58,9 @@ LENGTH_BANDS = ("1-7", "8-14", "15-30", "31-90", "91+")
 DISTANCE_BANDS = ("<25", "25-50", "50-100", "100-200", "200-300", "300+")
 
 
-def _oaps(q: ReportQuery) -> CTE:
+def _oaps(p: Period) -> CTE:
     """One row per OAP that overlaps the period, with its measures for the period."""
-    nights = nights_in(Placement.started_at, Placement.ended_at, q.first, q.nights_after)
+    nights = nights_in(Placement.started_at, Placement.ended_at, p.first, p.nights_after)
     length = stay_nights(Placement.started_at, Placement.ended_at)
     distance = Placement.distance_km
     return (
@@ -70,9 +72,9 @@ def _oaps(q: ReportQuery) -> CTE:
             Provider.name.label("provider_name"),
             Provider.sector.label("sector"),
             Unit.kind.label("kind"),
-            case((q.in_period(Placement.started_at), 1), else_=0).label("started"),
-            case((q.in_period(Placement.ended_at), 1), else_=0).label("ended"),
-            case((or_(Placement.ended_at.is_(None), Placement.ended_at > q.end), 1), else_=0).label("active"),
+            case((p.in_period(Placement.started_at), 1), else_=0).label("started"),
+            case((p.in_period(Placement.ended_at), 1), else_=0).label("ended"),
+            case((or_(Placement.ended_at.is_(None), Placement.ended_at > p.end), 1), else_=0).label("active"),
             nights.label("nights"),
             (nights * Placement.daily_cost).label("cost"),
             case((Provider.sector == "private", nights), else_=0).label("private_nights"),
@@ -90,9 +92,9 @@ def _oaps(q: ReportQuery) -> CTE:
         .where(
             Placement.out_of_area.is_(True),
             Unit.kind.in_(sorted(ACUTE_KINDS)),
-            q.in_areas(Placement.home_area),
-            Placement.started_at < q.end,
-            or_(Placement.ended_at.is_(None), Placement.ended_at >= q.start),
+            p.in_areas(Placement.home_area),
+            Placement.started_at < p.end,
+            or_(Placement.ended_at.is_(None), Placement.ended_at >= p.start),
         )
         .cte("oap")
     )
@@ -143,21 +145,31 @@ def _figures(row: Row, prefix: str = "") -> dict:
     return {name: (money if name == "cost" else integer)(getattr(row, prefix + name)) for name in MEASURES}
 
 
+@cache
+def _totals(all_areas: bool) -> Select:
+    return _grouped(_oaps(Period(all_areas)), "totals")
+
+
+@cache
+def _report(all_areas: bool) -> CompoundSelect:
+    """Every breakdown of the one CTE, as one UNION ALL sorted by breakdown and keys (so each breakdown's
+    rows come in the order its keys sort in on the engine)."""
+    oap = _oaps(Period(all_areas))
+    return union_all(*(_grouped(oap, name) for name in BREAKDOWNS)).order_by(
+        "breakdown", *(f"k{i}" for i in range(KEYS))
+    )
+
+
 async def out_of_area_totals(session: AsyncSession, q: ReportQuery) -> dict:
     """The report's `totals` and `inappropriate` figures alone (one query): what the monthly trend shows."""
-    totals = (await session.execute(_grouped(_oaps(q), "totals"))).one()
+    totals = (await session.execute(_totals(q.areas is None), q.bound())).one()
     return {"totals": _figures(totals), "inappropriate": _figures(totals, "inappropriate_")}
 
 
 async def out_of_area_report(session: AsyncSession, q: ReportQuery) -> dict:
-    """The whole report in one statement: every breakdown of the one CTE, as one UNION ALL sorted by
-    breakdown and keys (so each breakdown's rows come in the order its keys sort in on the engine)."""
-    oap = _oaps(q)
-    stmt = union_all(*(_grouped(oap, name) for name in BREAKDOWNS)).order_by(
-        "breakdown", *(f"k{i}" for i in range(KEYS))
-    )
+    """The whole report in one statement (`_report`)."""
     rows: dict[str, list[Row]] = {name: [] for name in BREAKDOWNS}
-    for row in (await session.execute(stmt)).all():
+    for row in (await session.execute(_report(q.areas is None), q.bound())).all():
         rows[row.breakdown].append(row)
 
     (totals,) = rows["totals"]

@@ -24,6 +24,10 @@ place of safety (a placement at a 136 suite is `health_based_place_of_safety`, a
   28 February); only counts leave the database;
 - out of hours: the clock started outside Monday to Friday 09:00-17:00 local time (17:00 is out of hours).
 
+The report is one statement (made once, `capacity.reports.common.Period`): a CTE of the period's
+detentions, found from the episodes whose clock started in the period (never from all of an area's
+history), and a UNION ALL of every figure over it (`figure`). The equality report counts the same CTE.
+
 Disclosure control (`capacity.reports.common`): every count here is of the same people the equality
 report breaks down by ethnicity, sex and age band, and under 18 is itself an age band; any exact count
 of them (by place, by conveyance, by outcome) would give away the total those breakdowns add up to. So
@@ -36,10 +40,28 @@ as `other` (or `not_recorded`), never shown.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import CTE, SQLColumnExpression, case, exists, func, literal, or_, select, union_all
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    CompoundSelect,
+    Exists,
+    Integer,
+    Select,
+    SQLColumnExpression,
+    Subquery,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -49,18 +71,25 @@ from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import Unit
 from capacity.codes import ConveyanceMode, Outcome, PlaceType, PoliceVehicleReason, UnitKind, values
 from capacity.reports.common import (
-    PERSON_BREAKDOWNS,
     Count,
+    Figures,
+    Period,
     ReportQuery,
-    coded,
+    breakdown,
+    counted,
     disclosed,
+    figure,
     integer,
     number,
+    percentiles,
     person_bands,
+    person_counts,
+    person_figures,
     protect,
+    read_figures,
     share,
 )
-from capacity.reports.sql import count_if, london_hour, london_isodow, nearest_rank, seconds_between, year_before
+from capacity.reports.sql import count_if, london_hour, london_isodow, seconds_between, year_before
 
 # A placement's place of safety is one of the first two (by its unit's kind), a detention's its place type.
 PLACES = ("health_based_place_of_safety", "other_health_setting", *values(PlaceType))
@@ -68,22 +97,20 @@ MODES = (*values(ConveyanceMode), "not_recorded")
 # An episode's outcome is never `transferred` (that ends a leg, not the episode).
 OUTCOMES = (*(o for o in values(Outcome) if o != Outcome.TRANSFERRED), "not_recorded", "ongoing")
 REASONS = (*values(PoliceVehicleReason), "not_recorded")
-MEDIAN, P90 = (1, 2), (9, 10)
+AMBULANCE_STANDARD = bindparam("ambulance_standard_minutes", type_=Integer())
 
 
-def _all_detentions(q: ReportQuery) -> CTE:
-    """Every episode of the areas whose clock started in the period or the year (and a day) before it:
-    the period's detentions and those that can make them repeats."""
-    since = q.start - timedelta(days=367)
+def _first_legs(p: Period) -> Subquery:
+    """The first leg of each episode whose clock started in the period, of a person from the areas: a
+    placement at a unit or a detention elsewhere, whose id is the episode's. Found from the period's
+    episodes (ix_detention_episodes_clock_started_at), never from all of an area's history."""
     ambulance = Conveyance.mode == ConveyanceMode.AMBULANCE.value
     first_placements = (
         select(
-            Placement.detention_id.label("episode_id"),
+            Episode.id.label("episode_id"),
             Placement.home_area,
             Placement.person_ref,
-            Placement.person_age.label("age"),
-            Placement.person_sex.label("sex"),
-            Placement.person_ethnicity.label("ethnicity"),
+            *person_bands(Placement.person_age, Placement.person_sex, Placement.person_ethnicity),
             case(
                 (Unit.kind == UnitKind.S136_SUITE.value, literal("health_based_place_of_safety")),
                 else_=literal("other_health_setting"),
@@ -93,121 +120,166 @@ def _all_detentions(q: ReportQuery) -> CTE:
             case((ambulance, Conveyance.requested_at)).label("ambulance_requested_at"),
             case((ambulance, Conveyance.at_scene_at)).label("ambulance_at_scene_at"),
         )
-        .select_from(Placement)
+        .select_from(Episode)
+        .join(Placement, Placement.id == Episode.id)
         .join(Unit, Unit.id == Placement.unit_id)
         .outerjoin(Conveyance, Conveyance.hold_id == Placement.hold_id)
-        .where(Placement.id == Placement.detention_id, q.in_areas(Placement.home_area))
+        .where(
+            p.in_period(Episode.clock_started_at),
+            Placement.id == Placement.detention_id,
+            p.in_areas(Placement.home_area),
+        )
     )
     d = S136Detention
-    first_detentions = select(
-        d.detention_id,
-        d.home_area,
-        d.person_ref,
-        d.person_age,
-        d.person_sex,
-        d.person_ethnicity,
-        d.place_type,
-        func.coalesce(d.conveyance_mode, "not_recorded"),
-        d.police_vehicle_reason,
-        d.ambulance_requested_at,
-        d.ambulance_at_scene_at,
-    ).where(d.id == d.detention_id, q.in_areas(d.home_area))
-    first = union_all(first_placements, first_detentions).subquery("first_legs")
+    first_detentions = (
+        select(
+            Episode.id,
+            d.home_area,
+            d.person_ref,
+            *person_bands(d.person_age, d.person_sex, d.person_ethnicity),
+            d.place_type,
+            func.coalesce(d.conveyance_mode, "not_recorded"),
+            d.police_vehicle_reason,
+            d.ambulance_requested_at,
+            d.ambulance_at_scene_at,
+        )
+        .select_from(Episode)
+        .join(d, d.id == Episode.id)
+        .where(p.in_period(Episode.clock_started_at), d.id == d.detention_id, p.in_areas(d.home_area))
+    )
+    return union_all(first_placements, first_detentions).subquery("first_legs")
+
+
+# The other legs and episodes the period's detentions look up. Made once: an alias costs its table's columns.
+_SUITE, _SUITE_UNIT = aliased(Placement, name="suite"), aliased(Unit, name="suite_unit")
+_ED, _STATION = aliased(S136Detention, name="ed"), aliased(S136Detention, name="station")
+_EARLIER = aliased(Episode, name="earlier")
+_EARLIER_PLACEMENT, _EARLIER_DETENTION = (
+    aliased(Placement, name="earlier_placement"),
+    aliased(S136Detention, name="earlier_detention"),
+)
+
+
+def _had_an_earlier_episode(first: Subquery, clock_start: SQLColumnExpression[datetime]) -> ColumnElement[bool]:
+    """The person (the same reference and home area) had another episode whose clock started in the year
+    before `clock_start`: looked up by person (ix_placements_first_leg_person, ix_s136_detentions_first_leg_person)."""
+    earlier = _EARLIER
+
+    def first_leg_of_an_earlier_episode(leg: Any) -> Exists:
+        return exists().where(
+            leg.home_area == first.c.home_area,
+            leg.person_ref == first.c.person_ref,
+            leg.id == leg.detention_id,
+            earlier.id == leg.id,
+            earlier.clock_started_at < clock_start,
+            earlier.clock_started_at >= year_before(clock_start),
+        )
+
+    return or_(first_leg_of_an_earlier_episode(_EARLIER_PLACEMENT), first_leg_of_an_earlier_episode(_EARLIER_DETENTION))
+
+
+def period_detentions(p: Period) -> CTE:
+    """The period's detentions, one row each, with what the reports count about them."""
+    first = _first_legs(p)
     e = Episode
-    suite = aliased(Placement)
-    suite_unit = aliased(Unit)
+    suite, suite_unit = _SUITE, _SUITE_UNIT
     reached_suite = (
         select(func.min(suite.started_at))
         .join(suite_unit, suite_unit.id == suite.unit_id)
         .where(suite.detention_id == e.id, suite_unit.kind == UnitKind.S136_SUITE.value)
         .scalar_subquery()
     )
-    ed = aliased(S136Detention)
+    ed = _ED
     ed_seconds = (
         select(func.sum(seconds_between(ed.detained_at, ed.ended_at)))
         .where(ed.detention_id == e.id, ed.place_type == PlaceType.EMERGENCY_DEPARTMENT.value, ed.ended_at.is_not(None))
         .scalar_subquery()
     )
-    station = aliased(S136Detention)
+    station = _STATION
     child_in_station = exists().where(
         station.detention_id == e.id, station.place_type == PlaceType.POLICE_STATION.value, station.person_age < 18
     )
+    hour = london_hour(e.clock_started_at)
     return (
         select(
-            *first.c,
-            e.clock_started_at.label("clock_start"),
-            e.ended_at.label("ended_at"),
-            e.outcome.label("outcome"),
+            first.c.ethnicity,
+            first.c.sex,
+            first.c.age_band,
+            first.c.place,
+            first.c.mode,
+            func.coalesce(first.c.police_vehicle_reason, "not_recorded").label("police_vehicle_reason"),
+            e.ended_at,
+            case((e.ended_at.is_(None), literal("ongoing")), else_=func.coalesce(e.outcome, "not_recorded")).label(
+                "outcome"
+            ),
             case((e.breached_at.is_not(None), 1), else_=0).label("breached"),
             case((e.extension_hours.is_not(None), 1), else_=0).label("extended"),
             (e.legs - 1).label("transfers"),
             case((child_in_station, 1), else_=0).label("child_in_police_station"),
-            case(
-                (first.c.place != "health_based_place_of_safety", seconds_between(e.clock_started_at, reached_suite))
-            ).label("to_suite_seconds"),
-            ed_seconds.label("ed_seconds"),
-        )
-        .join(e, e.id == first.c.episode_id)
-        .where(e.clock_started_at >= since, e.clock_started_at < q.end)
-        .cte("all_detentions")
-    )
-
-
-def period_detentions(q: ReportQuery) -> CTE:
-    """The period's detentions, one row each, with what the reports count about them."""
-    every = _all_detentions(q)
-    earlier = every.alias("earlier")
-    repeat = exists().where(
-        earlier.c.home_area == every.c.home_area,
-        earlier.c.person_ref == every.c.person_ref,
-        earlier.c.clock_start < every.c.clock_start,
-        earlier.c.clock_start >= year_before(every.c.clock_start),
-    )
-    hour = london_hour(every.c.clock_start)
-    return (
-        select(
-            every.c.age,
-            every.c.sex,
-            every.c.ethnicity,
-            every.c.place,
-            every.c.breached,
-            every.c.extended,
-            every.c.transfers,
-            every.c.child_in_police_station,
-            every.c.mode,
-            every.c.ended_at,
-            func.coalesce(every.c.police_vehicle_reason, "not_recorded").label("police_vehicle_reason"),
-            case(
-                (every.c.ended_at.is_(None), literal("ongoing")), else_=func.coalesce(every.c.outcome, "not_recorded")
-            ).label("outcome"),
-            case((repeat, 1), else_=0).label("repeat"),
-            case((or_(london_isodow(every.c.clock_start) >= 6, hour < 9, hour >= 17), 1), else_=0).label(
-                "out_of_hours"
-            ),
-            (seconds_between(every.c.clock_start, every.c.ended_at) / 3600.0).label("duration_hours"),
-            (seconds_between(every.c.ambulance_requested_at, every.c.ambulance_at_scene_at) / 60.0).label(
+            case((_had_an_earlier_episode(first, e.clock_started_at), 1), else_=0).label("repeat"),
+            case((or_(london_isodow(e.clock_started_at) >= 6, hour < 9, hour >= 17), 1), else_=0).label("out_of_hours"),
+            (seconds_between(e.clock_started_at, e.ended_at) / 3600.0).label("duration_hours"),
+            (seconds_between(first.c.ambulance_requested_at, first.c.ambulance_at_scene_at) / 60.0).label(
                 "ambulance_minutes"
             ),
-            (every.c.to_suite_seconds / 60.0).label("to_suite_minutes"),
-            (every.c.ed_seconds / 3600.0).label("ed_hours"),
+            case(
+                (
+                    first.c.place != "health_based_place_of_safety",
+                    seconds_between(e.clock_started_at, reached_suite) / 60.0,
+                )
+            ).label("to_suite_minutes"),
+            (ed_seconds / 3600.0).label("ed_hours"),
         )
-        .where(q.in_period(every.c.clock_start))
+        .select_from(first)
+        .join(e, e.id == first.c.episode_id)
         .cte("detentions")
     )
 
 
-async def _counts(
-    session: AsyncSession, column: SQLColumnExpression[Any], keys: tuple[str, ...], otherwise: str | None = None
-) -> dict[str, Count]:
-    """One count per code, in the codes' order; a value that is none of them (there should be none) is
-    counted as `otherwise` (the last code unless told), so that only codes leave the database."""
-    key = coded(column, keys, otherwise or keys[-1])
-    found: dict[str, int] = dict((await session.execute(select(key, func.count()).group_by(key))).all())
-    return {k: Count(found.get(k)) for k in keys}
+def detention_figures(det: CTE) -> list[Select[Any]]:
+    """Every count the s136 and equality reports give of the period's detentions (`read_figures`), for
+    the CAPACITY_AMBULANCE_STANDARD_MINUTES given as `AMBULANCE_STANDARD`."""
+    totals: dict[str, ColumnElement[Any]] = {
+        "detentions": func.count(),
+        "ended": count_if(det.c.ended_at.is_not(None)),
+        "under_18_in_police_station": count_if(det.c.child_in_police_station == 1),
+        "breaches": count_if(det.c.breached == 1),
+        "extensions": count_if(det.c.extended == 1),
+        "out_of_hours": count_if(det.c.out_of_hours == 1),
+        "repeat_detentions": count_if(det.c.repeat == 1),
+        "transfers": func.coalesce(func.sum(det.c.transfers), 0),
+        "transferred": count_if(det.c.transfers > 0),
+        "ambulance_measured": count_if(det.c.ambulance_minutes.is_not(None)),
+        "within_standard": count_if(det.c.ambulance_minutes <= AMBULANCE_STANDARD),
+        "to_suite_measured": count_if(det.c.to_suite_minutes.is_not(None)),
+        "ed_measured": count_if(det.c.ed_hours.is_not(None)),
+    }
+    police = det.c.mode == ConveyanceMode.POLICE_VEHICLE.value
+    return [
+        *(figure("totals", n, name).select_from(det) for name, n in totals.items()),
+        *person_figures(det),
+        breakdown("by_place", det.c.place, PLACES, PLACES[-1]),
+        breakdown("conveyance", det.c.mode, MODES, MODES[-1]),
+        breakdown("police_vehicle_reasons", det.c.police_vehicle_reason, REASONS, "other").where(police),
+        breakdown("outcomes", det.c.outcome, OUTCOMES, Outcome.OTHER.value),
+    ]
 
 
 def _shown(cells: dict[str, Count]) -> dict[str, int | str]:
     return {key: count.shown for key, count in cells.items()}
+
+
+# The totals that count some of the period's detentions (each at most the total).
+WITHIN = (
+    "breaches",
+    "extensions",
+    "out_of_hours",
+    "repeat_detentions",
+    "transferred",
+    "ambulance_measured",
+    "to_suite_measured",
+    "ed_measured",
+)
 
 
 @dataclass
@@ -230,76 +302,56 @@ class Detentions:
     transfers: int  # moves between places, not people: rounded alone
 
 
-async def detention_counts(session: AsyncSession, q: ReportQuery, ambulance_standard_minutes: int) -> Detentions:
-    det = period_detentions(q)
-    totals = (
-        await session.execute(
-            select(
-                func.count().label("detentions"),
-                count_if(det.c.ended_at.is_not(None)).label("ended"),
-                count_if(det.c.child_in_police_station == 1).label("under_18_in_police_station"),
-                count_if(det.c.breached == 1).label("breaches"),
-                count_if(det.c.extended == 1).label("extensions"),
-                count_if(det.c.out_of_hours == 1).label("out_of_hours"),
-                count_if(det.c.repeat == 1).label("repeat_detentions"),
-                func.coalesce(func.sum(det.c.transfers), 0).label("transfers"),
-                count_if(det.c.transfers > 0).label("transferred"),
-                count_if(det.c.ambulance_minutes.is_not(None)).label("ambulance_measured"),
-                count_if(det.c.ambulance_minutes <= ambulance_standard_minutes).label("within_standard"),
-                count_if(det.c.to_suite_minutes.is_not(None)).label("to_suite_measured"),
-                count_if(det.c.ed_hours.is_not(None)).label("ed_measured"),
-            )
-        )
-    ).one()
-    people = select(*person_bands(det.c.age, det.c.sex, det.c.ethnicity)).subquery("detained")
-    breakdowns = {name: await _counts(session, people.c[column], keys) for name, column, keys in PERSON_BREAKDOWNS}
-    police = select(det.c.police_vehicle_reason).where(det.c.mode == ConveyanceMode.POLICE_VEHICLE.value).subquery()
+def detention_counts(figures: Figures) -> Detentions:
+    """The detentions' counts out of `detention_figures`, protected together."""
+    totals = {name: row.n for name, row in figures["totals"].items()}
     counts = Detentions(
-        total=Count(totals.detentions),
-        people=breakdowns,
-        by_place=await _counts(session, det.c.place, PLACES),
-        conveyance=await _counts(session, det.c.mode, MODES),
-        police_vehicle_reasons=await _counts(session, police.c.police_vehicle_reason, REASONS, "other"),
-        outcomes=await _counts(session, det.c.outcome, OUTCOMES, Outcome.OTHER.value),
-        ended=Count(totals.ended),
-        under_18_in_police_station=Count(totals.under_18_in_police_station),
-        within={
-            name: Count(getattr(totals, name))
-            for name in (
-                "breaches",
-                "extensions",
-                "out_of_hours",
-                "repeat_detentions",
-                "transferred",
-                "ambulance_measured",
-                "to_suite_measured",
-                "ed_measured",
-            )
-        },
-        within_standard=Count(totals.within_standard),
-        transfers=integer(totals.transfers),
+        total=Count(totals["detentions"]),
+        people=person_counts(figures),
+        by_place=counted(figures, "by_place", PLACES),
+        conveyance=counted(figures, "conveyance", MODES),
+        police_vehicle_reasons=counted(figures, "police_vehicle_reasons", REASONS),
+        outcomes=counted(figures, "outcomes", OUTCOMES),
+        ended=Count(totals["ended"]),
+        under_18_in_police_station=Count(totals["under_18_in_police_station"]),
+        within={name: Count(totals[name]) for name in WITHIN},
+        within_standard=Count(totals["within_standard"]),
+        transfers=integer(totals["transfers"]),
     )
     total = counts.total
-    for cells in (*breakdowns.values(), counts.by_place, counts.conveyance):
+    for cells in (*counts.people.values(), counts.by_place, counts.conveyance):
         total.split(cells.values())
     counts.conveyance[ConveyanceMode.POLICE_VEHICLE.value].split(counts.police_vehicle_reasons.values())
     # Outcomes: those still detained, and those that ended by how.
     total.split([counts.outcomes["ongoing"], counts.ended])
     counts.ended.split(count for outcome, count in counts.outcomes.items() if outcome != "ongoing")
-    breakdowns["by_age_band"]["0-17"].includes(counts.under_18_in_police_station)
+    counts.people["by_age_band"]["0-17"].includes(counts.under_18_in_police_station)
     total.includes(*counts.within.values())
     counts.within["ambulance_measured"].includes(counts.within_standard)
     protect(total)
     return counts
 
 
+@cache
+def _statement(all_areas: bool) -> CompoundSelect[Any]:
+    """The whole report in one statement (`capacity.reports.common.Period`)."""
+    det = period_detentions(Period(all_areas))
+    return union_all(
+        *detention_figures(det),
+        percentiles("duration_hours", select(det.c.duration_hours)),
+        percentiles("ambulance_minutes", select(det.c.ambulance_minutes)),
+        percentiles("to_suite_minutes", select(det.c.to_suite_minutes)),
+        percentiles("ed_hours", select(det.c.ed_hours)),
+    )
+
+
 async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_minutes: int) -> dict:
-    counts = await detention_counts(session, q, ambulance_standard_minutes)
-    det = period_detentions(q)
-    durations = (await session.execute(nearest_rank(select(det.c.duration_hours), MEDIAN, P90))).one()
-    response = (await session.execute(nearest_rank(select(det.c.ambulance_minutes), MEDIAN, P90))).one()
-    to_suite = (await session.execute(nearest_rank(select(det.c.to_suite_minutes), MEDIAN, P90))).one()
-    in_ed = (await session.execute(nearest_rank(select(det.c.ed_hours), MEDIAN, P90))).one()
+    bound = q.bound(ambulance_standard_minutes=ambulance_standard_minutes)
+    figures = await read_figures(session, _statement(q.areas is None), bound)
+    counts = detention_counts(figures)
+    durations, response, to_suite, in_ed = (
+        figures[name][None] for name in ("duration_hours", "ambulance_minutes", "to_suite_minutes", "ed_hours")
+    )
 
     shown = {name: count.shown for name, count in counts.within.items()}
     detentions, ended = counts.total.shown, counts.ended.shown
@@ -323,7 +375,7 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
             "no_further_action_share": share(no_further_action, ended),
         },
         "by_place_of_safety": _shown(counts.by_place),
-        "duration_hours": {"ended": ended, "median": number(durations[1], 2), "p90": number(durations[2], 2)},
+        "duration_hours": {"ended": ended, "median": number(durations.median, 2), "p90": number(durations.p90, 2)},
         "conveyance": _shown(counts.conveyance),
         "police_vehicle_reasons": [
             {"reason": reason, "count": count.shown} for reason, count in counts.police_vehicle_reasons.items()
@@ -331,20 +383,20 @@ async def s136_report(session: AsyncSession, q: ReportQuery, ambulance_standard_
         "ambulance_response": {
             "standard_minutes": ambulance_standard_minutes,
             "measured": shown["ambulance_measured"],
-            "median_minutes": number(response[1], 1),
-            "p90_minutes": number(response[2], 1),
+            "median_minutes": number(response.median, 1),
+            "p90_minutes": number(response.p90, 1),
             "within_standard": within_standard,
             "within_standard_share": share(within_standard, shown["ambulance_measured"]),
         },
         "to_health_based_place_of_safety": {
             "measured": shown["to_suite_measured"],
-            "median_minutes": number(to_suite[1], 1),
-            "p90_minutes": number(to_suite[2], 1),
+            "median_minutes": number(to_suite.median, 1),
+            "p90_minutes": number(to_suite.p90, 1),
         },
         "emergency_department_hours": {
             "measured": shown["ed_measured"],
-            "median": number(in_ed[1], 2),
-            "p90": number(in_ed[2], 2),
+            "median": number(in_ed.median, 2),
+            "p90": number(in_ed.p90, 2),
         },
         "outcomes": _shown(counts.outcomes),
     }

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Date, DateTime, Float, Integer, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement, Select, SQLColumnExpression, bindparam
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement, Select, SQLColumnExpression
 from sqlalchemy.types import NullType, TypeEngine
 
 from capacity.db.london import LONDON
@@ -111,12 +111,9 @@ year_before = _portable(
 # The larger, and the smaller, of non-null values (scalar max() and min() on SQLite).
 greatest = _portable("greatest", None, "GREATEST({all})", sqlite="max({all})")
 least = _portable("least", None, "LEAST({all})", sqlite="min({all})")
-# A date given by the caller, typed as a date on both engines (SQLite keeps dates as 'YYYY-MM-DD' text).
+# A date given by the caller (a bind parameter), typed as a date on both engines (SQLite keeps dates as
+# 'YYYY-MM-DD' text).
 date_value = _portable("date_value", Date(), "CAST({0} AS DATE)", sqlite="{0}")
-
-
-def sql_date(value: date, name: str) -> _Portable:
-    return date_value(bindparam(name, value, type_=Date(), unique=True))
 
 
 # --- helpers the reports share ------------------------------------------------------------------------
@@ -142,13 +139,15 @@ def total(value: SQLColumnExpression[Any]) -> ColumnElement[Any]:
 
 
 def nights_in(
-    started_at: SQLColumnExpression[datetime], ended_at: SQLColumnExpression[datetime | None], first: date, after: date
+    started_at: SQLColumnExpression[datetime],
+    ended_at: SQLColumnExpression[datetime | None],
+    first: SQLColumnExpression[date],
+    after: SQLColumnExpression[date],
 ) -> ColumnElement[int]:
     """Nights of a stay on the local dates from `first` up to, not including, `after` (see the module's
     docstring); a stay not yet ended counts up to `after`."""
-    start = greatest(london_date(started_at), sql_date(first, "nights_first"))
-    stop = sql_date(after, "nights_after")
-    end = least(func.coalesce(london_date_before(ended_at), stop), stop)
+    start = greatest(london_date(started_at), first)
+    end = least(func.coalesce(london_date_before(ended_at), after), after)
     return greatest(days_between(start, end), 0)
 
 

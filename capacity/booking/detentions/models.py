@@ -109,4 +109,12 @@ class S136Detention(IdMixin, PersonMixin, Base):
             name="no_under_18_in_police_station",
         ),
         Index("ix_s136_detentions_home_detained", "home_area", "detained_at"),
+        # The s136 report finds a person's earlier episodes by their first legs (migration 0014).
+        Index(
+            "ix_s136_detentions_first_leg_person",
+            "home_area",
+            "person_ref",
+            postgresql_where=text("id = detention_id"),
+            sqlite_where=text("id = detention_id"),
+        ),
     )

@@ -43,4 +43,12 @@ class Placement(IdMixin, PersonMixin, Base):
             postgresql_where=text("out_of_area IS true"),
             sqlite_where=text("out_of_area IS 1"),
         ),
+        # The s136 report finds a person's earlier episodes by their first legs (migration 0014).
+        Index(
+            "ix_placements_first_leg_person",
+            "home_area",
+            "person_ref",
+            postgresql_where=text("id = detention_id"),
+            sqlite_where=text("id = detention_id"),
+        ),
     )
