@@ -20,6 +20,15 @@ from capacity.codes import DetentionBasis, ExtensionReason, PlaceType, PoliceVeh
 from capacity.db.base import Base, IdMixin
 
 
+def first_legs_by_person(table: str) -> Index:
+    """An index of the first legs of episodes (a leg whose id is its episode's) in `table`, by the person
+    they are for: how the s136 report finds a person's earlier episodes (migration 0014)."""
+    first_leg = text("id = detention_id")
+    return Index(
+        f"ix_{table}_first_leg_person", "home_area", "person_ref", postgresql_where=first_leg, sqlite_where=first_leg
+    )
+
+
 class Episode(IdMixin, Base):
     """One detention under s136 or s135(1) with its one 24-hour clock, whatever places of safety the
     person passes through (each a leg: a placement at a unit, or an `S136Detention` elsewhere). Its id
@@ -109,12 +118,5 @@ class S136Detention(IdMixin, PersonMixin, Base):
             name="no_under_18_in_police_station",
         ),
         Index("ix_s136_detentions_home_detained", "home_area", "detained_at"),
-        # The s136 report finds a person's earlier episodes by their first legs (migration 0014).
-        Index(
-            "ix_s136_detentions_first_leg_person",
-            "home_area",
-            "person_ref",
-            postgresql_where=text("id = detention_id"),
-            sqlite_where=text("id = detention_id"),
-        ),
+        first_legs_by_person("s136_detentions"),
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Numeric, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from capacity.booking.detentions.models import Episode
+from capacity.booking.detentions.models import Episode, first_legs_by_person
 from capacity.booking.persons import PersonMixin
 from capacity.db.base import Base, IdMixin
 
@@ -43,12 +43,5 @@ class Placement(IdMixin, PersonMixin, Base):
             postgresql_where=text("out_of_area IS true"),
             sqlite_where=text("out_of_area IS 1"),
         ),
-        # The s136 report finds a person's earlier episodes by their first legs (migration 0014).
-        Index(
-            "ix_placements_first_leg_person",
-            "home_area",
-            "person_ref",
-            postgresql_where=text("id = detention_id"),
-            sqlite_where=text("id = detention_id"),
-        ),
+        first_legs_by_person("placements"),
     )
