@@ -9,7 +9,6 @@ from capacity.booking.holds.models import Conveyance, Hold
 from capacity.booking.placements.models import Placement
 from capacity.booking.units.models import (
     Area,
-    AreaLocalProvider,
     AvailabilityDeclaration,
     Provider,
     Unit,
@@ -24,7 +23,6 @@ __all__ = [
     "Alternative",
     "AlternativeArea",
     "Area",
-    "AreaLocalProvider",
     "AuditEntry",
     "AvailabilityDeclaration",
     "Base",

@@ -264,6 +264,21 @@ def test_migration_0006_makes_every_unit_of_a_local_provider_local_and_downgrade
     assert "unit_local_areas" not in asyncio.run(table_names(url))
 
 
+def test_migration_0015_drops_the_providers_network_and_a_downgrade_makes_it_again_from_the_units(
+    fresh_database: str,
+) -> None:
+    """area_local_providers is read by nothing since 0006: 0015 drops it; going back, a provider is local to
+    each area one of its units is local to, which is what 0006 had copied from it."""
+    url = fresh_database
+    config = migrate_filled(url, "0005", _fill_at_0005, "0015")
+    assert "area_local_providers" not in asyncio.run(table_names(url))
+    command.downgrade(config, "0014")
+    assert asyncio.run(rows_of(url, "SELECT area_code, provider_id FROM area_local_providers")) == {
+        (BRISTOL, "trust"),
+        (WILTSHIRE, "trust"),
+    }
+
+
 async def _delete_unit(url: str, unit_id: str) -> None:
     async with engine_of(url) as engine, engine.begin() as conn:
         if engine.dialect.name == "sqlite":

@@ -22,16 +22,6 @@ from capacity.codes import AreaRule, Sector, UnitKind, UnitSex, UnitStatus, chec
 from capacity.db.base import Base, IdMixin
 
 
-class AreaLocalProvider(Base):
-    """Superseded by `UnitLocalArea` (migration 0006 copied it there): out of area is decided per unit,
-    and nothing in the service reads this table any more. It stays until the bench scripts, which still
-    fill it, move to `unit_local_areas`; then a migration drops it."""
-
-    __tablename__ = "area_local_providers"
-    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code", ondelete="CASCADE"), primary_key=True)
-    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
-
-
 class Area(Base):
     __tablename__ = "areas"
     code: Mapped[str] = mapped_column(String(9), primary_key=True)  # ONS code, e.g. E06000022
