@@ -53,3 +53,23 @@ def create_area_links(table: str, owner: str, owner_table: str) -> None:
         ),
         sa.PrimaryKeyConstraint(owner, "area_code", name=op.f(f"pk_{table}")),
     )
+
+
+def create_area_local_providers() -> None:
+    """The first local network, by provider: 0001 made it, 0006 copied it to the units, 0015 dropped it
+    (and makes it again on the way down)."""
+    op.create_table(
+        "area_local_providers",
+        sa.Column("area_code", sa.String(length=9), nullable=False),
+        sa.Column("provider_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["area_code"], ["areas.code"], name=op.f("fk_area_local_providers_area_code_areas"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["providers.id"],
+            name=op.f("fk_area_local_providers_provider_id_providers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("area_code", "provider_id", name=op.f("pk_area_local_providers")),
+    )

@@ -3,7 +3,14 @@
 import sqlalchemy as sa
 from alembic import op
 
-from capacity.migrations.helpers import UTC, create_area_links, declared_columns, id_column, person_columns
+from capacity.migrations.helpers import (
+    UTC,
+    create_area_links,
+    create_area_local_providers,
+    declared_columns,
+    id_column,
+    person_columns,
+)
 
 
 revision: str = '0001'
@@ -53,13 +60,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_unmet_demand_area_at', 'unmet_demand', ['home_area', 'at'], unique=False)
 
-    op.create_table('area_local_providers',
-    sa.Column('area_code', sa.String(length=9), nullable=False),
-    sa.Column('provider_id', sa.String(length=36), nullable=False),
-    sa.ForeignKeyConstraint(['area_code'], ['areas.code'], name=op.f('fk_area_local_providers_area_code_areas'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['provider_id'], ['providers.id'], name=op.f('fk_area_local_providers_provider_id_providers'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('area_code', 'provider_id', name=op.f('pk_area_local_providers'))
-    )
+    create_area_local_providers()
     op.create_table('units',
     sa.Column('provider_id', sa.String(length=36), nullable=False),
     sa.Column('area_code', sa.String(length=9), nullable=False),
