@@ -171,6 +171,34 @@ async def test_on_postgresql_a_lost_listener_falls_back_to_the_table_and_listens
     assert statements.naming("revoked_tokens") == []  # listening again, from memory
 
 
+@pytest.mark.skipif(PG_URL is None, reason="LISTEN/NOTIFY is PostgreSQL's (CI always sets CAPACITY_TEST_DATABASE_URL)")
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_on_postgresql_nothing_is_answered_from_memory_until_the_table_has_been_read(api: Api) -> None:
+    """Once listening, the denylist reads the table before it answers from memory; if that read fails, the
+    next check reads it again (a revocation committed before the listening began still holds)."""
+    token = (await login(api, "amhp")).json()["access_token"]
+    assert (await api.client.get("/api/me", headers=bearer(token))).status_code == 200  # listening, read
+    store = api.app.state.revocations.store
+    live = store.database.live
+
+    async def away() -> list:
+        raise ConnectionRefusedError(111, "Connect call failed")  # as asyncpg raises it
+
+    store._reread = True  # as just after listening again
+    store.database.live = away
+    assert (await api.client.get("/api/me", headers=bearer(token))).status_code == 503
+    store.database.live = live
+    async with api.db.write_sessions() as session, session.begin():  # straight in the table: no one hears
+        await session.execute(
+            insert(RevokedToken).values(
+                key=f"user:{(await api.user('amhp')).id}",
+                revoked_at=datetime.now(UTC),
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+    assert_problem(await api.client.get("/api/me", headers=bearer(token)), 401)
+
+
 async def test_a_token_issued_before_tokens_carried_claims_is_checked_against_the_user(api: Api) -> None:
     """A rolling upgrade: a token from an older instance names only its user and role; it still works, and
     its user is read, so a deactivation reaches it even when made straight in the database."""

@@ -206,7 +206,11 @@ class ListeningDenylist(_Mirror):
             return await self.database.get(keys)
         if self._reread:
             self._reread = False  # before reading: a notification heard meanwhile asks again
-            self._merge(await self.database.live())
+            try:
+                self._merge(await self.database.live())
+            except BaseException:
+                self._reread = True  # not read: nothing may be answered from memory until it is
+                raise
         return self._answer(keys)
 
     async def _listen(self) -> None:
@@ -217,11 +221,14 @@ class ListeningDenylist(_Mirror):
             return
         self._tried = time.monotonic()
         url = self.database.db.engine.url.set(drivername="postgresql")
+        listener = None
         try:
             listener = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=5)
             await listener.add_listener(self.CHANNEL, self._heard)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("not listening for revocations, reading the table on each check: %s", exc)
+            if listener is not None:
+                listener.terminate()
             return
         listener.add_termination_listener(self._lost)
         self._listener, self._reread = listener, True
