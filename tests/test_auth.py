@@ -142,6 +142,18 @@ async def test_a_revocation_made_by_another_process_holds_here_without_a_read_pe
     assert len(reads) == (1 if api.db.is_sqlite else 0), reads
 
 
+async def revoke_in_the_table(api: Api, username: str) -> None:
+    """Revoke the user's tokens straight in the table, as no instance would: nobody is notified."""
+    async with api.db.write_sessions() as session, session.begin():
+        await session.execute(
+            insert(RevokedToken).values(
+                key=f"user:{(await api.user(username)).id}",
+                revoked_at=datetime.now(UTC),
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+
+
 @pytest.mark.skipif(PG_URL is None, reason="LISTEN/NOTIFY is PostgreSQL's (CI always sets CAPACITY_TEST_DATABASE_URL)")
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_on_postgresql_a_lost_listener_falls_back_to_the_table_and_listens_again(api: Api) -> None:
@@ -155,14 +167,7 @@ async def test_on_postgresql_a_lost_listener_falls_back_to_the_table_and_listens
             text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
         )
     assert ended >= 1
-    async with api.db.write_sessions() as session, session.begin():  # straight in the table: no one hears
-        await session.execute(
-            insert(RevokedToken).values(
-                key=f"user:{(await api.user('amhp')).id}",
-                revoked_at=datetime.now(UTC),
-                expires_at=datetime.now(UTC) + timedelta(hours=1),
-            )
-        )
+    await revoke_in_the_table(api, "amhp")
     await asyncio.sleep(0.2)  # the listener's loss is noticed
     assert_problem(await api.client.get("/api/me", headers=bearer(token)), 401)  # read from the table
     statements = Statements(api)
@@ -188,14 +193,7 @@ async def test_on_postgresql_nothing_is_answered_from_memory_until_the_table_has
     store.database.live = away
     assert (await api.client.get("/api/me", headers=bearer(token))).status_code == 503
     store.database.live = live
-    async with api.db.write_sessions() as session, session.begin():  # straight in the table: no one hears
-        await session.execute(
-            insert(RevokedToken).values(
-                key=f"user:{(await api.user('amhp')).id}",
-                revoked_at=datetime.now(UTC),
-                expires_at=datetime.now(UTC) + timedelta(hours=1),
-            )
-        )
+    await revoke_in_the_table(api, "amhp")
     assert_problem(await api.client.get("/api/me", headers=bearer(token)), 401)
 
 
