@@ -1,9 +1,8 @@
 """Revoked tokens: one denylist that every instance reads (Redis when configured, the database otherwise).
 
 Redis, when configured, answers the checks; the database always keeps the record (see RedisDenylist).
-Without Redis, the table is mirrored in each process's memory, so a request needs no database read at
-all: SQLite's mirror looks at a stamp file (MirroredDenylist), PostgreSQL's hears each new entry by
-LISTEN/NOTIFY (ListeningDenylist).
+Without Redis, SQLite answers from a mirror of the table in memory (MirroredDenylist), so a request needs
+no database read at all; PostgreSQL without Redis reads the table on each check.
 Two kinds of entry, each kept until every token it could refuse would have expired anyway:
 - `token:<jti>`: that one token (`POST /api/auth/revoke`, `POST /logout`); kept until the token's `exp`;
 - `user:<id>`: every token of that user issued at or before the entry's time (deactivation, a change of
@@ -16,20 +15,19 @@ WebSockets are checked in batches every few seconds (`capacity.notify.hub.Hub.ch
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from litestar.security.jwt import Token
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -37,9 +35,6 @@ from capacity.auth.models import RevokedToken
 from capacity.db.base import table_of
 from capacity.db.engine import Database, sqlite_sidecar
 from capacity.db.unit_of_work import UnitOfWork
-
-if TYPE_CHECKING:
-    import asyncpg
 
 TOKEN, USER = "token:", "user:"
 log = logging.getLogger("capacity.auth")
@@ -81,9 +76,7 @@ class DatabaseDenylist:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def put(self, entries: Sequence[tuple[str, float, float]], *, notify: str | None = None) -> None:
-        """Write the entries; with `notify` (PostgreSQL), also send them on that channel, delivered to its
-        listeners when the transaction commits."""
+    async def put(self, entries: Sequence[tuple[str, float, float]]) -> None:
         table = table_of(RevokedToken)
         insert = sqlite_insert if self.db.is_sqlite else pg_insert
 
@@ -98,11 +91,6 @@ class DatabaseDenylist:
                         set_={"revoked_at": statement.excluded.revoked_at, "expires_at": statement.excluded.expires_at},
                     )
                 )
-            if notify:
-                payload = json.dumps(list(entries))
-                # NOTIFY carries under 8,000 bytes: a longer list is sent as "read the table again".
-                values = {"channel": notify, "payload": payload if len(payload) < 7000 else ""}
-                await session.execute(text("SELECT pg_notify(:channel, :payload)"), values)
 
         await self.db.write(work)
 
@@ -126,37 +114,26 @@ class DatabaseDenylist:
         return [(key, at.timestamp(), until.timestamp()) for key, at, until in rows]
 
 
-class _Mirror:
-    """The live entries in this process's memory. Entries are only ever added or extended, so whatever
-    is heard or read is merged."""
+class MirroredDenylist:
+    """SQLite's denylist (one machine), answered from this process's memory, so that a request reads
+    nothing from the database. Every process that revokes on this database touches a stamp file beside it
+    after writing; each check looks at the stamp (a stat, no read) and re-reads the table when it has
+    changed, so a revocation made by any process (another worker, a second server) holds in all of them
+    as soon as it is made. Entries are only ever added or extended, so a re-read merges."""
 
-    def __init__(self, database: DatabaseDenylist) -> None:
+    def __init__(self, database: DatabaseDenylist, stamp: str) -> None:
         self.database = database
+        self.stamp = stamp
         self.entries: dict[str, tuple[float, float]] = {}  # key -> (revoked_at, expires_at)
+        self._seen: int | None = None  # the stamp's mtime when the table was last read
 
-    def _merge(self, entries: Iterable[Sequence[Any]]) -> None:
+    def _merge(self, entries: Sequence[tuple[str, float, float]]) -> None:
         now = time.time()
         for key, revoked_at, expires_at in entries:
             at, until = self.entries.get(key, (revoked_at, expires_at))
             self.entries[key] = (max(at, revoked_at), max(until, expires_at))
         for key in [k for k, (_, until) in self.entries.items() if until <= now]:
             del self.entries[key]
-
-    def _answer(self, keys: Sequence[str]) -> dict[str, float]:
-        now = time.time()
-        return {key: entry[0] for key in keys if (entry := self.entries.get(key)) and entry[1] > now}
-
-
-class MirroredDenylist(_Mirror):
-    """SQLite's denylist (one machine). Every process that revokes on this database touches a stamp file
-    beside it after writing; each check looks at the stamp (a stat, no read) and re-reads the table when
-    it has changed, so a revocation made by any process (another worker, a second server) holds in all
-    of them as soon as it is made."""
-
-    def __init__(self, database: DatabaseDenylist, stamp: str) -> None:
-        super().__init__(database)
-        self.stamp = stamp
-        self._seen: int | None = None  # the stamp's mtime when the table was last read
 
     def _stamped(self) -> int:
         try:
@@ -173,80 +150,8 @@ class MirroredDenylist(_Mirror):
         if (stamped := self._stamped()) != self._seen:
             self._seen = stamped  # before reading: a stamp touched meanwhile is read again next time
             self._merge(await self.database.live())
-        return self._answer(keys)
-
-
-class ListeningDenylist(_Mirror):
-    """PostgreSQL's denylist without Redis (instances on several machines). Every entry written is also
-    sent with NOTIFY in its transaction, which PostgreSQL delivers at the commit to every connection
-    listening on the channel. Each process listens on a connection of its own, reads the table once
-    listening (so nothing committed before it listened is missed) and then answers from memory, merging
-    what it hears. A revocation made elsewhere holds here once its notification arrives, within
-    milliseconds of the commit. Until it listens, or once that connection is lost, every check reads the
-    table and, at most every RETRY_SECONDS, tries to listen again."""
-
-    CHANNEL = "capacity_revoked"
-    RETRY_SECONDS = 5.0
-
-    def __init__(self, database: DatabaseDenylist) -> None:
-        super().__init__(database)
-        self._listener: asyncpg.Connection | None = None
-        self._reread = True  # a notification too long to carry its entries: read the table again
-        self._tried = -math.inf  # when listening was last tried (monotonic)
-        database.db.closing.append(self.close)
-
-    async def put(self, entries: Sequence[tuple[str, float, float]]) -> None:
-        await self.database.put(entries, notify=self.CHANNEL)
-        self._merge(entries)
-
-    async def get(self, keys: Sequence[str]) -> dict[str, float]:
-        if self._listener is None or self._listener.is_closed():
-            await self._listen()
-        if self._listener is None:
-            return await self.database.get(keys)
-        if self._reread:
-            self._reread = False  # before reading: a notification heard meanwhile asks again
-            try:
-                self._merge(await self.database.live())
-            except BaseException:
-                self._reread = True  # not read: nothing may be answered from memory until it is
-                raise
-        return self._answer(keys)
-
-    async def _listen(self) -> None:
-        import asyncpg  # PostgreSQL's driver, loaded by its engine already; not imported on SQLite
-
-        self._listener = None
-        if time.monotonic() - self._tried < self.RETRY_SECONDS:
-            return
-        self._tried = time.monotonic()
-        url = self.database.db.engine.url.set(drivername="postgresql")
-        listener = None
-        try:
-            listener = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=5)
-            await listener.add_listener(self.CHANNEL, self._heard)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            log.warning("not listening for revocations, reading the table on each check: %s", exc)
-            if listener is not None:
-                listener.terminate()
-            return
-        listener.add_termination_listener(self._lost)
-        self._listener, self._reread = listener, True
-
-    def _heard(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        if payload:
-            self._merge(json.loads(payload))
-        else:
-            self._reread = True
-
-    def _lost(self, _connection: object) -> None:
-        self._listener = None
-        self._tried = -math.inf  # try again at the next check
-
-    async def close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None and not listener.is_closed():
-            await listener.close()
+        now = time.time()
+        return {key: entry[0] for key in keys if (entry := self.entries.get(key)) and entry[1] > now}
 
 
 def _touch(path: str) -> None:
@@ -333,8 +238,8 @@ def is_revoked(token: Presented, entries: dict[str, float]) -> bool:
 
 
 def make_revocations(db: Database, redis: Redis | None, token_lifetime_seconds: int) -> Revocations:
-    """Redis when configured; else the table mirrored in memory: by a stamp file on SQLite, by
-    LISTEN/NOTIFY on PostgreSQL (where other machines may revoke)."""
+    """Redis when configured; else SQLite's table mirrored in memory; else (PostgreSQL without Redis, where
+    other machines may revoke) the table on every check."""
     database = DatabaseDenylist(db)
     store: Denylist
     if redis is not None:
@@ -342,5 +247,5 @@ def make_revocations(db: Database, redis: Redis | None, token_lifetime_seconds: 
     elif db.is_sqlite:
         store = MirroredDenylist(database, stamp=sqlite_sidecar(db.engine, "revoked"))
     else:
-        store = ListeningDenylist(database)
+        store = database
     return Revocations(store, token_lifetime_seconds)

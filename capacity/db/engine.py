@@ -133,8 +133,6 @@ class Database:
             pool_timeout=settings.db_pool_timeout_seconds,
         )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        # Connections of their own that others open on this database (a listener), closed with it.
-        self.closing: list[Callable[[], Awaitable[None]]] = []
         self.read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Single-statement reads that need no transaction around them (the caller's identity).
         self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -207,7 +205,4 @@ class Database:
         raise ServiceBusy()
 
     async def dispose(self) -> None:
-        """Close what was opened on this database (`closing`), then its pool."""
-        for close in reversed(self.closing):
-            await close()
         await self.engine.dispose()
