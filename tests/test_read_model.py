@@ -364,7 +364,7 @@ async def test_a_search_near_a_point_that_stops_at_the_nearest_cells_gives_the_w
 async def test_a_holds_own_events_change_the_model_without_a_database_read(
     api: Api, model: ReadModel, tap: Tap
 ) -> None:
-    """Holds made, extended and released reach the model from their events alone (the most frequent
+    """Holds made, extended, released and expired reach the model from their events alone (the most frequent
     changes cost no read); a declaration still has its unit read again."""
     reads: list[set[str]] = []
     read = model._read
@@ -388,6 +388,11 @@ async def test_a_holds_own_events_change_the_model_without_a_database_read(
     api.clock.advance(seconds=api.db.settings.hold_seconds["s136_suite"])  # past the first expiry, not the extended
     assert await differences(api, model) == {}
     assert (await api.post(f"/api/holds/{hold_id}/release", "amhp")).status_code == 200
+    await heard(model, tap)
+    assert reads == [] and await differences(api, model) == {}
+    assert (await hold(api, suite.id, "s136", 2)).status_code == 201
+    api.clock.advance(seconds=api.db.settings.hold_seconds["s136_suite"])
+    assert len((await sweep(api.db)).expired) == 1  # the sweep's hold.expired, and the figures after it
     await heard(model, tap)
     assert reads == [] and await differences(api, model) == {}
     declared = await api.put(f"/api/units/{suite.id}/availability", "admin", json={"open_places": 2, "status": "open"})

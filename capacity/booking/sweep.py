@@ -17,10 +17,9 @@ from sqlalchemy import Update, select, update
 from capacity.auth.scope import SYSTEM
 from capacity.booking.detentions.models import Episode
 from capacity.booking.holds.models import Hold
-from capacity.booking.holds.service import hold_event
+from capacity.booking.holds.service import figures_after_holds, hold_event
 from capacity.booking.placements.service import leg_events
 from capacity.booking.units.availability import figures
-from capacity.booking.units.service import availability_event
 from capacity.db.engine import Database
 from capacity.db.unit_of_work import UnitOfWork
 
@@ -67,7 +66,7 @@ async def expire_holds(db: Database) -> list[str]:
             uow.emit(hold_event("hold.expired", hold, units[hold.unit_id], now))
         changed = sorted({h.unit_id for h in expired})
         for found in (await figures(uow, [units[u] for u in changed])).values():
-            uow.emit(availability_event(found, now))
+            uow.emit(figures_after_holds(found, now))
         return [h.id for h in expired]
 
     return await db.write(work)
