@@ -40,6 +40,20 @@ def declared_columns() -> list[sa.Column[Any]]:
     ]
 
 
+def placement_s136_clock_columns() -> list[sa.Column[Any]]:
+    """A placement's own s136 clock, before every clock moved onto detention_episodes: 0001 made these
+    columns, 0009 drops them (and makes them again on the way down)."""
+    return [
+        sa.Column("s136_clock_started_at", UTC, nullable=True),
+        sa.Column("s136_deadline", UTC, nullable=True),
+        sa.Column("s136_extension_hours", sa.Integer(), nullable=True),
+        sa.Column("s136_extension_authorised_by", sa.String(length=120), nullable=True),
+        sa.Column("s136_extension_reason", sa.String(length=280), nullable=True),
+        sa.Column("s136_extension_recorded_at", UTC, nullable=True),
+        sa.Column("s136_breached_at", UTC, nullable=True),
+    ]
+
+
 def create_area_links(table: str, owner: str, owner_table: str) -> None:
     """A table linking rows of `owner_table` (by their `owner` column) to areas, each pair once: the links
     of a row go with it, and an area that is linked to cannot go. Named as capacity.db.base.NAMING names."""

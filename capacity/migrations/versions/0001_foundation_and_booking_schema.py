@@ -10,6 +10,7 @@ from capacity.migrations.helpers import (
     declared_columns,
     id_column,
     person_columns,
+    placement_s136_clock_columns,
 )
 
 
@@ -190,13 +191,7 @@ def upgrade() -> None:
     sa.Column('distance_km', sa.Float(), nullable=True),
     sa.Column('daily_cost', sa.Numeric(precision=10, scale=2, asdecimal=False), nullable=False),
     sa.Column('created_by', sa.String(length=80), nullable=False),
-    sa.Column('s136_clock_started_at', UTC, nullable=True),
-    sa.Column('s136_deadline', UTC, nullable=True),
-    sa.Column('s136_extension_hours', sa.Integer(), nullable=True),
-    sa.Column('s136_extension_authorised_by', sa.String(length=120), nullable=True),
-    sa.Column('s136_extension_reason', sa.String(length=280), nullable=True),
-    sa.Column('s136_extension_recorded_at', UTC, nullable=True),
-    sa.Column('s136_breached_at', UTC, nullable=True),
+    *placement_s136_clock_columns(),
     id_column(),
     *person_columns(),
     sa.ForeignKeyConstraint(['hold_id'], ['holds.id'], name=op.f('fk_placements_hold_id_holds')),

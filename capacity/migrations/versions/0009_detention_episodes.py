@@ -11,7 +11,7 @@ the extension note; its coded reason is left unrecorded rather than asserted.
 import sqlalchemy as sa
 from alembic import op
 
-from capacity.migrations.helpers import UTC, id_column
+from capacity.migrations.helpers import UTC, id_column, placement_s136_clock_columns
 
 
 revision: str = '0009'
@@ -89,9 +89,8 @@ def upgrade() -> None:
         batch_op.drop_index('ix_placements_s136_home_clock', postgresql_where=sa.text("legal_basis = 's136'"), sqlite_where=sa.text("legal_basis = 's136'"))
         batch_op.create_index(batch_op.f('ix_placements_detention_id'), ['detention_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_placements_detention_id_detention_episodes'), 'detention_episodes', ['detention_id'], ['id'])
-        for column in ('s136_clock_started_at', 's136_deadline', 's136_extension_hours', 's136_extension_authorised_by',
-                       's136_extension_reason', 's136_extension_recorded_at', 's136_breached_at'):
-            batch_op.drop_column(column)
+        for clock_column in placement_s136_clock_columns():
+            batch_op.drop_column(clock_column.name)
 
     with op.batch_alter_table('s136_detentions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('detention_id', sa.String(length=36), nullable=True))
@@ -136,13 +135,8 @@ def downgrade() -> None:
         batch_op.drop_column('detention_id')
 
     with op.batch_alter_table('placements', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('s136_clock_started_at', UTC, nullable=True))
-        batch_op.add_column(sa.Column('s136_deadline', UTC, nullable=True))
-        batch_op.add_column(sa.Column('s136_extension_hours', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('s136_extension_authorised_by', sa.String(length=120), nullable=True))
-        batch_op.add_column(sa.Column('s136_extension_reason', sa.String(length=280), nullable=True))
-        batch_op.add_column(sa.Column('s136_extension_recorded_at', UTC, nullable=True))
-        batch_op.add_column(sa.Column('s136_breached_at', UTC, nullable=True))
+        for clock_column in placement_s136_clock_columns():
+            batch_op.add_column(clock_column)
     op.execute(
         "UPDATE placements SET s136_clock_started_at = e.clock_started_at, s136_deadline = e.deadline, "
         "s136_extension_hours = e.extension_hours, s136_extension_authorised_by = e.extension_authorised_by, "
