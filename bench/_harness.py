@@ -11,6 +11,7 @@ imported inside the functions that need them (after the bench has put its app on
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import http.client
 import json
@@ -441,6 +442,25 @@ def check_postgres_url(url: str) -> None:
         raise SystemExit("the bench only runs against a local database")
     if not parsed.drivername.endswith("asyncpg"):
         raise SystemExit("give a postgresql+asyncpg:// URL")
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> None:
+    """--db and --database-url, for a bench that runs on one engine: SQLite on a temp file, or the
+    PostgreSQL database given (see check_database_options)."""
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL URL (postgresql+asyncpg://...): its public schema is dropped and rebuilt"
+    )
+
+
+def check_database_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--db postgres needs a --database-url the bench may wipe (check_postgres_url); SQLite needs none."""
+    if args.db == "postgres":
+        if not args.database_url:
+            parser.error("--db postgres needs --database-url")
+        check_postgres_url(args.database_url)
+    elif args.database_url:
+        parser.error("--database-url is for --db postgres; SQLite runs on a temp file")
 
 
 def postgres_database(url: str) -> str | None:

@@ -58,8 +58,9 @@ from _harness import (
     Connection,
     CpuMeter,
     LatencyPercentiles,
+    add_database_options,
     capacity_env,
-    check_postgres_url,
+    check_database_options,
     database,
     engine_version,
     fresh_database,
@@ -741,8 +742,7 @@ async def main(args) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--database-url", help="postgresql+asyncpg://... : its public schema is dropped and rebuilt")
+    add_database_options(parser)
     parser.add_argument("--clients", default="8,32,128", help="comma-separated concurrent clients per burst")
     parser.add_argument("--duration", type=float, default=5, help="seconds of each API burst")
     parser.add_argument("--raw-duration", type=float, default=3, help="seconds of each raw/service run")
@@ -752,12 +752,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite file, server log)")
     args = parser.parse_args(argv)
     args.clients = [int(c) for c in args.clients.split(",")]
-    if args.db == "postgres":
-        if not args.database_url:
-            parser.error("--db postgres needs --database-url")
-        check_postgres_url(args.database_url)
-    elif args.database_url:
-        parser.error("--database-url is for --db postgres; SQLite runs on a temp file")
+    check_database_options(parser, args)
     if not 0 < args.duration <= 60 or not 0 < args.raw_duration <= 60:
         parser.error("--duration and --raw-duration: 0-60 s")
     if not 1 <= args.workers <= 8:

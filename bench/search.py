@@ -52,8 +52,9 @@ from _harness import (
     Cores,
     CpuMeter,
     LatencyPercentiles,
+    add_database_options,
     capacity_env,
-    check_postgres_url,
+    check_database_options,
     database,
     engine_version,
     fresh_database,
@@ -932,10 +933,7 @@ async def main(args) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument(
-        "--database-url", help="PostgreSQL URL (postgresql+asyncpg://...): its public schema is dropped and rebuilt"
-    )
+    add_database_options(parser)
     parser.add_argument("--units", type=int, default=2000, help="units in the large data set")
     parser.add_argument("--duration", type=float, default=10, help="seconds of each 200/s run")
     parser.add_argument("--step-duration", type=float, default=5, help="seconds of each rate in the step search")
@@ -951,10 +949,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=136)
     parser.add_argument("--keep", action="store_true", help="keep the SQLite files and server logs")
     args = parser.parse_args(argv)
-    if args.db == "postgres":
-        if not args.database_url:
-            parser.error("--db postgres needs --database-url")
-        check_postgres_url(args.database_url)
+    check_database_options(parser, args)
     if not (
         0 < args.duration <= 120
         and 0 < args.step_duration <= 60
