@@ -85,10 +85,10 @@ class Audited:
 
     def _audit(self, uow: UnitOfWork, actor: Actor, row: Any, action: str, before: dict | None) -> None:
         uow.audit(
-            actor=actor,
-            action=f"admin.{self.kind}.{action}",
-            object_type=self.kind,
-            object_id=getattr(row, self.id_attribute),
+            actor,
+            f"admin.{self.kind}.{action}",
+            self.kind,
+            getattr(row, self.id_attribute),
             before=before,
             after=self.snapshot(row),
         )
@@ -302,7 +302,7 @@ async def reset_password(db: Database, actor: Actor, username: str) -> PasswordL
         if not user.active:
             raise Conflict("the user is deactivated: reactivate them first")
         link = await _issue_link(uow, user, actor)
-        uow.audit(actor=actor, action="admin.user.reset_password", object_type="user", object_id=user.id)
+        uow.audit(actor, "admin.user.reset_password", "user", user.id)
         return link
 
     return await db.write(work)
@@ -332,7 +332,7 @@ async def set_password(db: Database, revocations: Revocations, token: str, passw
         if problem := password_problem(password, user_inputs=_inputs(user)):
             raise Invalid(problem, field="password")
         user.password_hash = hash_password(password)
-        uow.audit(actor=_self(user), action="user.set_password", object_type="user", object_id=user.id)
+        uow.audit(_self(user), "user.set_password", "user", user.id)
         return user
 
     user = await db.write(work)
@@ -358,7 +358,7 @@ async def change_own_password(db: Database, revocations: Revocations, actor: Act
         if problem := password_problem(new, user_inputs=_inputs(user)):
             raise Invalid(problem, field="new")
         user.password_hash = hash_password(new)
-        uow.audit(actor=actor, action="user.change_password", object_type="user", object_id=user.id)
+        uow.audit(actor, "user.change_password", "user", user.id)
         return user
 
     user = await db.write(work)

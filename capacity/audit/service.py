@@ -17,6 +17,6 @@ async def audited_read(
     db: Database, actor: Any, *, action: str, object_type: str, object_id: str | None, after: dict | None = None
 ) -> None:
     async def record(uow: UnitOfWork) -> None:
-        uow.audit(actor=actor, action=action, object_type=object_type, object_id=object_id, after=after)
+        uow.audit(actor, action, object_type, object_id, after=after)
 
     await db.write(record)

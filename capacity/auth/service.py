@@ -79,9 +79,7 @@ async def change_user_access(
         after = {"active": user.active, "role": user.role, "provider_id": user.provider_id, "areas": user.areas}
         changed = before != after
         if changed:
-            uow.audit(
-                actor=actor, action="user.access", object_type="user", object_id=user.id, before=before, after=after
-            )
+            uow.audit(actor, "user.access", "user", user.id, before=before, after=after)
         return user, changed
 
     user, changed = await db.write(work)

@@ -37,7 +37,7 @@ async def _changed_audited(
     row it changed: the rows this instance changed, and so the ones it announces."""
     changed = list((await uow.session.scalars(change)).all())
     for row in changed:
-        uow.audit(actor=SYSTEM, action=action, object_type=object_type, object_id=row.id, after=after(row))
+        uow.audit(SYSTEM, action, object_type, row.id, after=after(row))
     return changed
 
 

@@ -123,16 +123,17 @@ class UnitOfWork:
 
     def audit(
         self,
-        *,
         actor: Any,
         action: str,
         object_type: str,
         object_id: str | None,
+        *,
         before: dict | None = None,
         after: dict | None = None,
     ) -> None:
-        """Add an entry to the append-only audit log at this transaction's instant; `Database.write`
-        inserts the transaction's entries, in one statement, just before it commits."""
+        """Add an entry to the append-only audit log at this transaction's instant: who did what to which
+        object, with the object's state before and after where they apply (`before=`, `after=`).
+        `Database.write` inserts the transaction's entries, in one statement, just before it commits."""
         self.audit_entries.append(
             dict(
                 at=self.now,

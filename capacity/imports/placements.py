@@ -753,13 +753,7 @@ async def write_rows(
             if cache_size is not None:
                 with contextlib.suppress(DBAPIError):
                     await connection.exec_driver_sql(f"PRAGMA cache_size = {int(cache_size)}")
-        uow.audit(
-            actor=actor,
-            action="placement.import",
-            object_type="import",
-            object_id=import_id,
-            after=summary.audit_record(sha256),
-        )
+        uow.audit(actor, "placement.import", "import", import_id, after=summary.audit_record(sha256))
 
     await db.write(work)
     summary.import_id = import_id

@@ -79,11 +79,7 @@ async def _run(
 
     async def record(uow: UnitOfWork) -> None:
         uow.audit(
-            actor=actor,
-            action=f"report.{name}",
-            object_type="report",
-            object_id=name,
-            after={**audited, "areas": "all" if areas is None else list(areas)},
+            actor, f"report.{name}", "report", name, after={**audited, "areas": "all" if areas is None else list(areas)}
         )
 
     await db.write(record)

@@ -195,13 +195,7 @@ async def extend(uow: UnitOfWork, actor: Actor, episode: Episode, body: Extensio
             raise Conflict("this detention has already been extended once: there is one extension per detention")
         raise Conflict("an extension must be recorded before the deadline; the deadline has passed")
     await session.refresh(episode)
-    uow.audit(
-        actor=actor,
-        action="s136.extension",
-        object_type="detention",
-        object_id=episode.id,
-        after=episode_snapshot(episode),
-    )
+    uow.audit(actor, "s136.extension", "detention", episode.id, after=episode_snapshot(episode))
     return episode
 
 

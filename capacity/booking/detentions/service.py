@@ -96,9 +96,7 @@ def _snapshot(d: S136Detention) -> dict:
 def _audit(uow: UnitOfWork, actor: Actor, action: str, detention: S136Detention, before: dict | None = None) -> None:
     """A change to a detention, audited with what it was (`before`) and what it is now."""
     after = _snapshot(detention)
-    uow.audit(
-        actor=actor, action=action, object_type="s136_detention", object_id=detention.id, before=before, after=after
-    )
+    uow.audit(actor, action, "s136_detention", detention.id, before=before, after=after)
 
 
 async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S136Detention:

@@ -125,14 +125,8 @@ async def declare_escalation(db: Database, actor: Actor, provider_id: str, body:
         now = uow.now
         before = {"level": provider.escalation_level, "note": provider.escalation_note}
         uow.session.add(declared(provider, body.level, body.note, now, actor.username))
-        uow.audit(
-            actor=actor,
-            action="provider.escalation",
-            object_type="provider",
-            object_id=provider.id,
-            before=before,
-            after={"level": body.level, "note": body.note},
-        )
+        after = {"level": body.level, "note": body.note}
+        uow.audit(actor, "provider.escalation", "provider", provider.id, before=before, after=after)
         escalation = escalation_of(provider, now, uow.settings)
         uow.emit(escalation_event(provider.id, escalation, now))
         return provider_out(provider, escalation)

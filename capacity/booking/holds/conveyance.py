@@ -120,14 +120,8 @@ async def update_conveyance(db: Database, actor: Actor, hold_id: str, body: Conv
                 await session.refresh(hold)
                 extended_to = wanted
                 uow.emit(hold_event("hold.extended", hold, unit, now, reason="conveyance eta"))
-        uow.audit(
-            actor=actor,
-            action="conveyance.update",
-            object_type="conveyance",
-            object_id=hold.id,
-            before=before,
-            after={**_snapshot(conveyance), "hold_extended_to": _iso(extended_to)},
-        )
+        after = {**_snapshot(conveyance), "hold_extended_to": _iso(extended_to)}
+        uow.audit(actor, "conveyance.update", "conveyance", hold.id, before=before, after=after)
         out = conveyance_out(conveyance, now, db.settings.ambulance_standard_minutes)
         data = {
             "hold_id": hold.id,

@@ -161,7 +161,7 @@ async def create_hold(db: Database, actor: Actor, body: HoldIn, idempotency_key:
         )
         # A Core insert: the Hold object is only the value answered and announced; no ORM unit of work.
         await session.execute(_INSERT_HOLD, {c: getattr(hold, c) for c in _HOLD_KEYS})
-        uow.audit(actor=actor, action="hold.create", object_type="hold", object_id=hold.id, after=hold_snapshot(hold))
+        uow.audit(actor, "hold.create", "hold", hold.id, after=hold_snapshot(hold))
         uow.emit(hold_event("hold.created", hold, unit, now))
         uow.emit(figures_after_holds(before.with_one_more_hold(), now))
         return HoldResult(hold, created=True, now=now, warnings=before.advisories)
@@ -214,9 +214,7 @@ async def _change(db: Database, actor: Actor, hold_id: str, action: str, apply: 
         hold, unit = await lock_hold(uow, actor, hold_id)
         before = hold_snapshot(hold)
         event_type = await apply(uow, hold, unit)
-        uow.audit(
-            actor=actor, action=action, object_type="hold", object_id=hold.id, before=before, after=hold_snapshot(hold)
-        )
+        uow.audit(actor, action, "hold", hold.id, before=before, after=hold_snapshot(hold))
         uow.emit(hold_event(event_type, hold, unit, uow.now))
         uow.emit(figures_after_holds(await unit_figures(uow, unit), uow.now))
         return hold
@@ -317,14 +315,7 @@ async def arrive(db: Database, actor: Actor, hold_id: str, body: ArriveIn) -> Pl
             oap_reason=body.oap_reason,
             hold_id=hold.id,
         )
-        uow.audit(
-            actor=actor,
-            action="hold.arrive",
-            object_type="hold",
-            object_id=hold.id,
-            before=before,
-            after=hold_snapshot(hold),
-        )
+        uow.audit(actor, "hold.arrive", "hold", hold.id, before=before, after=hold_snapshot(hold))
         uow.emit(hold_event("hold.arrived", hold, unit, now, placement_id=placement.id))
         uow.emit(placement_event("placement.started", placement, unit, now))
         uow.emit(availability_event(await unit_figures(uow, unit), now))

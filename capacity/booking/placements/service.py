@@ -217,7 +217,7 @@ def placement_snapshot(p: Placement) -> dict:
 def _audit(uow: UnitOfWork, actor: Actor, action: str, placement: Placement, before: dict | None = None) -> None:
     """A change to a placement, audited with what it was (`before`) and what it is now."""
     after = placement_snapshot(placement)
-    uow.audit(actor=actor, action=action, object_type="placement", object_id=placement.id, before=before, after=after)
+    uow.audit(actor, action, "placement", placement.id, before=before, after=after)
 
 
 async def admit(db: Database, actor: Actor, body: PlacementIn) -> tuple[Placement, list[Advisory]]:

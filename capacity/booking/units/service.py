@@ -73,12 +73,7 @@ async def declare_availability(db: Database, actor: Actor, unit_id: str, body: A
         unit.open_places, unit.status, unit.closed_reason = body.open_places, body.status, closed_reason
         unit.last_confirmed_at, unit.last_confirmed_by = now, actor.username
         uow.audit(
-            actor=actor,
-            action="unit.confirm" if before == after else "unit.declare",
-            object_type="unit",
-            object_id=unit.id,
-            before=before,
-            after=after,
+            actor, "unit.confirm" if before == after else "unit.declare", "unit", unit.id, before=before, after=after
         )
         await uow.session.flush()
         await uow.session.refresh(unit, ["area_rules"])
