@@ -232,6 +232,33 @@ async def test_an_under_18_in_a_police_station_is_recorded_only_as_an_acknowledg
     assert totals["under_18_in_police_station"] == 1
 
 
+async def test_recording_and_ending_a_detention_reach_every_dashboard_that_sees_the_person(api: Api) -> None:
+    """Another AMHP's page, the conveyance board and admins hear a detention recorded and ended (so it
+    appears, and goes, without a reload); a refused end tells no one anything."""
+    with published(api) as events:
+        detention = await detain(api, detained_at=START)
+    [recorded] = [e for e in events if e.type == "s136.recorded"]
+    assert recorded.data["s136_detention_id"] == detention["id"]
+    assert (recorded.data["detained_at"], recorded.data["s136_deadline"]) == (
+        "2026-03-02T09:00:00+00:00",
+        "2026-03-03T09:00:00+00:00",
+    )
+    assert await heard_by(api, recorded) == {"admin", "amhp", "conveyance"}
+
+    api.clock.set(START + timedelta(hours=5))
+    end = f"/api/s136-detentions/{detention['id']}/end"
+    with published(api) as events:
+        assert_problem(await api.post(end, "amhp", json={"outcome": "transferred"}), 422, "outcome")
+        ended = await api.post(end, "amhp", json={"outcome": "admitted_informal"})
+        assert ended.status_code == 200, ended.text
+        assert_problem(await api.post(end, "amhp", json={"outcome": "discharged"}), 409)
+    [heard] = events
+    assert heard.type == "s136.ended"
+    assert (heard.data["outcome"], heard.data["ended_at"]) == ("admitted_informal", "2026-03-02T14:00:00+00:00")
+    assert await heard_by(api, heard) == {"admin", "amhp", "conveyance"}
+    assert ended.json()["ended_at"] == "2026-03-02T14:00:00Z"
+
+
 async def test_an_s135_warrant_has_the_same_clock_warnings_and_breach(api: Api) -> None:
     """Case 7: taken to a suite under s135(1) at 11:00: deadline 11:00 the next day; warned before it,
     breached after it."""

@@ -5,12 +5,13 @@ on each engine, with the fixtures tests/test_ui.py uses."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from functools import cache
 
 import httpx
 
 from support import browser as browser_support
-from support.browser import Page, playwright, unit_id
+from support.browser import LONDON, NOW, Page, playwright, unit_id
 from support.browser import token as log_in
 
 server, browser = browser_support.server, browser_support.browser  # the fixtures the tests take
@@ -239,6 +240,39 @@ def test_an_amhp_records_a_detention_at_an_ed_extends_it_and_a_hold_continues_it
     ended = httpx.get(f"{server}/api/s136-detentions/{detention_id}", headers=token(server, "amhp")).json()
     assert ended["outcome"] == "transferred"
     assert amhp.script_errors() == []
+
+
+def test_a_detention_recorded_and_ended_on_one_page_comes_and_goes_on_another(server: str, browser) -> None:
+    """Two AMHPs' pages: one records a detention and later ends it with its outcome (the clock stops);
+    the other sees it appear and go without a reload. A move onwards is not an outcome typed here."""
+    recorder, colleague = Page(browser, server, "amhp"), Page(browser, server, "amhp")
+    london = lambda instant: instant.astimezone(LONDON).strftime("%d %b %Y, %H:%M")  # noqa: E731
+    detained_at, ended_at = NOW - timedelta(hours=6), NOW - timedelta(minutes=30)
+    form = recorder.page.locator("#detention-form")
+    record_detention(form, "emergency_department", london(detained_at), "ED-2", 41, "male")
+    seen = colleague.page.locator("article[data-detention]").filter(has_text="ED-2")
+    playwright.expect(seen.locator("h3")).to_have_text(f"ED-2 at emergency department, since {london(detained_at)}")
+    playwright.expect(seen).to_contain_text("deadline")
+
+    card = recorder.page.locator("article[data-detention]").filter(has_text="ED-2")
+    card.get_by_role("button", name="End the detention of ED-2", exact=True).click()
+    outcome = card.get_by_label("Outcome")
+    assert "transferred" not in outcome.locator("option").evaluate_all("options => options.map((o) => o.value)")
+    card.get_by_role("button", name="Yes, end the detention").click()
+    playwright.expect(card).to_contain_text("Choose the outcome of the detention first.")  # nothing was sent
+    outcome.select_option("admitted_informal")
+    card.get_by_label("Ended at (if earlier)").fill(london(ended_at))
+    card.get_by_role("button", name="Yes, end the detention").click()
+    playwright.expect(card).to_have_count(0)
+    playwright.expect(recorder.page.locator("#announce")).to_have_text("Detention ended: ED-2, admitted informally.")
+    playwright.expect(seen).to_have_count(0)
+    [ended] = [
+        d
+        for d in httpx.get(f"{server}/api/s136-detentions", headers=token(server, "amhp")).json()
+        if d["person"]["ref"] == "ED-2"
+    ]
+    assert (ended["outcome"], ended["ended_at"]) == ("admitted_informal", ended_at.strftime("%Y-%m-%dT%H:%M:00Z"))
+    assert recorder.script_errors() == colleague.script_errors() == []
 
 
 def test_a_child_in_a_police_station_is_recorded_only_as_an_acknowledged_never_event(server: str, browser) -> None:

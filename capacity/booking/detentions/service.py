@@ -136,6 +136,7 @@ async def record_detention(db: Database, actor: Actor, body: DetentionIn) -> S13
             detention.ended_at, detention.outcome = body.ended_at, body.outcome
             await end_leg(uow, detention.episode, outcome=body.outcome, ended_at=body.ended_at)
         _audit(uow, actor, "s136_detention.record", detention)
+        uow.emit(detention_event("s136.recorded", detention, now, detained_at=detention.detained_at.isoformat()))
         if detention.never_event_acknowledged:
             uow.emit(detention_event("s136.never_event", detention, now))
         return detention
@@ -166,8 +167,10 @@ async def end_detention(db: Database, actor: Actor, detention_id: str, body: Det
         if body.outcome == TRANSFERRED:
             raise Invalid("a transfer is recorded by the next place naming this detention_id", field="outcome")
         before = _snapshot(detention)
-        await close_leg(uow, detention, outcome=body.outcome, ended_at=body.ended_at)
+        ended_at = await close_leg(uow, detention, outcome=body.outcome, ended_at=body.ended_at)
         _audit(uow, actor, "s136_detention.end", detention, before)
+        ended = {"outcome": body.outcome, "ended_at": ended_at.isoformat()}
+        uow.emit(detention_event("s136.ended", detention, uow.now, **ended))
         return detention
 
     return await db.write(work)

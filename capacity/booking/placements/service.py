@@ -74,10 +74,10 @@ def not_in_future(value: datetime, now: datetime, field: str) -> datetime:
 
 async def close_leg(
     uow: UnitOfWork, leg: Placement | S136Detention, *, outcome: str, ended_at: datetime | None
-) -> None:
+) -> datetime:
     """The person leaves the place of this leg (a placement, a detention elsewhere) at `ended_at`, now if
     not given: end the leg with a conditional UPDATE (a second end racing the first finds it done), then
-    its episode as `end_leg` says, if it is a leg of one."""
+    its episode as `end_leg` says, if it is a leg of one. Returns when it ended."""
     at_unit = isinstance(leg, Placement)
     ended_at = not_in_future(ended_at or uow.now, uow.now, "ended_at")
     if ended_at < leg_start(leg):
@@ -95,6 +95,7 @@ async def close_leg(
     if leg.episode is not None:
         await end_leg(uow, leg.episode, outcome=outcome, ended_at=ended_at)
     await uow.session.refresh(leg)
+    return ended_at
 
 
 def placement_event(kind: str, placement: Placement, unit: Unit, at: datetime) -> Event:

@@ -1,15 +1,26 @@
 // Section 136 and 135 detentions at places that are not units (an emergency department, a police
 // station, elsewhere), on the AMHP's page: recording one starts the episode's one 24-hour clock; its
-// one extension (s136B) is recorded here or where the person is placed; a hold then continues it.
+// one extension (s136B) is recorded here or where the person is placed; a hold then continues it, or
+// the detention is ended here with its outcome.
 import { api, liveList, londonDateTime, londonTime, problemInWords, readLondonFields, serverNow } from "./common.js";
-import { Countdown, DateTimeField, Field, html, invalid, NO_PROBLEM, options, useProblem, useState } from "./view.js";
+import { Confirm, Countdown, DateTimeField, Field, html, invalid, NO_PROBLEM, options, useProblem, useState } from "./view.js";
 
-// The open detentions in the caller's areas. Events name the episode (`detention_id`): one about a
-// known episode (an extension, a transfer onwards, a breach) is re-read, coalesced.
+// The open detentions in the caller's areas. One recorded elsewhere (another AMHP's page) appears at
+// once from its event and is then re-read; one ended goes. Any other event names the episode
+// (`detention_id`): a known episode (an extension, a transfer onwards, a breach) is re-read, coalesced.
 export function liveDetentions({ onChange }) {
   return liveList({
     read: async () => (await api("/api/s136-detentions")).filter((d) => !d.ended_at),
-    apply: (items, frame) => items.map((d) => (d.detention_id === frame.data?.detention_id ? { ...d, partial: true } : d)),
+    apply: (items, frame) => {
+      const e = frame.data ?? {};
+      if (frame.type === "s136.ended") return items.filter((d) => d.id !== e.s136_detention_id);
+      if (frame.type === "s136.recorded") {
+        if (items.some((d) => d.id === e.s136_detention_id)) return items;
+        return [{ id: e.s136_detention_id, detention_id: e.detention_id, legal_basis: e.legal_basis, place_type: e.place_type,
+          place_name: e.place_name, person: e.person, detained_at: e.detained_at, deadline: e.s136_deadline, partial: true }, ...items];
+      }
+      return items.map((d) => (d.detention_id === e.detention_id ? { ...d, partial: true } : d));
+    },
     onChange,
   });
 }
@@ -68,12 +79,32 @@ export function ExtensionForm({ id, path, who, atPoliceStation, codes, onDone, o
   </form>`;
 }
 
-function DetentionCard({ d, codes, detentions }) {
+const END_LABELS = { outcome: "Outcome", ended_at: "Ended at" };
+
+function DetentionCard({ d, codes, detentions, announce }) {
   const [extending, setExtending] = useState(false);
+  const [ending, setEnding] = useState(false);
+  const [endedAt, setEndedAt] = useState("");
+  const [problem, setProblem] = useProblem();
   const done = (answer) => {
     setExtending(false);
     detentions.set(detentions.items.map((item) => (item.id === d.id ? answer : item)));
   };
+  // Ended here, with its outcome: the episode's clock stops. A move to another place is not ended here
+  // but by the hold (or detention) that continues it, so `transferred` is not offered.
+  const end = async (outcome) => {
+    setProblem(NO_PROBLEM);
+    const times = readLondonFields({ ended_at: endedAt }, END_LABELS);
+    if (times.fields.ended_at) return setProblem({ fields: times.fields, general: "" });  // nothing is sent
+    try {
+      await api(`/api/s136-detentions/${d.id}/end`, { method: "POST", body: { outcome, ...times.values } });
+      detentions.set(detentions.items.filter((item) => item.id !== d.id));
+      announce(`Detention ended: ${d.person.ref}, ${codes.label("outcomes", outcome).toLowerCase()}.`);
+    } catch (e) {
+      setProblem(problemInWords(e, { labels: END_LABELS }));
+    }
+  };
+  const said = [problem.fields.outcome, problem.general].filter(Boolean).join(" ");
   return html`<article class="card" data-detention=${d.id}>
     <h3>${detentionName(d, codes)}</h3>
     <p>${codes.label("detention_bases", d.legal_basis)} · <span class=${clockClass(d.deadline)}><${Countdown} iso=${d.deadline} /></span> left
@@ -81,9 +112,17 @@ function DetentionCard({ d, codes, detentions }) {
     ${d.never_event_acknowledged ? html`<p class="warning">Never event: a child kept in a police station.</p>` : null}
     ${extending ? html`<${ExtensionForm} id=${`x-${d.id}`} path=${`/api/s136-detentions/${d.id}/extension`} who=${d.person.ref}
         atPoliceStation=${d.place_type === "police_station"} codes=${codes} onDone=${done} onCancel=${() => setExtending(false)} />`
-      : d.extension_hours ? null
-      : html`<button type="button" class="secondary" aria-label=${`Extend the detention of ${d.person.ref}`}
-          onClick=${() => setExtending(true)}>Extend</button>`}
+      : html`<div class="row-actions">${d.extension_hours ? null
+          : html`<button type="button" class="secondary" aria-label=${`Extend the detention of ${d.person.ref}`}
+              onClick=${() => setExtending(true)}>Extend</button>`}
+          <button type="button" aria-label=${`End the detention of ${d.person.ref}`} aria-expanded=${ending}
+            onClick=${() => setEnding(true)}>End</button></div>`}
+    ${ending ? html`<${Confirm} id=${`end-${d.id}`} question=${`End the detention of ${d.person.ref}? The clock stops.`}
+      action="Yes, end the detention" choiceLabel="Outcome" choices=${codes.outcomes.filter((c) => c.code !== "transferred")}
+      missing="Choose the outcome of the detention first." onConfirm=${end} onCancel=${() => setEnding(false)}>
+      <${DateTimeField} id=${`end-${d.id}-at`} label="Ended at (if earlier)" value=${endedAt} onInput=${setEndedAt}
+        error=${problem.fields.ended_at} /><//>` : null}
+    ${said ? html`<p class="error" role="alert">${said}</p>` : null}
   </article>`;
 }
 
@@ -171,7 +210,8 @@ function DetentionForm({ codes, areas, detentions, announce }) {
 // The AMHP page's section: the open detentions with their clocks, and the form to record one.
 export function DetentionsSection({ codes, areas, detentions, announce }) {
   return html`<section class="card" aria-labelledby="detentions-h"><h2 id="detentions-h">Detentions elsewhere (s136, s135)</h2>
-    ${detentions.items.length ? detentions.items.map((d) => html`<${DetentionCard} key=${d.id} d=${d} codes=${codes} detentions=${detentions} />`)
+    ${detentions.items.length ? detentions.items.map((d) => html`<${DetentionCard} key=${d.id} d=${d} codes=${codes} detentions=${detentions}
+      announce=${announce} />`)
       : html`<p class="empty">No one is detained at an emergency department, police station or other place in your areas.</p>`}
     <${DetentionForm} codes=${codes} areas=${areas} detentions=${detentions} announce=${announce} />
   </section>`;

@@ -1,8 +1,9 @@
 // The regional picture (GET /api/region/status): one region's places by kind, empty 136 suites, stale
 // units, providers at OPEL 3-4, people waiting in an emergency department under s136 and out-of-area
-// placements, as a sitrep, live. Every public event (a unit's figures, a provider's level) re-reads the
-// status, coalesced: at most one read in flight and one more after it, so a burst costs two reads. The
-// minutes waited move on with a read each minute. Drawn with Preact (view.js).
+// placements, as a sitrep, live. Every public event (a unit's figures, a provider's level), and a detention
+// recorded or ended elsewhere (heard by those who see people), re-reads the status, coalesced: at most one
+// read in flight and one more after it, so a burst costs two reads. The minutes waited move on with a read
+// each minute. Drawn with Preact (view.js).
 import { api, connectEvents, loadCodes, londonTime, problemInWords, whoAmI } from "./common.js";
 import { opelInWords } from "./escalation.js";
 import { html, mount, plural } from "./view.js";
@@ -11,7 +12,7 @@ const codes = await loadCodes();
 const app = document.getElementById("app");
 const state = { regions: [], region: null, status: null, problem: "" };
 let redraw = () => {};
-const LIVE_TYPES = new Set(["unit.availability", "provider.escalation"]);
+const LIVE_TYPES = new Set(["unit.availability", "provider.escalation", "s136.recorded", "s136.ended"]);
 
 let running = null, again = false;
 function refresh() {
