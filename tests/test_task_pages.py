@@ -275,6 +275,37 @@ def test_a_detention_recorded_and_ended_on_one_page_comes_and_goes_on_another(se
     assert recorder.script_errors() == colleague.script_errors() == []
 
 
+def test_a_hold_typed_for_someone_detained_elsewhere_offers_to_continue_their_clock(server: str, browser) -> None:
+    """An AMHP types the reference of a person already detained at an ED instead of choosing the detention:
+    the form says so, and one click makes the hold continue that detention, so no second clock starts."""
+    amhp = Page(browser, server, "amhp")
+    page = amhp.page
+    detained_at = (NOW - timedelta(hours=3)).astimezone(LONDON).strftime("%d %b %Y, %H:%M")
+    record_detention(page.locator("#detention-form"), "emergency_department", detained_at, "ED-3", 52, "female")
+    page.locator("article[data-detention]").filter(has_text="ED-3").wait_for()
+    suite = unit_id(server, "Bristol Place of Safety")
+    page.locator(f"tr[data-unit='{suite}']").get_by_role("button", name="Hold").click()
+    warning = page.locator(".hold-form .warning")
+    page.locator("#h-ref").fill("ED-")
+    playwright.expect(warning).to_have_count(0)
+    page.locator("#h-ref").fill("ED-3")
+    playwright.expect(warning).to_contain_text(f"ED-3 at emergency department, since {detained_at}. If this is")
+    warning.get_by_role("button", name="Continue that detention").click()
+    playwright.expect(warning).to_have_count(0)
+    [detention] = [
+        d
+        for d in httpx.get(f"{server}/api/s136-detentions", headers=token(server, "amhp")).json()
+        if d["person"]["ref"] == "ED-3"
+    ]
+    playwright.expect(page.locator("#h-detention")).to_have_value(detention["detention_id"])
+    playwright.expect(page.locator("#h-age")).to_have_value("52")
+    with page.expect_response(lambda r: r.url.endswith("/api/holds") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Place hold").click()
+    assert answer.value.status == 201
+    assert answer.value.json()["detention_id"] == detention["detention_id"]
+    assert amhp.script_errors() == []
+
+
 def test_a_child_in_a_police_station_is_recorded_only_as_an_acknowledged_never_event(server: str, browser) -> None:
     amhp = Page(browser, server, "amhp")
     form = amhp.page.locator("#detention-form")

@@ -169,8 +169,8 @@ function HoldForm({ unit }) {
   const [busy, setBusy] = useState(false);
   const set = (name) => (event) => { d[name] = event.currentTarget.value; };
   // The hold continues an open detention (its clock): the person is the detention's.
-  const pickDetention = (event) => {
-    d.detention_id = event.currentTarget.value;
+  const continueDetention = (detentionId) => {
+    d.detention_id = detentionId;
     const x = detentions.items.find((item) => item.detention_id === d.detention_id);
     if (x) Object.assign(d, { ref: x.person.ref, age: x.person.age, sex: x.person.sex, purpose: "s136" });
     redraw();
@@ -199,12 +199,15 @@ function HoldForm({ unit }) {
     }
   };
   const f = problem.fields;
+  // The person typed is one detained elsewhere, and the hold does not say it continues that detention:
+  // without it the hold would start a second clock for the same person.
+  const detainedElsewhere = d.detention_id ? null : detentions.items.find((x) => x.person.ref === d.ref.trim());
   return html`<form class="card hold-form" aria-label=${`Hold a place at ${unit.name}`} onSubmit=${submit}>
     <h3>Hold a place at ${unit.name}</h3>
     <div class="grid">
       <${Field} id="h-ref" label="Person reference" error=${f["person.ref"]}>
         <input id="h-ref" required maxlength="40" placeholder="your team's reference, never an NHS number" value=${d.ref}
-          onInput=${set("ref")} ...${invalid("h-ref", f["person.ref"])} /><//>
+          onInput=${(event) => { d.ref = event.currentTarget.value; redraw(); }} ...${invalid("h-ref", f["person.ref"])} /><//>
       <${Field} id="h-age" label="Age" error=${f["person.age"]}>
         <input id="h-age" type="number" min="0" max="120" required value=${d.age} onInput=${set("age")} ...${invalid("h-age", f["person.age"])} /><//>
       <${Field} id="h-sex" label="Sex" error=${f["person.sex"]}>
@@ -212,12 +215,17 @@ function HoldForm({ unit }) {
       <${Field} id="h-eth" label="Ethnic category" error=${f["person.ethnicity"]}>
         <select id="h-eth" value=${d.ethnicity} onChange=${set("ethnicity")}><option value="">not recorded</option>${options(codes.ethnicities, withCode)}</select><//>
       ${detentions.items.length ? html`<${Field} id="h-detention" label="Continues a detention" error=${f.detention_id}>
-        <select id="h-detention" value=${d.detention_id} onChange=${pickDetention} ...${invalid("h-detention", f.detention_id)}>
+        <select id="h-detention" value=${d.detention_id} onChange=${(event) => continueDetention(event.currentTarget.value)}
+          ...${invalid("h-detention", f.detention_id)}>
           <option value="">none: a new place of safety</option>
           ${detentions.items.map((x) => html`<option key=${x.id} value=${x.detention_id}>${detentionName(x, codes)}</option>`)}</select><//>` : null}
       <${Field} id="h-purpose" label="Purpose" error=${f.purpose}>
         <select id="h-purpose" value=${d.purpose} onChange=${set("purpose")}>${options(codes.purposes)}</select><//>
     </div>
+    ${detainedElsewhere ? html`<p class="warning" role="status">${detentionName(detainedElsewhere, codes)}. If this is the same
+      person, the hold continues that detention and its clock:
+      <button type="button" class="secondary" onClick=${() => continueDetention(detainedElsewhere.detention_id)}>
+        Continue that detention</button></p>` : null}
     ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
     <div class="row-actions">
       <button type="submit" aria-disabled=${busy ? "true" : undefined}>Place hold</button>
