@@ -289,7 +289,7 @@ def test_a_hold_typed_for_someone_detained_elsewhere_offers_to_continue_their_cl
     page.locator("#h-ref").fill("ED-")
     playwright.expect(warning).to_have_count(0)
     page.locator("#h-ref").fill("ED-3")
-    playwright.expect(warning).to_contain_text(f"ED-3 at emergency department, since {detained_at}. If this is")
+    playwright.expect(warning).to_contain_text(f"Open detention: ED-3 at emergency department, since {detained_at}.")
     warning.get_by_role("button", name="Continue that detention").click()
     playwright.expect(warning).to_have_count(0)
     [detention] = [

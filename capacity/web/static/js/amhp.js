@@ -222,8 +222,8 @@ function HoldForm({ unit }) {
       <${Field} id="h-purpose" label="Purpose" error=${f.purpose}>
         <select id="h-purpose" value=${d.purpose} onChange=${set("purpose")}>${options(codes.purposes)}</select><//>
     </div>
-    ${detainedElsewhere ? html`<p class="warning" role="status">${detentionName(detainedElsewhere, codes)}. If this is the same
-      person, the hold continues that detention and its clock:
+    ${detainedElsewhere ? html`<p class="warning" role="status">Open detention: ${detentionName(detainedElsewhere, codes)}. If
+      this is the same person, the hold must continue it, or a second clock starts.
       <button type="button" class="secondary" onClick=${() => continueDetention(detainedElsewhere.detention_id)}>
         Continue that detention</button></p>` : null}
     ${problem.general ? html`<p class="error" role="alert">${problem.general}</p>` : null}
