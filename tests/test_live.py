@@ -46,7 +46,17 @@ from support.statements import Statements
 
 BANES, BRISTOL, WILTSHIRE, SOMERSET, SANDWELL = "E06000022", "E06000023", "E06000054", "E06000066", "E08000028"
 SUITE = "Bristol Place of Safety"
-AVAILABILITY_KEYS = {"unit_id", "status", "open_places", "held", "occupied", "available", "last_confirmed_at", "stale"}
+AVAILABILITY_KEYS = {
+    "unit_id",
+    "status",
+    "closed_reason",
+    "open_places",
+    "held",
+    "occupied",
+    "available",
+    "last_confirmed_at",
+    "stale",
+}
 PERSON_KEYS = {"person", "person_ref", "ref", "home_area", "age", "sex", "ethnicity", "hold_id", "placement_id"}
 
 

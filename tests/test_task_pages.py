@@ -162,6 +162,32 @@ def test_the_conveyance_crew_lands_on_its_page_saves_an_eta_and_sees_others_live
     assert crew.script_errors() == []
 
 
+def test_a_bed_manager_closes_a_unit_only_for_a_reason_chosen_then_reopens_it(server: str, browser) -> None:
+    """An open unit reads "open", not a reason; closing asks why each time (nothing is assumed or sent
+    until it is chosen), and the reason shows, on a colleague's board too, until the unit reopens."""
+    suite = unit_id(server, "Bristol Place of Safety")
+    manager, colleague = Page(browser, server, "bedmanager"), Page(browser, server, "bedmanager")
+    page = manager.page
+    row = page.locator(f"tr[data-unit='{suite}']")
+    playwright.expect(row.locator(".badge.ok", has_text="open")).to_be_visible()
+    puts: list[str] = []
+    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
+    row.get_by_role("button", name=f"Close {SUITE}").click()
+    playwright.expect(row.get_by_role("alert")).to_have_text("Choose the reason for closing first.")
+    assert puts == []
+    row.get_by_label(f"Reason to close {SUITE}").select_option("maintenance")
+    row.get_by_role("button", name=f"Close {SUITE}").click()
+    playwright.expect(row.locator(".badge.bad", has_text="closed")).to_have_text("closed: maintenance")
+    seen = colleague.page.locator(f"tr[data-unit='{suite}'] .badge.bad", has_text="closed")
+    playwright.expect(seen).to_have_text("closed: maintenance")  # from the live event alone
+    closed = httpx.get(f"{server}/api/units/{suite}", headers=token(server, "bedmanager")).json()
+    assert (closed["status"], closed["closed_reason"]) == ("closed", "maintenance")
+    row.get_by_role("button", name=f"Reopen {SUITE}").click()
+    playwright.expect(row.locator(".badge.ok", has_text="open")).to_be_visible()
+    assert httpx.get(f"{server}/api/units/{suite}", headers=token(server, "bedmanager")).json()["status"] == "open"
+    assert manager.script_errors() == colleague.script_errors() == []
+
+
 def test_a_bed_manager_admits_directly_without_a_hold(server: str, browser) -> None:
     suite = unit_id(server, "Bristol Place of Safety")
     manager = Page(browser, server, "bedmanager")

@@ -37,6 +37,7 @@ def availability_event(figures: UnitFigures, at: datetime) -> Event:
     u = figures.unit
     data = {
         "status": u.status,
+        "closed_reason": u.closed_reason,  # a code: every board says why a unit is closed, not only the closer's
         "open_places": u.open_places,
         **{name: getattr(figures, name) for name in FIGURES_SHOWN},
         "last_confirmed_at": u.last_confirmed_at.isoformat(),

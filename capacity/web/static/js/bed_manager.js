@@ -92,7 +92,7 @@ function UnitRow({ unit }) {
   const [reason, setReason] = useState(null);
   const [problem, setProblem] = useProblem();
   const shownPlaces = places ?? String(unit.open_places);
-  const shownReason = reason ?? (unit.closed_reason || codes.closed_reasons[0].code);
+  const shownReason = reason ?? "";  // why it closes is chosen each time, never assumed
   const run = async (changes, message, done = () => {}) => {
     setProblem(NO_PROBLEM);
     announce("");
@@ -126,11 +126,13 @@ function UnitRow({ unit }) {
     <td>${closed
       ? html`<div><span class="badge bad">closed: ${unit.closed_reason ? codes.label("closed_reasons", unit.closed_reason) : ""}</span>
           <button type="button" class="secondary" aria-label=${`Reopen ${unit.name}`} onClick=${() => run({ status: "open" })}>Reopen</button></div>`
-      : html`<div class="row-actions">
-          <select aria-label=${`Reason ${unit.name} is closed`} value=${shownReason} onChange=${(e) => setReason(e.currentTarget.value)}
-            ...${invalid(`reason-${unit.id}`, f.closed_reason)}>${options(codes.closed_reasons)}</select>
-          <button type="button" class="danger" aria-label=${`Close ${unit.name}`}
-            onClick=${() => run({ status: "closed", closed_reason: shownReason }, undefined, () => setReason(null))}>Close</button>
+      : html`<div><span class="badge ok">open</span></div>
+        <div class="row-actions">
+          <select aria-label=${`Reason to close ${unit.name}`} value=${shownReason} onChange=${(e) => setReason(e.currentTarget.value)}
+            ...${invalid(`reason-${unit.id}`, f.closed_reason)}><option value="">close for…</option>${options(codes.closed_reasons)}</select>
+          <button type="button" class="danger" aria-label=${`Close ${unit.name}`} onClick=${() => (shownReason
+            ? run({ status: "closed", closed_reason: shownReason }, undefined, () => setReason(null))
+            : setProblem({ fields: { closed_reason: "Choose the reason for closing first." }, general: "" }))}>Close</button>
         </div>
         ${f.closed_reason ? html`<p class="error field-error" id=${`reason-${unit.id}-error`} role="alert">${f.closed_reason}</p>` : null}`}</td>
     <td><div class=${unit.stale ? "stale" : ""}>${unit.stale ? "⚠ stale: " : ""}${londonTime(unit.last_confirmed_at)}</div>
