@@ -227,5 +227,10 @@ def test_commissioner_changes_the_period_and_downloads_csv(server: str, browser)
     page.fill("#p-to", today.strftime("%d %b %Y"))
     page.get_by_role("button", name="Show").click()
     playwright.expect(oap.locator("[data-metric=started]").first).to_have_text("1")
+    # Codes are shown by their labels (GET /api/codes), never as the codes themselves.
+    s136, equality = page.locator("section[data-report=s136]"), page.locator("section[data-report=equality]")
+    playwright.expect(s136.get_by_role("cell", name="no ambulance available", exact=True)).to_be_visible()
+    playwright.expect(s136.get_by_role("rowheader", name="admitted informally", exact=True)).to_be_visible()
+    playwright.expect(equality.get_by_role("rowheader", name="A White - British", exact=True).first).to_be_visible()
     commissioner.shot("commissioner")
     assert commissioner.errors == []

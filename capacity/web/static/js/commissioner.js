@@ -1,12 +1,13 @@
 // The commissioner's dashboard: a period and area picker, out-of-area totals with a 12-month trend (one request),
 // the s136, capacity and equality tables, and CSV and Excel downloads of each report.
-import { api, ApiError, connectEvents, dayText, el, readDate, showBanner, whoAmI } from "./common.js";
+import { api, ApiError, connectEvents, dayText, el, loadCodes, readDate, showBanner, whoAmI } from "./common.js";
 
 const app = document.getElementById("app");
 const REPORTS = [["out-of-area", "Out-of-area placements"], ["s136", "Section 136 detentions"], ["capacity", "Capacity use"],
   ["equality", "Equality monitoring"]];
 const state = { me: null, areas: new Map(), from: null, to: null, area: null, reports: {}, trend: [], loading: false };
 const label = (key) => String(key).replaceAll("_", " ");
+const byLabel = (set) => (code) => codes.label(set, code);  // a code's label; other keys ("any") in words
 const iso = (d) => d.toISOString().slice(0, 10);
 
 // The last complete calendar month: the period commissioners report on.
@@ -75,17 +76,20 @@ function drawTrend() {
       el("td", {}, t.bed_days))))));
 }
 
-function keyValues(caption, object) {
+// Each row is named by `name(key)`: the key in words, or a code's label (byLabel).
+function keyValues(caption, object, name = label) {
   const rows = Object.entries(object || {}).filter(([, v]) => typeof v !== "object" || v === null);
   return el("table", {}, el("caption", {}, caption),
-    el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, label(k)), el("td", { "data-metric": k }, format(v, k))))));
+    el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, name(k)), el("td", { "data-metric": k }, format(v, k))))));
 }
 
-function listTable(caption, rows, columns) {
+// `codeSets` names the code set of a column whose values are codes (a unit's kind, a reason): shown by label.
+function listTable(caption, rows, columns, codeSets = {}) {
   if (!rows || !rows.length) return el("p", { class: "empty" }, `${caption}: none in this period.`);
+  const cell = (r, c) => (codeSets[c] && r[c] !== null ? codes.label(codeSets[c], r[c]) : format(r[c], c));
   return el("table", {}, el("caption", {}, caption),
     el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, label(c))))),
-    el("tbody", {}, rows.map((r) => el("tr", {}, columns.map((c) => el("td", {}, format(r[c], c)))))));
+    el("tbody", {}, rows.map((r) => el("tr", {}, columns.map((c) => el("td", {}, cell(r, c)))))));
 }
 
 function format(value, key = "") {
@@ -148,19 +152,21 @@ const SECTIONS = {
   "out-of-area": (oap) => section("out-of-area", "Out-of-area placements", keyValues("All out-of-area placements", oap.totals),
     keyValues("Inappropriate (reason 10)", oap.inappropriate), el("div", { id: "trend", class: "chart wide" }),
     listTable("By reason", oap.by_reason, ["reason", "description", "started", "bed_days", "cost"]),
-    listTable("By receiving provider", oap.by_receiving_provider, ["name", "sector", "started", "bed_days", "cost"]),
+    listTable("By receiving provider", oap.by_receiving_provider, ["name", "sector", "started", "bed_days", "cost"], { sector: "sectors" }),
     keyValues("Length of stay (nights)", oap.length_bands), keyValues("Distance from home (km)", oap.distance_bands)),
   s136: (s136) => section("s136", "Section 136 detentions", keyValues("Totals", s136.totals), keyValues("By place of safety", s136.by_place_of_safety),
-    keyValues("Duration (hours)", s136.duration_hours), keyValues("Conveyance", s136.conveyance),
-    keyValues("Ambulance response", s136.ambulance_response), keyValues("Outcomes", s136.outcomes),
-    listTable("Police vehicle reasons", s136.police_vehicle_reasons, Object.keys(s136.police_vehicle_reasons[0] || {}))),
+    keyValues("Duration (hours)", s136.duration_hours), keyValues("Conveyance", s136.conveyance, byLabel("conveyance_modes")),
+    keyValues("Ambulance response", s136.ambulance_response), keyValues("Outcomes", s136.outcomes, byLabel("outcomes")),
+    listTable("Police vehicle reasons", s136.police_vehicle_reasons, Object.keys(s136.police_vehicle_reasons[0] || {}),
+      { reason: "police_vehicle_reasons" })),
   capacity: (capacity) => section("capacity", "Capacity use", keyValues("Occupancy", capacity.occupancy),
-    listTable("By unit", capacity.by_unit, ["name", "kind", "occupied_nights", "open_place_nights", "occupancy"]),
+    listTable("By unit", capacity.by_unit, ["name", "kind", "occupied_nights", "open_place_nights", "occupancy"], { kind: "kinds" }),
     keyValues("Hold outcomes", capacity.hold_outcomes), keyValues("Hold to arrival (minutes)", capacity.hold_to_arrival_minutes),
-    keyValues("Unmet demand", capacity.unmet_demand), keyValues("Unmet demand by kind", capacity.unmet_demand_by_kind)),
+    keyValues("Unmet demand", capacity.unmet_demand), keyValues("Unmet demand by kind", capacity.unmet_demand_by_kind, byLabel("kinds"))),
   equality: (equality) => section("equality", "Equality monitoring", el("p", { class: "muted wide" }, "Counts of 1 to 7 are shown as *, others rounded to the nearest 5 (and a figure more hidden as * where needed), so that no one can be identified."),
     ["detentions", "placements"].flatMap((group) => [
-      keyValues(`${label(group)} (${equality[group].total}) by ethnic category`, equality[group].by_ethnicity),
+      keyValues(`${label(group)} (${equality[group].total}) by ethnic category`, equality[group].by_ethnicity,
+        (k) => (codes.has("ethnicities", k) ? `${k} ${codes.label("ethnicities", k)}` : label(k))),
       el("div", {}, keyValues(`${label(group)} by sex`, equality[group].by_sex),
         keyValues(`${label(group)} by age band`, equality[group].by_age_band))])),
 };
@@ -196,7 +202,7 @@ function render() {
   if (fresh) drawTrend();
 }
 
-const [me, areas] = await Promise.all([whoAmI(), api("/api/areas")]); // at once: one round trip, not two
+const [me, areas, codes] = await Promise.all([whoAmI(), api("/api/areas"), loadCodes()]); // at once: one round trip
 state.me = me;
 for (const area of areas) state.areas.set(area.code, area);
 if (!state.me.areas.length) state.me.areas = [...state.areas.keys()];
