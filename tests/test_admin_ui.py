@@ -33,6 +33,8 @@ def test_admin_sets_up_a_unit_whose_bed_manager_opens_it_for_an_amhp_live(server
     page = admin.page
     assert page.url == f"{server}/admin"  # admins land on their own page
     expect(page.get_by_role("link", name="Bed manager board")).to_have_attribute("href", "/bed-manager")
+    # Users are listed with their areas' names, whichever list the page had first.
+    expect(page.locator("#users-list li", has_text="commissioner")).to_contain_text("Bath and North East Somerset")
 
     # A provider.
     tab(page, "Providers")

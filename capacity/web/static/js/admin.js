@@ -709,6 +709,8 @@ async function load(section) {
 async function loadAll() {
   try {
     await Promise.all(Object.keys(SECTIONS).map(load));
+    // A list drawn before the areas or providers came named them by code: name them now.
+    for (const section of Object.keys(SECTIONS)) drawList(section);
     showBanner("");
   } catch (e) {
     showBanner(plain(e));
