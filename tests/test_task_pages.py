@@ -5,7 +5,7 @@ on each engine, with the fixtures tests/test_ui.py uses."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import httpx
@@ -18,6 +18,21 @@ server, browser = browser_support.server, browser_support.browser  # the fixture
 
 SUITE = "Bristol Place of Safety (136 suite, demo)"
 PERSON = {"age": 30, "sex": "female", "home_area": "E06000023"}
+
+
+def typed(instant: datetime) -> str:
+    """An instant as a person types it: London time, "01 Dec 2026, 09:10"."""
+    return instant.astimezone(LONDON).strftime("%d %b %Y, %H:%M")
+
+
+def shown(instant: datetime) -> str:
+    """An instant as the pages show a time of day: London time, "01 Dec, 09:10"."""
+    return instant.astimezone(LONDON).strftime("%d %b, %H:%M")
+
+
+def utc(instant: datetime) -> str:
+    """An instant to the minute as the API answers it: "2026-12-01T09:10:00Z"."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:00Z")
 
 
 @cache
@@ -112,10 +127,11 @@ def test_a_london_time_is_typed_the_same_way_whatever_the_browsers_locale(server
 
     assert sent("03 Dec 2026, 14:05")["requested_at"] == "2026-12-03T14:05:00Z"  # GMT
     assert sent("3 jul 2026 14:05")["requested_at"] == "2026-07-03T13:05:00Z"  # BST
-    saved = sent("01 Dec 2026, 09:05")
-    assert saved["requested_at"] == "2026-12-01T09:05:00Z"
+    requested_at = NOW - timedelta(minutes=25)
+    saved = sent(typed(requested_at))
+    assert saved["requested_at"] == utc(requested_at)
     card.get_by_text("Ambulance response").wait_for()  # the server took it
-    playwright.expect(requested).to_have_value("01 Dec 2026, 09:05")  # shown back the same way
+    playwright.expect(requested).to_have_value(typed(requested_at))  # shown back the same way
 
     puts: list[str] = []
     page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
@@ -141,18 +157,19 @@ def test_the_conveyance_crew_lands_on_its_page_saves_an_eta_and_sees_others_live
     card = page.locator(f"article[data-hold='{hold['id']}']")
     playwright.expect(card.locator("h3")).to_have_text(f"CONVEY-1 → {SUITE}")
     card.get_by_label("Mode").select_option("ambulance")
-    card.get_by_label("ETA").fill("01 Dec 2026, 10:15")
+    eta, later = NOW + timedelta(minutes=45), NOW + timedelta(minutes=55)
+    card.get_by_label("ETA").fill(typed(eta))
     card.get_by_role("button", name="Save conveyance for CONVEY-1").click()
-    playwright.expect(card.locator("[data-field=eta]")).to_have_text("ETA 01 Dec, 10:15")
+    playwright.expect(card.locator("[data-field=eta]")).to_have_text(f"ETA {shown(eta)}")
     saved = hold_status(server, hold)["conveyance"]
-    assert (saved["mode"], saved["eta"]) == ("ambulance", "2026-12-01T10:15:00Z")
+    assert (saved["mode"], saved["eta"]) == ("ambulance", utc(eta))
 
     # The AMHP changes the ETA elsewhere: the crew's page shows it without a reload.
-    body = {"mode": "ambulance", "eta": "2026-12-01T10:25:00Z"}
+    body = {"mode": "ambulance", "eta": utc(later)}
     response = httpx.put(f"{server}/api/holds/{hold['id']}/conveyance", headers=token(server, "amhp"), json=body)
     assert response.status_code == 200, response.text
-    playwright.expect(card.locator("[data-field=eta]")).to_have_text("ETA 01 Dec, 10:25")
-    playwright.expect(card.get_by_label("ETA")).to_have_value("01 Dec 2026, 10:25")
+    playwright.expect(card.locator("[data-field=eta]")).to_have_text(f"ETA {shown(later)}")
+    playwright.expect(card.get_by_label("ETA")).to_have_value(typed(later))
     assert "conveyance.updated" in crew.events
 
     released = httpx.post(f"{server}/api/holds/{hold['id']}/release", headers=token(server, "amhp"))
@@ -199,18 +216,19 @@ def test_a_bed_manager_admits_directly_without_a_hold(server: str, browser) -> N
     form.get_by_label("Sex").select_option("male")
     form.get_by_label("Home area").select_option("E06000023")
     form.get_by_label("Legal basis").select_option("s136")
-    form.get_by_label("Admitted at (blank: now)").fill("1 Dec 2026 09:10")
+    admitted_at = NOW - timedelta(minutes=20)
+    form.get_by_label("Admitted at (blank: now)").fill(typed(admitted_at))
     form.get_by_role("button", name="Admit").click()
     playwright.expect(page.locator("#announce")).to_have_text(f"Admitted ADMIT-1 to {SUITE}.")
     row = page.locator("tr[data-placement]").filter(has_text="ADMIT-1")
-    playwright.expect(row).to_contain_text("since 01 Dec, 09:10")
-    playwright.expect(row.locator(".countdown")).to_have_text(re.compile(r"23 h [34]\d min"))  # started at 09:10
+    playwright.expect(row).to_contain_text(f"since {shown(admitted_at)}")
+    playwright.expect(row.locator(".countdown")).to_have_text(re.compile(r"23 h [34]\d min"))  # started 20 min ago
     playwright.expect(form.get_by_label("Person reference")).to_have_value("")  # ready for the next one
     placed = httpx.get(f"{server}/api/placements", params={"active": "true"}, headers=token(server, "bedmanager"))
     [admitted] = [p for p in placed.json() if p["person"]["ref"] == "ADMIT-1"]
     assert (admitted["unit_id"], admitted["legal_basis"], admitted["hold_id"]) == (suite, "s136", None)
-    assert admitted["started_at"] == "2026-12-01T09:10:00Z"
-    assert admitted["s136_deadline"] == "2026-12-02T09:10:00Z"
+    assert admitted["started_at"] == utc(admitted_at)
+    assert admitted["s136_deadline"] == utc(admitted_at + timedelta(hours=24))
     assert manager.script_errors() == []
 
 
@@ -230,23 +248,25 @@ def test_an_amhp_records_a_detention_at_an_ed_extends_it_and_a_hold_continues_it
     page = amhp.page
     form = page.locator("#detention-form")
     form.get_by_label("Name of the place").fill("Bristol Royal Infirmary ED")
-    record_detention(form, "emergency_department", "01 Dec 2026, 01:30", "ED-1", 34, "female")
+    detained_at = NOW - timedelta(hours=8)
+    record_detention(form, "emergency_department", typed(detained_at), "ED-1", 34, "female")
     card = page.locator("article[data-detention]").filter(has_text="ED-1")
     playwright.expect(card.locator("h3")).to_have_text(
-        "ED-1 at emergency department (Bristol Royal Infirmary ED), since 01 Dec 2026, 01:30"
+        f"ED-1 at emergency department (Bristol Royal Infirmary ED), since {typed(detained_at)}"
     )
-    playwright.expect(card.locator(".countdown")).to_have_text(re.compile(r"1[56] h \d\d min"))  # 24 h from 01:30
-    playwright.expect(card).to_contain_text("deadline 02 Dec, 01:30")
+    playwright.expect(card.locator(".countdown")).to_have_text(re.compile(r"1[56] h \d\d min"))  # 24 h from 8 h ago
+    playwright.expect(card).to_contain_text(f"deadline {shown(detained_at + timedelta(hours=24))}")
 
     card.get_by_role("button", name="Extend the detention of ED-1").click()
     card.get_by_label("Hours (1 to 12)").fill("8")
     card.get_by_label("Authorised by (doctor)").fill("Dr A Registrar")
     card.get_by_label("Reason").select_option("condition_of_person")
     card.get_by_role("button", name="Record the extension").click()
-    playwright.expect(card).to_contain_text("deadline 02 Dec, 09:30 · extended 8 h (Dr A Registrar)")
+    deadline = detained_at + timedelta(hours=32)
+    playwright.expect(card).to_contain_text(f"deadline {shown(deadline)} · extended 8 h (Dr A Registrar)")
     detention_id = card.get_attribute("data-detention")
     detention = httpx.get(f"{server}/api/s136-detentions/{detention_id}", headers=token(server, "amhp")).json()
-    assert (detention["detained_at"], detention["deadline"]) == ("2026-12-01T01:30:00Z", "2026-12-02T09:30:00Z")
+    assert (detention["detained_at"], detention["deadline"]) == (utc(detained_at), utc(deadline))
 
     # Moved on to the suite: the hold names the detention, and the person is the detention's.
     suite = unit_id(server, "Bristol Place of Safety")
@@ -257,12 +277,12 @@ def test_an_amhp_records_a_detention_at_an_ed_extends_it_and_a_hold_continues_it
     hold_card = page.locator("article[data-hold]").filter(has_text="ED-1")
     hold_card.get_by_role("button", name=f"Arrived: ED-1 at {SUITE}").click()
     clock = page.locator("section[aria-labelledby=clocks-h] tr[data-placement]").filter(has_text="ED-1")
-    playwright.expect(clock).to_contain_text("01 Dec, 01:30")  # the ED's clock, never restarted
+    playwright.expect(clock).to_contain_text(shown(detained_at))  # the ED's clock, never restarted
     playwright.expect(clock).to_contain_text("+8 h (Dr A Registrar)")
     placed = httpx.get(f"{server}/api/placements", params={"active": "true"}, headers=token(server, "amhp")).json()
     [placement] = [p for p in placed if p["person"]["ref"] == "ED-1"]
     assert placement["detention_id"] == detention["detention_id"]
-    assert placement["s136_deadline"] == "2026-12-02T09:30:00Z"
+    assert placement["s136_deadline"] == utc(deadline)
     ended = httpx.get(f"{server}/api/s136-detentions/{detention_id}", headers=token(server, "amhp")).json()
     assert ended["outcome"] == "transferred"
     assert amhp.script_errors() == []
@@ -272,12 +292,11 @@ def test_a_detention_recorded_and_ended_on_one_page_comes_and_goes_on_another(se
     """Two AMHPs' pages: one records a detention and later ends it with its outcome (the clock stops);
     the other sees it appear and go without a reload. A move onwards is not an outcome typed here."""
     recorder, colleague = Page(browser, server, "amhp"), Page(browser, server, "amhp")
-    london = lambda instant: instant.astimezone(LONDON).strftime("%d %b %Y, %H:%M")  # noqa: E731
     detained_at, ended_at = NOW - timedelta(hours=6), NOW - timedelta(minutes=30)
     form = recorder.page.locator("#detention-form")
-    record_detention(form, "emergency_department", london(detained_at), "ED-2", 41, "male")
+    record_detention(form, "emergency_department", typed(detained_at), "ED-2", 41, "male")
     seen = colleague.page.locator("article[data-detention]").filter(has_text="ED-2")
-    playwright.expect(seen.locator("h3")).to_have_text(f"ED-2 at emergency department, since {london(detained_at)}")
+    playwright.expect(seen.locator("h3")).to_have_text(f"ED-2 at emergency department, since {typed(detained_at)}")
     playwright.expect(seen).to_contain_text("deadline")
 
     card = recorder.page.locator("article[data-detention]").filter(has_text="ED-2")
@@ -287,7 +306,7 @@ def test_a_detention_recorded_and_ended_on_one_page_comes_and_goes_on_another(se
     card.get_by_role("button", name="Yes, end the detention").click()
     playwright.expect(card).to_contain_text("Choose the outcome of the detention first.")  # nothing was sent
     outcome.select_option("admitted_informal")
-    card.get_by_label("Ended at (if earlier)").fill(london(ended_at))
+    card.get_by_label("Ended at (if earlier)").fill(typed(ended_at))
     card.get_by_role("button", name="Yes, end the detention").click()
     playwright.expect(card).to_have_count(0)
     playwright.expect(recorder.page.locator("#announce")).to_have_text("Detention ended: ED-2, admitted informally.")
@@ -297,7 +316,7 @@ def test_a_detention_recorded_and_ended_on_one_page_comes_and_goes_on_another(se
         for d in httpx.get(f"{server}/api/s136-detentions", headers=token(server, "amhp")).json()
         if d["person"]["ref"] == "ED-2"
     ]
-    assert (ended["outcome"], ended["ended_at"]) == ("admitted_informal", ended_at.strftime("%Y-%m-%dT%H:%M:00Z"))
+    assert (ended["outcome"], ended["ended_at"]) == ("admitted_informal", utc(ended_at))
     assert recorder.script_errors() == colleague.script_errors() == []
 
 
@@ -306,7 +325,7 @@ def test_a_hold_typed_for_someone_detained_elsewhere_offers_to_continue_their_cl
     the form says so, and one click makes the hold continue that detention, so no second clock starts."""
     amhp = Page(browser, server, "amhp")
     page = amhp.page
-    detained_at = (NOW - timedelta(hours=3)).astimezone(LONDON).strftime("%d %b %Y, %H:%M")
+    detained_at = typed(NOW - timedelta(hours=3))
     record_detention(page.locator("#detention-form"), "emergency_department", detained_at, "ED-3", 52, "female")
     page.locator("article[data-detention]").filter(has_text="ED-3").wait_for()
     suite = unit_id(server, "Bristol Place of Safety")
@@ -335,7 +354,7 @@ def test_a_hold_typed_for_someone_detained_elsewhere_offers_to_continue_their_cl
 def test_a_child_in_a_police_station_is_recorded_only_as_an_acknowledged_never_event(server: str, browser) -> None:
     amhp = Page(browser, server, "amhp")
     form = amhp.page.locator("#detention-form")
-    record_detention(form, "police_station", "01 Dec 2026, 08:00", "CHILD-1", 16, "male")
+    record_detention(form, "police_station", typed(NOW - timedelta(hours=1)), "CHILD-1", 16, "male")
     refused = form.locator("#d-place-error")
     playwright.expect(refused).to_contain_text("never be a place of safety for a person under 18")
     form.get_by_label("It has happened: record it as a never event").check()
