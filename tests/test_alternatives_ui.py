@@ -5,12 +5,29 @@ by its field and nothing is saved."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
 import httpx
+import pytest
 
 from support import browser as browser_support
-from support.browser import Page, playwright, token
+from support.browser import ENGINES, Page, demo_database, playwright, running_server, token
 
-server, browser = browser_support.server, browser_support.browser  # the fixtures the tests take
+browser = browser_support.browser  # the fixture the tests take
+
+# Opening hours are about a day of the week and an hour: these tests keep their own instant, whatever
+# CAPACITY_TEST_NOW the others run at, Tuesday 1 December 2026 09:30 London (not a bank holiday).
+TUESDAY = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A real server on a fresh demo database, its clock started at TUESDAY."""
+    with running_server(demo_database(request, tmp_path, TUESDAY), now=TUESDAY) as base:
+        yield base
+
 
 BANES = "E06000022"
 expect = playwright.expect
@@ -24,7 +41,7 @@ def search(page, age: str) -> None:
 
 
 def test_nothing_free_for_a_fifteen_year_old_shows_what_is_open_instead(server: str, browser) -> None:
-    amhp = Page(browser, server, "amhp")
+    amhp = Page(browser, server, "amhp", now=TUESDAY)
     page = amhp.page
     search(page, "15")  # Tuesday 09:30: the CAMHS crisis team's hours, and the line's (always)
     found = page.locator("section.alternatives li")
@@ -52,7 +69,7 @@ def admin_alternatives(base: str) -> list[dict]:
 def test_an_admin_adds_an_alternative_with_hours_and_the_amhp_is_offered_it_while_it_is_open(
     server: str, browser
 ) -> None:
-    admin = Page(browser, server, "admin", width=390)
+    admin = Page(browser, server, "admin", width=390, now=TUESDAY)
     page = admin.page
     page.get_by_role("navigation", name="Administration").get_by_role("link", name="Crisis alternatives").click()
     expect(page.locator("#areas-count")).to_contain_text(" areas")  # read: the form ticks areas from them
@@ -63,7 +80,7 @@ def test_an_admin_adds_an_alternative_with_hours_and_the_amhp_is_offered_it_whil
     form.locator("fieldset[data-field=areas]").get_by_label("Bath and North East Somerset (E06000022)").check()
     page.fill("#alternatives-f-max_age", "17")
     page.fill("#alternatives-f-how_to_refer", "Phone ahead; a youth worker meets them at the door.")
-    # Tuesday from 08:00 (NOW is Tuesday 09:30), Sunday all day, closed on bank holidays; one time mistyped.
+    # Tuesday from 08:00 (it is Tuesday 09:30), Sunday all day, closed on bank holidays; one time mistyped.
     hours = form.locator("fieldset[data-field=opening_hours]")
     page.select_option("#alternatives-f-opening_hours-tue-mode", label="Open at these hours")
     hours.get_by_label("Tuesday: opens at").fill("8:00")  # read as 08:00
@@ -97,7 +114,7 @@ def test_an_admin_adds_an_alternative_with_hours_and_the_amhp_is_offered_it_whil
     assert (saved["opening_hours"]["mon"], saved["opening_hours"]["bank_holidays"]) == ([], [])
 
     # Nothing is free for a 15-year-old from Bath: the AMHP is offered it, nearest first among those open.
-    amhp = Page(browser, server, "amhp")
+    amhp = Page(browser, server, "amhp", now=TUESDAY)
     search(amhp.page, "15")
     offered = amhp.page.locator("section.alternatives li")
     expect(offered.filter(has_text=NEW)).to_contain_text("safe haven or crisis café")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from support import browser as browser_support
-from support.browser import ENGINES, Page, demo_database, playwright, running_server, token, unit_id
+from support.browser import ENGINES, LONDON, NOW, Page, demo_database, playwright, running_server, token, unit_id
 
 browser = browser_support.browser  # the fixture the tests take
 expect = playwright.expect
@@ -45,7 +45,8 @@ def test_a_bed_manager_declares_a_level_and_the_amhp_sees_it_live(server: str, b
     panel.get_by_label("Note (optional): what drives it").fill(NOTE)
     panel.get_by_role("button", name="Declare level").click()
     expect(panel.get_by_role("status")).to_contain_text("Declared OPEL 4: extreme pressure")
-    expect(panel.locator("[data-field=escalation]")).to_contain_text("OPEL 4: extreme pressure declared 01 Dec")
+    today = NOW.astimezone(LONDON).strftime("%d %b")
+    expect(panel.locator("[data-field=escalation]")).to_contain_text(f"OPEL 4: extreme pressure declared {today}")
     expect(panel.locator("[data-field=escalation]")).to_contain_text(NOTE)
     expect(panel.locator("[data-field=escalation-stale]")).to_have_count(0)  # just declared: fresh
 

@@ -50,15 +50,15 @@ LONDON = ZoneInfo("Europe/London")
 NOW = datetime.fromisoformat(os.environ.get("CAPACITY_TEST_NOW", "2026-12-01T09:30:00+00:00")).astimezone(UTC)
 
 
-def demo_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh demo database confirmed at NOW, on the engine the test is parametrised with."""
+def demo_database(request: pytest.FixtureRequest, tmp_path: Path, now: datetime = NOW) -> str:
+    """A fresh demo database confirmed at `now`, on the engine the test is parametrised with."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
         migrate_to_head(url)
-        asyncio.run(load_demo(url, NOW))
+        asyncio.run(load_demo(url, now))
         return url
     url = request.getfixturevalue("postgres_url")
-    asyncio.run(reset_postgres(url, demo_at=NOW))
+    asyncio.run(reset_postgres(url, demo_at=now))
     return url
 
 
@@ -66,8 +66,8 @@ ENGINES = ["sqlite"] + (["postgres"] if PG_URL else [])
 
 
 @contextmanager
-def running_server(url: str, port: int | None = None, **settings: str) -> Iterator[str]:
-    """A real server on `url`, its clock started at NOW, with any further CAPACITY_* settings. Its public
+def running_server(url: str, port: int | None = None, now: datetime = NOW, **settings: str) -> Iterator[str]:
+    """A real server on `url`, its clock started at `now`, with any further CAPACITY_* settings. Its public
     URL is its own address, so the one-time links it makes open on it."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
@@ -77,7 +77,7 @@ def running_server(url: str, port: int | None = None, **settings: str) -> Iterat
         "CAPACITY_SECRET_KEY": "ui-test-key-" + "x" * 40,
         "CAPACITY_SECURE_COOKIES": "false",
         "CAPACITY_PUBLIC_URL": base,
-        "CAPACITY_TEST_NOW": NOW.isoformat(),
+        "CAPACITY_TEST_NOW": now.isoformat(),
         **settings,
     }
     env.pop("CAPACITY_REDIS_URL", None)
@@ -122,9 +122,9 @@ def browser() -> Iterator:
 
 
 class Page:
-    """A page in a fresh browser context (UK locale, its clock started at NOW) that records every
-    JavaScript error it sees and the type of every live event it is sent; logged in as `username`
-    unless that is None. `locale` and `timezone_id` try a browser set up elsewhere."""
+    """A page in a fresh browser context (UK locale, its clock started at `now`, NOW unless said) that
+    records every JavaScript error it sees and the type of every live event it is sent; logged in as
+    `username` unless that is None. `locale` and `timezone_id` try a browser set up elsewhere."""
 
     def __init__(
         self,
@@ -135,12 +135,13 @@ class Page:
         password: str = "demo",
         locale: str = "en-GB",
         timezone_id: str = "Europe/London",
+        now: datetime = NOW,
     ) -> None:
         self.context = browser.new_context(
             viewport={"width": width, "height": 900}, locale=locale, timezone_id=timezone_id
         )
         self.page = self.context.new_page()
-        self.page.clock.install(time=NOW)  # then it runs at the real rate, as the server's does
+        self.page.clock.install(time=now)  # then it runs at the real rate, as the server's does
         self.page.set_default_timeout(WAIT_MS)
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
