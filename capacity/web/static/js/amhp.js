@@ -2,7 +2,7 @@
 // eligibility and location that also says why a unit is not eligible, holds with countdowns, extend and
 // release, conveyance, arrival, and s136 clocks with their warnings. Drawn with Preact (view.js): a live
 // event patches the rows it changes; the Hold form, what is typed in it and its focus stay.
-import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, readLondonFields, showBanner, whoAmI } from "./common.js";
+import { api, connectEvents, liveList, loadCodes, londonTime, problemInWords, readLondonFields, showBanner, whoAmI, withCode } from "./common.js";
 import { Confirm, Countdown, DateTimeField, Field, Fragment, html, invalid, Messages, mount, NO_PROBLEM, options, plural, useProblem, useState } from "./view.js";
 import { Alternatives, findAlternatives, nothingFree } from "./alternatives.js";
 import { ConveyancePanel, ENDED, liveHolds, sameInstant } from "./holds.js";
@@ -11,7 +11,6 @@ import { escalations, OpelBadge } from "./escalation.js";
 
 const app = document.getElementById("app");
 const codes = await loadCodes();
-const withCode = (c) => `${c.code} ${c.label}`;
 
 // The page's data. `holdFor` is the unit whose Hold form is open; `draft` what is typed in it, kept
 // here so that it outlives the row (a new search without the unit) until the hold is made or cancelled:

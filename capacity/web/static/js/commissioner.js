@@ -1,6 +1,6 @@
 // The commissioner's dashboard: a period and area picker, out-of-area totals with a 12-month trend (one request),
 // the s136, capacity and equality tables, and CSV and Excel downloads of each report.
-import { api, ApiError, connectEvents, dayText, el, loadCodes, readDate, showBanner, whoAmI } from "./common.js";
+import { api, ApiError, connectEvents, dayText, el, loadCodes, readDate, showBanner, whoAmI, withCode } from "./common.js";
 
 const app = document.getElementById("app");
 const REPORTS = [["out-of-area", "Out-of-area placements"], ["s136", "Section 136 detentions"], ["capacity", "Capacity use"],
@@ -166,7 +166,7 @@ const SECTIONS = {
   equality: (equality) => section("equality", "Equality monitoring", el("p", { class: "muted wide" }, "Counts of 1 to 7 are shown as *, others rounded to the nearest 5 (and a figure more hidden as * where needed), so that no one can be identified."),
     ["detentions", "placements"].flatMap((group) => [
       keyValues(`${label(group)} (${equality[group].total}) by ethnic category`, equality[group].by_ethnicity,
-        (k) => (codes.has("ethnicities", k) ? `${k} ${codes.label("ethnicities", k)}` : label(k))),
+        (k) => (codes.has("ethnicities", k) ? withCode(codes.find("ethnicities", k)) : label(k))),
       el("div", {}, keyValues(`${label(group)} by sex`, equality[group].by_sex),
         keyValues(`${label(group)} by age band`, equality[group].by_age_band))])),
 };

@@ -172,6 +172,9 @@ export function loadCodes() {
   return codesOnce;
 }
 
+// A code set's entry as the code and its label, "A White - British": where the code itself is known.
+export const withCode = (c) => `${c.code} ${c.label}`;
+
 // <option>s for a code set: value the code, text its label (or what `text` makes of the entry).
 export const codeOptions = (list, text = (c) => c.label) => list.map((c) => el("option", { value: c.code }, text(c)));
 
